@@ -11,6 +11,9 @@ The file is organised in sections, in the order a reader meets them:
 import math
 
 import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import pad_sequence
 from torchvision.ops import box_iou
 
 
@@ -123,6 +126,130 @@ def find_jaccard_overlap(set_1, set_2):
 # =====================================================================================
 
 
+class MultiBoxLoss(nn.Module):
+    """The SSD loss (Sec. 2.2 of the paper): localization plus confidence, over the matched priors.
+
+    1. Matching: every prior takes the object it overlaps most; every object also claims the prior
+       that overlaps it most (so no object is left without a prior); priors whose best IoU is below
+       ``threshold`` are background.
+    2. Localization loss: Smooth L1 between predicted and encoded offsets, over positive priors only.
+    3. Confidence loss: cross-entropy over all positives plus the ``neg_pos_ratio`` times as many
+       negatives with the highest loss ("hard negative mining"), per image, so that the ~8700
+       easy background priors do not drown the few positives.
+    Both sums are divided by the number of positives in the whole batch.
+    """
+
+    def __init__(self, priors_cxcy, threshold=0.5, neg_pos_ratio=3, alpha=1.0):
+        """
+        :param priors_cxcy: the priors, a tensor of size (n_priors, 4), fractional centre-size
+        :param threshold: a prior whose best IoU with any object is below this is background
+        :param neg_pos_ratio: hard negatives kept per positive, per image
+        :param alpha: weight of the localization loss
+        """
+        super().__init__()
+        self.threshold = threshold
+        self.neg_pos_ratio = neg_pos_ratio
+        self.alpha = alpha
+        # Buffers so that loss_fn.to(device) moves them; not saved, they come from the model.
+        self.register_buffer("priors_cxcy", priors_cxcy.detach().clone(), persistent=False)
+        self.register_buffer("priors_xy", cxcy_to_xy(self.priors_cxcy), persistent=False)
+        self.last_parts = {}
+
+    def match(self, boxes, labels):
+        """Assign an object (or background) to every prior of every image, the whole batch at once.
+
+        The per-image object lists are padded to the longest one; padded objects get IoU -1 so
+        they never win a prior.
+
+        :param boxes: list of N tensors (n_objects_i, 4), fractional x1y1x2y2
+        :param labels: list of N tensors (n_objects_i,), labels in 1..n_classes-1
+        :return: true_locs (N, n_priors, 4) encoded offsets of each prior's object and
+            true_classes (N, n_priors) its label, 0 for background
+        """
+        batch_size, n_priors = len(boxes), self.priors_xy.size(0)
+        device = self.priors_xy.device
+        n_objects = torch.tensor([b.size(0) for b in boxes], device=device)
+        max_objects = int(n_objects.max()) if batch_size else 0
+        if max_objects == 0:  # no object anywhere: every prior is background
+            return (torch.zeros(batch_size, n_priors, 4, device=device),
+                    torch.zeros(batch_size, n_priors, dtype=torch.long, device=device))
+
+        padded_boxes = pad_sequence([b.to(device, torch.float32) for b in boxes], batch_first=True)
+        padded_labels = pad_sequence([l.to(device, torch.long) for l in labels], batch_first=True)
+        is_object = torch.arange(max_objects, device=device) < n_objects[:, None]  # (N, M)
+
+        overlap = find_jaccard_overlap(padded_boxes.view(-1, 4), self.priors_xy).view(batch_size, max_objects, n_priors)
+        overlap = overlap.masked_fill(~is_object[:, :, None], -1.0)
+        overlap_for_each_prior, object_for_each_prior = overlap.max(dim=1)  # (N, n_priors)
+        prior_for_each_object = overlap.argmax(dim=2)  # (N, M)
+
+        # Each object claims its best prior, whatever that prior's IoU. Padded objects write into a
+        # spare column that is then dropped. When two objects want the same prior the later one
+        # wins ("amax" of the object index), as in torchvision's SSDMatcher on the CPU.
+        target_column = torch.where(is_object, prior_for_each_object, torch.full_like(prior_for_each_object, n_priors))
+        object_index = torch.arange(max_objects, device=device).expand(batch_size, -1)
+        spare = torch.zeros(batch_size, 1, dtype=torch.long, device=device)
+        forced_object = torch.cat([object_for_each_prior, spare], dim=1).scatter_reduce(
+            1, target_column, object_index, reduce="amax", include_self=False)[:, :n_priors]
+        is_forced = torch.zeros(batch_size, n_priors + 1, dtype=torch.bool, device=device).scatter(
+            1, target_column, True)[:, :n_priors]
+        object_for_each_prior = torch.where(is_forced, forced_object, object_for_each_prior)
+
+        true_classes = padded_labels.gather(1, object_for_each_prior)
+        true_classes[(overlap_for_each_prior < self.threshold) & ~is_forced] = 0
+        matched_boxes = padded_boxes.gather(1, object_for_each_prior[:, :, None].expand(-1, -1, 4))
+        true_locs = cxcy_to_gcxgcy(xy_to_cxcy(matched_boxes), self.priors_cxcy)
+        return true_locs, true_classes
+
+    def forward(self, predicted_locs, predicted_scores, boxes, labels):
+        """Compute the loss of a batch.
+
+        :param predicted_locs: (N, n_priors, 4) predicted offsets
+        :param predicted_scores: (N, n_priors, n_classes) class logits
+        :param boxes: list of N tensors (n_objects_i, 4), fractional x1y1x2y2; may be empty
+        :param labels: list of N tensors (n_objects_i,)
+        :return: the scalar loss; ``self.last_parts`` then holds its detached "loc" and "conf" parts
+        """
+        n_classes = predicted_scores.size(2)
+        true_locs, true_classes = self.match(boxes, labels)
+        positive_priors = true_classes != 0  # (N, n_priors)
+        n_positives = positive_priors.sum(dim=1)  # (N,)
+        # torchvision divides by max(1, n): a batch without objects gives a zero loss, not NaN.
+        normalizer = n_positives.sum().clamp(min=1).float()
+
+        loc_loss = F.smooth_l1_loss(predicted_locs[positive_priors].float(), true_locs[positive_priors],
+                                    reduction="sum") / normalizer
+
+        conf_loss_all = F.cross_entropy(predicted_scores.float().reshape(-1, n_classes), true_classes.view(-1),
+                                        reduction="none").view_as(true_classes)  # (N, n_priors)
+        conf_loss_pos = conf_loss_all[positive_priors].sum()
+        conf_loss_hard_neg = self._hard_negative_loss(conf_loss_all, positive_priors, n_positives)
+        conf_loss = (conf_loss_pos + conf_loss_hard_neg) / normalizer
+
+        self.last_parts = {"loc": loc_loss.detach(), "conf": conf_loss.detach()}
+        return conf_loss + self.alpha * loc_loss
+
+    def _hard_negative_loss(self, conf_loss_all, positive_priors, n_positives):
+        """Sum of the confidence losses of the hardest negatives, ``neg_pos_ratio`` per positive.
+
+        :param conf_loss_all: (N, n_priors) cross-entropy of every prior
+        :param positive_priors: (N, n_priors) True where a prior is matched to an object
+        :param n_positives: (N,) positives per image
+        :return: scalar, summed over the batch
+        """
+        n_negatives = conf_loss_all.size(1) - n_positives
+        n_hard_negatives = torch.minimum(self.neg_pos_ratio * n_positives, n_negatives)  # (N,)
+        k = int(n_hard_negatives.max())
+        if k == 0:
+            return conf_loss_all.new_zeros(())
+        # Positives get -inf so that they are never picked as negatives.
+        conf_loss_neg = conf_loss_all.masked_fill(positive_priors, float("-inf"))
+        hardest = conf_loss_neg.topk(k, dim=1).values  # (N, k), in decreasing order
+        is_hard_negative = torch.arange(k, device=hardest.device) < n_hard_negatives[:, None]
+        return hardest[is_hard_negative].sum()
+
+
+
 # =====================================================================================
 # 3. Augmentations
 # =====================================================================================
@@ -131,3 +258,247 @@ def find_jaccard_overlap(set_1, set_2):
 # =====================================================================================
 # 4. Evaluation
 # =====================================================================================
+
+# numpy rather than torch here: the VOC devkit this section follows is numpy code, and the matching is
+# sorting / segment bookkeeping that numpy expresses directly (lexsort, unique, reduceat).
+import numpy as np  # noqa: E402  (kept inside section 4, which owns it)
+
+# A detection is a true positive when its IoU with an object is *strictly* greater than this (VOC devkit).
+VOC_IOU_THRESHOLD = 0.5
+
+# The 11 recall thresholds of the VOC2007 metric, built exactly: np.arange(0, 1.1, 0.1) gives
+# 0.30000000000000004 for the fourth one, so a recall of exactly 0.3 (e.g. 3 of 10 objects) would miss it.
+VOC07_RECALL_THRESHOLDS = tuple(i / 10 for i in range(11))
+
+
+def _concat_per_image(per_image, n_columns, dtype, what):
+    """Concatenate a list of per-image tensors into one numpy array, remembering which image each row is from.
+
+    :param per_image: list of N tensors, one per image, of size (n_i, n_columns) or (n_i,) (any device)
+    :param n_columns: 4 for boxes, None for a per-object value (label, score, difficulty)
+    :param dtype: numpy dtype of the result
+    :param what: the name of the argument, for error messages
+    :return: (values (sum n_i, n_columns) or (sum n_i,), image index of each row (sum n_i,) int64)
+    """
+    shape = (-1, n_columns) if n_columns else (-1,)
+    parts = []
+    for i, tensor in enumerate(per_image):
+        tensor = torch.as_tensor(tensor).detach()
+        if n_columns and tensor.numel() % n_columns:
+            raise ValueError(f"{what}[{i}] has size {tuple(tensor.shape)}; expected (n, {n_columns})")
+        # .cpu() first: a CUDA tensor cannot become numpy (the original tutorial mixed CPU and CUDA here).
+        parts.append(tensor.cpu().reshape(shape).numpy().astype(dtype, copy=False))
+    counts = np.array([len(part) for part in parts], dtype=np.int64)
+    if parts:
+        values = np.concatenate(parts)
+    else:
+        values = np.zeros((0, n_columns) if n_columns else (0,), dtype=dtype)
+    return values, np.repeat(np.arange(len(parts), dtype=np.int64), counts)
+
+
+def _pairwise_iou(boxes_a, boxes_b):
+    """IoU of boxes_a[k] with boxes_b[k] for every k (element-wise, not all pairs).
+
+    Continuous IoU on fractional coordinates: the devkit's "+1" on widths and heights is for integer
+    pixel boxes and would be wrong here. A zero-area union gives IoU 0.
+
+    :param boxes_a: boxes x1y1x2y2, a float array of size (k, 4)
+    :param boxes_b: boxes x1y1x2y2, a float array of size (k, 4)
+    :return: IoU of each pair, a float array of size (k,)
+    """
+    inter_w = np.clip(np.minimum(boxes_a[:, 2], boxes_b[:, 2]) - np.maximum(boxes_a[:, 0], boxes_b[:, 0]), 0, None)
+    inter_h = np.clip(np.minimum(boxes_a[:, 3], boxes_b[:, 3]) - np.maximum(boxes_a[:, 1], boxes_b[:, 1]), 0, None)
+    intersection = inter_w * inter_h
+    area_a = (boxes_a[:, 2] - boxes_a[:, 0]) * (boxes_a[:, 3] - boxes_a[:, 1])
+    area_b = (boxes_b[:, 2] - boxes_b[:, 0]) * (boxes_b[:, 3] - boxes_b[:, 1])
+    union = area_a + area_b - intersection
+    return np.divide(intersection, union, out=np.zeros_like(intersection), where=union > 0)
+
+
+def _best_overlaps(det_keys, det_boxes, gt_keys, gt_boxes):
+    """For every detection, the object of the same image and class it overlaps most (the devkit's ovmax/jmax).
+
+    Instead of the devkit's loop over detections, every (detection, object) pair that shares an image and a
+    class is listed at once: objects are sorted by key = class * n_images + image, so the objects a detection
+    can match form one contiguous run [start, end) of that order, found with searchsorted.
+
+    :param det_keys: class * n_images + image of each detection, int array (n_det,)
+    :param det_boxes: detection boxes, float array (n_det, 4)
+    :param gt_keys: class * n_images + image of each object, int array (n_gt,), SORTED (stably)
+    :param gt_boxes: object boxes in the same order, float array (n_gt, 4)
+    :return: (best IoU (n_det,) float, -inf where the image has no object of that class;
+              index into the gt arrays of that object (n_det,) int, -1 where there is none)
+    """
+    n_det = len(det_keys)
+    starts = np.searchsorted(gt_keys, det_keys, side="left")
+    counts = np.searchsorted(gt_keys, det_keys, side="right") - starts
+    first_pair = np.cumsum(counts) - counts  # where each detection's run of pairs begins
+    pair_det = np.repeat(np.arange(n_det), counts)
+    pair_gt = np.arange(counts.sum()) + np.repeat(starts - first_pair, counts)
+    pair_iou = _pairwise_iou(det_boxes[pair_det], gt_boxes[pair_gt])
+
+    best_iou = np.full(n_det, -np.inf)
+    best_gt = np.full(n_det, -1, dtype=np.int64)
+    has_candidates = counts > 0
+    if has_candidates.any():
+        # The runs of the detections that have candidates tile pair_iou exactly, so reduceat gives their maxima.
+        best_iou[has_candidates] = np.maximum.reduceat(pair_iou, first_pair[has_candidates])
+        # Like np.argmax in the devkit, a tie between objects goes to the first one in annotation order.
+        at_max = np.flatnonzero(pair_iou == best_iou[pair_det])
+        first_at_max = at_max[np.r_[True, pair_det[at_max][1:] != pair_det[at_max][:-1]]]
+        best_gt[pair_det[first_at_max]] = pair_gt[first_at_max]
+    return best_iou, best_gt
+
+
+def precision_recall_curves(det_boxes, det_labels, det_scores, true_boxes, true_labels, true_difficulties,
+                            label_map=None, iou_threshold=VOC_IOU_THRESHOLD):
+    """Precision and recall after each detection, per class, following the Pascal VOC devkit (voc_eval.py).
+
+    For each class, detections are taken in descending score order; ties keep the order of the input (earlier
+    image first, then the order within the image), i.e. a stable sort. Each detection is compared with the
+    objects of that class in its own image and takes the one with the highest IoU (difficult ones included);
+    then, exactly as the devkit does:
+
+    - IoU <= 0.5 (or no object): false positive;
+    - IoU > 0.5 with a difficult object: ignored, neither true nor false positive (counts stay as they were);
+    - IoU > 0.5 with an object no earlier detection took: true positive, and the object is taken;
+    - IoU > 0.5 with an object already taken: false positive (a duplicate).
+
+    Recall counts non-difficult objects only. IoU is the continuous IoU of fractional boxes (the devkit's
+    "+1" pixel convention is for integer pixel boxes). The devkit loops over detections; here the matching is
+    vectorized over all classes at once (see :func:`_best_overlaps`): only "the first detection of an object
+    wins" remains, and that is "the first occurrence of each object index" in score order (np.unique).
+
+    :param det_boxes: list of N tensors (n_i, 4), detected boxes, fractional x1y1x2y2, one tensor per image
+    :param det_labels: list of N tensors (n_i,), their labels (1..n_classes-1; others are ignored)
+    :param det_scores: list of N tensors (n_i,), their scores
+    :param true_boxes: list of N tensors (m_i, 4), ground-truth boxes, fractional x1y1x2y2
+    :param true_labels: list of N tensors (m_i,), their labels
+    :param true_difficulties: list of N tensors (m_i,), 1/True for objects marked difficult
+    :param label_map: {class name: label} with "background": 0; the 20 VOC classes when None
+    :param iou_threshold: a match needs an IoU strictly greater than this (0.5 in VOC)
+    :return: dict {class name: (precision (n_c,) float64 array, recall (n_c,) float64 array, n_positives)}
+             in label order, n_c being the number of detections of the class. Classes without any
+             non-difficult object are left out: their recall, hence their AP, is undefined.
+    """
+    if label_map is None:
+        label_map = make_label_map(VOC_LABELS)
+    n_images = len(true_boxes)
+    for name, per_image in (("det_boxes", det_boxes), ("det_labels", det_labels), ("det_scores", det_scores),
+                            ("true_labels", true_labels), ("true_difficulties", true_difficulties)):
+        if len(per_image) != n_images:
+            raise ValueError(f"{name} has {len(per_image)} images but true_boxes has {n_images}")
+
+    det_box, det_image = _concat_per_image(det_boxes, 4, np.float64, "det_boxes")
+    det_label, det_label_image = _concat_per_image(det_labels, None, np.int64, "det_labels")
+    det_score, det_score_image = _concat_per_image(det_scores, None, np.float64, "det_scores")
+    gt_box, gt_image = _concat_per_image(true_boxes, 4, np.float64, "true_boxes")
+    gt_label, gt_label_image = _concat_per_image(true_labels, None, np.int64, "true_labels")
+    gt_difficult, gt_difficult_image = _concat_per_image(true_difficulties, None, bool, "true_difficulties")
+    if not (np.array_equal(det_image, det_label_image) and np.array_equal(det_image, det_score_image)):
+        raise ValueError("det_boxes, det_labels and det_scores must have the same number of entries per image")
+    if not (np.array_equal(gt_image, gt_label_image) and np.array_equal(gt_image, gt_difficult_image)):
+        raise ValueError("true_boxes, true_labels and true_difficulties must have the same number of entries "
+                         "per image")
+
+    classes = sorted((label, name) for name, label in label_map.items() if label != 0)
+    max_label = max((label for label, _ in classes), default=0)
+
+    # Objects sorted by (class, image), stably so that annotation order survives (the devkit's argmax order).
+    gt_key = gt_label * n_images + gt_image
+    gt_order = np.argsort(gt_key, kind="stable")
+    gt_key, gt_box, gt_difficult = gt_key[gt_order], gt_box[gt_order], gt_difficult[gt_order]
+    n_positives = np.bincount(gt_label[~gt_difficult[np.argsort(gt_order)]], minlength=max_label + 1)
+
+    # Detections sorted by class, then by descending score; lexsort is stable, which fixes how ties go.
+    keep = (det_label > 0) & (det_label <= max_label)
+    det_label, det_image, det_box, det_score = det_label[keep], det_image[keep], det_box[keep], det_score[keep]
+    det_order = np.lexsort((-det_score, det_label))
+    det_label, det_image, det_box = det_label[det_order], det_image[det_order], det_box[det_order]
+
+    best_iou, best_gt = _best_overlaps(det_label * n_images + det_image, det_box, gt_key, gt_box)
+    matched = best_iou > iou_threshold
+    ignored = matched & gt_difficult[best_gt]  # best_gt is -1 only where matched is False
+    candidates = np.flatnonzero(matched & ~ignored)
+    # Objects are unique across classes (one index each), so "first in this class" = "first overall".
+    _, first = np.unique(best_gt[candidates], return_index=True)
+    true_positive = np.zeros(len(det_label), dtype=bool)
+    true_positive[candidates[first]] = True
+    false_positive = ~true_positive & ~ignored
+
+    class_starts = np.searchsorted(det_label, np.arange(max_label + 2), side="left")
+    curves = {}
+    for label, name in classes:
+        if n_positives[label] == 0:
+            continue
+        segment = slice(class_starts[label], class_starts[label + 1])
+        tp = np.cumsum(true_positive[segment], dtype=np.float64)
+        fp = np.cumsum(false_positive[segment], dtype=np.float64)
+        recall = tp / n_positives[label]
+        # As in the devkit: an ignored detection before any TP/FP gives 0 / eps = precision 0.
+        precision = tp / np.maximum(tp + fp, np.finfo(np.float64).eps)
+        curves[name] = (precision, recall, int(n_positives[label]))
+    return curves
+
+
+def average_precision(precision, recall, use_07_metric=True):
+    """Average precision of one class from its precision/recall curve, as the VOC devkit's voc_ap().
+
+    :param precision: precision after each detection in score order, a float array (n,)
+    :param recall: recall after each detection (non-decreasing), a float array (n,)
+    :param use_07_metric: True for the VOC2007 11-point interpolation (what the SSD paper reports): the mean
+        over t in {0, 0.1, ..., 1} of the best precision at recall >= t (0 if that recall is never reached).
+        False for the VOC2010+ metric: the area under the precision envelope (precision made monotone
+        decreasing), summed at the points where recall changes.
+    :return: the AP, a float in [0, 1]
+    """
+    precision = np.asarray(precision, dtype=np.float64)
+    recall = np.asarray(recall, dtype=np.float64)
+    if use_07_metric:
+        ap = 0.0
+        for threshold in VOC07_RECALL_THRESHOLDS:
+            reached = recall >= threshold
+            ap += (precision[reached].max() if reached.any() else 0.0) / 11
+        return float(ap)
+    envelope_recall = np.concatenate([[0.0], recall, [1.0]])
+    envelope = np.concatenate([[0.0], precision, [0.0]])
+    envelope = np.maximum.accumulate(envelope[::-1])[::-1]
+    changes = np.flatnonzero(envelope_recall[1:] != envelope_recall[:-1])
+    return float(np.sum((envelope_recall[changes + 1] - envelope_recall[changes]) * envelope[changes + 1]))
+
+
+def average_precisions_from_curves(curves, use_07_metric=True):
+    """The per-class APs and their mean, from the output of :func:`precision_recall_curves`.
+
+    :param curves: {class name: (precision, recall, n_positives)}
+    :param use_07_metric: True for 11-point AP (VOC2007), False for area AP (VOC2010+)
+    :return: ({class name: AP}, mean AP over those classes; NaN when there is no class at all)
+    """
+    aps = {name: average_precision(precision, recall, use_07_metric)
+           for name, (precision, recall, _) in curves.items()}
+    mean_ap = float(np.mean(list(aps.values()))) if aps else float("nan")
+    return aps, mean_ap
+
+
+def calculate_mAP(det_boxes, det_labels, det_scores, true_boxes, true_labels, true_difficulties,
+                  use_07_metric=True, label_map=None):
+    """Mean average precision of detections, exactly as the Pascal VOC devkit computes it.
+
+    See :func:`precision_recall_curves` for the matching rules (score order with ties broken by input order,
+    IoU > 0.5, difficult objects ignored, duplicates are false positives, continuous IoU on fractional boxes)
+    and :func:`average_precision` for the two metrics.
+
+    :param det_boxes: list of N tensors (n_i, 4), detected boxes, fractional x1y1x2y2, one tensor per image
+    :param det_labels: list of N tensors (n_i,), their labels
+    :param det_scores: list of N tensors (n_i,), their scores
+    :param true_boxes: list of N tensors (m_i, 4), ground-truth boxes, fractional x1y1x2y2
+    :param true_labels: list of N tensors (m_i,), their labels
+    :param true_difficulties: list of N tensors (m_i,), 1/True for difficult objects
+    :param use_07_metric: True (default) for the VOC2007 11-point AP the paper reports, False for area AP
+    :param label_map: {class name: label} with "background": 0; the 20 VOC classes when None
+    :return: ({class name: AP} in label order, mean AP). A class with no non-difficult object has no AP: it
+        is absent from the dict and left out of the mean. A class with objects but no detection has AP 0.
+    """
+    curves = precision_recall_curves(det_boxes, det_labels, det_scores, true_boxes, true_labels,
+                                     true_difficulties, label_map=label_map)
+    return average_precisions_from_curves(curves, use_07_metric)
