@@ -1,0 +1,159 @@
+"""train.py's parts that need no data set: schedule, param groups, resumable data order, checkpoints, RNG states."""
+
+import os
+import random
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DistributedSampler
+
+import train
+from model import SSD300
+
+
+def test_learning_rate_warms_up_linearly_then_decays_at_the_milestones():
+    def lr(iteration):
+        return train.learning_rate_at(iteration, 1e-3, decay_at=(80_000, 100_000), gamma=0.1, warmup=500,
+                                      warmup_factor=1 / 3)
+
+    assert lr(0) == pytest.approx(1e-3 / 3)
+    assert lr(250) == pytest.approx(1e-3 * (1 / 3 + 2 / 3 * 0.5))
+    assert lr(499) < lr(500) == pytest.approx(1e-3)
+    assert all(lr(i) < lr(i + 1) for i in range(0, 500, 50))
+    assert lr(79_999) == pytest.approx(1e-3)
+    assert lr(80_000) == pytest.approx(1e-4)
+    assert lr(99_999) == pytest.approx(1e-4)
+    assert lr(100_000) == pytest.approx(1e-5)
+    assert lr(119_999) == pytest.approx(1e-5)
+    # No warmup: the full rate from the first step.
+    assert train.learning_rate_at(0, 1e-3, decay_at=(), warmup=0) == pytest.approx(1e-3)
+
+
+def test_defaults_are_the_papers_recipe():
+    args = train.parse_args(["--data-folder", "x"])
+    assert (args.batch_size, args.iterations, args.lr, args.momentum, args.weight_decay) == (32, 120_000, 1e-3, 0.9,
+                                                                                               5e-4)
+    assert args.decay_at == [80_000, 100_000] and args.bias_lr_mult == 2.0 and args.optimizer == "sgd"
+    assert not args.skip_difficult and not args.no_pretrained and not args.no_augment
+    with pytest.raises(SystemExit):
+        train.parse_args(["--data-folder", "x", "--batch-size", "0"])
+
+
+def test_param_groups_give_biases_twice_the_lr_and_no_decay_and_decay_the_rescale_factors():
+    model = SSD300(n_classes=3)
+    groups = train.make_param_groups(model, weight_decay=5e-4, bias_lr_mult=2.0)
+    optimizer = train.make_optimizer("sgd", groups, lr=1e-3, momentum=0.9)
+    train.set_learning_rate(optimizer, 1e-3)
+    weights, biases = optimizer.param_groups
+
+    named = dict(model.named_parameters())
+    in_weights = {id(p) for p in weights["params"]}
+    in_biases = {id(p) for p in biases["params"]}
+    assert in_weights.isdisjoint(in_biases)
+    assert in_weights | in_biases == {id(p) for p in named.values()}
+    assert in_biases == {id(p) for name, p in named.items() if name.endswith(".bias")}
+    assert id(named["rescale_factors"]) in in_weights  # Caffe's Normalize scale gets the default decay
+    assert (weights["lr"], weights["weight_decay"]) == (pytest.approx(1e-3), 5e-4)
+    assert (biases["lr"], biases["weight_decay"]) == (pytest.approx(2e-3), 0.0)
+    assert isinstance(train.make_optimizer("adamw", train.make_param_groups(model, 5e-4), 1e-4, 0.9),
+                      torch.optim.AdamW)
+
+
+def _batches(sampler, batch_size, start_iteration, n_batches):
+    stream = iter(train.InfiniteBatchSampler(sampler, batch_size, start_iteration))
+    return [next(stream) for _ in range(n_batches)]
+
+
+def test_batch_stream_resumed_at_k_continues_exactly_like_the_uninterrupted_one():
+    dataset = list(range(7))  # 7 images, batch 3: batches straddle epoch boundaries
+    sampler = DistributedSampler(dataset, num_replicas=1, rank=0, shuffle=True, seed=5)
+    uninterrupted = _batches(sampler, 3, 0, 10)
+    for k in (1, 2, 3, 7):
+        assert _batches(sampler, 3, k, 10 - k) == uninterrupted[k:]
+
+    # Every epoch is a permutation of the data set, and the epochs differ (reshuffled).
+    flat = [item for batch in uninterrupted for item in batch]
+    epochs = [flat[i:i + 7] for i in range(0, 28, 7)]
+    for epoch_number, epoch in enumerate(epochs):
+        assert sorted(index for index, _ in epoch) == list(range(7))
+        assert {e for _, e in epoch} == {epoch_number}
+    assert epochs[0] != epochs[1]
+
+
+def test_batch_stream_splits_each_epoch_between_ranks():
+    dataset = list(range(8))
+    per_rank = [_batches(DistributedSampler(dataset, num_replicas=2, rank=rank, shuffle=True, seed=0), 2, 0, 2)
+                for rank in (0, 1)]
+    first_epoch = [index for rank_batches in per_rank for batch in rank_batches for index, _ in batch]
+    assert sorted(first_epoch) == list(range(8))
+
+
+def test_seeded_augmentation_is_a_function_of_seed_epoch_and_index_and_leaves_global_rngs_alone():
+    class RandomItems:
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, index):
+            return (random.random(), float(np.random.rand()), float(torch.rand(())))
+
+    wrapped = train.SeededAugmentation(RandomItems(), seed=3)
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
+    first = wrapped[(2, 0)]
+    assert torch.equal(torch.get_rng_state(), before)
+    random.random(), np.random.rand(), torch.rand(5)  # whatever happens in between ...
+    assert wrapped[(2, 0)] == first  # ... the same (index, epoch) is augmented identically
+    assert wrapped[(2, 1)] != first and wrapped[(1, 0)] != first
+    assert train.SeededAugmentation(RandomItems(), seed=4)[(2, 0)] != first
+
+
+def test_rng_states_survive_a_weights_only_checkpoint_round_trip(tmp_path):
+    random.seed(1)
+    np.random.seed(1)
+    torch.manual_seed(1)
+    np.random.randn()  # leave a cached Gaussian in numpy's state
+    state = train.capture_rng_state()
+    expected = (random.random(), np.random.randn(), torch.rand(3))
+
+    path = tmp_path / "rng.pt"
+    torch.save({"rng": state}, path)
+    random.seed(99), np.random.seed(99), torch.manual_seed(99)
+    train.restore_rng_state(torch.load(path, weights_only=True)["rng"])
+    again = (random.random(), np.random.randn(), torch.rand(3))
+    assert again[:2] == expected[:2] and torch.equal(again[2], expected[2])
+
+
+def test_atomic_save_replaces_the_file_and_leaves_no_temporary(tmp_path):
+    path = tmp_path / "ckpt.pt"
+    train.save_atomically({"a": torch.ones(2)}, str(path))
+    train.save_atomically({"a": torch.zeros(2)}, str(path))
+    assert torch.equal(torch.load(path, weights_only=True)["a"], torch.zeros(2))
+    assert os.listdir(tmp_path) == ["ckpt.pt"]
+
+
+def test_failed_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "ckpt.pt"
+    train.save_atomically({"a": torch.ones(2)}, str(path))
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt  # Ctrl-C in the middle of writing
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(KeyboardInterrupt):
+        train.save_atomically({"a": torch.zeros(2)}, str(path))
+    assert torch.equal(torch.load(path, weights_only=True)["a"], torch.ones(2))
+    assert os.listdir(tmp_path) == ["ckpt.pt"]
+
+
+def test_prune_keeps_the_newest_checkpoints_and_latest_finds_the_newest(tmp_path):
+    for iteration in (5, 100, 20, 1000):
+        train.save_atomically({"iteration": iteration}, train.checkpoint_path(str(tmp_path), iteration))
+    (tmp_path / "notes.txt").write_text("not a checkpoint")
+    train.prune_checkpoints(str(tmp_path), keep=2)
+    assert sorted(os.listdir(tmp_path)) == ["notes.txt", "ssd300_iter_000100.pt", "ssd300_iter_001000.pt"]
+    assert train.resolve_resume_path("latest", str(tmp_path)).endswith("ssd300_iter_001000.pt")
+    with pytest.raises(FileNotFoundError, match="no ssd300_iter"):
+        train.resolve_resume_path("latest", str(tmp_path / "empty"))
+    with pytest.raises(FileNotFoundError, match="missing.pt"):
+        train.resolve_resume_path(str(tmp_path / "missing.pt"), str(tmp_path))
