@@ -1,0 +1,254 @@
+"""Evaluate a trained SSD300 on the TEST split: the Pascal VOC average precision of every class, and the mAP.
+
+    python eval.py --data-folder data --checkpoint checkpoints/ssd300_iter_120000.pt
+    python eval.py --data-folder data --checkpoint ckpt.pt --output results.json --plots pr_curves/
+
+The defaults are the paper's evaluation settings: keep detections scoring above 0.01, NMS at IoU 0.45, at most
+200 detections per image. Difficult objects are loaded and then ignored by the metric (a detection that finds
+one is neither right nor wrong), as the VOC devkit does. Two APs are printed for every class:
+
+- 11-point AP, the VOC2007 metric, which is what the SSD paper reports (77.2 mAP for SSD300*, VOC07+12 training);
+- area AP, the VOC2010+ metric (area under the precision envelope), usually about 2 points apart from it.
+
+Always say which one a number is.
+"""
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from utils import average_precision, average_precisions_from_curves, precision_recall_curves
+
+
+def collect_detections(model, data_loader, device, min_score=0.01, max_overlap=0.45, top_k=200, progress=True):
+    """Run the model over a data set and gather its detections and the ground truth, image by image.
+
+    :param model: an SSD300 (or a DistributedDataParallel wrapping one); put in eval mode for the duration
+    :param data_loader: yields (images (N, 3, 300, 300), boxes list, labels list, difficulties list), as
+        ``PascalVOCDataset(..., "TEST", keep_difficult=True)`` with its ``collate_fn`` gives them
+    :param device: where to run the model (a str or torch.device)
+    :param min_score: minimum class score of a detection (0.01 in the paper's evaluation)
+    :param max_overlap: NMS IoU threshold (0.45)
+    :param top_k: at most this many detections per image (200)
+    :param progress: show a tqdm progress bar
+    :return: dict of six lists with one CPU tensor per image: "det_boxes" (n, 4) fractional x1y1x2y2,
+        "det_labels" (n,), "det_scores" (n,), "true_boxes" (m, 4), "true_labels" (m,), "true_difficulties" (m,)
+    """
+    network = getattr(model, "module", model)  # detect_objects lives on the SSD300, not on a DDP wrapper
+    was_training = network.training
+    network.eval()
+    collected = {key: [] for key in ("det_boxes", "det_labels", "det_scores",
+                                     "true_boxes", "true_labels", "true_difficulties")}
+    try:
+        with torch.inference_mode():
+            for images, boxes, labels, difficulties in tqdm(data_loader, desc="Evaluating", unit="batch",
+                                                             disable=not progress):
+                predicted_locs, predicted_scores = network(images.to(device))
+                det_boxes, det_labels, det_scores = network.detect_objects(
+                    predicted_locs, predicted_scores, min_score=min_score, max_overlap=max_overlap, top_k=top_k)
+                collected["det_boxes"].extend(b.cpu() for b in det_boxes)
+                collected["det_labels"].extend(lab.cpu() for lab in det_labels)
+                collected["det_scores"].extend(s.cpu() for s in det_scores)
+                collected["true_boxes"].extend(b.cpu() for b in boxes)
+                collected["true_labels"].extend(lab.cpu() for lab in labels)
+                collected["true_difficulties"].extend(d.cpu() for d in difficulties)
+    finally:
+        network.train(was_training)  # train.py's --eval-every calls this in the middle of training
+    return collected
+
+
+def score_detections(collected, label_map):
+    """Both VOC metrics from collected detections.
+
+    :param collected: the dict :func:`collect_detections` returns
+    :param label_map: {class name: label}, background 0
+    :return: (results, curves): results is {"ap_11pt": {class: AP}, "map_11pt": float, "ap_area": {...},
+        "map_area": float}; curves is {class: (precision, recall, n_positives)} for plotting. Classes without
+        any non-difficult test object have no AP and are absent from both.
+    """
+    curves = precision_recall_curves(
+        collected["det_boxes"], collected["det_labels"], collected["det_scores"],
+        collected["true_boxes"], collected["true_labels"], collected["true_difficulties"], label_map=label_map)
+    ap_11pt, map_11pt = average_precisions_from_curves(curves, use_07_metric=True)
+    ap_area, map_area = average_precisions_from_curves(curves, use_07_metric=False)
+    results = {"ap_11pt": ap_11pt, "map_11pt": map_11pt, "ap_area": ap_area, "map_area": map_area}
+    return results, curves
+
+
+def evaluate(model, data_loader, label_map, device, min_score=0.01, max_overlap=0.45, top_k=200, progress=True):
+    """Evaluate a model on a data set with the VOC metrics.
+
+    :param model: an SSD300 (or a DDP wrapper of one); its train/eval mode is restored afterwards
+    :param data_loader: TEST-split loader with difficult objects kept, yielding (images, boxes, labels,
+        difficulties) with boxes as fractional x1y1x2y2
+    :param label_map: {class name: label}, background 0
+    :param device: where to run the model
+    :param min_score: minimum detection score (paper: 0.01)
+    :param max_overlap: NMS IoU threshold (paper: 0.45)
+    :param top_k: at most this many detections per image (paper: 200)
+    :param progress: show a tqdm progress bar
+    :return: {"ap_11pt": {class: AP}, "map_11pt": float, "ap_area": {class: AP}, "map_area": float}
+    """
+    collected = collect_detections(model, data_loader, device, min_score, max_overlap, top_k, progress)
+    results, _ = score_detections(collected, label_map)
+    return results
+
+
+def format_table(results, label_map):
+    """The per-class AP table eval.py prints.
+
+    :param results: the dict :func:`evaluate` returns
+    :param label_map: {class name: label}; every class but the background gets a row ("n/a" when it has no AP)
+    :return: the table, a str
+    """
+    names = [name for name, label in sorted(label_map.items(), key=lambda item: item[1]) if label != 0]
+    width = max([len(name) for name in names] + [len("class")])
+    lines = [f"{'class':<{width}}  AP 11-point  AP area", "-" * (width + 22)]
+    for name in names:
+        if name in results["ap_11pt"]:
+            lines.append(f"{name:<{width}}  {results['ap_11pt'][name]:11.4f}  {results['ap_area'][name]:7.4f}")
+        else:
+            lines.append(f"{name:<{width}}  {'n/a':>11}  {'n/a':>7}   (no non-difficult test object)")
+    lines.append("-" * (width + 22))
+    lines.append(f"{'mAP':<{width}}  {results['map_11pt']:11.4f}  {results['map_area']:7.4f}")
+    return "\n".join(lines)
+
+
+def save_pr_curves(curves, folder):
+    """Write one precision-recall plot per class: the raw curve, its envelope and both APs in the title.
+
+    :param curves: {class: (precision, recall, n_positives)} from :func:`score_detections`
+    :param folder: output folder (created if needed); files are named pr_<class>.png
+    :return: the list of files written
+    """
+    import matplotlib  # imported here: plotting is optional and must not choose a backend at import time
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    os.makedirs(folder, exist_ok=True)
+    written = []
+    for name, (precision, recall, n_positives) in curves.items():
+        figure, axes = plt.subplots(figsize=(5, 4))
+        axes.plot(recall, precision, color="tab:blue", linewidth=1, label="precision")
+        envelope = np.maximum.accumulate(np.asarray(precision)[::-1])[::-1]
+        axes.step(recall, envelope, where="post", color="tab:orange", linewidth=1, label="envelope (area AP)")
+        axes.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="recall", ylabel="precision",
+                 title=f"{name} ({n_positives} objects): AP11 {average_precision(precision, recall, True):.3f}, "
+                       f"area {average_precision(precision, recall, False):.3f}")
+        axes.title.set_fontsize(9)
+        axes.grid(alpha=0.3)
+        axes.legend(loc="lower left", fontsize=8)
+        path = os.path.join(folder, f"pr_{name}.png")
+        figure.savefig(path, dpi=80, bbox_inches="tight")
+        plt.close(figure)
+        written.append(path)
+    return written
+
+
+def write_json_atomically(data, path):
+    """Write JSON through a temporary file and a rename, so a crash never leaves half a file.
+
+    :param data: a JSON-serializable object
+    :param path: destination file
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp_", suffix=".json")
+    try:
+        with os.fdopen(handle, "w") as file:
+            json.dump(data, file, indent=2)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+def parse_args(argv=None):
+    """Command-line options; the defaults are the paper's evaluation settings."""
+    parser = argparse.ArgumentParser(description="Evaluate an SSD300 checkpoint on the TEST split (VOC mAP).")
+    parser.add_argument("--data-folder", required=True, help="folder with TEST_images.json, TEST_objects.json")
+    parser.add_argument("--checkpoint", required=True, help="checkpoint written by train.py")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=4, help="data-loading worker processes")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    parser.add_argument("--min-score", type=float, default=0.01, help="minimum detection score (paper: 0.01)")
+    parser.add_argument("--max-overlap", type=float, default=0.45, help="NMS IoU threshold (paper: 0.45)")
+    parser.add_argument("--top-k", type=int, default=200, help="detections kept per image (paper: 200)")
+    parser.add_argument("--output", default=None, help="write the APs and mAPs to this JSON file")
+    parser.add_argument("--plots", default=None, help="write a precision-recall curve PNG per class here")
+    parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
+    return parser.parse_args(argv)
+
+
+def _fail(message):
+    """Print a one-line error and return the failing exit status."""
+    print(f"eval.py: error: {message}", file=sys.stderr)
+    return 1
+
+
+def main(argv=None):
+    """Evaluate a checkpoint from the command line; prints the table, optionally writes JSON and plots.
+
+    :param argv: arguments (None: sys.argv[1:])
+    :return: exit status (0 on success, 1 on bad input)
+    """
+    args = parse_args(argv)
+    # Imported here rather than at the top so that ``import eval`` stays light for train.py's --eval-every.
+    from datasets import PascalVOCDataset, collate_fn, load_label_map
+    from model import load_model_from_checkpoint
+
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if not os.path.isfile(args.checkpoint):
+        return _fail(f"{args.checkpoint}: checkpoint not found")
+    try:
+        model, label_map = load_model_from_checkpoint(args.checkpoint, device=device)
+    except (ValueError, KeyError, RuntimeError) as error:
+        return _fail(str(error).splitlines()[0])
+
+    # The labels in the data folder must mean what the model's outputs mean, or every AP is silently wrong.
+    if os.path.isfile(os.path.join(args.data_folder, "label_map.json")):
+        data_label_map = load_label_map(args.data_folder)
+        if data_label_map != label_map:
+            return _fail(f"{os.path.join(args.data_folder, 'label_map.json')}: label map differs from the one in "
+                         f"{args.checkpoint} (classes {sorted(data_label_map)} vs {sorted(label_map)})")
+    try:
+        dataset = PascalVOCDataset(args.data_folder, "TEST", keep_difficult=True)
+    except (OSError, ValueError) as error:
+        return _fail(str(error).splitlines()[0])
+    if len(dataset) == 0:
+        return _fail(f"{args.data_folder}: the TEST split has no images")
+    loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch_size, shuffle=False,
+                                         num_workers=args.workers, collate_fn=collate_fn,
+                                         pin_memory=device.type == "cuda")
+
+    collected = collect_detections(model, loader, device, args.min_score, args.max_overlap, args.top_k,
+                                   progress=not args.no_progress)
+    results, curves = score_detections(collected, label_map)
+
+    print(f"{args.checkpoint} on {args.data_folder} TEST: {len(dataset)} images "
+          f"(min_score {args.min_score}, NMS IoU {args.max_overlap}, top_k {args.top_k}; difficult objects ignored)")
+    print(format_table(results, label_map))
+    print("11-point: VOC2007 metric, as in the SSD paper. area: VOC2010+ metric.")
+    if args.output:
+        write_json_atomically({
+            "checkpoint": args.checkpoint, "data_folder": args.data_folder, "split": "TEST",
+            "n_images": len(dataset),
+            "settings": {"min_score": args.min_score, "max_overlap": args.max_overlap, "top_k": args.top_k},
+            **results,
+        }, args.output)
+        print(f"results written to {args.output}")
+    if args.plots:
+        written = save_pr_curves(curves, args.plots)
+        print(f"{len(written)} precision-recall plots written to {args.plots}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
