@@ -6,7 +6,7 @@ from torchvision.models.detection import ssd300_vgg16
 from torchvision.ops import box_iou
 
 from model import SSD300, create_prior_boxes
-from utils import MultiBoxLoss, cxcy_to_xy
+from utils import MultiBoxLoss, cxcy_to_gcxgcy, cxcy_to_xy
 
 N_CLASSES = 5
 
@@ -156,3 +156,24 @@ def test_top_k_is_per_image(our_model):
         assert [len(s) for s in scores] == [top_k, top_k]
         for image_scores in scores:
             assert torch.all(image_scores[:-1] >= image_scores[1:])
+
+
+def test_detect_objects_equals_torchvision_under_heavy_suppression(tv_model, our_model):
+    """All priors predict nearly the same box: few survive NMS, so the candidate window must widen."""
+    generator = torch.Generator().manual_seed(5)
+    priors = our_model.priors_cxcy
+    target = torch.tensor([[0.5, 0.5, 0.4, 0.4]]).expand(8732, 4)
+    predicted_locs = (cxcy_to_gcxgcy(target, priors) + 0.05 * torch.randn(2, 8732, 4, generator=generator))
+    predicted_scores = torch.randn(2, 8732, N_CLASSES, generator=generator) * 3
+    tv_model.score_thresh, tv_model.nms_thresh, tv_model.detections_per_img = 0.05, 0.45, 100
+    tv_model.topk_candidates = 8732
+    expected = tv_model.postprocess_detections({"bbox_regression": predicted_locs, "cls_logits": predicted_scores},
+                                               [cxcy_to_xy(priors)] * 2, [(1, 1)] * 2)
+    boxes, labels, scores = our_model.detect_objects(predicted_locs, predicted_scores, 0.05, 0.45, 100)
+    for i in range(2):
+        assert 0 < len(scores[i]) < 100  # fewer survivors than top_k: every candidate had to be seen
+        ours = sorted_detections(boxes[i], labels[i], scores[i])
+        theirs = sorted_detections(expected[i]["boxes"], expected[i]["labels"], expected[i]["scores"])
+        torch.testing.assert_close(ours[2], theirs[2])
+        torch.testing.assert_close(ours[1], theirs[1])
+        torch.testing.assert_close(ours[0], theirs[0], rtol=1e-5, atol=1e-5)
