@@ -1,0 +1,30 @@
+"""Shared test fixtures: the repository on sys.path and a small toy data set built once per session."""
+
+import contextlib
+import io
+import os
+import sys
+
+import pytest
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO_ROOT not in sys.path:
+    sys.path.insert(0, REPO_ROOT)
+
+
+@pytest.fixture(scope="session")
+def toy_data_folder(tmp_path_factory):
+    """A data folder with the lists of a small toy data set (8 train / 4 test images, seed 0).
+
+    Circles, squares and triangles (labels 1, 2, 3); the VOC-format tree is in <folder>/ToyVOC.
+    Tests must treat it as read-only: it is shared by the whole session.
+
+    :return: the folder's path, a str
+    """
+    from create_data_lists import create_data_lists, make_toy_dataset
+
+    folder = str(tmp_path_factory.mktemp("toy_data"))
+    voc_folder = make_toy_dataset(folder, n_train=8, n_test=4, seed=0)
+    with contextlib.redirect_stdout(io.StringIO()):
+        create_data_lists(voc07_path=voc_folder, output_folder=folder)
+    return folder

@@ -1,0 +1,291 @@
+"""The paper's augmentations (utils.py section 3): properties over many seeds on tiny images, and each step alone."""
+
+import random
+
+import pytest
+import torch
+from PIL import Image
+
+import utils
+from utils import (IMAGENET_MEAN, IMAGENET_STD, MEAN_FILL_UINT8, find_jaccard_overlap, horizontal_flip,
+                   photometric_distort, preprocess, random_crop, transform, zoom_out)
+
+N_SEEDS = 300
+
+# Distinct pure colours for up to 6 objects; the background is black.
+PALETTE = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (255, 0, 255), (0, 255, 255)]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def single_thread():
+    """Run single-threaded, as a DataLoader worker does: on a busy 2-core machine, intra-op threads only add
+    overhead to these tiny images."""
+    n_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n_threads)
+
+
+def seed_all(seed):
+    """Seed both generators the augmentation draws from."""
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def random_scene(rng, overlapping=True):
+    """A tiny image (40-96 px a side) with 0-4 boxes, labels 1..n (distinct) and difficulties label % 2.
+
+    :param rng: a random.Random
+    :param overlapping: allow boxes to overlap (else they are laid out in separate columns)
+    :return: PIL image, boxes (n, 4) float pixel x1y1x2y2, labels (n), difficulties (n)
+    """
+    width, height = rng.randint(40, 96), rng.randint(40, 96)
+    n = rng.randint(0, 4)
+    boxes = []
+    for k in range(n):
+        if overlapping:
+            x1, y1 = rng.uniform(0, width - 2), rng.uniform(0, height - 2)
+            x2, y2 = rng.uniform(x1 + 1, width), rng.uniform(y1 + 1, height)
+        else:  # column k of n, at least 8 px wide
+            column = width / n
+            x1 = k * column + rng.uniform(0, column / 4)
+            x2 = (k + 1) * column - rng.uniform(0, column / 4)
+            y1 = rng.uniform(0, height / 3)
+            y2 = rng.uniform(2 * height / 3, height)
+        boxes.append([x1, y1, x2, y2])
+    image = Image.new("RGB", (width, height))
+    for k, (x1, y1, x2, y2) in enumerate(boxes):
+        image.paste(PALETTE[k], (round(x1), round(y1), round(x2), round(y2)))
+    labels = torch.arange(1, n + 1)
+    return image, torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4), labels, (labels % 2).to(torch.uint8)
+
+
+def unnormalize(image):
+    """(3, H, W) normalized float -> (3, H, W) float in 0-255."""
+    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    return (image * std + mean) * 255
+
+
+def coordinate_image(width, height):
+    """A uint8 (3, H, W) image whose pixels say where they are: channel 0 = x, channel 1 = y (both < 256)."""
+    ys, xs = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
+    return torch.stack([xs, ys, torch.zeros_like(xs)]).to(torch.uint8)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The whole TRAIN chain, over many seeds
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_train_transform_properties_over_many_seeds():
+    """Boxes stay inside the image and non-degenerate, stay aligned with labels / difficulties, and a crop
+    never drops every object; over the seeds the crop and zoom-out really change the boxes."""
+    rng = random.Random(0)
+    n_changed = 0
+    for seed in range(N_SEEDS):
+        image, boxes, labels, difficulties = random_scene(rng)
+        seed_all(seed)
+        new_image, new_boxes, new_labels, new_difficulties = transform(image, boxes, labels, difficulties, "TRAIN")
+
+        assert new_image.shape == (3, 300, 300) and new_image.dtype == torch.float32
+        assert new_boxes.shape == (new_labels.numel(), 4) and new_difficulties.shape == new_labels.shape
+        assert new_labels.dtype == torch.int64
+        assert ((new_boxes >= 0) & (new_boxes <= 1)).all(), (seed, new_boxes)
+        assert (new_boxes[:, 2:] > new_boxes[:, :2]).all(), (seed, new_boxes)
+        if len(boxes):
+            assert len(new_boxes) >= 1, f"seed {seed}: the crop dropped every object"
+        # Labels are distinct per object and difficulty = label % 2: any misalignment would show.
+        assert len(set(new_labels.tolist())) == len(new_labels)
+        assert set(new_labels.tolist()) <= set(labels.tolist())
+        assert torch.equal(new_difficulties, (new_labels % 2).to(torch.uint8))
+
+        if len(boxes):
+            width, height = image.size
+            plain = boxes / torch.tensor([width, height, width, height])
+            n_changed += not torch.allclose(new_boxes[0], plain[new_labels[0] - 1], atol=1e-4)
+    # Most images are zoomed out, cropped or flipped (only about 1/2 * 1/7 * 1/2 of them are not).
+    assert n_changed > 0.7 * N_SEEDS * 0.9
+
+
+def test_train_transform_keeps_boxes_on_their_objects(monkeypatch):
+    """Each output box still frames its own object: the pixel at its centre has that object's colour."""
+    monkeypatch.setattr(utils, "photometric_distort", lambda image: image)  # keep the colours exact
+    rng = random.Random(1)
+    for seed in range(N_SEEDS // 2):
+        image, boxes, labels, difficulties = random_scene(rng, overlapping=False)
+        seed_all(seed)
+        new_image, new_boxes, new_labels, _ = transform(image, boxes, labels, difficulties, "TRAIN")
+        pixels = unnormalize(new_image)
+        for box, label in zip(new_boxes, new_labels):
+            cx, cy = int((box[0] + box[2]) / 2 * 300), int((box[1] + box[3]) / 2 * 300)
+            colour = pixels[:, min(cy, 299), min(cx, 299)]
+            distances = [float((colour - torch.tensor(c, dtype=torch.float32)).abs().sum()) for c in PALETTE]
+            assert distances.index(min(distances)) == label - 1, (seed, box, label, colour)
+
+
+def test_train_transform_without_objects():
+    """An image with no objects goes through every step and comes back with empty (0, 4) boxes."""
+    for seed in range(50):
+        seed_all(seed)
+        image = Image.new("RGB", (37 + seed, 61), (200, 30, 30))
+        out = transform(image, torch.zeros(0, 4), torch.zeros(0, dtype=torch.int64), torch.zeros(0), "TRAIN")
+        assert out[0].shape == (3, 300, 300)
+        assert out[1].shape == (0, 4) and out[2].shape == (0,) and out[3].shape == (0,)
+
+
+def test_train_transform_is_reproducible_by_seed():
+    """Seeding Python's and torch's generators makes the augmentation repeat exactly (train.py relies on it)."""
+    image, boxes, labels, difficulties = random_scene(random.Random(2))
+    outputs = []
+    for _ in range(2):
+        seed_all(123)
+        outputs.append(transform(image, boxes, labels, difficulties, "TRAIN"))
+    for a, b in zip(*outputs):
+        assert torch.equal(a, b)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# TEST path
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_test_transform_only_resizes_and_normalizes():
+    """TEST: boxes become fractions of the image, nothing random, same as preprocess(); a white image
+    normalizes to (1 - mean) / std."""
+    image = Image.new("RGB", (200, 100), (255, 255, 255))
+    boxes = torch.tensor([[20.0, 10.0, 120.0, 60.0]])
+    labels, difficulties = torch.tensor([3]), torch.tensor([1], dtype=torch.uint8)
+    seed_all(0)
+    first = transform(image, boxes, labels, difficulties, "test")
+    seed_all(1)
+    second = transform(image, boxes, labels, difficulties, "TEST")
+    assert torch.allclose(first[1], torch.tensor([[0.1, 0.1, 0.6, 0.6]]))
+    assert torch.equal(first[2], labels) and torch.equal(first[3], difficulties)
+    assert torch.equal(first[0], second[0])
+    assert torch.equal(first[0], preprocess(image))
+    expected = (1 - torch.tensor(IMAGENET_MEAN)) / torch.tensor(IMAGENET_STD)
+    assert torch.allclose(first[0][:, 150, 150], expected, atol=1e-5)
+
+
+def test_transform_rejects_unknown_split():
+    with pytest.raises(ValueError, match="split"):
+        transform(Image.new("RGB", (10, 10)), torch.zeros(0, 4), torch.zeros(0), torch.zeros(0), "VAL")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The steps one by one
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_random_crop_honours_the_minimum_iou_and_the_centre_rule(monkeypatch):
+    """With each minimum IoU forced, every crop (read back from a coordinate-coded image) overlaps some
+    object by at least that IoU, keeps exactly the objects whose centre is inside, clipped and shifted."""
+    width, height = 120, 90
+    image = coordinate_image(width, height)
+    rng = random.Random(3)
+    for min_iou in (0.1, 0.3, 0.5, 0.7, 0.9):
+        monkeypatch.setattr(utils, "CROP_MIN_IOU_CHOICES", (min_iou,))
+        n_cropped = 0
+        for seed in range(60):
+            boxes = []
+            for _ in range(rng.randint(1, 3)):  # large objects, so that high IoUs are reachable
+                x1, y1 = rng.uniform(0, width / 3), rng.uniform(0, height / 3)
+                boxes.append([x1, y1, rng.uniform(x1 + width / 2, width), rng.uniform(y1 + height / 2, height)])
+            boxes = torch.tensor(boxes)
+            labels = torch.arange(1, len(boxes) + 1)
+            seed_all(seed)
+            crop, kept, kept_labels, _ = random_crop(image, boxes, labels, labels.to(torch.uint8))
+            if crop.shape[1:] == (height, width):
+                continue  # no window qualified in 50 trials: the image is returned whole
+            n_cropped += 1
+            left, top = int(crop[0, 0, 0]), int(crop[1, 0, 0])
+            window = torch.tensor([[left, top, left + crop.shape[2], top + crop.shape[1]]], dtype=torch.float32)
+            assert find_jaccard_overlap(window, boxes).max() >= min_iou
+            centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+            inside = ((centres >= window[0, :2]) & (centres <= window[0, 2:])).all(dim=1)
+            assert torch.equal(kept_labels, labels[inside])
+            expected = torch.cat([boxes[inside, :2].max(window[0, :2]), boxes[inside, 2:].min(window[0, 2:])], 1)
+            assert torch.allclose(kept, expected - window[0, :2].repeat(2))
+        # High minimum IoUs are met less often (0.9 needs a window nearly equal to an object).
+        assert n_cropped >= (1 if min_iou == 0.9 else 30), f"min IoU {min_iou}: only {n_cropped} crops in 60"
+
+
+def test_random_crop_falls_back_to_the_whole_image_when_no_window_qualifies(monkeypatch):
+    """A 2x2 object can never reach IoU 0.9 with a window of at least 30% of the image: no crop at all."""
+    monkeypatch.setattr(utils, "CROP_MIN_IOU_CHOICES", (0.9,))
+    image = coordinate_image(100, 80)
+    boxes = torch.tensor([[50.0, 40.0, 52.0, 42.0]])
+    for seed in range(20):
+        seed_all(seed)
+        crop, kept, labels, _ = random_crop(image, boxes, torch.tensor([1]), torch.tensor([0]))
+        assert crop.shape == image.shape and torch.equal(kept, boxes) and labels.tolist() == [1]
+
+
+def test_random_crop_windows_follow_the_paper_ranges():
+    """Sampled windows lie in the image, with side scales 0.3-1 (up to rounding) and aspect 0.5-2."""
+    seed_all(0)
+    width, height = 200, 100
+    windows = utils._sample_crop_windows(width, height, 2000)
+    assert (windows[:, :2] >= 0).all() and (windows[:, 2] <= width).all() and (windows[:, 3] <= height).all()
+    assert torch.equal(windows, windows.round())
+    w_frac = (windows[:, 2] - windows[:, 0]) / width
+    h_frac = (windows[:, 3] - windows[:, 1]) / height
+    # Area fraction = scale^2 is in [0.09, 1]; aspect (of the fractions) in [0.5, 2].
+    area = w_frac * h_frac
+    assert area.min() >= 0.09 - 0.02 and area.max() <= 1
+    aspect = w_frac / h_frac
+    assert aspect.min() >= 0.5 - 0.03 and aspect.max() <= 2 + 0.05
+    assert area.min() < 0.15 and area.max() > 0.9  # the whole range is used
+
+
+def test_zoom_out_places_the_image_on_a_mean_filled_canvas():
+    """The original pixels sit where the shifted boxes say, the rest is the mean colour, at most 4x larger."""
+    image = coordinate_image(50, 40)
+    boxes = torch.tensor([[0.0, 0.0, 50.0, 40.0], [10.0, 5.0, 20.0, 15.0]])
+    for seed in range(30):
+        seed_all(seed)
+        canvas, moved = zoom_out(image, boxes)
+        _, canvas_height, canvas_width = canvas.shape
+        assert 40 <= canvas_height <= 160 and 50 <= canvas_width <= 200
+        left, top = int(moved[0, 0]), int(moved[0, 1])
+        assert torch.equal(moved - boxes, torch.tensor([[left, top, left, top]] * 2, dtype=torch.float32))
+        assert torch.equal(canvas[:, top:top + 40, left:left + 50], image)
+        fill = torch.tensor(MEAN_FILL_UINT8, dtype=torch.uint8)
+        outside = torch.ones(canvas_height, canvas_width, dtype=torch.bool)
+        outside[top:top + 40, left:left + 50] = False
+        assert (canvas.permute(1, 2, 0)[outside] == fill).all()
+
+
+def test_mean_fill_normalizes_to_zero():
+    """The zoom-out fill is the ImageNet mean, so after normalization the canvas is (nearly) zero."""
+    assert torch.allclose(utils.normalize(torch.tensor(MEAN_FILL_UINT8, dtype=torch.uint8).view(3, 1, 1)),
+                          torch.zeros(3, 1, 1), atol=0.01)
+
+
+def test_horizontal_flip_moves_boxes_with_the_pixels():
+    image = coordinate_image(60, 30)
+    boxes = torch.tensor([[5.0, 2.0, 15.0, 12.0]])
+    flipped, flipped_boxes = horizontal_flip(image, boxes)
+    assert torch.equal(flipped_boxes, torch.tensor([[45.0, 2.0, 55.0, 12.0]]))
+    assert int(flipped[0, 0, 45]) == 14 and int(flipped[0, 0, 54]) == 5  # x of the original pixels
+    twice, twice_boxes = horizontal_flip(flipped, flipped_boxes)
+    assert torch.equal(twice, image) and torch.equal(twice_boxes, boxes)
+
+
+def test_photometric_distort_changes_colours_only():
+    """Same size and mode; some seeds change the pixels; a grey image stays grey (hue and saturation
+    leave grey alone, brightness and contrast keep it grey)."""
+    colourful = Image.new("RGB", (24, 16), (200, 60, 30))
+    grey = Image.new("RGB", (24, 16), (120, 120, 120))
+    n_changed = 0
+    for seed in range(40):
+        seed_all(seed)
+        out = photometric_distort(colourful)
+        assert out.size == colourful.size and out.mode == "RGB"
+        n_changed += out.tobytes() != colourful.tobytes()
+        seed_all(seed)
+        r, g, b = photometric_distort(grey).split()
+        assert r.tobytes() == g.tobytes() == b.tobytes()
+    # Each of 4 distortions has probability 0.5, so all 4 are skipped for about 1 seed in 16.
+    assert 25 <= n_changed < 40
