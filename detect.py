@@ -187,6 +187,17 @@ def detect(image, model, label_map, min_score=0.2, max_overlap=0.5, top_k=200, s
     return draw_detections(image, detections, label_map), detections
 
 
+def format_detections_json(detections):
+    """JSON text of an image's detections, one detection per line (readable, and still plain JSON).
+
+    :param detections: list of {"label", "score", "box"}
+    :return: the JSON text, ending with a newline
+    """
+    if not detections:
+        return "[]\n"
+    return "[\n" + ",\n".join("  " + json.dumps(detection) for detection in detections) + "\n]\n"
+
+
 def _output_stem(path, used):
     """A unique output name for an input file: its name without extension, numbered on a clash."""
     stem = os.path.splitext(os.path.basename(path))[0]
@@ -257,7 +268,7 @@ def main(argv=None):
             stem = os.path.join(args.output, _output_stem(path, used_stems) + "_detections")
             draw_detections(image, detections, label_map).save(stem + ".jpg", quality=92)
             with open(stem + ".json", "w") as file:
-                json.dump(detections, file, indent=1)
+                file.write(format_detections_json(detections))
             print(f"{path}: {len(detections)} objects -> {stem}.jpg")
     return 1 if failed else 0
 

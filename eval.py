@@ -137,8 +137,11 @@ def save_pr_curves(curves, folder):
     for name, (precision, recall, n_positives) in curves.items():
         figure, axes = plt.subplots(figsize=(5, 4))
         axes.plot(recall, precision, color="tab:blue", linewidth=1, label="precision")
-        envelope = np.maximum.accumulate(np.asarray(precision)[::-1])[::-1]
-        axes.step(recall, envelope, where="post", color="tab:orange", linewidth=1, label="envelope (area AP)")
+        if len(recall):
+            # The area AP counts each recall step (r_{i-1}, r_i] at the best precision at recall >= r_i.
+            envelope = np.maximum.accumulate(np.asarray(precision)[::-1])[::-1]
+            axes.step(np.r_[0.0, recall], np.r_[envelope[0], envelope], where="pre", color="tab:orange",
+                      linewidth=1, label="envelope (area AP)")
         axes.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="recall", ylabel="precision",
                  title=f"{name} ({n_positives} objects): AP11 {average_precision(precision, recall, True):.3f}, "
                        f"area {average_precision(precision, recall, False):.3f}")

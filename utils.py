@@ -717,11 +717,12 @@ def average_precision(precision, recall, use_07_metric=True):
     precision = np.asarray(precision, dtype=np.float64)
     recall = np.asarray(recall, dtype=np.float64)
     if use_07_metric:
-        ap = 0.0
+        best_precisions = []
         for threshold in VOC07_RECALL_THRESHOLDS:
             reached = recall >= threshold
-            ap += (precision[reached].max() if reached.any() else 0.0) / 11
-        return float(ap)
+            best_precisions.append(precision[reached].max() if reached.any() else 0.0)
+        # Summed, then divided once: perfect detections give exactly 1.0 (adding 1/11 eleven times does not).
+        return float(sum(best_precisions) / len(VOC07_RECALL_THRESHOLDS))
     envelope_recall = np.concatenate([[0.0], recall, [1.0]])
     envelope = np.concatenate([[0.0], precision, [0.0]])
     envelope = np.maximum.accumulate(envelope[::-1])[::-1]

@@ -55,8 +55,22 @@ def test_perfect_detections_give_one_with_both_metrics():
     ]
     for use_07 in (True, False):
         aps, mean_ap = _evaluate(images, use_07)
-        assert aps == pytest.approx({"cat": 1.0, "dog": 1.0})
-        assert mean_ap == pytest.approx(1.0)
+        assert aps == {"cat": 1.0, "dog": 1.0}
+        assert mean_ap == 1.0
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_ground_truth_as_detections_gives_exactly_one_on_random_problems(seed):
+    # Every object (difficult ones too) detected once with its own box, in random score order.
+    bench = _load_bench()
+    _, _, _, true_boxes, true_labels, true_difficulties = bench.make_synthetic_problem(
+        n_images=40, objects_per_image=4, n_classes=20, difficult_rate=0.2, seed=seed)
+    generator = torch.Generator().manual_seed(seed)
+    scores = [torch.rand(len(labels), generator=generator) for labels in true_labels]
+    for use_07 in (True, False):
+        aps, mean_ap = calculate_mAP(true_boxes, true_labels, scores, true_boxes, true_labels, true_difficulties,
+                                     use_07_metric=use_07)
+        assert len(aps) >= 15 and set(aps.values()) == {1.0} and mean_ap == 1.0
 
 
 def test_duplicate_detection_is_a_false_positive():
