@@ -1,0 +1,124 @@
+"""datasets.py: PascalVOCDataset items and batches, on a hand-made image and on the toy data set."""
+
+import contextlib
+import io
+import json
+import os
+import random
+
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+import datasets
+from create_data_lists import create_data_lists
+from datasets import PascalVOCDataset, collate_fn, load_label_map
+from utils import IMAGENET_MEAN, IMAGENET_STD
+
+GREY = (90, 90, 90)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def single_thread():
+    """Single-threaded like a DataLoader worker; intra-op threads only add overhead on a busy small machine."""
+    n_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n_threads)
+
+
+@pytest.fixture
+def known_folder(tmp_path):
+    """A data folder with two train images: a 200x100 grey image holding a white object whose VOC box is
+    (21, 11, 120, 60) plus a difficult one at (161, 71, 190, 95), and an image without objects."""
+    voc = tmp_path / "VOC"
+    for sub in ("JPEGImages", "Annotations", "ImageSets/Main"):
+        (voc / sub).mkdir(parents=True)
+    image = Image.new("RGB", (200, 100), GREY)
+    ImageDraw.Draw(image).rectangle([20, 10, 119, 59], fill=(255, 255, 255))  # pixels 20..119, 10..59
+    image.save(voc / "JPEGImages" / "a.png")
+    Image.new("RGB", (150, 120), GREY).save(voc / "JPEGImages" / "b.jpg")
+    objects = ("<object><name>dog</name><difficult>0</difficult><bndbox><xmin>21</xmin><ymin>11</ymin>"
+               "<xmax>120</xmax><ymax>60</ymax></bndbox></object>"
+               "<object><name>cat</name><difficult>1</difficult><bndbox><xmin>161</xmin><ymin>71</ymin>"
+               "<xmax>190</xmax><ymax>95</ymax></bndbox></object>")
+    (voc / "Annotations" / "a.xml").write_text(f"<annotation><filename>a.png</filename>{objects}</annotation>")
+    (voc / "Annotations" / "b.xml").write_text("<annotation><filename>b.jpg</filename></annotation>")
+    (voc / "ImageSets" / "Main" / "trainval.txt").write_text("a\nb\n")
+    (voc / "ImageSets" / "Main" / "test.txt").write_text("a\n")
+    with contextlib.redirect_stdout(io.StringIO()):
+        create_data_lists(voc07_path=str(voc), output_folder=str(tmp_path), classes=["dog", "cat"])
+    return str(tmp_path)
+
+
+def pixel_value(rgb):
+    """The normalized value of an RGB colour."""
+    return (torch.tensor(rgb) / 255 - torch.tensor(IMAGENET_MEAN)) / torch.tensor(IMAGENET_STD)
+
+
+def test_test_item_has_the_right_fractional_boxes_and_pixels(known_folder):
+    dataset = PascalVOCDataset(known_folder, "test", keep_difficult=True)
+    assert len(dataset) == 1
+    image, boxes, labels, difficulties = dataset[0]
+    assert image.shape == (3, 300, 300) and image.dtype == torch.float32
+    assert torch.allclose(boxes, torch.tensor([[0.1, 0.1, 0.6, 0.6], [0.8, 0.7, 0.95, 0.95]]))
+    assert labels.tolist() == [1, 2] and labels.dtype == torch.int64
+    assert difficulties.tolist() == [0, 1] and difficulties.dtype == torch.uint8
+    # Inside the box (in the 300x300 image) the object is white, outside it the grey background.
+    assert torch.allclose(image[:, 100, 100], pixel_value((255, 255, 255)), atol=0.03)
+    assert torch.allclose(image[:, 250, 100], pixel_value(GREY), atol=0.03)
+    assert torch.allclose(image[:, 100, 200], pixel_value(GREY), atol=0.03)
+
+
+def test_difficult_objects_are_left_out_unless_kept(known_folder):
+    _, boxes, labels, difficulties = PascalVOCDataset(known_folder, "TEST")[0]
+    assert labels.tolist() == [1] and difficulties.tolist() == [0]
+    assert torch.allclose(boxes, torch.tensor([[0.1, 0.1, 0.6, 0.6]]))
+
+
+def test_images_without_objects_work_in_both_splits_and_in_a_batch(known_folder):
+    train = PascalVOCDataset(known_folder, "TRAIN", keep_difficult=True)
+    for seed in range(20):
+        random.seed(seed)
+        torch.manual_seed(seed)
+        image, boxes, labels, difficulties = train[1]
+        assert image.shape == (3, 300, 300) and boxes.shape == (0, 4) and labels.shape == difficulties.shape == (0,)
+    loader = torch.utils.data.DataLoader(train, batch_size=2, collate_fn=train.collate_fn)
+    images, boxes, labels, difficulties = next(iter(loader))
+    assert images.shape == (2, 3, 300, 300)
+    assert [b.shape[0] for b in boxes] == [len(lab) for lab in labels] == [len(d) for d in difficulties]
+    assert boxes[1].shape == (0, 4)
+
+
+def test_collate_keeps_per_image_lists(toy_data_folder):
+    """On the toy data: a TRAIN batch stacks the images and keeps one boxes/labels/difficulties tensor per image."""
+    dataset = PascalVOCDataset(toy_data_folder, "TRAIN", keep_difficult=True)
+    assert len(dataset) == 8 and PascalVOCDataset.collate_fn is collate_fn is datasets.collate_fn
+    batch = [dataset[i] for i in range(4)]
+    images, boxes, labels, difficulties = collate_fn(batch)
+    assert images.shape == (4, 3, 300, 300)
+    assert isinstance(boxes, list) and len(boxes) == len(labels) == len(difficulties) == 4
+    for item, b, lab, d in zip(batch, boxes, labels, difficulties):
+        assert torch.equal(item[1], b) and torch.equal(item[2], lab) and torch.equal(item[3], d)
+        assert ((b >= 0) & (b <= 1)).all() and set(lab.tolist()) <= {1, 2, 3}
+    assert load_label_map(toy_data_folder) == {"background": 0, "circle": 1, "square": 2, "triangle": 3}
+
+
+def test_an_unreadable_image_is_named_in_the_error(known_folder):
+    with open(os.path.join(known_folder, "TEST_images.json")) as f:
+        path = json.load(f)[0]
+    with open(path, "wb") as f:
+        f.write(b"not an image at all")
+    with pytest.raises(OSError, match=f"{path}: cannot read image"):
+        PascalVOCDataset(known_folder, "TEST")[0]
+
+
+def test_missing_lists_and_bad_split_are_clear_errors(tmp_path, known_folder):
+    with pytest.raises(FileNotFoundError, match="TRAIN_images.json: not found .*create_data_lists.py"):
+        PascalVOCDataset(str(tmp_path / "nowhere"), "TRAIN")
+    with pytest.raises(ValueError, match="split must be"):
+        PascalVOCDataset(known_folder, "VAL")
+    with open(os.path.join(known_folder, "TEST_objects.json"), "w") as f:
+        json.dump([], f)
+    with pytest.raises(ValueError, match="TEST_objects.json: 0 entries, but .*TEST_images.json lists 1 images"):
+        PascalVOCDataset(known_folder, "TEST")
