@@ -545,14 +545,14 @@ def _concat_per_image(per_image, n_columns, dtype, what):
     shape = (-1, n_columns) if n_columns else (-1,)
     parts = []
     for i, tensor in enumerate(per_image):
-        tensor = torch.as_tensor(tensor).detach()
         if n_columns and tensor.numel() % n_columns:
             raise ValueError(f"{what}[{i}] has size {tuple(tensor.shape)}; expected (n, {n_columns})")
-        # .cpu() first: a CUDA tensor cannot become numpy (the original tutorial mixed CPU and CUDA here).
-        parts.append(tensor.cpu().reshape(shape).numpy().astype(dtype, copy=False))
-    counts = np.array([len(part) for part in parts], dtype=np.int64)
+        # .cpu() on each: the images may sit on different devices, and a CUDA tensor cannot become numpy
+        # (the original tutorial mixed CPU and CUDA tensors here).
+        parts.append(tensor.detach().reshape(shape).cpu())
+    counts = np.array([part.shape[0] for part in parts], dtype=np.int64)
     if parts:
-        values = np.concatenate(parts)
+        values = torch.cat(parts).numpy().astype(dtype, copy=False)  # one cat: far cheaper than N conversions
     else:
         values = np.zeros((0, n_columns) if n_columns else (0,), dtype=dtype)
     return values, np.repeat(np.arange(len(parts), dtype=np.int64), counts)

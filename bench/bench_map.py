@@ -211,12 +211,14 @@ def main(argv=None):
     n_objects = sum(len(lab) for lab in problem[4])
     print(f"problem: {args.images} images, {n_objects} objects, {n_dets} detections, 20 classes (seed {args.seed})")
 
-    ours_times = []
+    times_07, times_area = [], []
     for _ in range(args.repeats):
         start = time.perf_counter()
         ours_07, map_07 = calculate_mAP(*problem, use_07_metric=True, label_map=label_map)
+        times_07.append(time.perf_counter() - start)
+        start = time.perf_counter()
         ours_area, map_area = calculate_mAP(*problem, use_07_metric=False, label_map=label_map)
-        ours_times.append(time.perf_counter() - start)
+        times_area.append(time.perf_counter() - start)
 
     start = time.perf_counter()
     ref_07, ref_area = reference_voc_eval(*problem, label_map)
@@ -225,11 +227,11 @@ def main(argv=None):
     assert ours_07.keys() == ref_07.keys() and ours_area.keys() == ref_area.keys(), "different classes evaluated"
     diff_07 = max(abs(ours_07[k] - ref_07[k]) for k in ref_07)
     diff_area = max(abs(ours_area[k] - ref_area[k]) for k in ref_area)
-    ours = min(ours_times)
-    print(f"calculate_mAP, 11-point + area (best of {args.repeats}): {ours:.3f} s  "
-          f"(mAP 11-point {map_07:.4f}, area {map_area:.4f})")
-    print(f"reference devkit loop, both metrics in one pass:        {ref_time:.3f} s")
-    print(f"speed-up: {ref_time / ours:.1f}x")
+    ours = min(times_07) + min(times_area)
+    print(f"calculate_mAP 11-point (best of {args.repeats}): {min(times_07):.3f} s  (mAP {map_07:.4f})")
+    print(f"calculate_mAP area     (best of {args.repeats}): {min(times_area):.3f} s  (mAP {map_area:.4f})")
+    print(f"reference devkit loop, both metrics in one pass: {ref_time:.3f} s")
+    print(f"speed-up (reference vs our two calls): {ref_time / ours:.1f}x")
     print(f"largest AP difference: 11-point {diff_07:.2e}, area {diff_area:.2e}")
     if max(diff_07, diff_area) > 1e-6:
         print("FAIL: APs differ from the reference")
