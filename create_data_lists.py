@@ -50,6 +50,7 @@ class AnnotationProblem(Exception):
     """One problem with one file, reported as a single line "PATH: what is wrong"."""
 
     def __init__(self, kind, path, message):
+        """:param kind: a short category ("unknown class", ...); path: the file; message: what is wrong"""
         super().__init__(f"{path}: {message}")
         self.kind = kind  # a short category, used to count what --skip-bad left out
 
@@ -211,11 +212,10 @@ def choose_label_map(classes, annotated_names):
         if len(set(names)) != len(names) or "background" in names:
             raise DataListError(f"--classes {','.join(classes)}: names must be distinct and not 'background'")
         return make_label_map(names), "classes given with --classes"
+    # (With no objects at all, all() is True and the VOC classes are used.)
     if classes == "voc" or all(resolve_class_name(n, VOC_LABELS) for n in annotated_names):
         return make_label_map(VOC_LABELS), "the 20 Pascal VOC classes"
     names = sorted({canonical_class_name(n) for n in annotated_names})
-    if not names:
-        raise DataListError("no objects found in the annotations, so no classes; pass --classes")
     return make_label_map(names), "classes read from the annotations (not all VOC names)"
 
 
@@ -298,6 +298,7 @@ def print_statistics(statistics, label_map, out=None):
     print("-" * len(header), file=out)
 
     def row(name, train, test):
+        """One line: the name, then images and objects (difficult) of TRAIN and of TEST."""
         train_objects = f"{train['objects']} ({train['difficult']})"
         test_objects = f"{test['objects']} ({test['difficult']})"
         print(f"{name:>16s} | {train['images']:>12d} {train_objects:>20s} | {test['images']:>11d} {test_objects:>20s}",

@@ -75,6 +75,7 @@ class PascalVOCDataset(Dataset):
                              f"{len(self.images)} images")
 
     def __len__(self):
+        """The number of images in the split."""
         return len(self.images)
 
     def load_image(self, i):

@@ -169,6 +169,7 @@ def test_test_transform_only_resizes_and_normalizes():
 
 
 def test_transform_rejects_unknown_split():
+    """Only TRAIN and TEST exist."""
     with pytest.raises(ValueError, match="split"):
         transform(Image.new("RGB", (10, 10)), torch.zeros(0, 4), torch.zeros(0), torch.zeros(0), "VAL")
 
@@ -264,6 +265,7 @@ def test_mean_fill_normalizes_to_zero():
 
 
 def test_horizontal_flip_moves_boxes_with_the_pixels():
+    """The flipped box covers the flipped pixels, and flipping twice restores both."""
     image = coordinate_image(60, 30)
     boxes = torch.tensor([[5.0, 2.0, 15.0, 12.0]])
     flipped, flipped_boxes = horizontal_flip(image, boxes)

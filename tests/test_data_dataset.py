@@ -57,6 +57,7 @@ def pixel_value(rgb):
 
 
 def test_test_item_has_the_right_fractional_boxes_and_pixels(known_folder):
+    """VOC box (21, 11, 120, 60) in a 200x100 image is (0.1, 0.1, 0.6, 0.6), and the object is there in pixels."""
     dataset = PascalVOCDataset(known_folder, "test", keep_difficult=True)
     assert len(dataset) == 1
     image, boxes, labels, difficulties = dataset[0]
@@ -71,12 +72,14 @@ def test_test_item_has_the_right_fractional_boxes_and_pixels(known_folder):
 
 
 def test_difficult_objects_are_left_out_unless_kept(known_folder):
+    """keep_difficult=False (the default) drops the difficult cat, keeps the dog."""
     _, boxes, labels, difficulties = PascalVOCDataset(known_folder, "TEST")[0]
     assert labels.tolist() == [1] and difficulties.tolist() == [0]
     assert torch.allclose(boxes, torch.tensor([[0.1, 0.1, 0.6, 0.6]]))
 
 
 def test_images_without_objects_work_in_both_splits_and_in_a_batch(known_folder):
+    """An image without objects gives (0, 4) boxes through the TRAIN augmentation and batches with others."""
     train = PascalVOCDataset(known_folder, "TRAIN", keep_difficult=True)
     for seed in range(20):
         random.seed(seed)
@@ -105,6 +108,7 @@ def test_collate_keeps_per_image_lists(toy_data_folder):
 
 
 def test_an_unreadable_image_is_named_in_the_error(known_folder):
+    """A corrupt image file raises OSError whose message starts with the file's path."""
     with open(os.path.join(known_folder, "TEST_images.json")) as f:
         path = json.load(f)[0]
     with open(path, "wb") as f:
@@ -114,6 +118,7 @@ def test_an_unreadable_image_is_named_in_the_error(known_folder):
 
 
 def test_missing_lists_and_bad_split_are_clear_errors(tmp_path, known_folder):
+    """Missing lists name the file and the fix; a wrong split and lists of different lengths are named too."""
     with pytest.raises(FileNotFoundError, match="TRAIN_images.json: not found .*create_data_lists.py"):
         PascalVOCDataset(str(tmp_path / "nowhere"), "TRAIN")
     with pytest.raises(ValueError, match="split must be"):

@@ -41,11 +41,13 @@ def write_voc(folder, images, sets):
 
 
 def annotation(*objects, size=(200, 100)):
+    """The XML of one image of the given size holding the given object XML snippets."""
     return (f"<annotation><filename>x.jpg</filename><size><width>{size[0]}</width><height>{size[1]}</height>"
             f"<depth>3</depth></size>{''.join(objects)}</annotation>")
 
 
 def read_lists(folder):
+    """The five JSON files create_data_lists writes, by name without .json."""
     return {name: json.load(open(os.path.join(folder, name + ".json")))
             for name in ("TRAIN_images", "TRAIN_objects", "TEST_images", "TEST_objects", "label_map")}
 
@@ -98,6 +100,7 @@ def test_parser_takes_what_real_annotation_tools_write(tmp_path):
     ("missing annotation", {"000001": (None, (200, 100))}, r"000001\.xml: annotation file not found"),
 ])
 def test_bad_input_gets_one_line_naming_the_file_and_a_nonzero_status(tmp_path, capsys, kind, images, message):
+    """Each kind of bad input, next to a good image: exactly one error line naming the file, status 1, no lists."""
     images = dict(images, **{"000002": (annotation(voc_object("dog", (1, 1, 50, 50))), (200, 100))})
     folder = write_voc(tmp_path / "VOC", images, {"trainval": ["000001", "000002"], "test": []})
     out_folder = tmp_path / "out"
@@ -111,6 +114,7 @@ def test_bad_input_gets_one_line_naming_the_file_and_a_nonzero_status(tmp_path, 
 
 
 def test_skip_bad_leaves_out_and_counts_the_bad_objects_and_images(tmp_path, capsys):
+    """--skip-bad: bad objects are dropped from their image, bad images from the list; all four are counted."""
     images = {
         "000001": (annotation(voc_object("dog", (1, 1, 50, 50)), voc_object("unicorn", (1, 1, 50, 50)),
                               voc_object("cat", (60, 10, 50, 40))), (200, 100)),
@@ -147,6 +151,7 @@ def test_printed_counts_per_class_and_split(tmp_path, capsys):
     out = capsys.readouterr().out
 
     def row(name):
+        """The table row of a class, as [[TRAIN images, objects, (difficult)], [TEST ...]]."""
         line = next(line for line in out.splitlines() if line.split("|")[0].strip() == name)
         return [cell.split() for cell in line.split("|")[1:]]
 
@@ -159,6 +164,7 @@ def test_printed_counts_per_class_and_split(tmp_path, capsys):
 
 
 def test_voc07_and_voc12_make_train_07_12_and_test_07(tmp_path):
+    """The paper's split: TRAIN = 07 trainval + 12 trainval, TEST = 07 test."""
     obj = annotation(voc_object("dog", (1, 1, 50, 50)))
     voc07 = write_voc(tmp_path / "VOC2007", {"a": (obj, (200, 100)), "b": (obj, (200, 100))},
                       {"trainval": ["a"], "test": ["b"]})
@@ -173,6 +179,7 @@ def test_voc07_and_voc12_make_train_07_12_and_test_07(tmp_path):
 
 
 def test_missing_image_set_list_is_an_error_naming_it(tmp_path, capsys):
+    """A folder without ImageSets/Main/test.txt passed as --voc07 fails with the missing path in the message."""
     folder = write_voc(tmp_path / "VOC", {}, {"trainval": []})
     assert cdl.main(["--voc07", folder, "--output", str(tmp_path / "out")]) == 1
     err = capsys.readouterr().err
@@ -185,6 +192,7 @@ def test_missing_image_set_list_is_an_error_naming_it(tmp_path, capsys):
 
 
 def test_classes_option_sets_the_label_map_and_rejects_other_names(tmp_path, capsys):
+    """--classes gives the label order; an annotated class not listed is an error."""
     images = {"000001": (annotation(voc_object("Apple", (1, 1, 50, 50)), voc_object("pear", (60, 1, 90, 50))),
                          (200, 100))}
     folder = write_voc(tmp_path / "VOC", images, {"trainval": ["000001"], "test": []})
@@ -217,7 +225,9 @@ def test_custom_data_takes_its_classes_from_the_annotations(tmp_path, capsys):
 
 
 def test_toy_dataset_is_deterministic_by_seed(tmp_path):
+    """The same seed writes byte-identical files; another seed different ones."""
     def files(root):
+        """{relative path: bytes} of every file under root."""
         tree = {}
         for directory, _, names in os.walk(root):
             for name in names:
