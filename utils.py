@@ -9,9 +9,13 @@ The file is organised in sections, in the order a reader meets them:
 """
 
 import math
+import random
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+import torchvision.transforms.v2.functional as TF
+from PIL import Image
 from torch import nn
 from torch.nn.utils.rnn import pad_sequence
 from torchvision.ops import box_iou
@@ -258,10 +262,6 @@ class MultiBoxLoss(nn.Module):
 # above); the SSD logic -- what to distort, where to put the canvas, which crop is valid -- is written out.
 # All randomness comes from Python's `random`, so seeding it (train.py does) makes the augmentation
 # reproducible, and PyTorch's DataLoader gives every worker its own seed for it.
-import random  # noqa: E402  (kept inside section 3, which owns it)
-
-import torchvision.transforms.v2.functional as TF  # noqa: E402
-from PIL import Image  # noqa: E402
 
 # The input size of SSD300.
 SSD_INPUT_SIZE = (300, 300)
@@ -523,7 +523,6 @@ def transform(image, boxes, labels, difficulties, split):
 
 # numpy rather than torch here: the VOC devkit this section follows is numpy code, and the matching is
 # sorting / segment bookkeeping that numpy expresses directly (lexsort, unique, reduceat).
-import numpy as np  # noqa: E402  (kept inside section 4, which owns it)
 
 # A detection is a true positive when its IoU with an object is *strictly* greater than this (VOC devkit).
 VOC_IOU_THRESHOLD = 0.5
