@@ -526,8 +526,12 @@ def make_toy_dataset(root, n_train=64, n_test=16, seed=0):
 # ---------------------------------------------------------------------------------------------------------
 
 
-def main(argv=None):
-    """Command-line entry point; returns the exit status (0 on success, 1 on problems)."""
+def parse_args(argv=None):
+    """Parse the command line.
+
+    :param argv: arguments (default: ``sys.argv[1:]``)
+    :return: the argparse namespace, checked: either ``--toy`` or at least one of ``--voc07`` / ``--voc12``
+    """
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--voc07", help="VOC2007-like folder: its trainval goes to TRAIN, its test to TEST")
     parser.add_argument("--voc12", help="VOC2012-like folder: its trainval goes to TRAIN")
@@ -543,14 +547,19 @@ def main(argv=None):
     parser.add_argument("--toy-test", type=int, default=16, help="toy test images (default 16)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the toy data set")
     args = parser.parse_args(argv)
+    if args.toy and (args.voc07 or args.voc12):
+        parser.error("--toy writes its own data set; do not combine it with --voc07 / --voc12")
+    if not (args.toy or args.voc07 or args.voc12):
+        parser.error("give --voc07 and/or --voc12, or --toy DIR")
+    return args
 
+
+def main(argv=None):
+    """Command-line entry point; returns the exit status (0 on success, 1 on problems)."""
+    args = parse_args(argv)
     voc07, output = args.voc07, args.output
     if args.toy:
-        if args.voc07 or args.voc12:
-            parser.error("--toy writes its own data set; do not combine it with --voc07 / --voc12")
         voc07, output = make_toy_dataset(args.toy, args.toy_train, args.toy_test, args.seed), args.toy
-    elif not (args.voc07 or args.voc12):
-        parser.error("give --voc07 and/or --voc12, or --toy DIR")
     classes = None if args.classes is None else ("voc" if args.classes.lower() == "voc" else args.classes.split(","))
 
     try:
