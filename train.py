@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 from contextlib import contextmanager, nullcontext
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -105,7 +106,8 @@ def parse_args(argv=None):
     run = parser.add_argument_group("run")
     run.add_argument("--device", default=None,
                      help="cuda, cuda:1, cpu ... (default: cuda if available; under torchrun cuda:LOCAL_RANK)")
-    run.add_argument("--seed", type=int, default=0, help="seed for the initial weights, the data order and augmentation")
+    run.add_argument("--seed", type=int, default=0,
+                     help="seed for the initial weights, the data order and augmentation")
     run.add_argument("--amp", action="store_true", help="mixed precision (autocast) for the forward pass")
     run.add_argument("--amp-dtype", choices=("bf16", "fp16"), default="bf16",
                      help="autocast dtype; fp16 also uses a GradScaler, bf16 needs none")
@@ -284,6 +286,25 @@ class SeededAugmentation(Dataset):
             return self.dataset[index]
 
 
+class WithoutAugmentation(Dataset):
+    """The TRAIN images through the TEST transform (resize + normalize only): for overfitting checks.
+
+    :param dataset: a PascalVOCDataset of the TRAIN split
+    """
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        from utils import transform
+
+        boxes, labels, difficulties = self.dataset.load_objects(index)
+        return transform(self.dataset.load_image(index), boxes, labels, difficulties, split="TEST")
+
+
 def make_train_dataset(args):
     """The training set as the arguments ask: difficult objects kept, optionally un-augmented or truncated.
 
@@ -293,8 +314,7 @@ def make_train_dataset(args):
 
     dataset = PascalVOCDataset(args.data_folder, "TRAIN", keep_difficult=not args.skip_difficult)
     if args.no_augment:
-        # The TEST transform (resize + normalize) on the TRAIN images.
-        dataset.split = "TEST"
+        dataset = WithoutAugmentation(dataset)
     if args.max_images is not None:
         dataset = Subset(dataset, range(min(args.max_images, len(dataset))))
     if len(dataset) == 0:
@@ -373,6 +393,10 @@ def save_atomically(state, path):
             torch.save(state, file)
             file.flush()
             os.fsync(file.fileno())
+        # mkstemp creates the file readable by its owner only; give it the permissions a plain open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):
@@ -629,12 +653,13 @@ def save_checkpoint(model, optimizer, scaler, iteration, label_map, args, log):
     return path
 
 
-def load_resume_state(path, model, optimizer, scaler, label_map, device):
+def load_resume_state(path, model, optimizer, scaler, label_map):
     """Load a checkpoint into the model, optimizer and scaler.
 
     :return: (iteration the checkpoint was written after, its RNG states dict or None)
     """
-    checkpoint = torch.load(path, map_location=device, weights_only=True)
+    # On the CPU first: the RNG states must stay CPU tensors; load_state_dict moves the rest where it belongs.
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     saved_map = checkpoint.get("config", {}).get("label_map")
     if saved_map is not None and dict(saved_map) != dict(label_map):
         raise TrainingSetupError(f"{path}: checkpoint was trained with labels {sorted(saved_map, key=saved_map.get)}, "
@@ -697,12 +722,17 @@ def main(argv=None):
             dist.destroy_process_group()
 
 
-def train(args, dist_info):
-    """The body of main(), once the process group (if any) is up. Same return value as main()."""
+def prepare_training(args, dist_info):
+    """Build everything a run needs, restored from ``--resume`` if given.
+
+    :return: SimpleNamespace with model (DDP-wrapped when distributed), model_without_ddp, loss_fn, optimizer,
+             scaler, autocast (a context manager), label_map, start_iteration, last_checkpoint, batches (an endless
+             iterator of (images, boxes, labels, difficulties)) and n_images
+    """
     from datasets import load_label_map
     from utils import MultiBoxLoss
 
-    device, is_main = dist_info["device"], dist_info["is_main"]
+    device = dist_info["device"]
     random.seed(args.seed)
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
@@ -711,135 +741,163 @@ def train(args, dist_info):
 
     label_map = load_label_map(args.data_folder)
     model = build_model(args, len(label_map), device)
-    loss_fn = MultiBoxLoss(model.priors_cxcy)
     optimizer = make_optimizer(args.optimizer, make_param_groups(model, args.weight_decay, args.bias_lr_mult),
                                args.lr, args.momentum)
     amp_dtype = torch.bfloat16 if args.amp_dtype == "bf16" else torch.float16
     # fp16 has too few exponent bits for small gradients, hence the loss scaling; bf16 has float32's range.
     scaler = torch.amp.GradScaler(device.type, enabled=args.amp and amp_dtype == torch.float16)
-    autocast_context = torch.autocast(device.type, dtype=amp_dtype) if args.amp else nullcontext()
 
     start_iteration, rng_state, last_checkpoint = 0, None, None
     if args.resume:
-        resume_path = resolve_resume_path(args.resume, args.checkpoint_dir)
-        start_iteration, rng_state = load_resume_state(resume_path, model, optimizer, scaler, label_map, device)
-        last_checkpoint = resume_path
-        if is_main:
-            print(f"Resumed from {resume_path} at iteration {start_iteration}.", flush=True)
-
-    model_without_ddp = model
-    if dist_info["world_size"] > 1:
-        model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        last_checkpoint = resolve_resume_path(args.resume, args.checkpoint_dir)
+        start_iteration, rng_state = load_resume_state(last_checkpoint, model, optimizer, scaler, label_map)
+        if dist_info["is_main"]:
+            print(f"Resumed from {last_checkpoint} at iteration {start_iteration}.", flush=True)
 
     dataset = make_train_dataset(args)
-    loader, _ = make_train_loader(dataset, args, dist_info, start_iteration)
-    batches = iter(loader)
+    batches = iter(make_train_loader(dataset, args, dist_info, start_iteration)[0])
     if rng_state is not None:
         # After the loader's iterator is made, so that nothing else draws from the restored generators.
         restore_rng_state(rng_state)
 
-    log = TrainingLog(args.checkpoint_dir, start_iteration, enabled=is_main)
+    wrapped = model
+    if dist_info["world_size"] > 1:
+        wrapped = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    return SimpleNamespace(
+        model=wrapped, model_without_ddp=model, loss_fn=MultiBoxLoss(model.priors_cxcy), optimizer=optimizer,
+        scaler=scaler, autocast=torch.autocast(device.type, dtype=amp_dtype) if args.amp else nullcontext(),
+        label_map=label_map, start_iteration=start_iteration, last_checkpoint=last_checkpoint, batches=batches,
+        n_images=len(dataset))
+
+
+def next_batch(run, device):
+    """The next training batch, on ``device`` (images channels_last on CUDA).
+
+    :return: images (N, 3, 300, 300), boxes list of (n_i, 4) fractional, labels list of (n_i,)
+    """
+    images, boxes, labels, _ = next(run.batches)
+    images = images.to(device, non_blocking=True)
+    if device.type == "cuda":
+        images = images.contiguous(memory_format=torch.channels_last)
+    return (images, [b.to(device, non_blocking=True) for b in boxes],
+            [label.to(device, non_blocking=True) for label in labels])
+
+
+def train_step(run, images, boxes, labels, args, dist_info, stop_requested, iteration):
+    """One optimizer step: forward, loss, (checks), backward, step.
+
+    :param stop_requested: whether this process received SIGINT/SIGTERM
+    :param iteration: number of steps done before this one (the log calls this step iteration + 1)
+    :return: dict with the loss, loc and conf averaged over all processes, and "stop" (True when any process
+             asked to stop)
+    :raises NonFiniteLossError: before any weight is touched, when the loss is NaN/inf on any process
+    """
+    loss, parts = forward_and_loss(run.model, run.loss_fn, images, boxes, labels, run.autocast)
+    # One all-reduce per step carries the loss for the log and tells every rank whether any rank saw a
+    # non-finite loss or a stop signal, so that all of them stop at the same iteration (a rank that skipped
+    # backward() would leave the others waiting in DDP's gradient all-reduce forever).
+    world = dist_info["world_size"]
+    sums = all_ranks_sum([loss.item(), parts.get("loc", math.nan), parts.get("conf", math.nan),
+                          float(stop_requested)], dist_info)
+    stats = {"loss": sums[0] / world, "loc": sums[1] / world, "conf": sums[2] / world, "stop": sums[3] > 0}
+    if not math.isfinite(stats["loss"]):
+        raise NonFiniteLossError(
+            f"the loss is not finite at iteration {iteration + 1} (loss {stats['loss']}, localization {stats['loc']}, "
+            f"confidence {stats['conf']}); training stopped. The last good checkpoint is "
+            f"{run.last_checkpoint or 'none (none was written yet)'}. Try a lower --lr, a longer --warmup, "
+            f"--grad-clip, or --amp-dtype bf16 instead of fp16.")
+
+    run.optimizer.zero_grad(set_to_none=True)
+    run.scaler.scale(loss).backward()
+    if args.grad_clip is not None:
+        run.scaler.unscale_(run.optimizer)  # clip the true gradients, not the fp16-scaled ones
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), args.grad_clip)
+    run.scaler.step(run.optimizer)
+    run.scaler.update()
+    return stats
+
+
+def write_summary(args, log, run, iteration, interrupted, eval_result, wall_time):
+    """Write train_summary.json (what was run, how far it got, the last loss and mAP)."""
+    summary = {"iterations_done": iteration, "interrupted": interrupted, "last_checkpoint": run.last_checkpoint,
+               "wall_time_s": round(wall_time, 1),
+               "final_loss": next((float(r["loss"]) for r in reversed(log.rows) if r["loss"] != ""), None),
+               "eval": eval_result, "args": vars(args)}
+    with open(os.path.join(args.checkpoint_dir, "train_summary.json"), "w") as file:
+        json.dump(summary, file, indent=2)
+
+
+def train(args, dist_info):
+    """The body of main(), once the process group (if any) is up. Same return value as main()."""
+    device, is_main, world = dist_info["device"], dist_info["is_main"], dist_info["world_size"]
+    run = prepare_training(args, dist_info)
+    log = TrainingLog(args.checkpoint_dir, run.start_iteration, enabled=is_main)
     if is_main:
-        print(f"Training SSD300 on {len(dataset)} images, {len(label_map) - 1} classes, "
-              f"{dist_info['world_size']} process(es) x batch {args.batch_size} on {device}, "
-              f"iterations {start_iteration} -> {args.iterations}.", flush=True)
+        print(f"Training SSD300 on {run.n_images} images, {len(run.label_map) - 1} classes, {world} process(es) x "
+              f"batch {args.batch_size} on {device}, iterations {run.start_iteration} -> {args.iterations}.",
+              flush=True)
 
     flag = {"stop": False}
-    eval_result, interrupted = None, False
-    iteration = start_iteration
+    eval_result, interrupted, iteration = None, False, run.start_iteration
     window_start, window_images, run_start = time.perf_counter(), 0, time.perf_counter()
-    progress = tqdm(total=args.iterations, initial=start_iteration, desc="train", unit="it", dynamic_ncols=True,
+    progress = tqdm(total=args.iterations, initial=iteration, desc="train", unit="it", dynamic_ncols=True,
                     disable=not is_main or args.no_progress)
     with stop_on_signals(flag), progress:
         while iteration < args.iterations:
             lr = learning_rate_at(iteration, args.lr, args.decay_at, args.lr_gamma, args.warmup, args.warmup_factor)
-            set_learning_rate(optimizer, lr)
-
-            images, boxes, labels, _ = next(batches)
-            images = images.to(device, non_blocking=True)
-            if device.type == "cuda":
-                images = images.contiguous(memory_format=torch.channels_last)
-            boxes = [b.to(device, non_blocking=True) for b in boxes]
-            labels = [l.to(device, non_blocking=True) for l in labels]
-
-            loss, parts = forward_and_loss(model, loss_fn, images, boxes, labels, autocast_context)
-            # One all-reduce per step carries the loss for the log, and tells every rank whether any rank saw a
-            # non-finite loss or a stop signal, so that all of them stop at the same iteration (a rank that
-            # skipped backward() would leave the others waiting in DDP's gradient all-reduce forever).
-            loss_sum, loc_sum, conf_sum, stop_votes = all_ranks_sum(
-                [loss.item(), parts.get("loc", float("nan")), parts.get("conf", float("nan")), float(flag["stop"])],
-                dist_info)
-            world = dist_info["world_size"]
-            if not math.isfinite(loss_sum):
-                raise NonFiniteLossError(
-                    f"the loss is not finite at iteration {iteration} (loss {loss_sum / world}, localization "
-                    f"{loc_sum / world}, confidence {conf_sum / world}); training stopped. The last good "
-                    f"checkpoint is {last_checkpoint or 'none (no checkpoint was written yet)'}. Try a lower --lr, "
-                    f"a longer --warmup, --grad-clip, or --amp-dtype bf16 instead of fp16.")
-
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if args.grad_clip is not None:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
+            set_learning_rate(run.optimizer, lr)
+            images, boxes, labels = next_batch(run, device)
+            stats = train_step(run, images, boxes, labels, args, dist_info, flag["stop"], iteration)
             iteration += 1
             window_images += images.shape[0] * world
+            interrupted = stats["stop"] and iteration < args.iterations
 
-            if iteration % args.log_every == 0 or iteration == args.iterations or stop_votes > 0:
+            if iteration % args.log_every == 0 or iteration == args.iterations or interrupted:
                 now = time.perf_counter()
-                images_per_s = window_images / max(now - window_start, 1e-9)
-                window_start, window_images = now, 0
-                log.add(iteration=iteration, loss=f"{loss_sum / world:.5f}", loc_loss=f"{loc_sum / world:.5f}",
-                        conf_loss=f"{conf_sum / world:.5f}", lr=f"{lr:.3g}", images_per_s=f"{images_per_s:.2f}",
+                images_per_s, window_start, window_images = window_images / max(now - window_start, 1e-9), now, 0
+                log.add(iteration=iteration, loss=f"{stats['loss']:.5f}", loc_loss=f"{stats['loc']:.5f}",
+                        conf_loss=f"{stats['conf']:.5f}", lr=f"{lr:.3g}", images_per_s=f"{images_per_s:.2f}",
                         elapsed_s=f"{now - run_start:.1f}")
-                progress.set_postfix(loss=f"{loss_sum / world:.3f}", loc=f"{loc_sum / world:.3f}",
-                                     conf=f"{conf_sum / world:.3f}", lr=f"{lr:.2e}", img_s=f"{images_per_s:.1f}",
+                progress.set_postfix(loss=f"{stats['loss']:.3f}", loc=f"{stats['loc']:.3f}",
+                                     conf=f"{stats['conf']:.3f}", lr=f"{lr:.2e}", img_s=f"{images_per_s:.1f}",
                                      refresh=False)
             progress.update(1)
 
             if args.eval_every and (iteration % args.eval_every == 0 or iteration == args.iterations):
                 if is_main:
-                    eval_result = evaluate_map(model_without_ddp, args, label_map, device)
+                    eval_result = evaluate_map(run.model_without_ddp, args, run.label_map, device)
                     log.add(iteration=iteration, map_11pt=f"{eval_result['map_11pt']:.4f}",
                             elapsed_s=f"{time.perf_counter() - run_start:.1f}")
                     progress.write(f"iteration {iteration}: TEST mAP (11-point) {eval_result['map_11pt']:.4f}")
                 if world > 1:
                     dist.barrier()
 
-            interrupted = stop_votes > 0 and iteration < args.iterations
             if iteration % args.save_every == 0 or iteration == args.iterations or interrupted:
                 # Checked on every rank (their weights are identical), so that all of them stop together; the
                 # newest checkpoint on disk is then always a good one.
-                if not weights_are_finite(model_without_ddp):
+                if not weights_are_finite(run.model_without_ddp):
                     raise NonFiniteLossError(
                         f"the weights are not finite after iteration {iteration}; training stopped without "
-                        f"saving. The last good checkpoint is {last_checkpoint or 'none'}.")
+                        f"saving. The last good checkpoint is {run.last_checkpoint or 'none'}.")
                 if is_main:
-                    last_checkpoint = save_checkpoint(model_without_ddp, optimizer, scaler, iteration, label_map,
-                                                      args, log)
+                    run.last_checkpoint = save_checkpoint(run.model_without_ddp, run.optimizer, run.scaler,
+                                                          iteration, run.label_map, args, log)
                 if world > 1:
                     dist.barrier()
             if interrupted:
                 if is_main:
-                    progress.write(f"Stopped at iteration {iteration}; saved {last_checkpoint}. "
-                                   f"Continue with --resume {last_checkpoint}")
+                    progress.write(f"Stopped at iteration {iteration}; saved {run.last_checkpoint}. "
+                                   f"Continue with --resume {run.last_checkpoint}")
                 break
 
     if is_main:
         log.plot()
-        summary = {"iterations_done": iteration, "interrupted": interrupted, "last_checkpoint": last_checkpoint,
-                   "wall_time_s": round(time.perf_counter() - run_start, 1),
-                   "final_loss": next((float(r["loss"]) for r in reversed(log.rows) if r["loss"] != ""), None),
-                   "eval": eval_result, "args": vars(args)}
-        with open(os.path.join(args.checkpoint_dir, "train_summary.json"), "w") as file:
-            json.dump(summary, file, indent=2)
-    if dist_info["world_size"] > 1:
+        write_summary(args, log, run, iteration, interrupted, eval_result, time.perf_counter() - run_start)
+    if world > 1:
         # Printed by every rank: identical digests show that DDP kept the replicas in sync.
-        print(f"rank {dist_info['rank']}: final weights sha256 {weights_digest(model_without_ddp)}", flush=True)
-    return {"model": model_without_ddp, "checkpoint": last_checkpoint if is_main else None, "iteration": iteration,
-            "log": log.rows, "eval": eval_result, "interrupted": interrupted}
+        print(f"rank {dist_info['rank']}: final weights sha256 {weights_digest(run.model_without_ddp)}", flush=True)
+    return {"model": run.model_without_ddp, "checkpoint": run.last_checkpoint if is_main else None,
+            "iteration": iteration, "log": log.rows, "eval": eval_result, "interrupted": interrupted}
 
 
 if __name__ == "__main__":
