@@ -17,7 +17,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.ops import batched_nms
+from torchvision.ops import nms
 
 from utils import cxcy_to_xy, gcxgcy_to_cxcy
 
@@ -294,6 +294,26 @@ def create_prior_boxes():
     return priors.float()
 
 
+def batched_nms_fractional(boxes, scores, groups, iou_threshold):
+    """Non-maximum suppression within each group, every group in one ``torchvision.ops.nms`` call.
+
+    This is the "coordinate trick" of ``torchvision.ops.batched_nms``: the boxes are fractional, so
+    inside [0, 1], and shifting group g by 2g gives every group a region of its own; boxes of
+    different groups then never overlap and one plain NMS handles all groups. ``batched_nms`` itself
+    uses the trick only up to 1,000 boxes on the CPU and otherwise loops over the groups in Python,
+    which for a batch of 8 images x 20 classes costs several times more. The shift is done in
+    float64 so that the far-away groups keep their boxes' precision.
+
+    :param boxes: (n, 4) boxes, fractional x1y1x2y2 in [0, 1]
+    :param scores: (n,) their scores
+    :param groups: (n,) int64 group of each box
+    :param iou_threshold: a box overlapping a better box of its group by more than this is dropped
+    :return: indices of the kept boxes, in decreasing score order
+    """
+    offsets = groups.to(torch.float64)[:, None] * 2
+    return nms(boxes.to(torch.float64) + offsets, scores.to(torch.float64), iou_threshold)
+
+
 class SSD300(nn.Module):
     """The SSD300 network: VGG16 base, auxiliary convolutions, prediction convolutions and priors."""
 
@@ -336,11 +356,11 @@ class SSD300(nn.Module):
     @torch.no_grad()
     def detect_objects(self, predicted_locs, predicted_scores, min_score, max_overlap, top_k,
                        max_candidates_per_class=None):
-        """Turn the raw predictions into detections: decode, threshold, per-class NMS, keep the best.
+        """Turn the raw predictions into detections: threshold, decode, per-class NMS, keep the best.
 
-        The whole batch is processed at once: every (image, class) pair is its own NMS group in a
-        single ``torchvision.ops.batched_nms`` call, so there is no Python loop over images,
-        classes or boxes.
+        The whole batch is processed at once: every (image, class) pair is its own NMS group, and
+        all groups go through a single NMS call, so there is no Python loop over images, classes
+        or boxes.
 
         :param predicted_locs: (N, 8732, 4) predicted offsets
         :param predicted_scores: (N, 8732, n_classes) class logits
@@ -356,7 +376,6 @@ class SSD300(nn.Module):
         """
         batch_size, n_priors, n_classes = predicted_scores.shape
         probabilities = F.softmax(predicted_scores.float(), dim=2)[:, :, 1:]  # background is no detection
-        boxes = cxcy_to_xy(gcxgcy_to_cxcy(predicted_locs.float(), self.priors_cxcy)).clamp(0, 1)
 
         if max_candidates_per_class is None or max_candidates_per_class >= n_priors:
             image_index, prior_index, class_index = torch.nonzero(probabilities > min_score, as_tuple=True)
@@ -371,8 +390,11 @@ class SSD300(nn.Module):
         # Candidates image by image, each image's in decreasing score order.
         order = torch.argsort(scores, descending=True)
         order = order[torch.sort(image_index[order], stable=True).indices]
-        image_index, class_index, scores = image_index[order], class_index[order], scores[order]
-        candidate_boxes = boxes[image_index, prior_index[order]]
+        image_index, prior_index, class_index, scores = (image_index[order], prior_index[order],
+                                                         class_index[order], scores[order])
+        # Only the candidates are decoded: a trained network has a few hundred per image, not 8732.
+        candidate_locs = predicted_locs[image_index, prior_index].float()
+        candidate_boxes = cxcy_to_xy(gcxgcy_to_cxcy(candidate_locs, self.priors_cxcy[prior_index])).clamp(0, 1)
 
         keep = self._nms_top_k(candidate_boxes, scores, image_index, class_index, n_classes - 1, batch_size,
                                max_overlap, top_k)
@@ -383,7 +405,7 @@ class SSD300(nn.Module):
 
     @staticmethod
     def _nms_top_k(boxes, scores, image_index, class_index, n_object_classes, batch_size, max_overlap, top_k):
-        """Per-class NMS of every image in one ``batched_nms`` call, then the top_k of each image.
+        """Per-class NMS of every image at once, then the ``top_k`` best detections of each image.
 
         Greedy NMS decides on a box by looking only at the better-scoring boxes of its class, so an
         image's ``top_k`` best survivors are always among its best candidates. An untrained network
@@ -404,10 +426,11 @@ class SSD300(nn.Module):
         n_candidates = torch.bincount(image_index, minlength=batch_size)
         rank = SSD300._rank_within_image(image_index, n_candidates)
         group = image_index * n_object_classes + class_index  # each (image, class) is its own NMS group
-        window = 4 * top_k
+        window = top_k
         while True:
             in_window = torch.nonzero(rank < window).squeeze(1)
-            keep = in_window[batched_nms(boxes[in_window], scores[in_window], group[in_window], max_overlap)]
+            keep = in_window[batched_nms_fractional(boxes[in_window], scores[in_window], group[in_window],
+                                                    max_overlap)]
             n_kept = torch.bincount(image_index[keep], minlength=batch_size)
             if not torch.any((n_kept < top_k) & (n_candidates > window)):
                 break
