@@ -322,6 +322,15 @@ def make_train_dataset(args):
     return dataset
 
 
+def ignore_ctrl_c(worker_id):
+    """DataLoader worker_init_fn: workers ignore SIGINT.
+
+    Ctrl-C in a terminal reaches the whole process group; a worker that died of it would make the main
+    process's next batch fail before it could save its checkpoint. The main process stops the workers itself.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def make_train_loader(dataset, args, dist_info, start_iteration):
     """An endless DataLoader over ``dataset``, positioned at ``start_iteration``.
 
@@ -341,7 +350,7 @@ def make_train_loader(dataset, args, dist_info, start_iteration):
         collate_fn=collate_fn,
         num_workers=args.workers,
         pin_memory=dist_info["device"].type == "cuda",
-        persistent_workers=False,
+        worker_init_fn=ignore_ctrl_c,
         # A private generator: creating the loader's iterator must not draw from the global RNG, or a resumed
         # run's global RNG stream would drift from the uninterrupted run's.
         generator=torch.Generator().manual_seed(args.seed),
@@ -732,6 +741,13 @@ def prepare_training(args, dist_info):
     from datasets import load_label_map
     from utils import MultiBoxLoss
 
+    earlier = list_checkpoints(args.checkpoint_dir)
+    if not args.resume and earlier:
+        # A fresh run would restart the log, and pruning (newest iterations first) would delete its own
+        # checkpoints in favour of the earlier run's.
+        raise TrainingSetupError(f"{args.checkpoint_dir}: holds checkpoints of an earlier run (newest "
+                                 f"{os.path.basename(earlier[-1][1])}); continue it with --resume latest, or "
+                                 f"pick another --checkpoint-dir")
     device = dist_info["device"]
     random.seed(args.seed)
     np.random.seed(args.seed)
