@@ -11,8 +11,15 @@ for training. A short linear warmup (as lufficc/SSD and mmdetection use) avoids 
 cold start at 1e-3 sometimes gives.
 
 Training is counted in *iterations* (optimizer steps), as in the paper, not in epochs: the data loader is an
-endless stream of batches whose order is a pure function of (seed, epoch), so that a run resumed at
-iteration k sees exactly the batches the uninterrupted run would have seen.
+endless stream of batches whose order is a pure function of (seed, epoch), and each image's augmentation a
+pure function of (seed, epoch, image), so that a run resumed at iteration k sees exactly the batches the
+uninterrupted run would have seen, whatever the number of loader workers.
+
+Written to --checkpoint-dir (by rank 0 only): ssd300_iter_<N>.pt checkpoints (model, optimizer, AMP scaler,
+RNG states, iteration and the label map; plain tensors, so torch.load(weights_only=True) reads them), written
+atomically, the newest --keep-checkpoints kept; train_log.csv; loss_curve.png; train_summary.json.
+Ctrl-C (or SIGTERM) finishes the current step, saves a checkpoint and exits with status 130; a NaN/inf loss
+stops training with a message naming the last good checkpoint.
 """
 
 import argparse
@@ -843,6 +850,57 @@ def write_summary(args, log, run, iteration, interrupted, eval_result, wall_time
         json.dump(summary, file, indent=2)
 
 
+class ThroughputMeter:
+    """Images per second over the training steps since the last reading (evaluation and saving excluded)."""
+
+    def __init__(self):
+        self.images, self.seconds = 0, 0.0
+
+    def add(self, n_images, seconds):
+        """Count one step of ``n_images`` images (all processes together) that took ``seconds``."""
+        self.images += n_images
+        self.seconds += seconds
+
+    def read_and_reset(self):
+        """:return: images/s since the last call (float)"""
+        rate = self.images / max(self.seconds, 1e-9)
+        self.images, self.seconds = 0, 0.0
+        return rate
+
+
+def evaluate_and_log(run, args, log, progress, iteration, dist_info, run_start):
+    """--eval-every: the TEST mAP on rank 0 (the others wait), written to the log.
+
+    :return: eval.evaluate's dict on rank 0, None elsewhere
+    """
+    result = None
+    if dist_info["is_main"]:
+        result = evaluate_map(run.model_without_ddp, args, run.label_map, dist_info["device"])
+        log.add(iteration=iteration, map_11pt=f"{result['map_11pt']:.4f}",
+                elapsed_s=f"{time.perf_counter() - run_start:.1f}")
+        progress.write(f"iteration {iteration}: TEST mAP (11-point) {result['map_11pt']:.4f}")
+    if dist_info["world_size"] > 1:
+        dist.barrier()
+    return result
+
+
+def checkpoint_now(run, args, log, iteration, dist_info):
+    """Save a checkpoint (rank 0 writes, the others wait); sets ``run.last_checkpoint``.
+
+    :raises NonFiniteLossError: when the weights are not finite; checked on every rank (their weights are
+        identical) so that all of them stop together, and nothing is written: the newest checkpoint on disk
+        is always a good one
+    """
+    if not weights_are_finite(run.model_without_ddp):
+        raise NonFiniteLossError(f"the weights are not finite after iteration {iteration}; training stopped "
+                                 f"without saving. The last good checkpoint is {run.last_checkpoint or 'none'}.")
+    if dist_info["is_main"]:
+        run.last_checkpoint = save_checkpoint(run.model_without_ddp, run.optimizer, run.scaler, iteration,
+                                              run.label_map, args, log)
+    if dist_info["world_size"] > 1:
+        dist.barrier()
+
+
 def train(args, dist_info):
     """The body of main(), once the process group (if any) is up. Same return value as main()."""
     device, is_main, world = dist_info["device"], dist_info["is_main"], dist_info["world_size"]
@@ -853,53 +911,35 @@ def train(args, dist_info):
               f"batch {args.batch_size} on {device}, iterations {run.start_iteration} -> {args.iterations}.",
               flush=True)
 
-    flag = {"stop": False}
+    flag, meter, run_start = {"stop": False}, ThroughputMeter(), time.perf_counter()
     eval_result, interrupted, iteration = None, False, run.start_iteration
-    window_start, window_images, run_start = time.perf_counter(), 0, time.perf_counter()
     progress = tqdm(total=args.iterations, initial=iteration, desc="train", unit="it", dynamic_ncols=True,
                     disable=not is_main or args.no_progress)
     with stop_on_signals(flag), progress:
         while iteration < args.iterations:
+            step_start = time.perf_counter()
             lr = learning_rate_at(iteration, args.lr, args.decay_at, args.lr_gamma, args.warmup, args.warmup_factor)
             set_learning_rate(run.optimizer, lr)
             images, boxes, labels = next_batch(run, device)
             stats = train_step(run, images, boxes, labels, args, dist_info, flag["stop"], iteration)
             iteration += 1
-            window_images += images.shape[0] * world
+            meter.add(images.shape[0] * world, time.perf_counter() - step_start)
             interrupted = stats["stop"] and iteration < args.iterations
+            finished = iteration == args.iterations
 
-            if iteration % args.log_every == 0 or iteration == args.iterations or interrupted:
-                now = time.perf_counter()
-                images_per_s, window_start, window_images = window_images / max(now - window_start, 1e-9), now, 0
+            if iteration % args.log_every == 0 or finished or interrupted:
+                images_per_s = meter.read_and_reset()
                 log.add(iteration=iteration, loss=f"{stats['loss']:.5f}", loc_loss=f"{stats['loc']:.5f}",
                         conf_loss=f"{stats['conf']:.5f}", lr=f"{lr:.3g}", images_per_s=f"{images_per_s:.2f}",
-                        elapsed_s=f"{now - run_start:.1f}")
+                        elapsed_s=f"{time.perf_counter() - run_start:.1f}")
                 progress.set_postfix(loss=f"{stats['loss']:.3f}", loc=f"{stats['loc']:.3f}",
                                      conf=f"{stats['conf']:.3f}", lr=f"{lr:.2e}", img_s=f"{images_per_s:.1f}",
                                      refresh=False)
             progress.update(1)
-
-            if args.eval_every and (iteration % args.eval_every == 0 or iteration == args.iterations):
-                if is_main:
-                    eval_result = evaluate_map(run.model_without_ddp, args, run.label_map, device)
-                    log.add(iteration=iteration, map_11pt=f"{eval_result['map_11pt']:.4f}",
-                            elapsed_s=f"{time.perf_counter() - run_start:.1f}")
-                    progress.write(f"iteration {iteration}: TEST mAP (11-point) {eval_result['map_11pt']:.4f}")
-                if world > 1:
-                    dist.barrier()
-
-            if iteration % args.save_every == 0 or iteration == args.iterations or interrupted:
-                # Checked on every rank (their weights are identical), so that all of them stop together; the
-                # newest checkpoint on disk is then always a good one.
-                if not weights_are_finite(run.model_without_ddp):
-                    raise NonFiniteLossError(
-                        f"the weights are not finite after iteration {iteration}; training stopped without "
-                        f"saving. The last good checkpoint is {run.last_checkpoint or 'none'}.")
-                if is_main:
-                    run.last_checkpoint = save_checkpoint(run.model_without_ddp, run.optimizer, run.scaler,
-                                                          iteration, run.label_map, args, log)
-                if world > 1:
-                    dist.barrier()
+            if args.eval_every and (iteration % args.eval_every == 0 or finished):
+                eval_result = evaluate_and_log(run, args, log, progress, iteration, dist_info, run_start)
+            if iteration % args.save_every == 0 or finished or interrupted:
+                checkpoint_now(run, args, log, iteration, dist_info)
             if interrupted:
                 if is_main:
                     progress.write(f"Stopped at iteration {iteration}; saved {run.last_checkpoint}. "
