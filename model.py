@@ -41,6 +41,10 @@ PRIOR_ASPECT_RATIOS = {"conv4_3": (2,), "conv7": (2, 3), "conv8_2": (2, 3), "con
 # 1 (s_k) + 1 (sqrt(s_k s_k+1)) + 2 per extra ratio: 4, 6, 6, 6, 4, 4.
 N_PRIORS_PER_LOCATION = {fmap: 2 + 2 * len(PRIOR_ASPECT_RATIOS[fmap]) for fmap in FEATURE_MAPS}
 
+# Boxes per NMS call in detect_objects (see batched_nms_fractional): small enough that NMS's
+# quadratic cost stays low, large enough that a batch needs few calls.
+NMS_PIECE_SIZE = 2048
+
 # torchvision's VGG16 ``features`` indices of each convolution, so that ImageNet weights are
 # copied by layer name rather than by position in a state_dict.
 VGG16_CONV_INDICES = {
@@ -294,24 +298,39 @@ def create_prior_boxes():
     return priors.float()
 
 
-def batched_nms_fractional(boxes, scores, groups, iou_threshold):
-    """Non-maximum suppression within each group, every group in one ``torchvision.ops.nms`` call.
+def batched_nms_fractional(boxes, scores, groups, iou_threshold, image_index, max_piece=NMS_PIECE_SIZE):
+    """Non-maximum suppression within each group, many groups per ``torchvision.ops.nms`` call.
 
     This is the "coordinate trick" of ``torchvision.ops.batched_nms``: the boxes are fractional, so
     inside [0, 1], and shifting group g by 2g gives every group a region of its own; boxes of
-    different groups then never overlap and one plain NMS handles all groups. ``batched_nms`` itself
-    uses the trick only up to 1,000 boxes on the CPU and otherwise loops over the groups in Python,
-    which for a batch of 8 images x 20 classes costs several times more. The shift is done in
-    float64 so that the far-away groups keep their boxes' precision.
+    different groups then never overlap and one plain NMS handles all groups. (``batched_nms``
+    itself uses the trick only up to 1,000 boxes on the CPU and otherwise loops over the groups in
+    Python, several times slower for 8 images x 20 classes.) The shift is done in float64 so that
+    the far-away groups keep their boxes' precision.
+
+    Plain NMS compares every kept box with every later one, so its cost grows with the square of
+    the boxes in a call. The boxes are therefore cut, between images, into pieces of about
+    ``max_piece`` boxes, one call each: the cost stays linear in the batch size.
 
     :param boxes: (n, 4) boxes, fractional x1y1x2y2 in [0, 1]
     :param scores: (n,) their scores
-    :param groups: (n,) int64 group of each box
+    :param groups: (n,) int64 group of each box; a group never spans two images
     :param iou_threshold: a box overlapping a better box of its group by more than this is dropped
-    :return: indices of the kept boxes, in decreasing score order
+    :param image_index: (n,) sorted image index of each box
+    :param max_piece: boxes per NMS call, roughly (an image is never split)
+    :return: indices of the kept boxes, piece by piece, in decreasing score order within each piece
     """
-    offsets = groups.to(torch.float64)[:, None] * 2
-    return nms(boxes.to(torch.float64) + offsets, scores.to(torch.float64), iou_threshold)
+    shifted_boxes = boxes.to(torch.float64) + groups.to(torch.float64)[:, None] * 2
+    scores = scores.to(torch.float64)
+    # Piece of each box: that of the image it belongs to, by where the image starts.
+    boxes_per_image = torch.bincount(image_index)
+    image_starts = torch.cumsum(boxes_per_image, dim=0) - boxes_per_image
+    piece_sizes = torch.bincount(image_starts[image_index] // max_piece).tolist()
+    keep, piece_start = [], 0
+    for piece_boxes, piece_scores in zip(shifted_boxes.split(piece_sizes), scores.split(piece_sizes)):
+        keep.append(piece_start + nms(piece_boxes, piece_scores, iou_threshold))
+        piece_start += len(piece_boxes)
+    return torch.cat(keep) if keep else torch.zeros(0, dtype=torch.long, device=boxes.device)
 
 
 class SSD300(nn.Module):
@@ -430,7 +449,7 @@ class SSD300(nn.Module):
         while True:
             in_window = torch.nonzero(rank < window).squeeze(1)
             keep = in_window[batched_nms_fractional(boxes[in_window], scores[in_window], group[in_window],
-                                                    max_overlap)]
+                                                    max_overlap, image_index[in_window])]
             n_kept = torch.bincount(image_index[keep], minlength=batch_size)
             if not torch.any((n_kept < top_k) & (n_candidates > window)):
                 break

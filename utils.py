@@ -167,23 +167,24 @@ class MultiBoxLoss(nn.Module):
 
         :param boxes: list of N tensors (n_objects_i, 4), fractional x1y1x2y2
         :param labels: list of N tensors (n_objects_i,), labels in 1..n_classes-1
-        :return: true_locs (N, n_priors, 4) encoded offsets of each prior's object and
-            true_classes (N, n_priors) its label, 0 for background
+        :return: true_classes (N, n_priors), the label of each prior's object, 0 for background;
+            object_for_each_prior (N, n_priors), the index of that object in its image's list; and
+            padded_boxes (N, max_objects, 4), the objects' boxes
         """
         batch_size, n_priors = len(boxes), self.priors_xy.size(0)
         device = self.priors_xy.device
-        n_objects = torch.tensor([b.size(0) for b in boxes], device=device)
-        max_objects = int(n_objects.max()) if batch_size else 0
+        padded_boxes = pad_sequence([b.to(device, torch.float32).reshape(-1, 4) for b in boxes], batch_first=True)
+        padded_labels = pad_sequence([l.to(device, torch.long).reshape(-1) for l in labels], batch_first=True)
+        max_objects = padded_boxes.size(1)
         if max_objects == 0:  # no object anywhere: every prior is background
-            return (torch.zeros(batch_size, n_priors, 4, device=device),
-                    torch.zeros(batch_size, n_priors, dtype=torch.long, device=device))
-
-        padded_boxes = pad_sequence([b.to(device, torch.float32) for b in boxes], batch_first=True)
-        padded_labels = pad_sequence([l.to(device, torch.long) for l in labels], batch_first=True)
+            background = torch.zeros(batch_size, n_priors, dtype=torch.long, device=device)
+            return background, background, padded_boxes
+        n_objects = torch.tensor([len(b) for b in boxes], device=device)
         is_object = torch.arange(max_objects, device=device) < n_objects[:, None]  # (N, M)
 
-        overlap = find_jaccard_overlap(padded_boxes.view(-1, 4), self.priors_xy).view(batch_size, max_objects, n_priors)
-        overlap = overlap.masked_fill(~is_object[:, :, None], -1.0)
+        # IoU of the real objects only, laid into the padded (N, M, n_priors) layout.
+        overlap = torch.full((batch_size, max_objects, n_priors), -1.0, device=device)
+        overlap[is_object] = find_jaccard_overlap(padded_boxes[is_object], self.priors_xy)
         overlap_for_each_prior, object_for_each_prior = overlap.max(dim=1)  # (N, n_priors)
         prior_for_each_object = overlap.argmax(dim=2)  # (N, M)
 
@@ -201,9 +202,7 @@ class MultiBoxLoss(nn.Module):
 
         true_classes = padded_labels.gather(1, object_for_each_prior)
         true_classes[(overlap_for_each_prior < self.threshold) & ~is_forced] = 0
-        matched_boxes = padded_boxes.gather(1, object_for_each_prior[:, :, None].expand(-1, -1, 4))
-        true_locs = cxcy_to_gcxgcy(xy_to_cxcy(matched_boxes), self.priors_cxcy)
-        return true_locs, true_classes
+        return true_classes, object_for_each_prior, padded_boxes
 
     def forward(self, predicted_locs, predicted_scores, boxes, labels):
         """Compute the loss of a batch.
@@ -215,14 +214,17 @@ class MultiBoxLoss(nn.Module):
         :return: the scalar loss; ``self.last_parts`` then holds its detached "loc" and "conf" parts
         """
         n_classes = predicted_scores.size(2)
-        true_locs, true_classes = self.match(boxes, labels)
+        true_classes, object_for_each_prior, padded_boxes = self.match(boxes, labels)
         positive_priors = true_classes != 0  # (N, n_priors)
         n_positives = positive_priors.sum(dim=1)  # (N,)
         # torchvision divides by max(1, n): a batch without objects gives a zero loss, not NaN.
         normalizer = n_positives.sum().clamp(min=1).float()
 
-        loc_loss = F.smooth_l1_loss(predicted_locs[positive_priors].float(), true_locs[positive_priors],
-                                    reduction="sum") / normalizer
+        # Only the positives have a box to regress, so only they are encoded.
+        image_of_positive, prior_of_positive = torch.nonzero(positive_priors, as_tuple=True)
+        true_boxes = padded_boxes[image_of_positive, object_for_each_prior[positive_priors]]
+        true_locs = cxcy_to_gcxgcy(xy_to_cxcy(true_boxes), self.priors_cxcy[prior_of_positive])
+        loc_loss = F.smooth_l1_loss(predicted_locs[positive_priors].float(), true_locs, reduction="sum") / normalizer
 
         conf_loss_all = F.cross_entropy(predicted_scores.float().reshape(-1, n_classes), true_classes.view(-1),
                                         reduction="none").view_as(true_classes)  # (N, n_priors)

@@ -71,7 +71,7 @@ def test_every_object_gets_a_prior_even_at_low_iou():
     loss_fn = MultiBoxLoss(priors)
     thin_box = torch.tensor([[0.40, 0.10, 0.42, 0.90]])
     assert box_iou(thin_box, cxcy_to_xy(priors)).max() < 0.5
-    _, true_classes = loss_fn.match([thin_box], [torch.tensor([3])])
+    true_classes, _, _ = loss_fn.match([thin_box], [torch.tensor([3])])
     assert (true_classes == 3).sum() == 1
 
 
@@ -100,7 +100,7 @@ def test_hard_negatives_are_three_per_positive():
     priors = create_prior_boxes()
     loss_fn = MultiBoxLoss(priors)
     boxes, labels = [torch.tensor([[0.2, 0.2, 0.5, 0.6]])], [torch.tensor([1])]
-    _, true_classes = loss_fn.match(boxes, labels)
+    true_classes, _, _ = loss_fn.match(boxes, labels)
     n_positives = int((true_classes != 0).sum())
     predicted_scores = torch.zeros(1, 8732, N_CLASSES, requires_grad=True)
     loss_fn(torch.zeros(1, 8732, 4), predicted_scores, boxes, labels)
