@@ -149,26 +149,28 @@ class VGGBase(nn.Module):
         :param images: (N, 3, 300, 300) normalized images
         :return: conv4_3 features (N, 512, 38, 38) and conv7 features (N, 1024, 19, 19)
         """
-        x = F.relu(self.conv1_1(images))
-        x = F.relu(self.conv1_2(x))
+        # In-place ReLUs (as torchvision's VGG): a convolution's output is not needed for its own
+        # backward pass, so overwriting it saves one feature map of memory traffic per layer.
+        x = F.relu(self.conv1_1(images), inplace=True)
+        x = F.relu(self.conv1_2(x), inplace=True)
         x = self.pool1(x)
-        x = F.relu(self.conv2_1(x))
-        x = F.relu(self.conv2_2(x))
+        x = F.relu(self.conv2_1(x), inplace=True)
+        x = F.relu(self.conv2_2(x), inplace=True)
         x = self.pool2(x)
-        x = F.relu(self.conv3_1(x))
-        x = F.relu(self.conv3_2(x))
-        x = F.relu(self.conv3_3(x))
+        x = F.relu(self.conv3_1(x), inplace=True)
+        x = F.relu(self.conv3_2(x), inplace=True)
+        x = F.relu(self.conv3_3(x), inplace=True)
         x = self.pool3(x)
-        x = F.relu(self.conv4_1(x))
-        x = F.relu(self.conv4_2(x))
-        conv4_3_feats = F.relu(self.conv4_3(x))
+        x = F.relu(self.conv4_1(x), inplace=True)
+        x = F.relu(self.conv4_2(x), inplace=True)
+        conv4_3_feats = F.relu(self.conv4_3(x), inplace=True)
         x = self.pool4(conv4_3_feats)
-        x = F.relu(self.conv5_1(x))
-        x = F.relu(self.conv5_2(x))
-        x = F.relu(self.conv5_3(x))
+        x = F.relu(self.conv5_1(x), inplace=True)
+        x = F.relu(self.conv5_2(x), inplace=True)
+        x = F.relu(self.conv5_3(x), inplace=True)
         x = self.pool5(x)
-        x = F.relu(self.conv6(x))
-        conv7_feats = F.relu(self.conv7(x))
+        x = F.relu(self.conv6(x), inplace=True)
+        conv7_feats = F.relu(self.conv7(x), inplace=True)
         return conv4_3_feats, conv7_feats
 
     def load_pretrained_layers(self, weights=None):
@@ -212,14 +214,14 @@ class AuxiliaryConvolutions(nn.Module):
         :return: conv8_2 (N, 512, 10, 10), conv9_2 (N, 256, 5, 5), conv10_2 (N, 256, 3, 3) and
             conv11_2 (N, 256, 1, 1) features
         """
-        x = F.relu(self.conv8_1(conv7_feats))
-        conv8_2_feats = F.relu(self.conv8_2(x))
-        x = F.relu(self.conv9_1(conv8_2_feats))
-        conv9_2_feats = F.relu(self.conv9_2(x))
-        x = F.relu(self.conv10_1(conv9_2_feats))
-        conv10_2_feats = F.relu(self.conv10_2(x))
-        x = F.relu(self.conv11_1(conv10_2_feats))
-        conv11_2_feats = F.relu(self.conv11_2(x))
+        x = F.relu(self.conv8_1(conv7_feats), inplace=True)
+        conv8_2_feats = F.relu(self.conv8_2(x), inplace=True)
+        x = F.relu(self.conv9_1(conv8_2_feats), inplace=True)
+        conv9_2_feats = F.relu(self.conv9_2(x), inplace=True)
+        x = F.relu(self.conv10_1(conv9_2_feats), inplace=True)
+        conv10_2_feats = F.relu(self.conv10_2(x), inplace=True)
+        x = F.relu(self.conv11_1(conv10_2_feats), inplace=True)
+        conv11_2_feats = F.relu(self.conv11_2(x), inplace=True)
         return conv8_2_feats, conv9_2_feats, conv10_2_feats, conv11_2_feats
 
 
