@@ -31,7 +31,7 @@ from collections import Counter
 
 from PIL import Image, ImageDraw
 
-from utils import VOC_LABELS, make_label_map
+from utils import VOC_LABELS, make_label_map, write_atomically
 
 SPLITS = ("TRAIN", "TEST")
 # Which ImageSets/Main list of each year goes into which split.
@@ -312,11 +312,8 @@ def print_statistics(statistics, label_map, out=None):
 
 
 def _write_json(path, data):
-    """Write JSON atomically (a temporary file renamed over the target), so a crash leaves no half file."""
-    temporary = path + ".tmp"
-    with open(temporary, "w") as f:
-        json.dump(data, f)
-    os.replace(temporary, path)
+    """Write JSON atomically (utils.write_atomically), so a crash leaves no half-written list."""
+    write_atomically(path, lambda file: json.dump(data, file))
 
 
 def create_data_lists(voc07_path=None, voc12_path=None, output_folder="data", classes=None, skip_bad=False,

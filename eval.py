@@ -17,13 +17,12 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from utils import average_precision, average_precisions_from_curves, precision_recall_curves
+from utils import average_precision, average_precisions_from_curves, precision_recall_curves, write_atomically
 
 
 def collect_detections(model, data_loader, device, min_score=0.01, max_overlap=0.45, top_k=200, progress=True):
@@ -155,24 +154,6 @@ def save_pr_curves(curves, folder):
     return written
 
 
-def write_json_atomically(data, path):
-    """Write JSON through a temporary file and a rename, so a crash never leaves half a file.
-
-    :param data: a JSON-serializable object
-    :param path: destination file
-    """
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp_", suffix=".json")
-    try:
-        with os.fdopen(handle, "w") as file:
-            json.dump(data, file, indent=2)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-
-
 def parse_args(argv=None):
     """Command-line options; the defaults are the paper's evaluation settings."""
     parser = argparse.ArgumentParser(description="Evaluate an SSD300 checkpoint on the TEST split (VOC mAP).")
@@ -240,12 +221,13 @@ def main(argv=None):
     print(format_table(results, label_map))
     print("11-point: VOC2007 metric, as in the SSD paper. area: VOC2010+ metric.")
     if args.output:
-        write_json_atomically({
+        summary = {
             "checkpoint": args.checkpoint, "data_folder": args.data_folder, "split": "TEST",
             "n_images": len(dataset),
             "settings": {"min_score": args.min_score, "max_overlap": args.max_overlap, "top_k": args.top_k},
             **results,
-        }, args.output)
+        }
+        write_atomically(args.output, lambda file: json.dump(summary, file, indent=2))
         print(f"results written to {args.output}")
     if args.plots:
         written = save_pr_curves(curves, args.plots)

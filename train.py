@@ -32,7 +32,6 @@ import random
 import re
 import signal
 import sys
-import tempfile
 import time
 from contextlib import contextmanager, nullcontext
 from types import SimpleNamespace
@@ -43,6 +42,8 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 from tqdm import tqdm
+
+from utils import MultiBoxLoss, write_atomically
 
 CHECKPOINT_PATTERN = re.compile(r"^ssd300_iter_(\d+)\.pt$")
 LOG_FIELDS = ("iteration", "loss", "loc_loss", "conf_loss", "lr", "images_per_s", "elapsed_s", "map_11pt")
@@ -396,28 +397,9 @@ def prune_checkpoints(checkpoint_dir, keep):
 
 
 def save_atomically(state, path):
-    """torch.save to a temporary file in the same folder, then rename it over ``path``.
-
-    A crash or Ctrl-C in the middle of writing leaves the previous file intact, never half a checkpoint
-    (os.replace is atomic on POSIX and Windows when both paths are on the same file system).
-    """
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp_", suffix=".pt")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            torch.save(state, file)
-            file.flush()
-            os.fsync(file.fileno())
-        # mkstemp creates the file readable by its owner only; give it the permissions a plain open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
+    """torch.save ``state`` to ``path`` atomically (utils.write_atomically): a crash or Ctrl-C while
+    writing leaves the previous checkpoint intact, never half a checkpoint."""
+    write_atomically(path, lambda file: torch.save(state, file), binary=True)
 
 
 def capture_rng_state():
@@ -746,7 +728,6 @@ def prepare_training(args, dist_info):
              iterator of (images, boxes, labels, difficulties)) and n_images
     """
     from datasets import load_label_map
-    from utils import MultiBoxLoss
 
     earlier = list_checkpoints(args.checkpoint_dir)
     if not args.resume and earlier:

@@ -9,13 +9,14 @@ The file is organised in sections, in the order a reader meets them:
 """
 
 import math
+import os
 import random
+import tempfile
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
-from PIL import Image
 from torch import nn
 from torch.nn.utils.rnn import pad_sequence
 from torchvision.ops import box_iou
@@ -40,6 +41,36 @@ def make_label_map(class_names):
         label_map[name] = len(label_map)
     return label_map
 
+
+
+def write_atomically(path, write, binary=False):
+    """Write a file through a temporary file in the same folder and a rename.
+
+    A crash or Ctrl-C in the middle of writing leaves the previous file intact, never half a file
+    (``os.replace`` is atomic on POSIX and Windows when both paths are on one file system).
+    Checkpoints, data lists and results are all written this way.
+
+    :param path: the file to write; its folder is created if needed
+    :param write: function that writes the content into the open file object it is given
+    :param binary: open the temporary file in binary mode (for ``torch.save``)
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp_", suffix=os.path.splitext(path)[1])
+    try:
+        with os.fdopen(handle, "wb" if binary else "w") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        # mkstemp creates the file readable by its owner only; give it the permissions a plain open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
 
 
 # =====================================================================================
