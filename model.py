@@ -447,9 +447,14 @@ class SSD300(nn.Module):
         n_candidates = torch.bincount(image_index, minlength=batch_size)
         rank = SSD300._rank_within_image(image_index, n_candidates)
         group = image_index * n_object_classes + class_index  # each (image, class) is its own NMS group
-        window = top_k
+        # Four times top_k is enough for a trained network (most candidates survive or are few);
+        # an untrained one may need the window widened once or twice.
+        window = 4 * top_k
         while True:
-            in_window = torch.nonzero(rank < window).squeeze(1)
+            if int(n_candidates.max()) <= window:  # every candidate fits: no need to pick
+                in_window = torch.arange(len(scores), device=scores.device)
+            else:
+                in_window = torch.nonzero(rank < window).squeeze(1)
             keep = in_window[batched_nms_fractional(boxes[in_window], scores[in_window], group[in_window],
                                                     max_overlap, image_index[in_window])]
             n_kept = torch.bincount(image_index[keep], minlength=batch_size)
