@@ -380,8 +380,8 @@ class SSD300(nn.Module):
         """Turn the raw predictions into detections: threshold, decode, per-class NMS, keep the best.
 
         The whole batch is processed at once: every (image, class) pair is its own NMS group, and
-        all groups go through a single NMS call, so there is no Python loop over images, classes
-        or boxes.
+        many groups share one NMS call (see ``batched_nms_fractional``), so there is no Python loop
+        over images, classes or boxes.
 
         :param predicted_locs: (N, 8732, 4) predicted offsets
         :param predicted_scores: (N, 8732, n_classes) class logits
