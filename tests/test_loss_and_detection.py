@@ -3,9 +3,9 @@
 import pytest
 import torch
 from torchvision.models.detection import ssd300_vgg16
-from torchvision.ops import box_iou
+from torchvision.ops import batched_nms, box_iou
 
-from model import SSD300, create_prior_boxes
+from model import SSD300, batched_nms_fractional, create_prior_boxes
 from utils import MultiBoxLoss, cxcy_to_gcxgcy, cxcy_to_xy
 
 N_CLASSES = 5
@@ -177,3 +177,18 @@ def test_detect_objects_equals_torchvision_under_heavy_suppression(tv_model, our
         torch.testing.assert_close(ours[2], theirs[2])
         torch.testing.assert_close(ours[1], theirs[1])
         torch.testing.assert_close(ours[0], theirs[0], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("max_piece", [1, 7, 10_000])
+def test_nms_in_pieces_equals_batched_nms(max_piece):
+    """Cutting the boxes into pieces between images changes nothing: same survivors as batched_nms."""
+    generator = torch.Generator().manual_seed(6)
+    image_index = torch.sort(torch.randint(0, 5, (300,), generator=generator)).values
+    groups = image_index * 3 + torch.randint(0, 3, (300,), generator=generator)
+    xy = torch.rand(300, 2, generator=generator) * 0.7
+    boxes = torch.cat([xy, xy + 0.05 + torch.rand(300, 2, generator=generator) * 0.25], dim=1)
+    scores = torch.rand(300, generator=generator)
+    ours = batched_nms_fractional(boxes, scores, groups, 0.45, image_index, max_piece=max_piece)
+    expected = batched_nms(boxes, scores, groups, 0.45)
+    assert 0 < len(expected) < 300
+    assert torch.equal(torch.sort(ours).values, torch.sort(expected).values)
