@@ -51,18 +51,21 @@ class PascalVOCDataset(Dataset):
     x1y1x2y2, labels (n_objects) int64, difficulties (n_objects) uint8). n_objects may be 0.
     """
 
-    def __init__(self, data_folder, split, keep_difficult=False):
+    def __init__(self, data_folder, split, keep_difficult=False, augment=None):
         """
         :param data_folder: folder holding {split}_images.json and {split}_objects.json
         :param split: "TRAIN" or "TEST" (any case)
         :param keep_difficult: keep the objects marked difficult (the paper trains on them; the VOC
             evaluation needs them too, to ignore detections of them)
+        :param augment: apply the paper's TRAIN augmentations (default: for the TRAIN split only);
+            False gives resize + normalize only, e.g. to overfit a few training images
         """
         self.split = split.upper()
         if self.split not in SPLITS:
             raise ValueError(f"split must be 'TRAIN' or 'TEST', got {split!r}")
         self.data_folder = data_folder
         self.keep_difficult = keep_difficult
+        self.augment = self.split == "TRAIN" if augment is None else augment
 
         images_path = os.path.join(data_folder, f"{self.split}_images.json")
         objects_path = os.path.join(data_folder, f"{self.split}_objects.json")
@@ -106,6 +109,6 @@ class PascalVOCDataset(Dataset):
         """:return: image (3, 300, 300), boxes (n_objects, 4) fractional, labels (n_objects), difficulties
         (n_objects)"""
         boxes, labels, difficulties = self.load_objects(i)
-        return transform(self.load_image(i), boxes, labels, difficulties, split=self.split)
+        return transform(self.load_image(i), boxes, labels, difficulties, split="TRAIN" if self.augment else "TEST")
 
     collate_fn = staticmethod(collate_fn)

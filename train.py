@@ -294,25 +294,6 @@ class SeededAugmentation(Dataset):
             return self.dataset[index]
 
 
-class WithoutAugmentation(Dataset):
-    """The TRAIN images through the TEST transform (resize + normalize only): for overfitting checks.
-
-    :param dataset: a PascalVOCDataset of the TRAIN split
-    """
-
-    def __init__(self, dataset):
-        self.dataset = dataset
-
-    def __len__(self):
-        return len(self.dataset)
-
-    def __getitem__(self, index):
-        from utils import transform
-
-        boxes, labels, difficulties = self.dataset.load_objects(index)
-        return transform(self.dataset.load_image(index), boxes, labels, difficulties, split="TEST")
-
-
 def make_train_dataset(args):
     """The training set as the arguments ask: difficult objects kept, optionally un-augmented or truncated.
 
@@ -320,9 +301,8 @@ def make_train_dataset(args):
     """
     from datasets import PascalVOCDataset
 
-    dataset = PascalVOCDataset(args.data_folder, "TRAIN", keep_difficult=not args.skip_difficult)
-    if args.no_augment:
-        dataset = WithoutAugmentation(dataset)
+    dataset = PascalVOCDataset(args.data_folder, "TRAIN", keep_difficult=not args.skip_difficult,
+                               augment=not args.no_augment)
     if args.max_images is not None:
         dataset = Subset(dataset, range(min(args.max_images, len(dataset))))
     if len(dataset) == 0:

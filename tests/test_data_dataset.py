@@ -71,6 +71,17 @@ def test_test_item_has_the_right_fractional_boxes_and_pixels(known_folder):
     assert torch.allclose(image[:, 100, 200], pixel_value(GREY), atol=0.03)
 
 
+def test_train_split_without_augmentation_is_the_test_transform(known_folder):
+    """augment=False: a TRAIN item is resized and normalized only, the same every time, as in TEST."""
+    test_image, test_boxes, _, _ = PascalVOCDataset(known_folder, "TEST", keep_difficult=True)[0]
+    train_set = PascalVOCDataset(known_folder, "TRAIN", keep_difficult=True, augment=False)
+    index = [os.path.basename(path) for path in train_set.images].index("a.png")
+    for _ in range(3):
+        image, boxes, _, _ = train_set[index]
+        assert torch.equal(image, test_image) and torch.equal(boxes, test_boxes)
+    assert PascalVOCDataset(known_folder, "TRAIN").augment and not PascalVOCDataset(known_folder, "TEST").augment
+
+
 def test_difficult_objects_are_left_out_unless_kept(known_folder):
     """keep_difficult=False (the default) drops the difficult cat, keeps the dog."""
     _, boxes, labels, difficulties = PascalVOCDataset(known_folder, "TEST")[0]
