@@ -52,6 +52,18 @@ def make_autocast(device, amp, amp_dtype):
     return torch.autocast(device.type, dtype=torch.bfloat16 if amp_dtype == "bf16" else torch.float16)
 
 
+def backward_and_step(loss, optimizer, scaler):
+    """The half of a training step both models share: backward (loss-scaled for fp16) and the SGD step.
+
+    :return: the loss as a float (``.item()`` synchronizes with the GPU, as train.py's logging does)
+    """
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return loss.item()
+
+
 def ours_step_fn(batch, n_classes, device, amp, amp_dtype):
     """Build our model, loss and optimizer; return a function that runs one training step."""
     images, boxes, labels = batch
@@ -66,11 +78,7 @@ def ours_step_fn(batch, n_classes, device, amp, amp_dtype):
 
     def step():
         loss, _ = forward_and_loss(model, loss_fn, images, boxes, labels, autocast)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        return loss.item()
+        return backward_and_step(loss, optimizer, scaler)
 
     return step
 
@@ -93,12 +101,7 @@ def torchvision_step_fn(batch, n_classes, device, amp, amp_dtype):
     def step():
         with autocast:
             losses = model(image_list, targets)
-        loss = sum(losses.values())
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        return loss.item()
+        return backward_and_step(sum(losses.values()), optimizer, scaler)
 
     return step
 
