@@ -244,6 +244,19 @@ class MultiBoxLoss(nn.Module):
         :param labels: list of N tensors (n_objects_i,)
         :return: the scalar loss; ``self.last_parts`` then holds its detached "loc" and "conf" parts
         """
+        loc_loss, conf_loss = self.parts(predicted_locs, predicted_scores, boxes, labels)
+        self.last_parts = {"loc": loc_loss.detach(), "conf": conf_loss.detach()}
+        return conf_loss + self.alpha * loc_loss
+
+    def parts(self, predicted_locs, predicted_scores, boxes, labels):
+        """The two terms of the loss, with their gradients (torchvision's SSD returns them this way).
+
+        :param predicted_locs: (N, n_priors, 4) predicted offsets
+        :param predicted_scores: (N, n_priors, n_classes) class logits
+        :param boxes: list of N tensors (n_objects_i, 4), fractional x1y1x2y2; may be empty
+        :param labels: list of N tensors (n_objects_i,)
+        :return: loc_loss and conf_loss, two scalars, each already divided by the number of positives
+        """
         n_classes = predicted_scores.size(2)
         true_classes, object_for_each_prior, padded_boxes = self.match(boxes, labels)
         positive_priors = true_classes != 0  # (N, n_priors)
@@ -262,9 +275,7 @@ class MultiBoxLoss(nn.Module):
         conf_loss_pos = conf_loss_all[positive_priors].sum()
         conf_loss_hard_neg = self._hard_negative_loss(conf_loss_all, positive_priors, n_positives)
         conf_loss = (conf_loss_pos + conf_loss_hard_neg) / normalizer
-
-        self.last_parts = {"loc": loc_loss.detach(), "conf": conf_loss.detach()}
-        return conf_loss + self.alpha * loc_loss
+        return loc_loss, conf_loss
 
     def _hard_negative_loss(self, conf_loss_all, positive_priors, n_positives):
         """Sum of the confidence losses of the hardest negatives, ``neg_pos_ratio`` per positive.
