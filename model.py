@@ -1,4 +1,4 @@
-"""SSD300: the Single Shot MultiBox Detector of Liu et al. (ECCV 2016) with a VGG16 base.
+"""SSD: the Single Shot MultiBox Detector of Liu et al. (ECCV 2016), SSD300 and SSD512.
 
 The network is built from three parts, read in this order:
 
@@ -10,9 +10,15 @@ The network is built from three parts, read in this order:
 ``SSD300`` glues them together, owns the 8732 priors ("default boxes") and turns raw predictions
 into detections with ``detect_objects``. The layer names follow the paper (conv4_3, conv7,
 conv8_2, ...) so that the code reads like Fig. 2 of the paper.
+
+Two variants share all of this but the layers and the priors, each described by an ``SSDConfig``:
+``SSD512`` (the paper's 512x512 input: one more block, seven maps, 24,564 priors) and
+``SSD300(base="resnet50")`` (NVIDIA's SSD300 v1.1: ResNet-50 instead of VGG16, ``ResNet50Base`` and
+``ResNetAuxiliaryConvolutions``).
 """
 
 import math
+from typing import NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -21,25 +27,69 @@ from torchvision.ops import nms
 
 from utils import cxcy_to_xy, gcxgcy_to_cxcy
 
-# The six feature maps that make predictions, their size at a 300x300 input, and the number of
-# priors at each of their locations (Sec. 3 of the paper: 4 where the 3 and 1/3 ratios are left out).
-FEATURE_MAPS = ("conv4_3", "conv7", "conv8_2", "conv9_2", "conv10_2", "conv11_2")
-FEATURE_MAP_SIZES = {"conv4_3": 38, "conv7": 19, "conv8_2": 10, "conv9_2": 5, "conv10_2": 3, "conv11_2": 1}
-FEATURE_MAP_CHANNELS = {"conv4_3": 512, "conv7": 1024, "conv8_2": 512, "conv9_2": 256, "conv10_2": 256,
-                        "conv11_2": 256}
 
-# Prior scales s_k relative to the image side. The paper's formula s_k = 0.2 + 0.7 (k - 1) / (m - 1)
-# spaces conv7..conv11_2 between 0.2 and 0.9; conv4_3 gets 0.1 (Sec. 3.1 of the paper and its
-# Caffe code: conv4_3 objects are small).
-PRIOR_SCALES = {"conv4_3": 0.1, "conv7": 0.2, "conv8_2": 0.375, "conv9_2": 0.55, "conv10_2": 0.725,
-                "conv11_2": 0.9}
+class FeatureMap(NamedTuple):
+    """One feature map that makes predictions, and the priors it carries."""
 
-# Extra aspect ratios beyond 1 at each map; each r also brings 1/r. Exactly 1/3, not 0.333.
-PRIOR_ASPECT_RATIOS = {"conv4_3": (2,), "conv7": (2, 3), "conv8_2": (2, 3), "conv9_2": (2, 3),
-                       "conv10_2": (2,), "conv11_2": (2,)}
+    name: str  # the layer's name (conv4_3, conv7, ...), also the name of its prediction convolutions
+    size: int  # its side, in locations, at the model's input size
+    channels: int
+    scale: float  # prior scale s_k, as a fraction of the image side
+    aspect_ratios: Tuple[int, ...]  # extra ratios beyond 1; each r also brings 1/r
+    step: Optional[float] = None  # pixels between prior centres; None: the image side / size
 
-# 1 (s_k) + 1 (sqrt(s_k s_k+1)) + 2 per extra ratio: 4, 6, 6, 6, 4, 4.
-N_PRIORS_PER_LOCATION = {fmap: 2 + 2 * len(PRIOR_ASPECT_RATIOS[fmap]) for fmap in FEATURE_MAPS}
+
+class SSDConfig(NamedTuple):
+    """The input size and the prediction maps of one SSD variant; the priors follow from it."""
+
+    image_size: int
+    feature_maps: Tuple[FeatureMap, ...]
+    # s_{m+1}: the extra square prior of the last map has scale sqrt(s_m * last_scale).
+    last_scale: float
+
+
+# SSD300 with VGG16. Six maps; 4 priors per location where the 3 and 1/3 ratios are left out (Sec. 3).
+# The scales s_k = 0.2 + 0.7 (k - 1) / (m - 1) space conv7..conv11_2 between 0.2 and 0.9; conv4_3 gets
+# 0.1 (Sec. 3.1 of the paper and its Caffe code: conv4_3 objects are small).
+SSD300_VGG16 = SSDConfig(image_size=300, last_scale=1.0, feature_maps=(
+    FeatureMap("conv4_3", 38, 512, 0.1, (2,)),
+    FeatureMap("conv7", 19, 1024, 0.2, (2, 3)),
+    FeatureMap("conv8_2", 10, 512, 0.375, (2, 3)),
+    FeatureMap("conv9_2", 5, 256, 0.55, (2, 3)),
+    FeatureMap("conv10_2", 3, 256, 0.725, (2,)),
+    FeatureMap("conv11_2", 1, 256, 0.9, (2,)),
+))
+
+# SSD512 with VGG16 (the paper's footnote on SSD512 and its Caffe ssd_pascal_512.py): conv8_2 to
+# conv11_2 all halve the map, conv12_2 takes it to 1x1; conv4_3 priors at 0.07, then 0.15 to 0.9.
+SSD512_VGG16 = SSDConfig(image_size=512, last_scale=1.05, feature_maps=(
+    FeatureMap("conv4_3", 64, 512, 0.07, (2,)),
+    FeatureMap("conv7", 32, 1024, 0.15, (2, 3)),
+    FeatureMap("conv8_2", 16, 512, 0.3, (2, 3)),
+    FeatureMap("conv9_2", 8, 256, 0.45, (2, 3)),
+    FeatureMap("conv10_2", 4, 256, 0.6, (2, 3)),
+    FeatureMap("conv11_2", 2, 256, 0.75, (2,)),
+    FeatureMap("conv12_2", 1, 256, 0.9, (2,)),
+))
+
+# NVIDIA's SSD300 v1.1 with ResNet-50: its COCO default boxes, scales 21, 45, 99, 153, 207, 261 (and
+# 315) pixels, centres every 8, 16, 32, 64, 100, 300 pixels (so not spread evenly on the 38x38 map).
+SSD300_RESNET50 = SSDConfig(image_size=300, last_scale=315 / 300, feature_maps=(
+    FeatureMap("conv4_x", 38, 1024, 21 / 300, (2,), step=8),
+    FeatureMap("extra1", 19, 512, 45 / 300, (2, 3), step=16),
+    FeatureMap("extra2", 10, 512, 99 / 300, (2, 3), step=32),
+    FeatureMap("extra3", 5, 256, 153 / 300, (2, 3), step=64),
+    FeatureMap("extra4", 3, 256, 207 / 300, (2,), step=100),
+    FeatureMap("extra5", 1, 256, 261 / 300, (2,), step=300),
+))
+
+CONFIGS = {("vgg16", 300): SSD300_VGG16, ("vgg16", 512): SSD512_VGG16, ("resnet50", 300): SSD300_RESNET50}
+
+
+def priors_per_location(feature_map):
+    """1 (scale s_k) + 1 (scale sqrt(s_k s_k+1)) + 2 per extra aspect ratio: 4 or 6."""
+    return 2 + 2 * len(feature_map.aspect_ratios)
+
 
 # Boxes per NMS call in detect_objects (see batched_nms_fractional): small enough that NMS's
 # quadratic cost stays low, large enough that a batch needs few calls.
@@ -190,18 +240,32 @@ class VGGBase(nn.Module):
 
 
 class AuxiliaryConvolutions(nn.Module):
-    """The extra layers of Fig. 2 of the paper: conv8 to conv11, each a 1x1 then a 3x3 convolution."""
+    """The extra layers of Fig. 2 of the paper: conv8 to conv11 (conv12 for SSD512), each a 1x1
+    convolution that halves the channels, then a 3x3 one that shrinks the map."""
 
-    def __init__(self):
+    def __init__(self, image_size=300):
+        """
+        :param image_size: 300 (maps 19 -> 10, 5, 3, 1) or 512 (32 -> 16, 8, 4, 2, 1)
+        """
         super().__init__()
         self.conv8_1 = nn.Conv2d(1024, 256, kernel_size=1)
-        self.conv8_2 = nn.Conv2d(256, 512, kernel_size=3, stride=2, padding=1)  # 19 -> 10
+        self.conv8_2 = nn.Conv2d(256, 512, kernel_size=3, stride=2, padding=1)  # 19 -> 10 (32 -> 16)
         self.conv9_1 = nn.Conv2d(512, 128, kernel_size=1)
-        self.conv9_2 = nn.Conv2d(128, 256, kernel_size=3, stride=2, padding=1)  # 10 -> 5
+        self.conv9_2 = nn.Conv2d(128, 256, kernel_size=3, stride=2, padding=1)  # 10 -> 5 (16 -> 8)
         self.conv10_1 = nn.Conv2d(256, 128, kernel_size=1)
-        self.conv10_2 = nn.Conv2d(128, 256, kernel_size=3)  # 5 -> 3, no padding
         self.conv11_1 = nn.Conv2d(256, 128, kernel_size=1)
-        self.conv11_2 = nn.Conv2d(128, 256, kernel_size=3)  # 3 -> 1, no padding
+        if image_size == 300:
+            self.conv10_2 = nn.Conv2d(128, 256, kernel_size=3)  # 5 -> 3, no padding
+            self.conv11_2 = nn.Conv2d(128, 256, kernel_size=3)  # 3 -> 1, no padding
+            self.block_names = ("conv8", "conv9", "conv10", "conv11")
+        elif image_size == 512:
+            self.conv10_2 = nn.Conv2d(128, 256, kernel_size=3, stride=2, padding=1)  # 8 -> 4
+            self.conv11_2 = nn.Conv2d(128, 256, kernel_size=3, stride=2, padding=1)  # 4 -> 2
+            self.conv12_1 = nn.Conv2d(256, 128, kernel_size=1)
+            self.conv12_2 = nn.Conv2d(128, 256, kernel_size=4, padding=1)  # 2 -> 1 (Caffe's SSD512)
+            self.block_names = ("conv8", "conv9", "conv10", "conv11", "conv12")
+        else:
+            raise ValueError(f"SSD with VGG16 is defined for 300x300 and 512x512 input, not {image_size}")
 
         for module in self.children():
             nn.init.xavier_uniform_(module.weight)
@@ -210,32 +274,113 @@ class AuxiliaryConvolutions(nn.Module):
     def forward(self, conv7_feats):
         """Shrink the conv7 map step by step.
 
-        :param conv7_feats: (N, 1024, 19, 19)
-        :return: conv8_2 (N, 512, 10, 10), conv9_2 (N, 256, 5, 5), conv10_2 (N, 256, 3, 3) and
-            conv11_2 (N, 256, 1, 1) features
+        :param conv7_feats: (N, 1024, 19, 19) (SSD512: (N, 1024, 32, 32))
+        :return: tuple of the conv8_2 (N, 512, 10, 10), conv9_2 (N, 256, 5, 5), conv10_2 (N, 256, 3, 3)
+            and conv11_2 (N, 256, 1, 1) features (SSD512: 16, 8, 4, 2 and conv12_2's 1)
         """
-        x = F.relu(self.conv8_1(conv7_feats), inplace=True)
-        conv8_2_feats = F.relu(self.conv8_2(x), inplace=True)
-        x = F.relu(self.conv9_1(conv8_2_feats), inplace=True)
-        conv9_2_feats = F.relu(self.conv9_2(x), inplace=True)
-        x = F.relu(self.conv10_1(conv9_2_feats), inplace=True)
-        conv10_2_feats = F.relu(self.conv10_2(x), inplace=True)
-        x = F.relu(self.conv11_1(conv10_2_feats), inplace=True)
-        conv11_2_feats = F.relu(self.conv11_2(x), inplace=True)
-        return conv8_2_feats, conv9_2_feats, conv10_2_feats, conv11_2_feats
+        feats, x = [], conv7_feats
+        for block in self.block_names:
+            x = F.relu(getattr(self, f"{block}_1")(x), inplace=True)
+            x = F.relu(getattr(self, f"{block}_2")(x), inplace=True)
+            feats.append(x)
+        return tuple(feats)
+
+
+class ResNet50Base(nn.Module):
+    """ResNet-50 up to conv4_x, as in NVIDIA's SSD300 v1.1: a 38x38 map of 1024 channels at 300x300.
+
+    torchvision's ResNet-50 without conv5_x, the average pool and the classifier; the first block of
+    conv4_x (``layer3``) has its stride set to 1, so conv4_x stays at conv3_x's resolution (38x38)
+    instead of halving it. Module names are torchvision's, so ImageNet weights load by name.
+    """
+
+    def __init__(self):
+        super().__init__()
+        from torchvision.models import resnet50
+
+        resnet = resnet50(weights=None)
+        self.conv1, self.bn1, self.relu, self.maxpool = resnet.conv1, resnet.bn1, resnet.relu, resnet.maxpool
+        self.layer1, self.layer2, self.layer3 = resnet.layer1, resnet.layer2, resnet.layer3
+        first_block = self.layer3[0]
+        first_block.conv2.stride = (1, 1)  # torchvision's ResNet-50 (v1.5) strides in the 3x3 conv
+        first_block.downsample[0].stride = (1, 1)
+
+    def forward(self, images):
+        """:param images: (N, 3, 300, 300) normalized images
+        :return: conv4_x features (N, 1024, 38, 38)
+        """
+        x = self.maxpool(self.relu(self.bn1(self.conv1(images))))
+        return self.layer3(self.layer2(self.layer1(x)))
+
+    def load_pretrained_layers(self, weights=None):
+        """Fill the layers with torchvision's ImageNet ResNet-50 (``IMAGENET1K_V1`` by default, NVIDIA's
+        choice), downloaded on first use into torch's hub cache; it expects ImageNet-normalized input.
+        """
+        from torchvision.models import ResNet50_Weights, resnet50  # imported here: no work at import time
+
+        weights = ResNet50_Weights.IMAGENET1K_V1 if weights is None else weights
+        resnet_state_dict = resnet50(weights=weights).state_dict()
+        own_names = self.state_dict().keys()
+        self.load_state_dict({name: value for name, value in resnet_state_dict.items() if name in own_names})
+
+
+class ResNetAuxiliaryConvolutions(nn.Module):
+    """NVIDIA's five additional blocks after conv4_x: 1x1 conv, BN, ReLU, 3x3 conv, BN, ReLU.
+
+    The first three 3x3 convolutions have stride 2 (38 -> 19 -> 10 -> 5), the last two no padding
+    (5 -> 3 -> 1). With batch norm after every convolution, the convolutions need no bias, and
+    conv4_x needs no L2 normalization (its features are already normalized).
+    """
+
+    IN_OUT_CHANNELS = ((1024, 512), (512, 512), (512, 256), (256, 256), (256, 256))
+    MIDDLE_CHANNELS = (256, 256, 128, 128, 128)
+
+    def __init__(self):
+        super().__init__()
+        blocks = []
+        for i, ((in_channels, out_channels), middle) in enumerate(zip(self.IN_OUT_CHANNELS, self.MIDDLE_CHANNELS)):
+            shrink = dict(stride=2, padding=1) if i < 3 else dict(stride=1, padding=0)
+            blocks.append(nn.Sequential(
+                nn.Conv2d(in_channels, middle, kernel_size=1, bias=False),
+                nn.BatchNorm2d(middle),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(middle, out_channels, kernel_size=3, bias=False, **shrink),
+                nn.BatchNorm2d(out_channels),
+                nn.ReLU(inplace=True),
+            ))
+        self.blocks = nn.ModuleList(blocks)
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.xavier_uniform_(module.weight)
+
+    def forward(self, conv4_x_feats):
+        """:param conv4_x_feats: (N, 1024, 38, 38)
+        :return: tuple of five maps: (N, 512, 19, 19), (N, 512, 10, 10), (N, 256, 5, 5), (N, 256, 3, 3),
+            (N, 256, 1, 1)
+        """
+        feats, x = [], conv4_x_feats
+        for block in self.blocks:
+            x = block(x)
+            feats.append(x)
+        return tuple(feats)
 
 
 class PredictionConvolutions(nn.Module):
     """3x3 convolutions that predict, for every prior, 4 box offsets and ``n_classes`` scores."""
 
-    def __init__(self, n_classes):
+    def __init__(self, n_classes, feature_maps=SSD300_VGG16.feature_maps):
+        """
+        :param n_classes: number of classes, background included
+        :param feature_maps: the ``FeatureMap`` s that make predictions (name, channels, priors)
+        """
         super().__init__()
         self.n_classes = n_classes
-        for fmap in FEATURE_MAPS:
-            n_priors = N_PRIORS_PER_LOCATION[fmap]
-            in_channels = FEATURE_MAP_CHANNELS[fmap]
-            setattr(self, f"loc_{fmap}", nn.Conv2d(in_channels, n_priors * 4, kernel_size=3, padding=1))
-            setattr(self, f"cl_{fmap}", nn.Conv2d(in_channels, n_priors * n_classes, kernel_size=3, padding=1))
+        self.feature_map_names = tuple(fmap.name for fmap in feature_maps)
+        for fmap in feature_maps:
+            n_priors = priors_per_location(fmap)
+            setattr(self, f"loc_{fmap.name}", nn.Conv2d(fmap.channels, n_priors * 4, kernel_size=3, padding=1))
+            setattr(self, f"cl_{fmap.name}",
+                    nn.Conv2d(fmap.channels, n_priors * n_classes, kernel_size=3, padding=1))
 
         for module in self.children():
             nn.init.xavier_uniform_(module.weight)
@@ -256,43 +401,48 @@ class PredictionConvolutions(nn.Module):
         return predictions.permute(0, 2, 3, 1).reshape(batch_size, -1, n_values)
 
     def forward(self, *feature_maps):
-        """Predict offsets and scores on the six feature maps.
+        """Predict offsets and scores on every prediction map.
 
-        :param feature_maps: conv4_3 (normalized), conv7, conv8_2, conv9_2, conv10_2, conv11_2 features
-        :return: predicted_locs (N, 8732, 4) and predicted_scores (N, 8732, n_classes)
+        :param feature_maps: the maps in the order of the config: conv4_3 (normalized), conv7,
+            conv8_2, conv9_2, conv10_2, conv11_2 features for SSD300
+        :return: predicted_locs (N, n_priors, 4) and predicted_scores (N, n_priors, n_classes),
+            n_priors = 8732 for SSD300
         """
         locs, scores = [], []
-        for fmap, feats in zip(FEATURE_MAPS, feature_maps):
-            locs.append(self._flatten(getattr(self, f"loc_{fmap}")(feats), 4))
-            scores.append(self._flatten(getattr(self, f"cl_{fmap}")(feats), self.n_classes))
+        for name, feats in zip(self.feature_map_names, feature_maps):
+            locs.append(self._flatten(getattr(self, f"loc_{name}")(feats), 4))
+            scores.append(self._flatten(getattr(self, f"cl_{name}")(feats), self.n_classes))
         return torch.cat(locs, dim=1), torch.cat(scores, dim=1)
 
 
-def create_prior_boxes():
-    """Create the 8732 priors (default boxes) of SSD300, in fractional centre-size coordinates.
+def create_prior_boxes(config=SSD300_VGG16):
+    """Create the priors (default boxes) of an SSD variant, in fractional centre-size coordinates.
 
-    At location (i, j) of a k x k map the priors are centred on ((j + 0.5) / k, (i + 0.5) / k). Their
-    sizes, in this order: scale s (ratio 1), the extra scale sqrt(s * s_next) (ratio 1; 1 for the
-    last map), then for each extra ratio r the pair (s sqrt(r), s / sqrt(r)) and (s / sqrt(r), s sqrt(r)).
-    This is torchvision's ``DefaultBoxGenerator`` order. Widths and heights are capped at 1 (the
-    centres are never moved: clipping the priors themselves costs mAP, see the pitfalls).
+    At location (i, j) of a k x k map the priors are centred on ((j + 0.5) / k, (i + 0.5) / k) (with
+    a ``step`` in the config: ((j + 0.5) step, (i + 0.5) step) / image_size). Their sizes, in this
+    order: scale s (ratio 1), the extra scale sqrt(s * s_next) (ratio 1), then for each extra ratio r
+    the pair (s sqrt(r), s / sqrt(r)) and (s / sqrt(r), s sqrt(r)). This is torchvision's
+    ``DefaultBoxGenerator`` order. Widths and heights are capped at 1 (the centres are never moved:
+    clipping the priors themselves costs mAP, see the pitfalls).
 
-    :return: priors, a tensor of size (8732, 4), location-major, row by row, one map after the other
+    :param config: an ``SSDConfig`` (default SSD300 with VGG16)
+    :return: priors, a tensor of size (n_priors, 4) ((8732, 4) for SSD300), location-major, row by
+        row, one map after the other
     """
     priors = []
-    for k, fmap in enumerate(FEATURE_MAPS):
-        size = FEATURE_MAP_SIZES[fmap]
-        scale = PRIOR_SCALES[fmap]
-        next_scale = PRIOR_SCALES[FEATURE_MAPS[k + 1]] if k + 1 < len(FEATURE_MAPS) else 1.0
+    scales = [fmap.scale for fmap in config.feature_maps] + [config.last_scale]
+    for k, fmap in enumerate(config.feature_maps):
+        scale, next_scale = scales[k], scales[k + 1]
         shapes = [(scale, scale), (math.sqrt(scale * next_scale),) * 2]
-        for ratio in PRIOR_ASPECT_RATIOS[fmap]:
+        for ratio in fmap.aspect_ratios:
             shapes.append((scale * math.sqrt(ratio), scale / math.sqrt(ratio)))
             shapes.append((scale / math.sqrt(ratio), scale * math.sqrt(ratio)))
 
-        centres = (torch.arange(size, dtype=torch.float64) + 0.5) / size
+        step = config.image_size / fmap.size if fmap.step is None else fmap.step
+        centres = (torch.arange(fmap.size, dtype=torch.float64) + 0.5) * step / config.image_size
         cy, cx = torch.meshgrid(centres, centres, indexing="ij")  # row by row: y is the slow index
         centres_xy = torch.stack([cx, cy], dim=-1).reshape(-1, 1, 2).expand(-1, len(shapes), 2)
-        sizes_wh = torch.tensor(shapes, dtype=torch.float64).unsqueeze(0).expand(size * size, -1, 2)
+        sizes_wh = torch.tensor(shapes, dtype=torch.float64).unsqueeze(0).expand(fmap.size ** 2, -1, 2)
         priors.append(torch.cat([centres_xy, sizes_wh], dim=-1).reshape(-1, 4))
 
     priors = torch.cat(priors, dim=0)
@@ -335,44 +485,59 @@ def batched_nms_fractional(boxes, scores, groups, iou_threshold, image_index, ma
     return torch.cat(keep) if keep else torch.zeros(0, dtype=torch.long, device=boxes.device)
 
 
-class SSD300(nn.Module):
-    """The SSD300 network: VGG16 base, auxiliary convolutions, prediction convolutions and priors."""
+class SSD(nn.Module):
+    """An SSD network: base, auxiliary convolutions, prediction convolutions and priors.
 
-    def __init__(self, n_classes, pretrained_base=False):
+    Use ``SSD300`` or ``SSD512`` (or ``build_ssd``); this class holds what they share.
+    """
+
+    def __init__(self, n_classes, base="vgg16", image_size=300, pretrained_base=False):
         """
         :param n_classes: number of classes, background included (21 for Pascal VOC)
-        :param pretrained_base: load torchvision's ImageNet VGG16 into the base (needs the weights
-            file, downloaded on first use)
+        :param base: "vgg16" (the paper) or "resnet50" (NVIDIA's SSD300 v1.1, 300x300 only)
+        :param image_size: input side, 300 or 512 (512: VGG16 only)
+        :param pretrained_base: load torchvision's ImageNet weights into the base (downloaded on
+            first use)
         """
         super().__init__()
-        self.n_classes = n_classes
-        self.base = VGGBase()
-        self.aux_convs = AuxiliaryConvolutions()
-        self.pred_convs = PredictionConvolutions(n_classes)
-
-        # conv4_3 features have a much larger scale than the deeper maps; the paper (Sec. 3.1, after
-        # ParseNet) L2-normalizes each location and rescales every channel by a learned factor
-        # that starts at 20.
-        self.rescale_factors = nn.Parameter(torch.full((1, 512, 1, 1), 20.0))
+        if (base, image_size) not in CONFIGS:
+            raise ValueError(f"no SSD{image_size} with base {base!r}; choose one of "
+                             + ", ".join(f"SSD{size} {name}" for name, size in CONFIGS))
+        self.config = CONFIGS[(base, image_size)]
+        self.n_classes, self.base_name, self.image_size = n_classes, base, image_size
+        if base == "vgg16":
+            self.base = VGGBase()
+            self.aux_convs = AuxiliaryConvolutions(image_size)
+            # conv4_3 features have a much larger scale than the deeper maps; the paper (Sec. 3.1,
+            # after ParseNet) L2-normalizes each location and rescales every channel by a learned
+            # factor that starts at 20.
+            self.rescale_factors = nn.Parameter(torch.full((1, 512, 1, 1), 20.0))
+        else:
+            self.base = ResNet50Base()
+            self.aux_convs = ResNetAuxiliaryConvolutions()
+        self.pred_convs = PredictionConvolutions(n_classes, self.config.feature_maps)
 
         # A buffer: it follows .to(device) and is saved in the state_dict, so a checkpoint carries
         # the exact priors the network was trained with.
-        self.register_buffer("priors_cxcy", create_prior_boxes())
+        self.register_buffer("priors_cxcy", create_prior_boxes(self.config))
 
         if pretrained_base:
             self.base.load_pretrained_layers()
 
     def forward(self, images):
-        """Predict box offsets and class scores for all 8732 priors.
+        """Predict box offsets and class scores for all priors.
 
-        :param images: (N, 3, 300, 300) normalized images
-        :return: predicted_locs (N, 8732, 4) offsets and predicted_scores (N, 8732, n_classes) logits
+        :param images: (N, 3, image_size, image_size) normalized images
+        :return: predicted_locs (N, n_priors, 4) offsets and predicted_scores (N, n_priors, n_classes)
+            logits; n_priors is 8732 for SSD300, 24,564 for SSD512
         """
-        conv4_3_feats, conv7_feats = self.base(images)
-        # The epsilon in F.normalize keeps an all-zero (dead ReLU) location from dividing by 0.
-        conv4_3_feats = F.normalize(conv4_3_feats, p=2.0, dim=1, eps=1e-12) * self.rescale_factors
-        aux_feats = self.aux_convs(conv7_feats)
-        return self.pred_convs(conv4_3_feats, conv7_feats, *aux_feats)
+        if self.base_name == "vgg16":
+            conv4_3_feats, conv7_feats = self.base(images)
+            # The epsilon in F.normalize keeps an all-zero (dead ReLU) location from dividing by 0.
+            conv4_3_feats = F.normalize(conv4_3_feats, p=2.0, dim=1, eps=1e-12) * self.rescale_factors
+            return self.pred_convs(conv4_3_feats, conv7_feats, *self.aux_convs(conv7_feats))
+        conv4_x_feats = self.base(images)
+        return self.pred_convs(conv4_x_feats, *self.aux_convs(conv4_x_feats))
 
     @torch.no_grad()
     def detect_objects(self, predicted_locs, predicted_scores, min_score, max_overlap, top_k,
@@ -445,7 +610,7 @@ class SSD300(nn.Module):
         :return: indices of the kept candidates, image by image, by decreasing score within each
         """
         n_candidates = torch.bincount(image_index, minlength=batch_size)
-        rank = SSD300._rank_within_image(image_index, n_candidates)
+        rank = SSD._rank_within_image(image_index, n_candidates)
         group = image_index * n_object_classes + class_index  # each (image, class) is its own NMS group
         # Four times top_k is enough for a trained network (most candidates survive or are few);
         # an untrained one may need the window widened once or twice.
@@ -462,7 +627,7 @@ class SSD300(nn.Module):
                 break
             window *= 4
         keep = torch.sort(keep).values  # back to image by image, decreasing score
-        return keep[SSD300._rank_within_image(image_index[keep], n_kept) < top_k]
+        return keep[SSD._rank_within_image(image_index[keep], n_kept) < top_k]
 
     @staticmethod
     def _rank_within_image(image_index, counts):
@@ -474,6 +639,45 @@ class SSD300(nn.Module):
         """
         image_starts = torch.cumsum(counts, dim=0) - counts
         return torch.arange(image_index.numel(), device=image_index.device) - image_starts[image_index]
+
+
+class SSD300(SSD):
+    """SSD300: 300x300 input, 8732 priors, with the paper's VGG16 base or NVIDIA's ResNet-50 one."""
+
+    def __init__(self, n_classes, base="vgg16", pretrained_base=False):
+        """
+        :param n_classes: number of classes, background included (21 for Pascal VOC)
+        :param base: "vgg16" or "resnet50"
+        :param pretrained_base: load torchvision's ImageNet weights into the base
+        """
+        super().__init__(n_classes, base=base, image_size=300, pretrained_base=pretrained_base)
+
+
+class SSD512(SSD):
+    """SSD512: 512x512 input, VGG16 base, seven prediction maps and 24,564 priors (the paper's SSD512)."""
+
+    def __init__(self, n_classes, pretrained_base=False):
+        """
+        :param n_classes: number of classes, background included (21 for Pascal VOC)
+        :param pretrained_base: load torchvision's ImageNet VGG16 into the base
+        """
+        super().__init__(n_classes, base="vgg16", image_size=512, pretrained_base=pretrained_base)
+
+
+def build_ssd(n_classes, base="vgg16", image_size=300, pretrained_base=False):
+    """The SSD for a base and an input size: ``SSD300(n_classes, base)`` or ``SSD512(n_classes)``.
+
+    :param n_classes: number of classes, background included
+    :param base: "vgg16" or "resnet50"
+    :param image_size: 300 or 512
+    :param pretrained_base: load torchvision's ImageNet weights into the base
+    :return: the model (train mode, on the CPU)
+    """
+    if image_size == 512 and base == "vgg16":
+        return SSD512(n_classes, pretrained_base=pretrained_base)
+    if image_size == 300 and (base, 300) in CONFIGS:
+        return SSD300(n_classes, base=base, pretrained_base=pretrained_base)
+    return SSD(n_classes, base=base, image_size=image_size)  # raises the error that names the choices
 
 
 def torchvision_ssd_to_ssd300_state_dict(tv_state_dict):
@@ -494,9 +698,9 @@ def torchvision_ssd_to_ssd300_state_dict(tv_state_dict):
     for block, conv in enumerate(("conv8", "conv9", "conv10", "conv11"), start=1):
         names[f"aux_convs.{conv}_1"] = f"backbone.extra.{block}.0"
         names[f"aux_convs.{conv}_2"] = f"backbone.extra.{block}.2"
-    for i, fmap in enumerate(FEATURE_MAPS):
-        names[f"pred_convs.loc_{fmap}"] = f"head.regression_head.module_list.{i}"
-        names[f"pred_convs.cl_{fmap}"] = f"head.classification_head.module_list.{i}"
+    for i, fmap in enumerate(SSD300_VGG16.feature_maps):
+        names[f"pred_convs.loc_{fmap.name}"] = f"head.regression_head.module_list.{i}"
+        names[f"pred_convs.cl_{fmap.name}"] = f"head.classification_head.module_list.{i}"
 
     state_dict = {}
     for ours, theirs in names.items():
@@ -507,19 +711,25 @@ def torchvision_ssd_to_ssd300_state_dict(tv_state_dict):
 
 
 def load_model_from_checkpoint(path, device="cpu"):
-    """Rebuild a trained SSD300 from a checkpoint written by ``train.py``.
+    """Rebuild a trained SSD from a checkpoint written by ``train.py``.
 
-    :param path: path of the ``.pt`` checkpoint (a dict with ``"model"`` and ``"config"``)
+    :param path: path of the ``.pt`` checkpoint (a dict with ``"model"`` and ``"config"``; the config
+        names the base and the input size, vgg16 and 300 when it does not)
     :param device: where to put the model
-    :return: the model in eval mode on ``device``, and the label map (class name -> label)
+    :return: the model (``SSD300`` or ``SSD512``) in eval mode on ``device``, and the label map
+        (class name -> label)
     """
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # a truncated file, or not a checkpoint at all
         raise ValueError(f"{path}: not a readable checkpoint ({type(error).__name__}: {error})") from None
     if not isinstance(checkpoint, dict) or "model" not in checkpoint or "config" not in checkpoint:
-        raise ValueError(f"{path}: not an SSD300 checkpoint (expected the keys 'model' and 'config')")
+        raise ValueError(f"{path}: not an SSD checkpoint (expected the keys 'model' and 'config')")
     config = checkpoint["config"]
-    model = SSD300(n_classes=config["n_classes"])
+    try:
+        model = build_ssd(config["n_classes"], base=config.get("base", "vgg16"),
+                          image_size=config.get("image_size", 300))
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
     model.load_state_dict(checkpoint["model"])
     return model.to(device).eval(), dict(config["label_map"])

@@ -8,8 +8,9 @@ from torchvision.models import vgg16
 from torchvision.models.detection import ssd300_vgg16
 from torchvision.models.detection._utils import BoxCoder
 
-from model import (FEATURE_MAPS, N_PRIORS_PER_LOCATION, PRIOR_SCALES, SSD300, VGGBase, create_prior_boxes,
-                   torchvision_ssd_to_ssd300_state_dict, vgg16_to_ssd_base_state_dict)
+from model import (SSD300, SSD300_RESNET50, SSD300_VGG16, SSD512, SSD512_VGG16, ResNet50Base, VGGBase, build_ssd,
+                   create_prior_boxes, priors_per_location, torchvision_ssd_to_ssd300_state_dict,
+                   vgg16_to_ssd_base_state_dict)
 from utils import cxcy_to_gcxgcy, cxcy_to_xy, gcxgcy_to_cxcy, xy_to_cxcy
 
 N_CLASSES = 21
@@ -61,24 +62,25 @@ def test_feature_map_sizes():
 def test_prior_count_and_table():
     priors = create_prior_boxes()
     assert priors.shape == (8732, 4)
-    sizes = {"conv4_3": 38, "conv7": 19, "conv8_2": 10, "conv9_2": 5, "conv10_2": 3, "conv11_2": 1}
-    expected_counts = [sizes[f] ** 2 * N_PRIORS_PER_LOCATION[f] for f in FEATURE_MAPS]
+    feature_maps = SSD300_VGG16.feature_maps
+    assert [f.size for f in feature_maps] == [38, 19, 10, 5, 3, 1]
+    expected_counts = [f.size ** 2 * priors_per_location(f) for f in feature_maps]
     assert expected_counts == [5776, 2166, 600, 150, 36, 4]
 
     start = 0
-    scales = [PRIOR_SCALES[f] for f in FEATURE_MAPS] + [1.0]
-    for k, (fmap, count) in enumerate(zip(FEATURE_MAPS, expected_counts)):
+    scales = [f.scale for f in feature_maps] + [1.0]
+    for k, (fmap, count) in enumerate(zip(feature_maps, expected_counts)):
         block = priors[start:start + count]
         start += count
         s, s_next = scales[k], scales[k + 1]
-        first_location = block[:N_PRIORS_PER_LOCATION[fmap]]
+        first_location = block[:priors_per_location(fmap)]
         expected_wh = [(s, s), (math.sqrt(s * s_next),) * 2, (s * math.sqrt(2), s / math.sqrt(2)),
                        (s / math.sqrt(2), s * math.sqrt(2))]
-        if N_PRIORS_PER_LOCATION[fmap] == 6:
+        if priors_per_location(fmap) == 6:
             expected_wh += [(s * math.sqrt(3), s / math.sqrt(3)), (s / math.sqrt(3), s * math.sqrt(3))]
         expected_wh = torch.tensor(expected_wh).clamp(max=1.0)
         torch.testing.assert_close(first_location[:, 2:], expected_wh)
-        half_cell = 0.5 / sizes[fmap]
+        half_cell = 0.5 / fmap.size
         torch.testing.assert_close(first_location[:, :2], torch.full((len(expected_wh), 2), half_cell))
     # The ratio 3 is exactly 3, not 1/0.333.
     conv7_prior = priors[5776 + 4]
@@ -155,3 +157,98 @@ def test_load_pretrained_layers_uses_the_weights_api(monkeypatch):
     base.load_pretrained_layers()
     assert asked["weights"] == tv_models.VGG16_Weights.IMAGENET1K_V1
     assert not torch.equal(before, base.conv1_1.weight)
+
+
+# ---- SSD512 and the ResNet-50 base -------------------------------------------------------------
+
+
+def caffe_style_priors(image_size, sizes, steps, min_sizes, max_sizes, aspect_ratios):
+    """Priors written out the way the Caffe PriorBox layer and NVIDIA's DefaultBoxes do, in pixels,
+    as an independent reference: for each map, location by location, (min, sqrt(min max), ratios).
+
+    :return: (n_priors, 4) fractional cx, cy, w, h, widths and heights capped at 1
+    """
+    priors = []
+    for size, step, min_size, max_size, ratios in zip(sizes, steps, min_sizes, max_sizes, aspect_ratios):
+        for i in range(size):
+            for j in range(size):
+                cx, cy = (j + 0.5) * step / image_size, (i + 0.5) * step / image_size
+                shapes = [(min_size, min_size), (math.sqrt(min_size * max_size),) * 2]
+                for r in ratios:
+                    shapes += [(min_size * math.sqrt(r), min_size / math.sqrt(r)),
+                               (min_size / math.sqrt(r), min_size * math.sqrt(r))]
+                priors += [(cx, cy, min(w / image_size, 1.0), min(h / image_size, 1.0)) for w, h in shapes]
+    return torch.tensor(priors, dtype=torch.float32)
+
+
+def test_ssd512_priors_are_the_papers():
+    # ssd_pascal_512.py: maps 64..1, steps 8..512, min sizes 7% then 15%..90% of 512, max sizes the next.
+    min_sizes = [512 * p / 100 for p in (7, 15, 30, 45, 60, 75, 90)]
+    max_sizes = [512 * p / 100 for p in (15, 30, 45, 60, 75, 90, 105)]
+    expected = caffe_style_priors(512, [64, 32, 16, 8, 4, 2, 1], [8, 16, 32, 64, 128, 256, 512], min_sizes,
+                                  max_sizes, [(2,), (2, 3), (2, 3), (2, 3), (2, 3), (2,), (2,)])
+    priors = create_prior_boxes(SSD512_VGG16)
+    assert priors.shape == (24564, 4)
+    torch.testing.assert_close(priors, expected)
+
+
+def test_resnet50_priors_are_nvidias_default_boxes():
+    # NVIDIA's dboxes300_coco(): figsize 300, feat sizes 38..1, steps 8..300, scales 21..315 pixels.
+    scales = [21, 45, 99, 153, 207, 261, 315]
+    expected = caffe_style_priors(300, [38, 19, 10, 5, 3, 1], [8, 16, 32, 64, 100, 300], scales[:-1], scales[1:],
+                                  [(2,), (2, 3), (2, 3), (2, 3), (2,), (2,)])
+    priors = create_prior_boxes(SSD300_RESNET50)
+    assert priors.shape == (8732, 4)
+    torch.testing.assert_close(priors, expected)
+    # The steps put the 38x38 centres 8 pixels apart, not 300/38: the last column's centre is at
+    # 37.5 * 8 / 300 = 1.0, where VGG16's SSD300 has 37.5 / 38.
+    last_location_of_conv4_x = 5776 - 4
+    assert priors[last_location_of_conv4_x, 0].item() == pytest.approx(1.0)
+    assert create_prior_boxes()[last_location_of_conv4_x, 0].item() == pytest.approx(37.5 / 38)
+
+
+def test_ssd512_and_resnet50_shapes():
+    torch.manual_seed(0)
+    for model, n_priors in ((SSD512(4), 24564), (SSD300(4, base="resnet50"), 8732)):
+        model.eval()
+        with torch.no_grad():
+            locs, scores = model(torch.randn(1, 3, model.image_size, model.image_size))
+        assert locs.shape == (1, n_priors, 4) and scores.shape == (1, n_priors, 4)
+        assert model.priors_cxcy.shape == (n_priors, 4)
+
+
+def test_ssd512_feature_map_sizes():
+    model = SSD512(3).eval()
+    with torch.no_grad():
+        conv4_3, conv7 = model.base(torch.zeros(1, 3, 512, 512))
+        extras = model.aux_convs(conv7)
+    assert conv4_3.shape[-1] == 64 and conv7.shape[-1] == 32
+    assert [f.shape[-1] for f in extras] == [16, 8, 4, 2, 1]
+
+
+def test_resnet50_base_is_torchvisions_up_to_conv4_x_without_its_stride():
+    from torchvision.models import resnet50
+
+    base = ResNet50Base().eval()
+    with torch.no_grad():
+        conv4_x = base(torch.zeros(1, 3, 300, 300))
+    assert conv4_x.shape == (1, 1024, 38, 38)
+    # Every parameter and buffer has torchvision's name and shape, so ImageNet weights load by name;
+    # conv5_x (layer4) and the classifier are gone.
+    reference = resnet50(weights=None).state_dict()
+    ours = base.state_dict()
+    assert all(name in reference and reference[name].shape == value.shape for name, value in ours.items())
+    assert not any(name.startswith(("layer4", "fc")) for name in ours)
+    assert len(ours) == len([n for n in reference if not n.startswith(("layer4", "fc"))])
+    model = SSD300(3, base="resnet50").eval()
+    with torch.no_grad():
+        extras = model.aux_convs(conv4_x)
+    assert [f.shape[1:] for f in extras] == [(512, 19, 19), (512, 10, 10), (256, 5, 5), (256, 3, 3), (256, 1, 1)]
+    assert not hasattr(model, "rescale_factors")  # batch norm: no L2 normalization
+
+
+def test_build_ssd_names_the_choices_when_asked_for_a_missing_variant():
+    assert isinstance(build_ssd(3, "vgg16", 512), SSD512)
+    assert isinstance(build_ssd(3, "resnet50", 300), SSD300)
+    with pytest.raises(ValueError, match="no SSD512 with base 'resnet50'"):
+        build_ssd(3, "resnet50", 512)
