@@ -47,11 +47,11 @@ def collate_fn(batch):
 class PascalVOCDataset(Dataset):
     """Images and objects of one split, augmented (TRAIN) or just resized (TEST) by utils.transform.
 
-    Each item is (image (3, 300, 300) ImageNet-normalized float, boxes (n_objects, 4) fractional
-    x1y1x2y2, labels (n_objects) int64, difficulties (n_objects) uint8). n_objects may be 0.
+    Each item is (image (3, S, S) ImageNet-normalized float, S = image_size (300), boxes (n_objects, 4)
+    fractional x1y1x2y2, labels (n_objects) int64, difficulties (n_objects) uint8). n_objects may be 0.
     """
 
-    def __init__(self, data_folder, split, keep_difficult=False, augment=None):
+    def __init__(self, data_folder, split, keep_difficult=False, augment=None, image_size=300):
         """
         :param data_folder: folder holding {split}_images.json and {split}_objects.json
         :param split: "TRAIN" or "TEST" (any case)
@@ -59,6 +59,7 @@ class PascalVOCDataset(Dataset):
             evaluation needs them too, to ignore detections of them)
         :param augment: apply the paper's TRAIN augmentations (default: for the TRAIN split only);
             False gives resize + normalize only, e.g. to overfit a few training images
+        :param image_size: side the images are resized to: the model's ``image_size`` (512 for SSD512)
         """
         self.split = split.upper()
         if self.split not in SPLITS:
@@ -66,6 +67,7 @@ class PascalVOCDataset(Dataset):
         self.data_folder = data_folder
         self.keep_difficult = keep_difficult
         self.augment = self.split == "TRAIN" if augment is None else augment
+        self.image_size = image_size
 
         images_path = os.path.join(data_folder, f"{self.split}_images.json")
         objects_path = os.path.join(data_folder, f"{self.split}_objects.json")
@@ -106,9 +108,10 @@ class PascalVOCDataset(Dataset):
         return boxes, labels, difficulties
 
     def __getitem__(self, i):
-        """:return: image (3, 300, 300), boxes (n_objects, 4) fractional, labels (n_objects), difficulties
+        """:return: image (3, S, S), boxes (n_objects, 4) fractional, labels (n_objects), difficulties
         (n_objects)"""
         boxes, labels, difficulties = self.load_objects(i)
-        return transform(self.load_image(i), boxes, labels, difficulties, split="TRAIN" if self.augment else "TEST")
+        return transform(self.load_image(i), boxes, labels, difficulties, split="TRAIN" if self.augment else "TEST",
+                         size=self.image_size)
 
     collate_fn = staticmethod(collate_fn)

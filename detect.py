@@ -98,7 +98,7 @@ def detect_batch(images, model, label_map, min_score=0.2, max_overlap=0.5, top_k
     """Detect objects in a batch of images in one forward pass.
 
     :param images: list of PIL RGB images, any sizes
-    :param model: an SSD300 in eval mode; it runs on whatever device its parameters are on
+    :param model: an SSD300 or SSD512 in eval mode; it runs on whatever device its parameters are on
     :param label_map: {class name: label}, background 0
     :param min_score: minimum class score of a detection
     :param max_overlap: NMS IoU threshold
@@ -111,7 +111,7 @@ def detect_batch(images, model, label_map, min_score=0.2, max_overlap=0.5, top_k
         return []
     names = {label: name for name, label in label_map.items()}
     device = next(model.parameters()).device
-    batch = torch.stack([preprocess(image) for image in images]).to(device)
+    batch = torch.stack([preprocess(image, model.image_size) for image in images]).to(device)
     with torch.inference_mode():
         predicted_locs, predicted_scores = model(batch)
         boxes, labels, scores = model.detect_objects(predicted_locs, predicted_scores, min_score=min_score,

@@ -1,4 +1,4 @@
-"""Train SSD300 on Pascal VOC (or the synthetic toy set) with the paper's recipe.
+"""Train SSD300 (or SSD512, or the ResNet-50 SSD300) on Pascal VOC, COCO or the toy set, with the paper's recipe.
 
     python train.py --data-folder data                      # the paper's recipe on one GPU
     torchrun --nproc_per_node=4 train.py --data-folder data --batch-size 8   # 4 GPUs, 32 images per step
@@ -15,7 +15,7 @@ endless stream of batches whose order is a pure function of (seed, epoch), and e
 pure function of (seed, epoch, image), so that a run resumed at iteration k sees exactly the batches the
 uninterrupted run would have seen, whatever the number of loader workers.
 
-Written to --checkpoint-dir (by rank 0 only): ssd300_iter_<N>.pt checkpoints (model, optimizer, AMP scaler,
+Written to --checkpoint-dir (by rank 0 only): ssd300_iter_<N>.pt (SSD512: ssd512_iter_<N>.pt) checkpoints (model, optimizer, AMP scaler,
 RNG states, iteration and the label map; plain tensors, so torch.load(weights_only=True) reads them), written
 atomically, the newest --keep-checkpoints kept; train_log.csv; loss_curve.png; train_summary.json.
 Ctrl-C (or SIGTERM) finishes the current step, saves a checkpoint and exits with status 130; a NaN/inf loss
@@ -45,7 +45,7 @@ from tqdm import tqdm
 
 from utils import MultiBoxLoss, write_atomically
 
-CHECKPOINT_PATTERN = re.compile(r"^ssd300_iter_(\d+)\.pt$")
+CHECKPOINT_PATTERN = re.compile(r"^ssd(?:300|512)_iter_(\d+)\.pt$")
 LOG_FIELDS = ("iteration", "loss", "loc_loss", "conf_loss", "lr", "images_per_s", "elapsed_s", "map_11pt")
 
 
@@ -95,9 +95,9 @@ def parse_args(argv=None):
                         help="sgd is the paper's; adamw (with a smaller --lr, ~1e-4) learns faster from a random "
                              "init, which is what the CPU quickstart wants")
     recipe.add_argument("--lr", type=float, default=1e-3, help="base learning rate (weights)")
-    recipe.add_argument("--bias-lr-mult", type=float, default=2.0,
-                        help="biases learn at this multiple of --lr and get no weight decay (Caffe's lr_mult 2, "
-                             "decay_mult 0)")
+    recipe.add_argument("--bias-lr-mult", type=float, default=None,
+                        help="biases learn at this multiple of --lr and get no weight decay (default: 2 with "
+                             "--base vgg16, Caffe's lr_mult 2, decay_mult 0; 1 with --base resnet50, as NVIDIA)")
     recipe.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (AdamW: beta1)")
     recipe.add_argument("--weight-decay", type=float, default=5e-4, help="L2 weight decay on weights")
     recipe.add_argument("--decay-at", type=int, nargs="*", default=[80_000, 100_000],
@@ -108,8 +108,15 @@ def parse_args(argv=None):
     recipe.add_argument("--warmup-factor", type=float, default=1.0 / 3, help="learning-rate fraction at iteration 0")
     recipe.add_argument("--grad-clip", type=float, default=None, help="clip the gradient norm to this (default: off)")
     recipe.add_argument("--no-pretrained", action="store_true",
-                        help="start VGG16 from random weights instead of ImageNet (no download needed; "
+                        help="start the base from random weights instead of ImageNet (no download needed; "
                              "expect a much worse detector on real data)")
+
+    network = parser.add_argument_group("network")
+    network.add_argument("--base", choices=("vgg16", "resnet50"), default="vgg16",
+                         help="vgg16: the paper's SSD; resnet50: NVIDIA's SSD300 v1.1 (ResNet-50 up to conv4_x, "
+                              "batch norm in the extra layers, no weight decay on batch norm and biases)")
+    network.add_argument("--image-size", type=int, choices=(300, 512), default=300,
+                         help="input side: 300 (SSD300) or 512 (SSD512, VGG16 only: 24,564 priors)")
 
     run = parser.add_argument_group("run")
     run.add_argument("--device", default=None,
@@ -142,6 +149,10 @@ def parse_args(argv=None):
         parser.error("--warmup, --eval-every and --workers cannot be negative")
     if args.max_images is not None and args.max_images < 1:
         parser.error(f"--max-images must be at least 1, got {args.max_images}")
+    if args.base == "resnet50" and args.image_size != 300:
+        parser.error("--base resnet50 is defined for --image-size 300 only (NVIDIA's SSD300)")
+    if args.bias_lr_mult is None:
+        args.bias_lr_mult = 2.0 if args.base == "vgg16" else 1.0
     return args
 
 
@@ -175,22 +186,32 @@ def make_param_groups(model, weight_decay, bias_lr_mult=2.0):
 
     Biases: ``lr_mult 2, decay_mult 0``. Weights, and the conv4_3 L2-norm rescale factors: ``lr_mult 1,
     decay_mult 1`` -- Caffe's Normalize layer declares no param spec, so its scale gets the default weight
-    decay, and we follow Caffe there (sgrvinod's tutorial does the same).
+    decay, and we follow Caffe there (sgrvinod's tutorial does the same). Batch-norm scales (the ResNet-50
+    base) get no weight decay either, as in NVIDIA's recipe: decaying them only fights the normalization.
 
-    :param model: the SSD300 (not wrapped in DDP)
+    :param model: the SSD (not wrapped in DDP)
     :param weight_decay: L2 decay for the weights group
     :param bias_lr_mult: learning-rate multiplier of the biases
-    :return: list of two param-group dicts, each with an extra ``"lr_mult"`` key that set_learning_rate reads
+    :return: list of param-group dicts (weights, biases, and batch-norm scales when there are any), each
+        with an extra ``"lr_mult"`` key that set_learning_rate reads
     """
-    weights, biases = [], []
+    norm_scales = {id(module.weight) for module in model.modules()
+                   if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and module.weight is not None}
+    weights, biases, norms = [], [], []
     for name, parameter in model.named_parameters():
         if not parameter.requires_grad:
             continue
-        (biases if name.endswith(".bias") or name == "bias" else weights).append(parameter)
-    return [
+        if name.endswith(".bias") or name == "bias":
+            biases.append(parameter)
+        else:
+            (norms if id(parameter) in norm_scales else weights).append(parameter)
+    groups = [
         {"params": weights, "weight_decay": weight_decay, "lr_mult": 1.0},
         {"params": biases, "weight_decay": 0.0, "lr_mult": bias_lr_mult},
     ]
+    if norms:
+        groups.append({"params": norms, "weight_decay": 0.0, "lr_mult": 1.0})
+    return groups
 
 
 def make_optimizer(name, param_groups, lr, momentum):
@@ -302,7 +323,7 @@ def make_train_dataset(args):
     from datasets import PascalVOCDataset
 
     dataset = PascalVOCDataset(args.data_folder, "TRAIN", keep_difficult=not args.skip_difficult,
-                               augment=not args.no_augment)
+                               augment=not args.no_augment, image_size=args.image_size)
     if args.max_images is not None:
         dataset = Subset(dataset, range(min(args.max_images, len(dataset))))
     if len(dataset) == 0:
@@ -351,9 +372,9 @@ def make_train_loader(dataset, args, dist_info, start_iteration):
 # =====================================================================================
 
 
-def checkpoint_path(checkpoint_dir, iteration):
-    """Path of the checkpoint written after ``iteration`` optimizer steps."""
-    return os.path.join(checkpoint_dir, f"ssd300_iter_{iteration:06d}.pt")
+def checkpoint_path(checkpoint_dir, iteration, image_size=300):
+    """Path of the checkpoint written after ``iteration`` optimizer steps (ssd300_iter_N.pt, or ssd512_...)."""
+    return os.path.join(checkpoint_dir, f"ssd{image_size}_iter_{iteration:06d}.pt")
 
 
 def list_checkpoints(checkpoint_dir):
@@ -416,7 +437,7 @@ def resolve_resume_path(resume, checkpoint_dir):
     if resume == "latest":
         found = list_checkpoints(checkpoint_dir)
         if not found:
-            raise FileNotFoundError(f"{checkpoint_dir}: --resume latest found no ssd300_iter_*.pt checkpoint")
+            raise FileNotFoundError(f"{checkpoint_dir}: --resume latest found no ssd300_iter_*.pt / ssd512_iter_*.pt checkpoint")
         return found[-1][1]
     if not os.path.isfile(resume):
         raise FileNotFoundError(f"{resume}: --resume checkpoint does not exist")
@@ -508,7 +529,7 @@ class TrainingLog:
             map_axis.set_ylim(0, 1)
             map_axis.legend(loc="upper center")
         axis.legend(loc="upper right")
-        axis.set_title("SSD300 training")
+        axis.set_title("SSD training")
         figure.tight_layout()
         figure.savefig(self.png_path, dpi=100)
         plt.close(figure)
@@ -587,18 +608,20 @@ def stop_on_signals(flag):
 
 
 def build_model(args, n_classes, device):
-    """SSD300 on ``device`` (channels_last on CUDA, where cuDNN's convolutions are fastest in NHWC).
+    """The SSD of ``--base`` and ``--image-size`` on ``device`` (channels_last on CUDA, where cuDNN's
+    convolutions are fastest in NHWC).
 
     :return: the model in train mode
     """
-    from model import SSD300
+    from model import build_ssd
 
     try:
-        model = SSD300(n_classes, pretrained_base=not args.no_pretrained)
+        model = build_ssd(n_classes, base=args.base, image_size=args.image_size,
+                          pretrained_base=not args.no_pretrained)
     except Exception as error:  # typically: ImageNet weights cannot be downloaded
         if args.no_pretrained:
             raise
-        raise RuntimeError(f"could not load the ImageNet VGG16 base ({error}); "
+        raise RuntimeError(f"could not load the ImageNet {args.base} base ({error}); "
                            "download it once with network access, or pass --no-pretrained") from error
     model = model.to(device)
     if device.type == "cuda":
@@ -610,7 +633,8 @@ def make_checkpoint(model, optimizer, scaler, iteration, label_map, args):
     """The checkpoint dict: tensors and plain Python only, so torch.load(weights_only=True) reads it."""
     return {
         "model": model.state_dict(),
-        "config": {"n_classes": len(label_map), "label_map": dict(label_map)},
+        "config": {"n_classes": len(label_map), "label_map": dict(label_map), "base": args.base,
+                   "image_size": args.image_size},
         "iteration": iteration,
         "optimizer": optimizer.state_dict(),
         "scaler": scaler.state_dict(),
@@ -620,11 +644,11 @@ def make_checkpoint(model, optimizer, scaler, iteration, label_map, args):
 
 
 def save_checkpoint(model, optimizer, scaler, iteration, label_map, args, log):
-    """Write ``ssd300_iter_<iteration>.pt`` atomically, prune old ones and redraw the loss curve.
+    """Write ``ssd300_iter_<iteration>.pt`` (``ssd512_...``) atomically, prune old ones and redraw the loss curve.
 
     :return: the path written
     """
-    path = checkpoint_path(args.checkpoint_dir, iteration)
+    path = checkpoint_path(args.checkpoint_dir, iteration, args.image_size)
     save_atomically(make_checkpoint(model, optimizer, scaler, iteration, label_map, args), path)
     prune_checkpoints(args.checkpoint_dir, args.keep_checkpoints)
     log.plot()
@@ -638,7 +662,12 @@ def load_resume_state(path, model, optimizer, scaler, label_map):
     """
     # On the CPU first: the RNG states must stay CPU tensors; load_state_dict moves the rest where it belongs.
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    saved_map = checkpoint.get("config", {}).get("label_map")
+    config = checkpoint.get("config", {})
+    saved_network = (config.get("base", "vgg16"), config.get("image_size", 300))
+    if saved_network != (model.base_name, model.image_size):
+        raise TrainingSetupError(f"{path}: checkpoint holds an SSD{saved_network[1]} with base {saved_network[0]}, "
+                                 f"but this run asks for --base {model.base_name} --image-size {model.image_size}")
+    saved_map = config.get("label_map")
     if saved_map is not None and dict(saved_map) != dict(label_map):
         raise TrainingSetupError(f"{path}: checkpoint was trained with labels {sorted(saved_map, key=saved_map.get)}, "
                          f"but the data folder has {sorted(label_map, key=label_map.get)}")
@@ -672,7 +701,7 @@ def evaluate_map(model, args, label_map, device):
     from datasets import PascalVOCDataset, collate_fn
     from eval import evaluate
 
-    test_set = PascalVOCDataset(args.data_folder, "TEST", keep_difficult=True)
+    test_set = PascalVOCDataset(args.data_folder, "TEST", keep_difficult=True, image_size=args.image_size)
     loader = DataLoader(test_set, batch_size=args.eval_batch_size, shuffle=False, collate_fn=collate_fn,
                         num_workers=args.workers, pin_memory=device.type == "cuda")
     model.eval()
@@ -868,7 +897,7 @@ def train(args, dist_info):
     run = prepare_training(args, dist_info)
     log = TrainingLog(args.checkpoint_dir, run.start_iteration, enabled=is_main)
     if is_main:
-        print(f"Training SSD300 on {run.n_images} images, {len(run.label_map) - 1} classes, {world} process(es) x "
+        print(f"Training SSD{args.image_size} ({args.base}) on {run.n_images} images, {len(run.label_map) - 1} classes, {world} process(es) x "
               f"batch {args.batch_size} on {device}, iterations {run.start_iteration} -> {args.iterations}.",
               flush=True)
 

@@ -166,6 +166,10 @@ def test_test_transform_only_resizes_and_normalizes():
     assert torch.equal(first[0], preprocess(image))
     expected = (1 - torch.tensor(IMAGENET_MEAN)) / torch.tensor(IMAGENET_STD)
     assert torch.allclose(first[0][:, 150, 150], expected, atol=1e-5)
+    # SSD512's input: the same boxes, a 512x512 image.
+    image_512, boxes_512, _, _ = transform(image, boxes, labels, difficulties, "TEST", size=512)
+    assert image_512.shape == (3, 512, 512) and torch.equal(boxes_512, first[1])
+    assert torch.equal(image_512, preprocess(image, 512))
 
 
 def test_transform_rejects_unknown_split():

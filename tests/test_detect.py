@@ -25,6 +25,7 @@ class FakeSSD(nn.Module):
         self.detections = (torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4), torch.tensor(labels),
                            torch.tensor(scores, dtype=torch.float32))
         self.calls = []
+        self.image_size = 300
 
     def forward(self, images):
         assert images.shape[1:] == (3, 300, 300)

@@ -175,3 +175,29 @@ def test_ctrl_c_saves_a_checkpoint_and_exits(toy_data_folder, tmp_path):
     # Starting afresh in the same folder would mix two runs: refused, with the way out in the message.
     with pytest.raises(train.TrainingSetupError, match="--resume latest"):
         train.main(quiet_args(toy_data_folder, tmp_path, "--iterations", "1"))
+
+
+def test_resnet50_base_learns_on_two_toy_images_and_its_checkpoint_rebuilds_it(overfit_folder, tmp_path):
+    """A toy smoke test of NVIDIA's ResNet-50 SSD300: the loss falls, the checkpoint names the base, and
+    load_model_from_checkpoint rebuilds the same network from it; resuming it as VGG16 is refused."""
+    result = train.main(quiet_args(overfit_folder, tmp_path, "--base", "resnet50", "--iterations", "8",
+                                   "--batch-size", "2", "--no-augment", "--optimizer", "adamw", "--lr", "1e-3",
+                                   "--warmup", "0", "--save-every", "8"))
+    losses = [float(row["loss"]) for row in read_log(tmp_path)]
+    assert len(losses) == 8 and losses[-1] < 0.5 * losses[0]
+    checkpoint = torch.load(result["checkpoint"], weights_only=True)
+    assert checkpoint["config"]["base"] == "resnet50" and checkpoint["config"]["image_size"] == 300
+    model, _ = load_model_from_checkpoint(result["checkpoint"])
+    assert model.base_name == "resnet50" and not model.training
+    for name, tensor in result["model"].state_dict().items():
+        assert torch.equal(model.state_dict()[name], tensor), name
+    with pytest.raises(train.TrainingSetupError, match="base resnet50"):
+        train.main(quiet_args(overfit_folder, tmp_path, "--iterations", "9", "--resume", "latest"))
+
+
+def test_ssd512_trains_a_step_and_writes_an_ssd512_checkpoint(overfit_folder, tmp_path):
+    result = train.main(quiet_args(overfit_folder, tmp_path, "--image-size", "512", "--iterations", "1",
+                                   "--batch-size", "1", "--no-augment", "--warmup", "0"))
+    assert checkpoint_files(tmp_path) == ["ssd512_iter_000001.pt"]
+    model, _ = load_model_from_checkpoint(result["checkpoint"])
+    assert model.image_size == 512 and model.priors_cxcy.shape == (24564, 4)

@@ -157,3 +157,20 @@ def test_prune_keeps_the_newest_checkpoints_and_latest_finds_the_newest(tmp_path
         train.resolve_resume_path("latest", str(tmp_path / "empty"))
     with pytest.raises(FileNotFoundError, match="missing.pt"):
         train.resolve_resume_path(str(tmp_path / "missing.pt"), str(tmp_path))
+
+
+def test_resnet50_param_groups_leave_batch_norm_and_biases_undecayed():
+    """NVIDIA's recipe for the ResNet-50 base: no weight decay on batch-norm scales and shifts or on biases."""
+    args = train.parse_args(["--data-folder", "x", "--base", "resnet50"])
+    assert args.bias_lr_mult == 1.0  # NVIDIA has no Caffe lr_mult 2
+    model = SSD300(n_classes=3, base="resnet50")
+    weights, biases, norms = train.make_param_groups(model, weight_decay=5e-4, bias_lr_mult=args.bias_lr_mult)
+    named = dict(model.named_parameters())
+    batch_norm_scales = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)}
+    assert {id(p) for p in norms["params"]} == batch_norm_scales and len(batch_norm_scales) > 50
+    assert {id(p) for p in biases["params"]} == {id(p) for n, p in named.items() if n.endswith(".bias")}
+    assert (norms["weight_decay"], biases["weight_decay"], weights["weight_decay"]) == (0.0, 0.0, 5e-4)
+    assert all(p.dim() == 4 for p in weights["params"])  # only convolution kernels are decayed
+    assert sum(len(g["params"]) for g in (weights, biases, norms)) == len(named)
+    with pytest.raises(SystemExit):
+        train.parse_args(["--data-folder", "x", "--base", "resnet50", "--image-size", "512"])
