@@ -307,8 +307,8 @@ class MultiBoxLoss(nn.Module):
 # All randomness comes from Python's `random`, so seeding it (train.py does) makes the augmentation
 # reproducible, and PyTorch's DataLoader gives every worker its own seed for it.
 
-# The input size of SSD300.
-SSD_INPUT_SIZE = (300, 300)
+# The input side of SSD300 (SSD512: 512); images are resized to a square of this side.
+SSD_INPUT_SIZE = 300
 
 # The torchvision VGG16 was trained on [0, 1] RGB images normalized with these (see ssd-facts: a
 # Caffe-converted VGG would want 0-255 BGR minus the mean instead; mixing the two up stops training).
@@ -483,18 +483,18 @@ def horizontal_flip(image, boxes):
 
 
 def resize(image, boxes, size=SSD_INPUT_SIZE):
-    """Resize the image to SSD's input size and turn its boxes into fractions of the image.
+    """Resize the image to SSD's square input and turn its boxes into fractions of the image.
 
     Fractional boxes are what the priors are defined in, so the network never sees pixel sizes.
 
     :param image: a uint8 image tensor of size (3, H, W)
     :param boxes: boxes in pixel boundary coordinates, a tensor of size (n_objects, 4)
-    :param size: (height, width) of the output
-    :return: the resized image (3, 300, 300) and the boxes as fractions in [0, 1], size (n_objects, 4)
+    :param size: side of the output (300 for SSD300, 512 for SSD512)
+    :return: the resized image (3, size, size) and the boxes as fractions in [0, 1], size (n_objects, 4)
     """
     _, height, width = image.shape
     fractional_boxes = boxes / torch.tensor([width, height, width, height], dtype=boxes.dtype)
-    return TF.resize(image, list(size), antialias=True), fractional_boxes
+    return TF.resize(image, [size, size], antialias=True), fractional_boxes
 
 
 def normalize(image):
@@ -513,21 +513,22 @@ def _to_rgb_pil(image):
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
-def preprocess(image):
-    """The TEST path without boxes, for inference: resize to 300x300 and normalize.
+def preprocess(image, size=SSD_INPUT_SIZE):
+    """The TEST path without boxes, for inference: resize to size x size and normalize.
 
     :param image: a PIL image
-    :return: a float tensor of size (3, 300, 300), ImageNet-normalized
+    :param size: the model's input side (``model.image_size``)
+    :return: a float tensor of size (3, size, size), ImageNet-normalized
     """
-    image, _ = resize(TF.pil_to_tensor(_to_rgb_pil(image)), torch.zeros(0, 4))
+    image, _ = resize(TF.pil_to_tensor(_to_rgb_pil(image)), torch.zeros(0, 4), size)
     return normalize(image)
 
 
-def transform(image, boxes, labels, difficulties, split):
+def transform(image, boxes, labels, difficulties, split, size=SSD_INPUT_SIZE):
     """Apply the paper's augmentations (TRAIN) or just the resizing (TEST) to an image and its objects.
 
     TRAIN is the Caffe SSD chain: photometric distortions -> zoom out (p=0.5, up to 4x) -> random IoU
-    crop -> horizontal flip (p=0.5) -> resize to 300x300 -> ImageNet normalization. The whole chain is
+    crop -> horizontal flip (p=0.5) -> resize to 300x300 (``size``) -> ImageNet normalization. The whole chain is
     worth about 19 mAP points (58 vs 77 in one reimplementation). TEST only resizes and normalizes.
 
     :param image: a PIL image
@@ -535,7 +536,8 @@ def transform(image, boxes, labels, difficulties, split):
     :param labels: labels of the objects, a tensor of size (n_objects)
     :param difficulties: difficulties of the objects (0/1), a tensor of size (n_objects)
     :param split: "TRAIN" or "TEST"
-    :return: image (3, 300, 300) float normalized, boxes (n_kept, 4) as fractions of the image,
+    :param size: the model's input side (``model.image_size``: 300, or 512 for SSD512)
+    :return: image (3, size, size) float normalized, boxes (n_kept, 4) as fractions of the image,
         labels (n_kept), difficulties (n_kept)
     """
     split = split.upper()
@@ -556,7 +558,7 @@ def transform(image, boxes, labels, difficulties, split):
     else:
         image = TF.pil_to_tensor(image)
 
-    image, boxes = resize(image, boxes)
+    image, boxes = resize(image, boxes, size)
     return normalize(image), boxes, labels, difficulties
 
 
