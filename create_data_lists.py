@@ -1,12 +1,22 @@
-"""Turn Pascal VOC-format folders into the JSON lists that datasets.PascalVOCDataset reads.
+"""Turn Pascal VOC-format folders, or COCO-format annotation files, into the JSON lists that
+datasets.PascalVOCDataset reads.
 
     python create_data_lists.py --voc07 PATH/VOC2007 --voc12 PATH/VOC2012 --output data/voc
     python create_data_lists.py --voc07 PATH/MyData --classes cat,dog --output data/mine
+    python create_data_lists.py --coco-json PATH/annotations/instances_train2017.json --coco-images PATH/train2017 \
+        --coco-test-json PATH/annotations/instances_val2017.json --coco-test-images PATH/val2017 --output data/coco
     python create_data_lists.py --toy data/toy        # a small synthetic data set, and its lists
+    python create_data_lists.py --toy-coco data/toy_coco   # the same kind of images, in the COCO format
 
 As in the paper, TRAIN = VOC2007 trainval + VOC2012 trainval and TEST = VOC2007 test (the image IDs come
 from ImageSets/Main/{trainval,test}.txt; VOC2012's test set is not public, so only its trainval is read).
 A custom VOC-format folder is passed the same way, as --voc07 (train and test) or --voc12 (train only).
+
+COCO: --coco-json / --coco-images give the TRAIN split (an instances_*.json file and the folder its file_names
+are in), --coco-test-json / --coco-test-images the TEST split; either pair alone is enough. COCO's category
+ids (1..90 with gaps) become labels 1..K in increasing id order, named from the file; boxes [x, y, w, h] become
+[x1, y1, x2, y2]; crowd regions (iscrowd 1) become difficult objects, which the evaluation ignores; images
+without annotations are kept, with no objects.
 
 Written to the output folder: TRAIN_images.json and TEST_images.json (lists of image paths),
 TRAIN_objects.json and TEST_objects.json (per image, {"boxes": [[x1, y1, x2, y2], ...] in pixels,
@@ -17,8 +27,10 @@ Coordinates: VOC annotations number pixels from 1 and include the last pixel, so
 xmin..xmax (1-based) spans [xmin - 1, xmax] in the continuous, 0-based coordinates written here.
 
 Problems (a class outside the label map, a degenerate box, a missing or unreadable image, a malformed
-or missing XML file) are reported one line each, naming the file; the run then fails unless --skip-bad
-is given, in which case the bad objects / images are left out and counted.
+or missing XML file; in a COCO file, an annotation of an unknown image or category) are reported one line each,
+naming the file; the run then fails unless --skip-bad is given, in which case the bad objects / images are left
+out and counted. A COCO file that is missing, not JSON or without its images / annotations / categories lists
+stops the run at once.
 """
 
 import argparse
@@ -38,6 +50,7 @@ SPLITS = ("TRAIN", "TEST")
 VOC07_SETS = (("trainval", "TRAIN"), ("test", "TEST"))
 VOC12_SETS = (("trainval", "TRAIN"),)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+MAX_PRINTED_PROBLEMS = 50  # problem lines printed; the rest are only counted
 TRUE_WORDS = {"1", "true", "yes"}
 FALSE_WORDS = {"", "0", "false", "no"}
 
@@ -342,16 +355,47 @@ def create_data_lists(voc07_path=None, voc12_path=None, output_folder="data", cl
     annotated_names = {obj["name"] for split in SPLITS for a in annotations[split] for obj in a["objects"]}
     label_map, label_map_source = choose_label_map(classes, annotated_names)
     lists = {split: _to_lists(annotations[split], label_map, problems) for split in SPLITS}
+    n_clipped = sum(a["n_clipped"] for split in SPLITS for a in annotations[split])
+    return _report_and_write(lists, label_map, label_map_source, n_clipped, problems, skip_bad, output_folder,
+                             [folder for folder, _ in voc_folders], out)
 
-    for problem in problems:
+
+def _report_problems(problems, skip_bad):
+    """Print the problems, one line each (the first MAX_PRINTED_PROBLEMS), and fail unless skip_bad.
+
+    :raises DataListError: when there are problems and skip_bad is False
+    """
+    for problem in problems[:MAX_PRINTED_PROBLEMS]:
         print(("skipped: " if skip_bad else "error: ") + str(problem), file=sys.stderr)
+    if len(problems) > MAX_PRINTED_PROBLEMS:
+        # A wrong image folder would otherwise print one line for each of 100,000 images.
+        print(f"... and {len(problems) - MAX_PRINTED_PROBLEMS} more problem(s), counted below", file=sys.stderr)
     if problems and not skip_bad:
         counts = Counter(p.kind for p in problems)
         raise DataListError(f"{len(problems)} problem(s) in the annotations ("
                             + ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
                             + f"), first: {problems[0]}; fix them or pass --skip-bad to leave them out")
+
+
+def _report_and_write(lists, label_map, label_map_source, n_clipped, problems, skip_bad, output_folder, sources,
+                      out):
+    """Report the problems, write the five JSON files and print the per-class counts (VOC and COCO alike).
+
+    :param lists: {split: (image paths, objects in the JSON format)}
+    :param label_map: {"background": 0, name: label, ...}
+    :param label_map_source: a few words saying where the label map came from
+    :param n_clipped: how many boxes were clipped to their image
+    :param problems: the AnnotationProblem of every bad file or object
+    :param skip_bad: leave the bad ones out instead of failing
+    :param output_folder: where the JSON files go
+    :param sources: the folders / files read, for the "nothing usable" message
+    :param out: a file to print the report to
+    :return: the summary dict :func:`create_data_lists` documents
+    :raises DataListError: on problems without skip_bad, or when there is nothing to write
+    """
+    _report_problems(problems, skip_bad)
     if not lists["TRAIN"][0] and not lists["TEST"][0]:
-        raise DataListError("no usable images found in " + ", ".join(f for f, _ in voc_folders))
+        raise DataListError("no usable images found in " + ", ".join(sources))
 
     os.makedirs(output_folder, exist_ok=True)
     for split in SPLITS:
@@ -363,7 +407,7 @@ def create_data_lists(voc07_path=None, voc12_path=None, output_folder="data", cl
     summary = {
         "label_map": label_map,
         "label_map_source": label_map_source,
-        "clipped": sum(a["n_clipped"] for split in SPLITS for a in annotations[split]),
+        "clipped": n_clipped,
         "skipped": dict(Counter(p.kind for p in problems)),
     }
     for split in SPLITS:
@@ -378,6 +422,214 @@ def create_data_lists(voc07_path=None, voc12_path=None, output_folder="data", cl
               + ".", file=out)
     print(f"Wrote TRAIN/TEST lists and label_map.json to {os.path.abspath(output_folder)}", file=out)
     return summary
+
+
+# ---------------------------------------------------------------------------------------------------------
+# COCO-format annotations
+# ---------------------------------------------------------------------------------------------------------
+
+# The top-level lists of a COCO "instances" file (instances_train2017.json, ...).
+COCO_KEYS = ("images", "annotations", "categories")
+
+
+def load_coco_json(json_path):
+    """Read a COCO-format annotation file and check that it has the three lists an instances file has.
+
+    :param json_path: path of the file
+    :return: the parsed JSON, a dict with "images", "annotations" and "categories" lists
+    :raises DataListError: one line naming the file, when it is missing, not JSON or not laid out like COCO
+    """
+    if not os.path.isfile(json_path):
+        raise DataListError(f"{json_path}: annotation file not found")
+    try:
+        with open(json_path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise DataListError(f"{json_path}: not valid JSON ({error})") from None
+    if not isinstance(data, dict):
+        raise DataListError(f"{json_path}: expected a JSON object with {', '.join(COCO_KEYS)}")
+    for key in COCO_KEYS:
+        if not isinstance(data.get(key), list):
+            raise DataListError(f"{json_path}: no {key!r} list (not a COCO instances file? test-dev image lists "
+                                f"have no annotations)")
+    return data
+
+
+def coco_categories(data, json_path):
+    """The categories of a COCO file.
+
+    :param data: the parsed file, as :func:`load_coco_json` returns it
+    :param json_path: its path, for error messages
+    :return: {category id (int): name}
+    :raises DataListError: on a malformed category or a repeated id or name
+    """
+    categories = {}
+    for index, category in enumerate(data["categories"]):
+        try:
+            category_id, name = int(category["id"]), str(category["name"]).strip()
+        except (KeyError, TypeError, ValueError):
+            raise DataListError(f"{json_path}: category {index + 1} has no integer 'id' or no 'name'") from None
+        if category_id in categories or name in categories.values() or not name or name == "background":
+            raise DataListError(f"{json_path}: category {category_id} ({name!r}): ids and names must be unique, "
+                                f"non-empty and not 'background'")
+        categories[category_id] = name
+    return categories
+
+
+def coco_label_map(categories):
+    """Contiguous labels for COCO's category ids: 1..K in increasing id order (COCO's 1..90 have gaps).
+
+    :param categories: {category id: name}
+    :return: (label map {"background": 0, name: label, ...}, {category id: label})
+    """
+    ids = sorted(categories)
+    return make_label_map(categories[i] for i in ids), {category_id: k + 1 for k, category_id in enumerate(ids)}
+
+
+def _coco_images(data, json_path, images_folder, problems):
+    """The images of a COCO file: where each is and how large, checking that its file exists.
+
+    :return: {image id: {"image": absolute path, "width", "height", "objects": []}} in file order; images with a
+        problem (a malformed entry, a repeated id, a missing file) are reported in ``problems`` and left out
+    """
+    images = {}
+    for index, entry in enumerate(data["images"]):
+        try:
+            image_id, file_name = entry["id"], str(entry["file_name"])
+            width, height = entry.get("width"), entry.get("height")
+        except (KeyError, TypeError, AttributeError):
+            problems.append(AnnotationProblem("malformed entry", json_path,
+                                              f"image {index + 1} has no 'id' or no 'file_name'"))
+            continue
+        path = os.path.abspath(os.path.join(images_folder, file_name))
+        if image_id in images:
+            problems.append(AnnotationProblem("malformed entry", json_path, f"image id {image_id} appears twice"))
+            continue
+        if not os.path.isfile(path):
+            problems.append(AnnotationProblem("missing image", json_path,
+                                              f"image {image_id}: {path} not found"))
+            continue
+        if not (isinstance(width, (int, float)) and isinstance(height, (int, float)) and width > 0 and height > 0):
+            try:  # COCO files give the size; other tools may not. The header alone says it.
+                width, height = image_size(path)
+            except AnnotationProblem as problem:
+                problems.append(problem)
+                continue
+        images[image_id] = {"image": path, "width": width, "height": height, "objects": []}
+    return images
+
+
+def _coco_object(annotation, images, categories, json_path):
+    """Check one COCO annotation and turn it into an object of its image.
+
+    COCO boxes are [x, y, width, height] in continuous pixel coordinates (0-based, no VOC "+1"); here they become
+    [x1, y1, x2, y2], clipped to the image. Crowd regions (iscrowd 1: many people, a pile of bananas) become
+    difficult objects, which the VOC metric ignores as COCO's does.
+
+    :return: (image id, {"category_id", "box", "difficult"}, clipped: bool)
+    :raises AnnotationProblem: when the annotation cannot be used (its kind says why)
+    """
+    where = f"annotation {annotation.get('id', '?')}" if isinstance(annotation, dict) else "an annotation"
+    try:
+        image_id, category_id = annotation["image_id"], annotation["category_id"]
+        x, y, w, h = (float(v) for v in annotation["bbox"])
+    except (KeyError, TypeError, ValueError):
+        raise AnnotationProblem("malformed entry", json_path,
+                                f"{where} has no 'image_id', no 'category_id' or no 'bbox' of 4 numbers") from None
+    if image_id not in images:
+        raise AnnotationProblem("unknown image", json_path, f"{where}: image_id {image_id} is not in 'images'")
+    if category_id not in categories:
+        raise AnnotationProblem("unknown category", json_path,
+                                f"{where}: category_id {category_id} is not in 'categories'")
+    width, height = images[image_id]["width"], images[image_id]["height"]
+    box = [x, y, x + w, y + h]
+    clipped = [min(max(box[0], 0.0), width), min(max(box[1], 0.0), height),
+               min(max(box[2], 0.0), width), min(max(box[3], 0.0), height)]
+    if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
+        raise AnnotationProblem("degenerate box", json_path,
+                                f"{where} (image {image_id}) has an empty box (bbox [{x:g}, {y:g}, {w:g}, {h:g}]) "
+                                f"in a {width}x{height} image")
+    obj = {"category_id": category_id, "box": clipped, "difficult": int(bool(annotation.get("iscrowd", 0)))}
+    return image_id, obj, clipped != box
+
+
+def read_coco_split(json_path, images_folder, problems):
+    """Read one COCO-format annotation file and its image folder.
+
+    Images without annotations are kept, with no objects, as the VOC path keeps them (COCO has about 1% of
+    them; they teach the background).
+
+    :param json_path: a COCO instances file
+    :param images_folder: the folder its "file_name"s are relative to
+    :param problems: a list that the AnnotationProblem of every bad image or annotation is appended to
+    :return: (categories {id: name}, images {image id: {"image", "width", "height", "objects": [{"category_id",
+        "box" [x1, y1, x2, y2] pixels, "difficult"}]}}, number of boxes clipped to their image)
+    :raises DataListError: when the file or the folder cannot be used at all
+    """
+    data = load_coco_json(json_path)
+    if not os.path.isdir(images_folder):
+        raise DataListError(f"{images_folder}: image folder not found (the images of {json_path})")
+    categories = coco_categories(data, json_path)
+    images = _coco_images(data, json_path, images_folder, problems)
+    image_ids = {entry.get("id") for entry in data["images"] if isinstance(entry, dict)}
+    n_clipped = 0
+    for annotation in data["annotations"]:
+        try:
+            image_id, obj, clipped = _coco_object(annotation, images, categories, json_path)
+        except AnnotationProblem as problem:
+            # The annotations of an image that was itself left out (e.g. its file is missing) go with it.
+            if not (problem.kind == "unknown image" and annotation.get("image_id") in image_ids):
+                problems.append(problem)
+            continue
+        images[image_id]["objects"].append(obj)
+        n_clipped += clipped
+    return categories, images, n_clipped
+
+
+def create_coco_data_lists(train_json=None, train_images=None, test_json=None, test_images=None,
+                           output_folder="data", skip_bad=False, out=None):
+    """Read COCO-format annotation files and write the same TRAIN/TEST lists and label map as the VOC path.
+
+    :param train_json: the COCO file of the TRAIN split (e.g. instances_train2017.json), or None
+    :param train_images: its image folder (e.g. train2017/)
+    :param test_json: the COCO file of the TEST split (e.g. instances_val2017.json), or None
+    :param test_images: its image folder (e.g. val2017/)
+    :param output_folder: where the JSON files go (created if needed)
+    :param skip_bad: leave bad annotations / images out (counted) instead of failing
+    :param out: a file to print the report to (default stdout; problems go to stderr)
+    :return: the summary dict of :func:`create_data_lists`
+    :raises DataListError: on bad files, on problems without skip_bad, or when the two files' categories disagree
+    """
+    out = out or sys.stdout
+    splits = [(split, json_path, folder) for split, json_path, folder in
+              (("TRAIN", train_json, train_images), ("TEST", test_json, test_images)) if json_path is not None]
+    if not splits:
+        raise DataListError("give --coco-json and/or --coco-test-json (or --toy-coco)")
+
+    problems, categories, read = [], {}, {}
+    for split, json_path, folder in splits:
+        split_categories, images, n_clipped = read_coco_split(json_path, folder, problems)
+        for category_id, name in split_categories.items():
+            if categories.get(category_id, name) != name:
+                raise DataListError(f"{json_path}: category {category_id} is {name!r} here but "
+                                    f"{categories[category_id]!r} in {splits[0][1]}")
+        categories.update(split_categories)
+        read[split] = (images, n_clipped)
+    if len(set(categories.values())) != len(categories):
+        raise DataListError(f"{splits[-1][1]}: the files give one category name two ids")
+
+    label_map, labels = coco_label_map(categories)
+    lists = {split: ([], []) for split in SPLITS}
+    for split, (images, _) in read.items():
+        for image in images.values():
+            lists[split][0].append(image["image"])
+            lists[split][1].append({"boxes": [obj["box"] for obj in image["objects"]],
+                                    "labels": [labels[obj["category_id"]] for obj in image["objects"]],
+                                    "difficulties": [obj["difficult"] for obj in image["objects"]]})
+    source = f"the {len(categories)} categories of the COCO file(s), in category-id order"
+    n_clipped = sum(n for _, n in read.values())
+    return _report_and_write(lists, label_map, source, n_clipped, problems, skip_bad, output_folder,
+                             [json_path for _, json_path, _ in splits], out)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -475,6 +727,24 @@ def _toy_xml(image_id, width, height, objects, object_counter):
     return "\n".join(lines) + "\n"
 
 
+def _toy_image(rng):
+    """Draw one toy image: a textured background of random (non-square) size with 1-3 shapes on it.
+
+    :param rng: a random.Random, advanced by the drawing
+    :return: (PIL RGB image, objects: list of (class name, [x1, y1, x2, y2] 0-based pixel box, difficult 0/1))
+    """
+    width = rng.randint(*TOY_SIZE_RANGE)
+    height = rng.randint(*TOY_SIZE_RANGE)
+    if height == width:
+        height += 37  # not square, so that the resize to 300x300 changes the aspect
+    image = _toy_background(rng, width, height)
+    objects = _toy_objects(rng, width, height)
+    draw = ImageDraw.Draw(image)
+    for name, box, _ in objects:
+        _draw_shape(draw, name, box, rng)
+    return image, objects
+
+
 def make_toy_dataset(root, n_train=64, n_test=16, seed=0):
     """Write a small synthetic VOC-format data set: red circles, green squares and blue triangles.
 
@@ -498,15 +768,8 @@ def make_toy_dataset(root, n_train=64, n_test=16, seed=0):
     for index in range(n_train + n_test):
         image_id = f"{index + 1:06d}"
         ids["trainval" if index < n_train else "test"].append(image_id)
-        width = rng.randint(*TOY_SIZE_RANGE)
-        height = rng.randint(*TOY_SIZE_RANGE)
-        if height == width:
-            height += 37  # not square, so that the resize to 300x300 changes the aspect
-        image = _toy_background(rng, width, height)
-        objects = _toy_objects(rng, width, height)
-        draw = ImageDraw.Draw(image)
-        for name, box, _ in objects:
-            _draw_shape(draw, name, box, rng)
+        image, objects = _toy_image(rng)
+        width, height = image.size
         image.save(os.path.join(voc_folder, "JPEGImages", image_id + ".jpg"), quality=95)
         with open(os.path.join(voc_folder, "Annotations", image_id + ".xml"), "w") as f:
             f.write(_toy_xml(image_id, width, height, objects, object_counter))
@@ -518,6 +781,59 @@ def make_toy_dataset(root, n_train=64, n_test=16, seed=0):
     return voc_folder
 
 
+# Non-contiguous category ids, listed out of order, as in COCO (whose 80 categories have ids 1..90 with gaps).
+# In id order they give labels circle 1, square 2, triangle 3: the toy VOC data set's label map.
+TOY_COCO_CATEGORY_IDS = {"triangle": 12, "circle": 3, "square": 7}
+
+
+def make_toy_coco_dataset(root, n_train=64, n_test=16, seed=0):
+    """Write a small synthetic data set in the COCO layout: the toy images, COCO-format annotation files.
+
+    Layout: root/ToyCOCO/{train, test}/<image id>.jpg and root/ToyCOCO/annotations/instances_{train,test}.json.
+    The images are drawn like :func:`make_toy_dataset`'s; image ids are not positions (101, 104, 107, ...),
+    category ids are non-contiguous (TOY_COCO_CATEGORY_IDS), boxes are [x, y, width, height] floats, and the
+    small shapes the VOC toy set marks difficult are crowd regions (iscrowd 1), as is the first object of the
+    first test image, so that even a tiny set has one. The same seed gives the same files.
+
+    :param root: the folder to write into
+    :param n_train: number of TRAIN images
+    :param n_test: number of TEST images
+    :param seed: the random seed
+    :return: {"train_json", "train_images", "test_json", "test_images"}: the paths of the files and folders
+    """
+    rng = random.Random(seed)
+    coco_folder = os.path.join(root, "ToyCOCO")
+    paths = {"train_json": os.path.join(coco_folder, "annotations", "instances_train.json"),
+             "train_images": os.path.join(coco_folder, "train"),
+             "test_json": os.path.join(coco_folder, "annotations", "instances_test.json"),
+             "test_images": os.path.join(coco_folder, "test")}
+    for folder in (paths["train_images"], paths["test_images"], os.path.dirname(paths["train_json"])):
+        os.makedirs(folder, exist_ok=True)
+
+    categories = [{"id": category_id, "name": name, "supercategory": "shape"}
+                  for name, category_id in TOY_COCO_CATEGORY_IDS.items()]
+    files = {split: {"images": [], "annotations": [], "categories": categories} for split in ("train", "test")}
+    n_annotations = 0
+    for index in range(n_train + n_test):
+        split = "train" if index < n_train else "test"
+        image_id = 101 + 3 * index
+        file_name = f"{image_id:012d}.jpg"
+        image, objects = _toy_image(rng)
+        image.save(os.path.join(paths[f"{split}_images"], file_name), quality=95)
+        files[split]["images"].append({"id": image_id, "file_name": file_name,
+                                       "width": image.size[0], "height": image.size[1]})
+        for k, (name, (x1, y1, x2, y2), difficult) in enumerate(objects):
+            n_annotations += 1
+            crowd = difficult or (index == n_train and k == 0)
+            files[split]["annotations"].append({
+                "id": n_annotations, "image_id": image_id, "category_id": TOY_COCO_CATEGORY_IDS[name],
+                "bbox": [float(x1), float(y1), float(x2 - x1), float(y2 - y1)],
+                "area": float((x2 - x1) * (y2 - y1)), "iscrowd": int(crowd)})
+    for split in ("train", "test"):
+        _write_json(paths[f"{split}_json"], files[split])
+    return paths
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Command line
 # ---------------------------------------------------------------------------------------------------------
@@ -527,11 +843,19 @@ def parse_args(argv=None):
     """Parse the command line.
 
     :param argv: arguments (default: ``sys.argv[1:]``)
-    :return: the argparse namespace, checked: either ``--toy`` or at least one of ``--voc07`` / ``--voc12``
+    :return: the argparse namespace, checked: exactly one source of data: --toy, --toy-coco, VOC folders
+        (--voc07 / --voc12) or COCO files (--coco-json / --coco-test-json, each with its image folder)
     """
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--voc07", help="VOC2007-like folder: its trainval goes to TRAIN, its test to TEST")
     parser.add_argument("--voc12", help="VOC2012-like folder: its trainval goes to TRAIN")
+    coco = parser.add_argument_group("COCO-format data (instead of VOC folders)")
+    coco.add_argument("--coco-json", metavar="FILE",
+                      help="COCO instances file of the TRAIN split, e.g. annotations/instances_train2017.json")
+    coco.add_argument("--coco-images", metavar="DIR", help="the image folder of --coco-json, e.g. train2017")
+    coco.add_argument("--coco-test-json", metavar="FILE",
+                      help="COCO instances file of the TEST split, e.g. annotations/instances_val2017.json")
+    coco.add_argument("--coco-test-images", metavar="DIR", help="the image folder of --coco-test-json, e.g. val2017")
     parser.add_argument("--output", default="data", help="folder for the JSON lists (default: data)")
     parser.add_argument("--classes", default=None,
                         help="comma-separated class names, or 'voc'; by default the 20 VOC classes if every "
@@ -540,14 +864,24 @@ def parse_args(argv=None):
                         help="leave out (and count) bad objects and images instead of failing")
     parser.add_argument("--toy", metavar="DIR",
                         help="write a synthetic VOC-format data set to DIR/ToyVOC and its lists to DIR")
+    parser.add_argument("--toy-coco", metavar="DIR",
+                        help="write the synthetic data set in the COCO format to DIR/ToyCOCO and its lists to DIR")
     parser.add_argument("--toy-train", type=int, default=64, help="toy trainval images (default 64)")
     parser.add_argument("--toy-test", type=int, default=16, help="toy test images (default 16)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the toy data set")
     args = parser.parse_args(argv)
-    if args.toy and (args.voc07 or args.voc12):
-        parser.error("--toy writes its own data set; do not combine it with --voc07 / --voc12")
-    if not (args.toy or args.voc07 or args.voc12):
-        parser.error("give --voc07 and/or --voc12, or --toy DIR")
+    for json_option, folder_option in (("coco_json", "coco_images"), ("coco_test_json", "coco_test_images")):
+        if (getattr(args, json_option) is None) != (getattr(args, folder_option) is None):
+            parser.error(f"--{json_option.replace('_', '-')} and --{folder_option.replace('_', '-')} go together")
+    sources = [name for name, given in (("--toy", args.toy), ("--toy-coco", args.toy_coco),
+                                        ("--voc07 / --voc12", args.voc07 or args.voc12),
+                                        ("--coco-json / --coco-test-json", args.coco_json or args.coco_test_json))
+               if given]
+    if len(sources) != 1:
+        parser.error("give one source of data: --voc07 and/or --voc12, --coco-json and/or --coco-test-json, "
+                     "--toy DIR or --toy-coco DIR" + (f" (not {' and '.join(sources)})" if sources else ""))
+    if args.classes is not None and (args.toy_coco or args.coco_json or args.coco_test_json):
+        parser.error("--classes is for VOC folders; a COCO file's categories make the label map")
     return args
 
 
@@ -560,7 +894,14 @@ def main(argv=None):
     classes = None if args.classes is None else ("voc" if args.classes.lower() == "voc" else args.classes.split(","))
 
     try:
-        create_data_lists(voc07, args.voc12, output, classes=classes, skip_bad=args.skip_bad)
+        if args.toy_coco:
+            paths = make_toy_coco_dataset(args.toy_coco, args.toy_train, args.toy_test, args.seed)
+            create_coco_data_lists(output_folder=args.toy_coco, skip_bad=args.skip_bad, **paths)
+        elif args.coco_json or args.coco_test_json:
+            create_coco_data_lists(args.coco_json, args.coco_images, args.coco_test_json, args.coco_test_images,
+                                   output, skip_bad=args.skip_bad)
+        else:
+            create_data_lists(voc07, args.voc12, output, classes=classes, skip_bad=args.skip_bad)
     except DataListError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -1,7 +1,9 @@
-"""Evaluate a trained SSD300 on the TEST split: the Pascal VOC average precision of every class, and the mAP.
+"""Evaluate a trained SSD on the TEST split: the Pascal VOC average precision of every class and the mAP, and
+(with --metric coco or all) the COCO AP.
 
     python eval.py --data-folder data --checkpoint checkpoints/ssd300_iter_120000.pt
     python eval.py --data-folder data --checkpoint ckpt.pt --output results.json --plots pr_curves/
+    python eval.py --data-folder data/coco --checkpoint ckpt.pt --metric coco
 
 The defaults are the paper's evaluation settings: keep detections scoring above 0.01, NMS at IoU 0.45, at most
 200 detections per image. Difficult objects are loaded and then ignored by the metric (a detection that finds
@@ -11,9 +13,16 @@ one is neither right nor wrong), as the VOC devkit does. Two APs are printed for
 - area AP, the VOC2010+ metric (area under the precision envelope), usually about 2 points apart from it.
 
 Always say which one a number is.
+
+--metric coco prints the COCO metrics instead (pycocotools, installed separately: pip install pycocotools): AP
+averaged over IoU 0.50:0.95, AP50, AP75, AP of small / medium / large objects, and the same per class; --metric all
+prints both. The COCO ground truth is built from the data folder's TEST lists, so any data folder works (VOC ones
+too, their difficult objects counting as COCO crowd objects), and the boxes are compared in the pixels of each
+original image. COCO keeps at most 100 detections per image, the best-scoring of those --top-k gives.
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -22,14 +31,19 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from utils import average_precision, average_precisions_from_curves, precision_recall_curves, write_atomically
+from PIL import Image
+
+from utils import (average_precision, average_precisions_from_curves, coco_average_precision,
+                   precision_recall_curves, write_atomically)
+
+METRICS = ("voc", "coco", "all")
 
 
 def collect_detections(model, data_loader, device, min_score=0.01, max_overlap=0.45, top_k=200, progress=True):
     """Run the model over a data set and gather its detections and the ground truth, image by image.
 
     :param model: an SSD300 (or a DistributedDataParallel wrapping one); put in eval mode for the duration
-    :param data_loader: yields (images (N, 3, 300, 300), boxes list, labels list, difficulties list), as
+    :param data_loader: yields (images (N, 3, S, S), boxes list, labels list, difficulties list), as
         ``PascalVOCDataset(..., "TEST", keep_difficult=True)`` with its ``collate_fn`` gives them
     :param device: where to run the model (a str or torch.device)
     :param min_score: minimum class score of a detection (0.01 in the paper's evaluation)
@@ -62,26 +76,60 @@ def collect_detections(model, data_loader, device, min_score=0.01, max_overlap=0
     return collected
 
 
-def score_detections(collected, label_map):
-    """Both VOC metrics from collected detections.
+def read_image_sizes(image_paths):
+    """The (width, height) of each image, read from the file headers only (no decoding).
+
+    :param image_paths: list of image file paths
+    :return: list of (width, height) pairs, in pixels
+    :raises OSError: naming the file, when one cannot be read
+    """
+    sizes = []
+    for path in image_paths:
+        try:
+            with Image.open(path) as image:
+                sizes.append(image.size)
+        except (OSError, ValueError) as error:
+            raise OSError(f"{path}: cannot read image ({error})") from None
+    return sizes
+
+
+def _check_metric(metric):
+    """Raise a ValueError unless ``metric`` is one of METRICS."""
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {', '.join(METRICS)}; got {metric!r}")
+
+
+def score_detections(collected, label_map, metric="voc", image_sizes=None):
+    """The VOC metrics (always: train.py reads them) and, when asked, the COCO metrics from collected detections.
 
     :param collected: the dict :func:`collect_detections` returns
     :param label_map: {class name: label}, background 0
+    :param metric: "voc", or "coco" / "all" to add the COCO metrics
+    :param image_sizes: (width, height) of each image in pixels, in data-loader order; needed for "coco" / "all"
     :return: (results, curves): results is {"ap_11pt": {class: AP}, "map_11pt": float, "ap_area": {...},
-        "map_area": float}; curves is {class: (precision, recall, n_positives)} for plotting. Classes without
-        any non-difficult test object have no AP and are absent from both.
+        "map_area": float}, plus "coco" (utils.coco_average_precision's dict) for "coco" / "all"; curves is
+        {class: (precision, recall, n_positives)} for plotting. Classes without any non-difficult test object
+        have no VOC AP and are absent from both.
     """
+    _check_metric(metric)
     curves = precision_recall_curves(
         collected["det_boxes"], collected["det_labels"], collected["det_scores"],
         collected["true_boxes"], collected["true_labels"], collected["true_difficulties"], label_map=label_map)
     ap_11pt, map_11pt = average_precisions_from_curves(curves, use_07_metric=True)
     ap_area, map_area = average_precisions_from_curves(curves, use_07_metric=False)
     results = {"ap_11pt": ap_11pt, "map_11pt": map_11pt, "ap_area": ap_area, "map_area": map_area}
+    if metric in ("coco", "all"):
+        if image_sizes is None:
+            raise ValueError("the COCO metrics need the size of every image (image_sizes)")
+        results["coco"] = coco_average_precision(
+            collected["det_boxes"], collected["det_labels"], collected["det_scores"], collected["true_boxes"],
+            collected["true_labels"], collected["true_difficulties"], image_sizes, label_map=label_map)
     return results, curves
 
 
-def evaluate(model, data_loader, label_map, device, min_score=0.01, max_overlap=0.45, top_k=200, progress=True):
-    """Evaluate a model on a data set with the VOC metrics.
+def evaluate(model, data_loader, label_map, device, min_score=0.01, max_overlap=0.45, top_k=200, progress=True,
+             metric="voc", image_sizes=None):
+    """Evaluate a model on a data set with the VOC metrics, and optionally the COCO ones.
 
     :param model: an SSD300 (or a DDP wrapper of one); its train/eval mode is restored afterwards
     :param data_loader: TEST-split loader with difficult objects kept, yielding (images, boxes, labels,
@@ -92,10 +140,21 @@ def evaluate(model, data_loader, label_map, device, min_score=0.01, max_overlap=
     :param max_overlap: NMS IoU threshold (paper: 0.45)
     :param top_k: at most this many detections per image (paper: 200)
     :param progress: show a tqdm progress bar
-    :return: {"ap_11pt": {class: AP}, "map_11pt": float, "ap_area": {class: AP}, "map_area": float}
+    :param metric: "voc" (default), or "coco" / "all" to add the COCO metrics (needs pycocotools)
+    :param image_sizes: (width, height) of each image in loader order, for the COCO metrics; by default read
+        from the headers of ``data_loader.dataset.images`` (a PascalVOCDataset's image paths)
+    :return: {"ap_11pt": {class: AP}, "map_11pt": float, "ap_area": {class: AP}, "map_area": float}, plus
+        "coco" ({"AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", ..., "per_class"}) for "coco" / "all"
     """
+    _check_metric(metric)
+    if metric != "voc" and image_sizes is None:
+        # Before the model runs, so that a loader without image paths fails at once, not after the whole pass.
+        image_paths = getattr(getattr(data_loader, "dataset", None), "images", None)
+        if image_paths is None:
+            raise ValueError("the COCO metrics need image_sizes, or a data loader whose dataset has .images paths")
+        image_sizes = read_image_sizes(image_paths)
     collected = collect_detections(model, data_loader, device, min_score, max_overlap, top_k, progress)
-    results, _ = score_detections(collected, label_map)
+    results, _ = score_detections(collected, label_map, metric, image_sizes)
     return results
 
 
@@ -116,6 +175,32 @@ def format_table(results, label_map):
             lines.append(f"{name:<{width}}  {'n/a':>11}  {'n/a':>7}   (no non-difficult test object)")
     lines.append("-" * (width + 22))
     lines.append(f"{'mAP':<{width}}  {results['map_11pt']:11.4f}  {results['map_area']:7.4f}")
+    return "\n".join(lines)
+
+
+def format_coco_table(coco_results, label_map):
+    """The COCO results eval.py prints: the summary numbers, then AP, AP50 and AP75 of every class.
+
+    :param coco_results: the "coco" dict of :func:`evaluate`'s results
+    :param label_map: {class name: label}; every class but the background gets a row ("n/a" without objects)
+    :return: the table, a str
+    """
+    def number(value):
+        """A metric to 4 decimals; n/a where COCOeval had nothing to average (e.g. no small object)."""
+        return "   n/a" if value != value else f"{value:6.4f}"  # NaN is the only value not equal to itself
+
+    lines = ["COCO  AP (IoU .50:.95)  AP50    AP75    APs     APm     APl     AR100",
+             f"      {number(coco_results['AP']):>18}  " + "  ".join(
+                 number(coco_results[key]) for key in ("AP50", "AP75", "APs", "APm", "APl", "AR100"))]
+    names = [name for name, label in sorted(label_map.items(), key=lambda item: item[1]) if label != 0]
+    width = max([len(name) for name in names] + [len("class")])
+    lines += ["", f"{'class':<{width}}  {'AP':>6}  {'AP50':>6}  {'AP75':>6}", "-" * (width + 26)]
+    for name in names:
+        if name in coco_results["per_class"]:
+            aps = coco_results["per_class"][name]
+            lines.append(f"{name:<{width}}  " + "  ".join(number(aps[key]) for key in ("AP", "AP50", "AP75")))
+        else:
+            lines.append(f"{name:<{width}}  {'n/a':>6}  {'n/a':>6}  {'n/a':>6}   (no non-crowd test object)")
     return "\n".join(lines)
 
 
@@ -156,7 +241,7 @@ def save_pr_curves(curves, folder):
 
 def parse_args(argv=None):
     """Command-line options; the defaults are the paper's evaluation settings."""
-    parser = argparse.ArgumentParser(description="Evaluate an SSD300 checkpoint on the TEST split (VOC mAP).")
+    parser = argparse.ArgumentParser(description="Evaluate an SSD checkpoint on the TEST split (VOC mAP, COCO AP).")
     parser.add_argument("--data-folder", required=True, help="folder with TEST_images.json, TEST_objects.json")
     parser.add_argument("--checkpoint", required=True, help="checkpoint written by train.py")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -165,10 +250,22 @@ def parse_args(argv=None):
     parser.add_argument("--min-score", type=float, default=0.01, help="minimum detection score (paper: 0.01)")
     parser.add_argument("--max-overlap", type=float, default=0.45, help="NMS IoU threshold (paper: 0.45)")
     parser.add_argument("--top-k", type=int, default=200, help="detections kept per image (paper: 200)")
+    parser.add_argument("--metric", choices=METRICS, default="voc",
+                        help="voc: the VOC APs, 11-point and area (default); coco: the COCO AP at IoU 0.50:0.95, "
+                             "AP50, AP75, by object size and per class (needs pycocotools); all: both")
     parser.add_argument("--output", default=None, help="write the APs and mAPs to this JSON file")
     parser.add_argument("--plots", default=None, help="write a precision-recall curve PNG per class here")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
     return parser.parse_args(argv)
+
+
+def _nan_to_none(value):
+    """A copy of nested dicts / lists with NaN replaced by None, so that the JSON written is standard JSON."""
+    if isinstance(value, dict):
+        return {key: _nan_to_none(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_nan_to_none(item) for item in value]
+    return None if isinstance(value, float) and value != value else value
 
 
 def _fail(message):
@@ -184,6 +281,9 @@ def main(argv=None):
     :return: exit status (0 on success, 1 on bad input)
     """
     args = parse_args(argv)
+    # Checked before the model runs rather than after the whole pass.
+    if args.metric != "voc" and importlib.util.find_spec("pycocotools") is None:
+        return _fail(f"--metric {args.metric} needs pycocotools: pip install pycocotools")
     # Imported here rather than at the top so that ``import eval`` stays light for train.py's --eval-every.
     from datasets import PascalVOCDataset, collate_fn, load_label_map
     from model import load_model_from_checkpoint
@@ -202,8 +302,12 @@ def main(argv=None):
         if data_label_map != label_map:
             return _fail(f"{os.path.join(args.data_folder, 'label_map.json')}: label map differs from the one in "
                          f"{args.checkpoint} (classes {sorted(data_label_map)} vs {sorted(label_map)})")
+    # The images must be resized to the input size the network was built for (SSD300: 300, SSD512: 512).
+    image_size = getattr(model, "image_size", 300)
+    size_option = {} if image_size == 300 else {"image_size": image_size}
     try:
-        dataset = PascalVOCDataset(args.data_folder, "TEST", keep_difficult=True)
+        dataset = PascalVOCDataset(args.data_folder, "TEST", keep_difficult=True, **size_option)
+        image_sizes = read_image_sizes(dataset.images) if args.metric != "voc" else None
     except (OSError, ValueError) as error:
         return _fail(str(error).splitlines()[0])
     if len(dataset) == 0:
@@ -214,20 +318,27 @@ def main(argv=None):
 
     collected = collect_detections(model, loader, device, args.min_score, args.max_overlap, args.top_k,
                                    progress=not args.no_progress)
-    results, curves = score_detections(collected, label_map)
+    results, curves = score_detections(collected, label_map, args.metric, image_sizes)
 
     print(f"{args.checkpoint} on {args.data_folder} TEST: {len(dataset)} images "
           f"(min_score {args.min_score}, NMS IoU {args.max_overlap}, top_k {args.top_k}; difficult objects ignored)")
-    print(format_table(results, label_map))
-    print("11-point: VOC2007 metric, as in the SSD paper. area: VOC2010+ metric.")
+    if args.metric in ("voc", "all"):
+        print(format_table(results, label_map))
+        print("11-point: VOC2007 metric, as in the SSD paper. area: VOC2010+ metric.")
+    if args.metric in ("coco", "all"):
+        print(format_coco_table(results["coco"], label_map))
+        print("COCO metrics (pycocotools): best 100 detections per image; difficult objects count as crowd; object "
+              "areas are box areas (official COCO areas come from masks, so APs/APm/APl can differ slightly).")
     if args.output:
         summary = {
             "checkpoint": args.checkpoint, "data_folder": args.data_folder, "split": "TEST",
-            "n_images": len(dataset),
+            "n_images": len(dataset), "metric": args.metric,
             "settings": {"min_score": args.min_score, "max_overlap": args.max_overlap, "top_k": args.top_k},
             **results,
         }
-        write_atomically(args.output, lambda file: json.dump(summary, file, indent=2))
+        # COCO metrics are NaN where there is nothing to average (no small object, say): null in the file.
+        summary = _nan_to_none(summary)
+        write_atomically(args.output, lambda file: json.dump(summary, file, indent=2, allow_nan=False))
         print(f"results written to {args.output}")
     if args.plots:
         written = save_pr_curves(curves, args.plots)
