@@ -302,11 +302,10 @@ def main(argv=None):
         if data_label_map != label_map:
             return _fail(f"{os.path.join(args.data_folder, 'label_map.json')}: label map differs from the one in "
                          f"{args.checkpoint} (classes {sorted(data_label_map)} vs {sorted(label_map)})")
-    # The images must be resized to the input size the network was built for (SSD300: 300, SSD512: 512).
-    image_size = getattr(model, "image_size", 300)
-    size_option = {} if image_size == 300 else {"image_size": image_size}
     try:
-        dataset = PascalVOCDataset(args.data_folder, "TEST", keep_difficult=True, **size_option)
+        # Resized to the input size the network was built for (SSD300: 300, SSD512: 512).
+        dataset = PascalVOCDataset(args.data_folder, "TEST", keep_difficult=True,
+                                   image_size=getattr(model, "image_size", 300))
         image_sizes = read_image_sizes(dataset.images) if args.metric != "voc" else None
     except (OSError, ValueError) as error:
         return _fail(str(error).splitlines()[0])

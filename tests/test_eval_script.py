@@ -27,7 +27,8 @@ class ReplaySSD(nn.Module):
         self.calls = []
 
     def forward(self, images):
-        self.calls.append({"training": self.training, "inference": torch.is_inference_mode_enabled()})
+        self.calls.append({"training": self.training, "inference": torch.is_inference_mode_enabled(),
+                           "shape": tuple(images.shape)})
         return torch.zeros(images.shape[0], 8732, 4), torch.zeros(images.shape[0], 8732, 3)
 
     def detect_objects(self, predicted_locs, predicted_scores, min_score, max_overlap, top_k):
@@ -133,6 +134,21 @@ def test_command_line_with_perfect_detections_on_toy_data(tiny_test_folder, tmp_
         if name != "background":
             assert name in printed
     assert "mAP" in printed and "1.0000" in printed
+
+
+def test_command_line_feeds_the_model_its_own_input_size(tiny_test_folder, tmp_path, monkeypatch):
+    """An SSD512 (model.image_size 512) gets 512x512 images, an SSD300 (or a model without the attribute) 300x300."""
+    checkpoint = tmp_path / "stand-in.pt"
+    checkpoint.write_bytes(b"stand-in")
+    for image_size, expected in ((512, 512), (None, 300)):
+        network = _oracle(tiny_test_folder)
+        if image_size is not None:
+            network.image_size = image_size
+        monkeypatch.setattr(model_module, "load_model_from_checkpoint",
+                            lambda path, device="cpu": (network, load_label_map(tiny_test_folder)))
+        assert eval_script.main(["--data-folder", tiny_test_folder, "--checkpoint", str(checkpoint), "--workers",
+                                 "0", "--batch-size", "3", "--device", "cpu", "--no-progress"]) == 0
+        assert [call["shape"] for call in network.calls] == [(3, 3, expected, expected)]
 
 
 def test_command_line_refuses_a_checkpoint_with_another_label_map(tiny_test_folder, tmp_path, monkeypatch, capsys):
