@@ -1,0 +1,81 @@
+"""torch.hub entry points: load a trained SSD, as a torchvision-style detector, in one line.
+
+    import torch
+    model = torch.hub.load("path/to/this/repository", "ssd300", source="local",
+                           checkpoint="checkpoints/ssd300_iter_120000.pt").eval()
+    predictions = model([image])  # image: (3, H, W) float in [0, 1]; boxes come back in its pixels
+
+(or ``torch.hub.load("OWNER/REPO", "ssd300", checkpoint=...)`` from a GitHub copy, where
+``torch.hub.list`` and ``torch.hub.help`` show the entry points and their docstrings). Each entry point
+returns a ``model.SSDDetector``.
+"""
+
+import os
+import sys
+
+dependencies = ["torch", "torchvision"]
+
+_REPO_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _builders():
+    """This repository's ``model`` module, checked to be this repository's.
+
+    torch.hub imports a repository's modules by their plain names (``model``, ``utils``). When the calling
+    program has already imported modules of those names from somewhere else, Python would hand those back;
+    say so rather than fail in an obscure way.
+    """
+    for name in ("model", "utils"):
+        module = sys.modules.get(name)
+        location = os.path.dirname(os.path.abspath(getattr(module, "__file__", None) or "")) if module else None
+        if module is not None and location != _REPO_DIR:
+            raise ImportError(f"a module named {name!r} is already imported from {location or 'elsewhere'}; "
+                              f"torch.hub cannot load this repository's {name}.py beside it (load the model "
+                              "first, or in a fresh process)")
+    import model
+
+    return model
+
+
+def ssd300(checkpoint=None, **kwargs):
+    """SSD300 with the paper's VGG16 base, as a torchvision-style detector.
+
+    Input: a list of (3, H, W) float images in [0, 1], any sizes. In eval mode it returns, per image, a dict
+    of "boxes" (n, 4) x1y1x2y2 in that image's pixels, "labels" (n,) and "scores" (n,), best first; in
+    training mode, given targets [{"boxes": (n, 4) pixels, "labels": (n,)}], the losses
+    {"bbox_regression", "classification"}. ``model.label_map`` maps class names to labels. The model comes
+    back in training mode, as torchvision's do: call ``.eval()`` to detect.
+
+    :param checkpoint: path of a checkpoint written by train.py (None: a new network, to train)
+    :param kwargs: as ``model.ssd300_vgg16``: ``num_classes``, ``weights_backbone`` (VGG16_Weights, default
+        IMAGENET1K_V1, downloaded; None for random), ``trainable_backbone_layers`` (0-5),
+        ``score_thresh=0.01``, ``nms_thresh=0.45``, ``detections_per_img=200``, ``topk_candidates=400``
+    :return: a ``model.SSDDetector``
+    """
+    return _builders().ssd300_vgg16(checkpoint=checkpoint, **kwargs)
+
+
+def ssd300_resnet50(checkpoint=None, **kwargs):
+    """SSD300 with NVIDIA's ResNet-50 base (SSD300 v1.1), as a torchvision-style detector.
+
+    Same input and output as ``ssd300``.
+
+    :param checkpoint: path of a checkpoint written by ``train.py --base resnet50`` (None: a new network)
+    :param kwargs: as ``model.ssd300_resnet50``: ``num_classes``, ``weights_backbone`` (ResNet50_Weights,
+        default IMAGENET1K_V1), ``trainable_backbone_layers``, ``score_thresh``, ``nms_thresh``,
+        ``detections_per_img``, ``topk_candidates``
+    :return: a ``model.SSDDetector``
+    """
+    return _builders().ssd300_resnet50(checkpoint=checkpoint, **kwargs)
+
+
+def ssd512(checkpoint=None, **kwargs):
+    """SSD512 (512x512 input, VGG16 base), as a torchvision-style detector.
+
+    Same input and output as ``ssd300``.
+
+    :param checkpoint: path of a checkpoint written by ``train.py --image-size 512`` (None: a new network)
+    :param kwargs: as ``model.ssd512_vgg16`` (the arguments of ``ssd300``)
+    :return: a ``model.SSDDetector``
+    """
+    return _builders().ssd512_vgg16(checkpoint=checkpoint, **kwargs)

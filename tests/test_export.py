@@ -1,0 +1,178 @@
+"""export.py: the ONNX models, run in onnxruntime with another batch size than exported, give PyTorch's results."""
+
+import json
+
+import pytest
+import torch
+from torchvision.ops import box_iou
+
+ort = pytest.importorskip("onnxruntime")
+pytest.importorskip("onnx")
+
+import export  # noqa: E402  (after the skips: export needs onnx)
+from model import build_ssd, load_model_from_checkpoint  # noqa: E402
+from utils import cxcy_to_gcxgcy, cxcy_to_xy, xy_to_cxcy  # noqa: E402
+
+N_CLASSES = 4
+LABEL_MAP = {"background": 0, "circle": 1, "square": 2, "triangle": 3}
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A checkpoint in train.py's format holding an untrained SSD300."""
+    torch.manual_seed(0)
+    network = build_ssd(N_CLASSES)
+    path = tmp_path_factory.mktemp("export") / "ssd300.pt"
+    torch.save({"model": network.state_dict(), "iteration": 0,
+                "config": {"n_classes": N_CLASSES, "label_map": LABEL_MAP, "base": "vgg16", "image_size": 300}}, path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def network(checkpoint):
+    """The checkpoint's network, as PyTorch runs it."""
+    return load_model_from_checkpoint(checkpoint)[0]
+
+
+@pytest.fixture(scope="module")
+def image_and_outputs(network):
+    """One image (export.py traces with two) and the network's outputs for it."""
+    image = torch.randn(1, 3, 300, 300, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        return image, network(image)
+
+
+def run_onnx(path, inputs):
+    """Run an ONNX file in onnxruntime on the CPU.
+
+    :param inputs: {input name: tensor}
+    :return: (list of output tensors, the session)
+    """
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    outputs = session.run(None, {name: tensor.numpy() for name, tensor in inputs.items()})
+    return [torch.from_numpy(output) for output in outputs], session
+
+
+def test_network_export_equals_pytorch_with_another_batch_size(checkpoint, image_and_outputs, tmp_path):
+    output = tmp_path / "ssd300.onnx"
+    assert export.main(["--checkpoint", checkpoint, "--output", str(output)]) == 0
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["ssd300.onnx"]  # no temporary file left
+
+    image, expected = image_and_outputs
+    outputs, session = run_onnx(output, {"images": image})
+    assert [o.name for o in session.get_outputs()] == ["predicted_locs", "predicted_scores"]
+    assert [tuple(o.shape) for o in outputs] == [(1, 8732, 4), (1, 8732, N_CLASSES)]
+    for ours, theirs in zip(outputs, expected):
+        torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
+    metadata = session.get_modelmeta().custom_metadata_map
+    assert json.loads(metadata["label_map"]) == LABEL_MAP and metadata["image_size"] == "300"
+
+
+def test_postprocess_export_equals_pytorch(checkpoint, network, image_and_outputs, tmp_path):
+    """The whole pipeline, images to detections: decoded outputs to 1e-4, detections as PyTorch selects them."""
+    output = tmp_path / "ssd300_nms.onnx"
+    assert export.main(["--checkpoint", checkpoint, "--output", str(output), "--with-postprocess", "--top-k", "50"]) == 0
+    postprocess = export.SSDPostprocess(network.priors_cxcy, N_CLASSES, top_k=50)
+    image, network_outputs = image_and_outputs
+    outputs, session = run_onnx(output, {"images": image})
+    assert [o.name for o in session.get_outputs()] == list(export.POSTPROCESS_OUTPUTS)
+    decoded_boxes, class_scores, boxes, scores, labels, counts = outputs
+    expected_boxes, expected_scores = postprocess.decode(*network_outputs)
+    torch.testing.assert_close(decoded_boxes, expected_boxes, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(class_scores, expected_scores, rtol=1e-4, atol=1e-4)
+    # Selection compared on the very same decoded inputs: an untrained network's scores are too close
+    # together for two different convolution implementations to be sure to rank them alike.
+    expected = postprocess.select(decoded_boxes, class_scores)
+    assert counts.tolist() == [50]  # an untrained network: candidates everywhere, capped at top_k
+    torch.testing.assert_close(boxes, expected[0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(scores, expected[1], rtol=1e-5, atol=1e-5)
+    assert torch.equal(labels, expected[2]) and torch.equal(counts, expected[3])
+
+
+def crafted_predictions(priors, objects_per_image, generator):
+    """Predictions with a known outcome: every object is predicted, jittered, by a cluster of priors.
+
+    Each object is (box, label, second_label or None). The priors overlapping its box by IoU > 0.3 all
+    predict the box (jittered by up to 0.5% of the image, so they overlap each other far above 0.45)
+    with scores that differ from prior to prior; NMS must keep exactly the best of each cluster, once per
+    class (a second label on the same cluster is its own NMS group). All other priors are background.
+
+    :return: predicted_locs (N, n_priors, 4), predicted_scores (N, n_priors, N_CLASSES) logits, and per
+        image the expected detections, a list of (label, box, prior index)
+    """
+    n_images, n_priors = len(objects_per_image), len(priors)
+    predicted_locs = torch.randn(n_images, n_priors, 4, generator=generator) * 0.1
+    predicted_scores = torch.zeros(n_images, n_priors, N_CLASSES)
+    predicted_scores[..., 0] = 6.0  # object scores about 0.0025, below min_score
+    expected = []
+    for image, objects in enumerate(objects_per_image):
+        expected.append([])
+        claimed = torch.zeros(n_priors, dtype=torch.bool)
+        for box, label, second_label in objects:
+            iou = box_iou(torch.tensor([box]), cxcy_to_xy(priors))[0]
+            cluster = torch.nonzero(iou > 0.3).squeeze(1)
+            assert len(cluster) > 5 and not claimed[cluster].any()  # real NMS work, clusters apart
+            claimed[cluster] = True
+            jittered = torch.tensor(box) + (torch.rand(len(cluster), 4, generator=generator) - 0.5) * 0.01
+            predicted_locs[image, cluster] = cxcy_to_gcxgcy(xy_to_cxcy(jittered), priors[cluster])
+            logits = 2 + 6 * iou[cluster] + 0.01 * torch.rand(len(cluster), generator=generator)
+            predicted_scores[image, cluster] = -10.0  # the other classes: far below min_score
+            predicted_scores[image, cluster, 0] = 0.0
+            predicted_scores[image, cluster, label] = logits
+            best = int(logits.argmax())
+            expected[image].append((label, jittered[best], int(cluster[best])))
+            if second_label is not None:
+                predicted_scores[image, cluster, second_label] = logits - 1
+                expected[image].append((second_label, jittered[best], int(cluster[best])))
+    return predicted_locs, predicted_scores, expected
+
+
+def test_postprocess_keeps_the_known_survivors_like_detect_objects(network, tmp_path):
+    """NMS with real work, in ONNX: exported with 2 images, run on 3 (one with nothing to find)."""
+    priors = network.priors_cxcy
+    postprocess = export.SSDPostprocess(priors, N_CLASSES, min_score=0.01, max_overlap=0.45, top_k=20,
+                                        max_candidates_per_class=30).eval()
+    generator = torch.Generator().manual_seed(3)
+    objects_per_image = [
+        [([0.05, 0.05, 0.35, 0.35], 1, None), ([0.6, 0.1, 0.9, 0.45], 2, 3), ([0.3, 0.6, 0.65, 0.95], 1, None)],
+        [([0.2, 0.25, 0.7, 0.8], 3, None)],
+        [],
+    ]
+    locs, logits, expected = crafted_predictions(priors, objects_per_image, generator)
+    path = tmp_path / "postprocess.onnx"
+    export.export_onnx(postprocess, (locs[:2], logits[:2]), path, ("predicted_locs", "predicted_scores"),
+                       export.POSTPROCESS_OUTPUTS)
+    outputs, _ = run_onnx(path, {"predicted_locs": locs, "predicted_scores": logits})
+    with torch.no_grad():
+        pytorch_outputs = postprocess(locs, logits)
+    for ours, theirs in zip(outputs, pytorch_outputs):
+        torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
+
+    _, class_scores, boxes, scores, labels, counts = outputs
+    assert counts.tolist() == [4, 1, 0]
+    reference = network.detect_objects(locs, logits, min_score=0.01, max_overlap=0.45, top_k=20,
+                                       max_candidates_per_class=30)
+    for image in range(3):
+        n = counts[image]
+        torch.testing.assert_close(boxes[image, :n], reference[0][image], rtol=1e-5, atol=1e-5)
+        assert labels[image, :n].tolist() == reference[1][image].tolist()
+        torch.testing.assert_close(scores[image, :n], reference[2][image], rtol=1e-5, atol=1e-5)
+        # The known survivors: the best prior of each cluster, once per class.
+        found = sorted((int(label), box.tolist()) for label, box in zip(labels[image, :n], boxes[image, :n]))
+        wanted = sorted((label, box.clamp(0, 1).tolist()) for label, box, _ in expected[image])
+        assert [label for label, _ in found] == [label for label, _ in wanted]
+        torch.testing.assert_close(torch.tensor([b for _, b in found]).reshape(-1, 4),
+                                   torch.tensor([b for _, b in wanted]).reshape(-1, 4), rtol=1e-5, atol=1e-5)
+        for label, _, prior in expected[image]:
+            assert class_scores[image, prior, label] in scores[image, :n]
+        assert (boxes[image, n:] == 0).all() and (scores[image, n:] == 0).all() and (labels[image, n:] == 0).all()
+
+
+def test_bad_checkpoint_and_opset_fail_cleanly(tmp_path, capsys):
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"not a checkpoint")
+    assert export.main(["--checkpoint", str(broken), "--output", str(tmp_path / "m.onnx")]) == 1
+    assert "broken.pt" in capsys.readouterr().err
+    assert not (tmp_path / "m.onnx").exists()
+    with pytest.raises(ValueError, match="opset 10"):
+        export.export_onnx(torch.nn.Identity(), (torch.zeros(1),), tmp_path / "m.onnx", ("x",), ("y",), opset=10)
