@@ -15,7 +15,7 @@ import sys
 
 dependencies = ["torch", "torchvision"]
 
-_REPO_DIR = os.path.dirname(os.path.abspath(__file__))
+_REPO_DIR = os.path.dirname(os.path.realpath(__file__))
 
 
 def _builders():
@@ -27,7 +27,7 @@ def _builders():
     """
     for name in ("model", "utils"):
         module = sys.modules.get(name)
-        location = os.path.dirname(os.path.abspath(getattr(module, "__file__", None) or "")) if module else None
+        location = os.path.dirname(os.path.realpath(getattr(module, "__file__", None) or "")) if module else None
         if module is not None and location != _REPO_DIR:
             raise ImportError(f"a module named {name!r} is already imported from {location or 'elsewhere'}; "
                               f"torch.hub cannot load this repository's {name}.py beside it (load the model "

@@ -11,7 +11,7 @@ from torchvision.models.detection import ssd300_vgg16 as torchvision_ssd300_vgg1
 
 from model import (SSDDetector, TargetError, freeze_backbone_stages, ssd300_resnet50, ssd300_vgg16,
                    torchvision_ssd_to_ssd300_state_dict)
-from utils import IMAGENET_MEAN, IMAGENET_STD, MultiBoxLoss, cxcy_to_xy
+from utils import IMAGENET_MEAN, IMAGENET_STD, MultiBoxLoss, cxcy_to_xy, normalize, resize
 
 N_CLASSES = 4
 
@@ -38,7 +38,8 @@ def twins():
     """torchvision's ssd300_vgg16 and our detector with the same weights, the same priors and normalization.
 
     torchvision's builder normalizes as Caffe did (its VGG16 weights were trained that way) and lays out its
-    own default boxes; here it is given ImageNet's mean/std and our priors, so that only the code differs.
+    own default boxes; here it is given ImageNet's mean/std and our priors, and ours resizes without
+    antialiasing as torchvision does, so that only the code differs.
     """
     torch.manual_seed(0)
     theirs = torchvision_ssd300_vgg16(weights=None, weights_backbone=None, num_classes=N_CLASSES)
@@ -48,7 +49,7 @@ def twins():
                 parameter.uniform_(-0.1, 0.1)
         theirs.backbone.scale_weight.uniform_(10, 30)
     theirs.transform.image_mean, theirs.transform.image_std = list(IMAGENET_MEAN), list(IMAGENET_STD)
-    ours = ssd300_vgg16(weights=None, weights_backbone=None, num_classes=N_CLASSES)
+    ours = ssd300_vgg16(weights=None, weights_backbone=None, num_classes=N_CLASSES, antialias=False)
     ours.network.load_state_dict(torchvision_ssd_to_ssd300_state_dict(theirs.state_dict()), strict=False)
     anchors = cxcy_to_xy(ours.network.priors_cxcy) * 300  # our priors, in pixels of the 300x300 input
     theirs.anchor_generator.forward = lambda image_list, features: [anchors] * len(image_list.image_sizes)
@@ -115,6 +116,18 @@ def test_the_network_gets_the_images_resized_and_normalized(images_and_targets, 
     (training_batch, _), (eval_batch, _) = results[2]
     torch.testing.assert_close(training_batch, expected, rtol=1e-5, atol=1e-5)
     assert torch.equal(eval_batch, training_batch)
+
+
+def test_shrinking_is_antialiased_as_in_training_unless_asked_otherwise(twins):
+    theirs, ours = twins
+    image = torch.randint(0, 256, (3, 600, 900), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
+    as_in_training = normalize(resize(image, torch.zeros(0, 4))[0])  # what train.py and detect.py feed
+    resized = SSDDetector(ours.network).resize_and_normalize([image.float() / 255])[0]  # antialias by default
+    assert (resized - as_in_training).abs().max() < 0.03  # they resize uint8 (rounded), ours floats
+    as_torchvision = theirs.transform([image.float() / 255])[0].tensors[0]
+    torch.testing.assert_close(ours.resize_and_normalize([image.float() / 255])[0], as_torchvision,
+                               rtol=1e-5, atol=1e-5)  # antialias=False
+    assert (resized - as_torchvision).abs().max() > 0.5  # shrinking noise: the filter makes a difference
 
 
 def test_training_losses_are_multibox_loss_of_the_resized_images(twins, images_and_targets, results):

@@ -55,10 +55,13 @@ def test_entry_points_and_their_help():
         assert "checkpoint" in getattr(hubconf, name).__doc__ and "detector" in getattr(hubconf, name).__doc__
 
 
-def test_another_entry_point_builds_its_network():
-    resnet = torch.hub.load(REPO_DIR, "ssd300_resnet50", source="local", weights_backbone=None)
-    # Without a checkpoint, torchvision's default number of classes (COCO's 91).
-    assert (resnet.network.base_name, resnet.network.image_size, resnet.network.n_classes) == ("resnet50", 300, 91)
+@pytest.mark.parametrize("entry_point, base, size, n_priors", [("ssd300_resnet50", "resnet50", 300, 8732),
+                                                             ("ssd512", "vgg16", 512, 24564)])
+def test_the_other_entry_points_build_their_networks(entry_point, base, size, n_priors):
+    detector = torch.hub.load(REPO_DIR, entry_point, source="local", weights_backbone=None)
+    network = detector.network
+    assert (network.base_name, network.image_size, len(network.priors_cxcy)) == (base, size, n_priors)
+    assert network.n_classes == 91  # without a checkpoint, torchvision's default (COCO's 91 classes)
 
 
 def test_a_checkpoint_of_another_model_is_refused(checkpoint):
