@@ -1,4 +1,4 @@
-"""Export a trained SSD to ONNX, for onnxruntime, TensorRT, OpenVINO and the like.
+"""Export a trained SSD to ONNX, for onnxruntime (tested) and other ONNX runtimes.
 
     python export.py --checkpoint checkpoints/ssd300_iter_120000.pt --output ssd300.onnx
     python export.py --checkpoint checkpoints/ssd300_iter_120000.pt --output ssd300_nms.onnx --with-postprocess
