@@ -14,9 +14,9 @@ one is neither right nor wrong), as the VOC devkit does. Two APs are printed for
 
 Always say which one a number is.
 
---metric coco prints the COCO metrics instead (pycocotools, installed separately: pip install pycocotools): AP
-averaged over IoU 0.50:0.95, AP50, AP75, AP of small / medium / large objects, and the same per class; --metric all
-prints both. The COCO ground truth is built from the data folder's TEST lists, so any data folder works (VOC ones
+--metric coco prints the COCO metrics (pycocotools, installed separately: pip install pycocotools): AP averaged
+over IoU 0.50:0.95, AP50, AP75, AP of small / medium / large objects, and the same per class, with the VOC mAP in
+one line; --metric all prints both tables. The COCO ground truth is built from the data folder's TEST lists, so any data folder works (VOC ones
 too, their difficult objects counting as COCO crowd objects), and the boxes are compared in the pixels of each
 original image. COCO keeps at most 100 detections per image, the best-scoring of those --top-k gives.
 """
@@ -328,6 +328,8 @@ def main(argv=None):
         print(format_coco_table(results["coco"], label_map))
         print("COCO metrics (pycocotools): best 100 detections per image; difficult objects count as crowd; object "
               "areas are box areas (official COCO areas come from masks, so APs/APm/APl can differ slightly).")
+    if args.metric == "coco":  # the VOC mAP alongside, in one line (--metric all prints its whole table)
+        print(f"VOC mAP (IoU 0.5): {results['map_11pt']:.4f} 11-point, {results['map_area']:.4f} area")
     if args.output:
         summary = {
             "checkpoint": args.checkpoint, "data_folder": args.data_folder, "split": "TEST",

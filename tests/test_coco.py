@@ -453,7 +453,8 @@ def test_command_line_metric_coco_with_a_real_untrained_model(toy_coco_folder, t
                              "--workers", "0", "--batch-size", "3", "--device", "cpu", "--metric", "coco",
                              "--output", str(output), "--no-progress"]) == 0
     printed = capsys.readouterr().out
-    assert "AP50" in printed and "AP 11-point" not in printed
+    assert "AP50" in printed and "AP 11-point" not in printed  # the COCO table, not the VOC one
+    assert re.search(r"VOC mAP \(IoU 0\.5\): \d\.\d{4} 11-point, \d\.\d{4} area", printed)  # alongside
     coco = json.loads(output.read_text())["coco"]
     assert all(0.0 <= coco[name] <= 1.0 for name in COCO_STATS if coco[name] is not None)
     assert coco["AP"] <= coco["AP50"] and coco["AR1"] <= coco["AR100"]
