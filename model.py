@@ -256,20 +256,19 @@ class AuxiliaryConvolutions(nn.Module):
         self.conv8_2 = nn.Conv2d(256, 512, kernel_size=3, stride=2, padding=1)  # 19 -> 10 (32 -> 16)
         self.conv9_1 = nn.Conv2d(512, 128, kernel_size=1)
         self.conv9_2 = nn.Conv2d(128, 256, kernel_size=3, stride=2, padding=1)  # 10 -> 5 (16 -> 8)
+        if image_size not in (300, 512):
+            raise ValueError(f"SSD with VGG16 is defined for 300x300 and 512x512 input, not {image_size}")
+        # SSD300: 5 -> 3 -> 1 with unpadded 3x3 convolutions; SSD512: 8 -> 4 -> 2, halving as above.
+        shrink = dict(kernel_size=3) if image_size == 300 else dict(kernel_size=3, stride=2, padding=1)
         self.conv10_1 = nn.Conv2d(256, 128, kernel_size=1)
+        self.conv10_2 = nn.Conv2d(128, 256, **shrink)
         self.conv11_1 = nn.Conv2d(256, 128, kernel_size=1)
-        if image_size == 300:
-            self.conv10_2 = nn.Conv2d(128, 256, kernel_size=3)  # 5 -> 3, no padding
-            self.conv11_2 = nn.Conv2d(128, 256, kernel_size=3)  # 3 -> 1, no padding
-            self.block_names = ("conv8", "conv9", "conv10", "conv11")
-        elif image_size == 512:
-            self.conv10_2 = nn.Conv2d(128, 256, kernel_size=3, stride=2, padding=1)  # 8 -> 4
-            self.conv11_2 = nn.Conv2d(128, 256, kernel_size=3, stride=2, padding=1)  # 4 -> 2
+        self.conv11_2 = nn.Conv2d(128, 256, **shrink)
+        self.block_names = ("conv8", "conv9", "conv10", "conv11")
+        if image_size == 512:
             self.conv12_1 = nn.Conv2d(256, 128, kernel_size=1)
             self.conv12_2 = nn.Conv2d(128, 256, kernel_size=4, padding=1)  # 2 -> 1 (Caffe's SSD512)
-            self.block_names = ("conv8", "conv9", "conv10", "conv11", "conv12")
-        else:
-            raise ValueError(f"SSD with VGG16 is defined for 300x300 and 512x512 input, not {image_size}")
+            self.block_names += ("conv12",)
 
         for module in self.children():
             nn.init.xavier_uniform_(module.weight)

@@ -176,3 +176,29 @@ def test_bad_checkpoint_and_opset_fail_cleanly(tmp_path, capsys):
     assert not (tmp_path / "m.onnx").exists()
     with pytest.raises(ValueError, match="opset 10"):
         export.export_onnx(torch.nn.Identity(), (torch.zeros(1),), tmp_path / "m.onnx", ("x",), ("y",), opset=10)
+
+
+def test_resnet50_base_exports_with_its_batch_norms_folded_in_eval_mode(tmp_path):
+    """NVIDIA's ResNet-50 SSD300 (batch norm everywhere) exports too; running statistics made non-trivial
+    so that a batch norm exported in training mode, or dropped, would show."""
+    torch.manual_seed(0)
+    network = build_ssd(N_CLASSES, base="resnet50")
+    with torch.no_grad():
+        for module in network.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.1, 0.1)
+                module.running_var.uniform_(0.5, 2.0)
+    checkpoint = tmp_path / "resnet50.pt"
+    torch.save({"model": network.state_dict(), "iteration": 0,
+                "config": {"n_classes": N_CLASSES, "label_map": LABEL_MAP, "base": "resnet50", "image_size": 300}},
+               checkpoint)
+    output = tmp_path / "resnet50.onnx"
+    assert export.main(["--checkpoint", str(checkpoint), "--output", str(output)]) == 0
+
+    images = torch.randn(3, 3, 300, 300, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        expected = network.eval()(images)
+    outputs, session = run_onnx(output, {"images": images})
+    assert session.get_modelmeta().custom_metadata_map["base"] == "resnet50"
+    for ours, theirs in zip(outputs, expected):
+        torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
