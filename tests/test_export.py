@@ -201,4 +201,7 @@ def test_resnet50_base_exports_with_its_batch_norms_folded_in_eval_mode(tmp_path
     outputs, session = run_onnx(output, {"images": images})
     assert session.get_modelmeta().custom_metadata_map["base"] == "resnet50"
     for ours, theirs in zip(outputs, expected):
-        torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
+        # Relative to the outputs' size (up to ~150 for this untrained network): onnxruntime folds each batch
+        # norm into its convolution, which rounds differently through ResNet-50's 50-odd layers (measured:
+        # 1.1e-4 absolute, 7e-7 of the largest output).
+        torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=2e-6 * float(theirs.abs().max()))
