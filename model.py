@@ -90,6 +90,20 @@ SSD300_RESNET50 = SSDConfig(image_size=300, last_scale=315 / 300, feature_maps=(
 CONFIGS = {("vgg16", 300): SSD300_VGG16, ("vgg16", 512): SSD512_VGG16, ("resnet50", 300): SSD300_RESNET50}
 
 
+def ssd_config(base, image_size):
+    """The ``SSDConfig`` of a base and an input size.
+
+    :param base: "vgg16" or "resnet50"
+    :param image_size: 300 or 512
+    :return: the config, from ``CONFIGS``
+    :raises ValueError: naming the variants that exist, for a pair that does not
+    """
+    if (base, image_size) not in CONFIGS:
+        raise ValueError(f"no SSD{image_size} with base {base!r}; choose one of "
+                         + ", ".join(f"SSD{size} {name}" for name, size in CONFIGS))
+    return CONFIGS[(base, image_size)]
+
+
 def priors_per_location(feature_map):
     """1 (scale s_k) + 1 (scale sqrt(s_k s_k+1)) + 2 per extra aspect ratio: 4 or 6."""
     return 2 + 2 * len(feature_map.aspect_ratios)
@@ -503,10 +517,7 @@ class SSD(nn.Module):
             first use)
         """
         super().__init__()
-        if (base, image_size) not in CONFIGS:
-            raise ValueError(f"no SSD{image_size} with base {base!r}; choose one of "
-                             + ", ".join(f"SSD{size} {name}" for name, size in CONFIGS))
-        self.config = CONFIGS[(base, image_size)]
+        self.config = ssd_config(base, image_size)
         self.n_classes, self.base_name, self.image_size = n_classes, base, image_size
         if base == "vgg16":
             self.base = VGGBase()
@@ -676,11 +687,10 @@ def build_ssd(n_classes, base="vgg16", image_size=300, pretrained_base=False):
     :param pretrained_base: load torchvision's ImageNet weights into the base
     :return: the model (train mode, on the CPU)
     """
-    if image_size == 512 and base == "vgg16":
+    ssd_config(base, image_size)  # an error naming the choices, before any layer is built
+    if image_size == 512:
         return SSD512(n_classes, pretrained_base=pretrained_base)
-    if image_size == 300 and (base, 300) in CONFIGS:
-        return SSD300(n_classes, base=base, pretrained_base=pretrained_base)
-    return SSD(n_classes, base=base, image_size=image_size)  # raises the error that names the choices
+    return SSD300(n_classes, base=base, pretrained_base=pretrained_base)
 
 
 def torchvision_ssd_to_ssd300_state_dict(tv_state_dict):
