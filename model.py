@@ -723,6 +723,17 @@ def torchvision_ssd_to_ssd300_state_dict(tv_state_dict):
     return state_dict
 
 
+def network_config(model, label_map):
+    """The ``"config"`` entry of a checkpoint: what ``load_model_from_checkpoint`` needs to rebuild ``model``.
+
+    :param model: an ``SSD``
+    :param label_map: {class name: label} it was trained with
+    :return: {"n_classes", "label_map", "base", "image_size"}, plain Python
+    """
+    return {"n_classes": model.n_classes, "label_map": dict(label_map), "base": model.base_name,
+            "image_size": model.image_size}
+
+
 def load_model_from_checkpoint(path, device="cpu"):
     """Rebuild a trained SSD from a checkpoint written by ``train.py``.
 

@@ -631,10 +631,11 @@ def build_model(args, n_classes, device):
 
 def make_checkpoint(model, optimizer, scaler, iteration, label_map, args):
     """The checkpoint dict: tensors and plain Python only, so torch.load(weights_only=True) reads it."""
+    from model import network_config
+
     return {
         "model": model.state_dict(),
-        "config": {"n_classes": len(label_map), "label_map": dict(label_map), "base": args.base,
-                   "image_size": args.image_size},
+        "config": network_config(model, label_map),
         "iteration": iteration,
         "optimizer": optimizer.state_dict(),
         "scaler": scaler.state_dict(),

@@ -13,6 +13,25 @@ if REPO_ROOT not in sys.path:
 
 
 @pytest.fixture(scope="session")
+def save_checkpoint():
+    """A function that writes a model to a checkpoint in train.py's format (no optimizer state), as
+    eval.py, detect.py, export.py, hubconf.py and load_model_from_checkpoint read it.
+
+    :return: ``save(path, network, label_map, iteration=0) -> str(path)``
+    """
+    import torch
+
+    from model import network_config
+
+    def save(path, network, label_map, iteration=0):
+        torch.save({"model": network.state_dict(), "config": network_config(network, label_map),
+                    "iteration": iteration}, path)
+        return str(path)
+
+    return save
+
+
+@pytest.fixture(scope="session")
 def toy_data_folder(tmp_path_factory):
     """A data folder with the lists of a small toy data set (8 train / 4 test images, seed 0).
 

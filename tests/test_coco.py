@@ -412,15 +412,12 @@ def test_evaluate_adds_coco_keys_only_when_asked():
         eval_script.evaluate(ReplaySSD(oracle), loader, TWO_CLASSES, "cpu", progress=False, metric="coco")
 
 
-def _checkpoint(folder, tmp_path):
+def _checkpoint(folder, tmp_path, save_checkpoint):
     """An untrained SSD300 for the folder's label map, saved in train.py's checkpoint format."""
     label_map = load_label_map(folder)
     torch.manual_seed(0)
     network = model_module.SSD300(n_classes=len(label_map))
-    path = tmp_path / "ssd300_iter_000000.pt"
-    torch.save({"model": network.state_dict(), "config": {"n_classes": len(label_map), "label_map": label_map},
-                "iteration": 0}, path)
-    return str(path)
+    return save_checkpoint(tmp_path / "ssd300_iter_000000.pt", network, label_map)
 
 
 def test_command_line_metric_all_with_perfect_detections(toy_coco_folder, tmp_path, monkeypatch, capsys):
@@ -444,12 +441,12 @@ def test_command_line_metric_all_with_perfect_detections(toy_coco_folder, tmp_pa
     assert set(saved["coco"]["per_class"]) <= {"circle", "square", "triangle"} and saved["coco"]["per_class"]
 
 
-def test_command_line_metric_coco_with_a_real_untrained_model(toy_coco_folder, tmp_path, capsys):
+def test_command_line_metric_coco_with_a_real_untrained_model(toy_coco_folder, tmp_path, capsys, save_checkpoint):
     """An untrained SSD300 checkpoint through eval.py --metric coco: runs, prints the COCO table only, and the
     numbers are valid (AP <= AP50, all in [0, 1])."""
     pytest.importorskip("pycocotools")
     output = tmp_path / "results.json"
-    assert eval_script.main(["--data-folder", toy_coco_folder, "--checkpoint", _checkpoint(toy_coco_folder, tmp_path),
+    assert eval_script.main(["--data-folder", toy_coco_folder, "--checkpoint", _checkpoint(toy_coco_folder, tmp_path, save_checkpoint),
                              "--workers", "0", "--batch-size", "3", "--device", "cpu", "--metric", "coco",
                              "--output", str(output), "--no-progress"]) == 0
     printed = capsys.readouterr().out

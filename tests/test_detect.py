@@ -112,14 +112,11 @@ def test_find_latest_checkpoint_takes_the_newest(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def random_checkpoint(tmp_path_factory):
+def random_checkpoint(tmp_path_factory, save_checkpoint):
     """A checkpoint of a randomly initialised SSD300 for 2 classes, in the format train.py writes."""
     torch.manual_seed(0)
     model = SSD300(n_classes=len(LABEL_MAP))
-    path = tmp_path_factory.mktemp("checkpoint") / "ssd300_iter_000000.pt"
-    torch.save({"model": model.state_dict(), "config": {"n_classes": len(LABEL_MAP), "label_map": LABEL_MAP},
-                "iteration": 0}, path)
-    return str(path)
+    return save_checkpoint(tmp_path_factory.mktemp("checkpoint") / "ssd300_iter_000000.pt", model, LABEL_MAP)
 
 
 def test_command_line_processes_good_images_and_reports_bad_ones(tmp_path, random_checkpoint, capsys):

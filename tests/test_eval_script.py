@@ -168,14 +168,12 @@ def test_command_line_missing_checkpoint_is_a_one_line_error(tiny_test_folder, c
     assert capsys.readouterr().err.strip() == "eval.py: error: no/such.pt: checkpoint not found"
 
 
-def test_command_line_evaluates_a_real_checkpoint(tiny_test_folder, tmp_path, capsys):
+def test_command_line_evaluates_a_real_checkpoint(tiny_test_folder, tmp_path, capsys, save_checkpoint):
     """A randomly initialised SSD300 saved in train.py's format: loads, runs, scores (near zero, but valid)."""
     label_map = load_label_map(tiny_test_folder)
     torch.manual_seed(0)
     network = model_module.SSD300(n_classes=len(label_map))
-    checkpoint = tmp_path / "ssd300_iter_000000.pt"
-    torch.save({"model": network.state_dict(), "config": {"n_classes": len(label_map), "label_map": label_map},
-                "iteration": 0}, checkpoint)
+    checkpoint = save_checkpoint(tmp_path / "ssd300_iter_000000.pt", network, label_map)
     output = tmp_path / "results.json"
     status = eval_script.main(["--data-folder", tiny_test_folder, "--checkpoint", str(checkpoint), "--workers", "0",
                                "--batch-size", "2", "--device", "cpu", "--output", str(output), "--no-progress"])

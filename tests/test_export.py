@@ -18,14 +18,11 @@ LABEL_MAP = {"background": 0, "circle": 1, "square": 2, "triangle": 3}
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
+def checkpoint(tmp_path_factory, save_checkpoint):
     """A checkpoint in train.py's format holding an untrained SSD300."""
     torch.manual_seed(0)
     network = build_ssd(N_CLASSES)
-    path = tmp_path_factory.mktemp("export") / "ssd300.pt"
-    torch.save({"model": network.state_dict(), "iteration": 0,
-                "config": {"n_classes": N_CLASSES, "label_map": LABEL_MAP, "base": "vgg16", "image_size": 300}}, path)
-    return str(path)
+    return save_checkpoint(tmp_path_factory.mktemp("export") / "ssd300.pt", network, LABEL_MAP)
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +175,7 @@ def test_bad_checkpoint_and_opset_fail_cleanly(tmp_path, capsys):
         export.export_onnx(torch.nn.Identity(), (torch.zeros(1),), tmp_path / "m.onnx", ("x",), ("y",), opset=10)
 
 
-def test_resnet50_base_exports_with_its_batch_norms_folded_in_eval_mode(tmp_path):
+def test_resnet50_base_exports_with_its_batch_norms_folded_in_eval_mode(tmp_path, save_checkpoint):
     """NVIDIA's ResNet-50 SSD300 (batch norm everywhere) exports too; running statistics made non-trivial
     so that a batch norm exported in training mode, or dropped, would show."""
     torch.manual_seed(0)
@@ -188,12 +185,9 @@ def test_resnet50_base_exports_with_its_batch_norms_folded_in_eval_mode(tmp_path
             if isinstance(module, torch.nn.BatchNorm2d):
                 module.running_mean.uniform_(-0.1, 0.1)
                 module.running_var.uniform_(0.5, 2.0)
-    checkpoint = tmp_path / "resnet50.pt"
-    torch.save({"model": network.state_dict(), "iteration": 0,
-                "config": {"n_classes": N_CLASSES, "label_map": LABEL_MAP, "base": "resnet50", "image_size": 300}},
-               checkpoint)
+    checkpoint = save_checkpoint(tmp_path / "resnet50.pt", network, LABEL_MAP)
     output = tmp_path / "resnet50.onnx"
-    assert export.main(["--checkpoint", str(checkpoint), "--output", str(output)]) == 0
+    assert export.main(["--checkpoint", checkpoint, "--output", str(output)]) == 0
 
     images = torch.randn(3, 3, 300, 300, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():

@@ -15,7 +15,7 @@ LABEL_MAP = {"background": 0, "cat": 1, "dog": 2}
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
+def checkpoint(tmp_path_factory, save_checkpoint):
     """A checkpoint in train.py's format, holding an untrained SSD300 with random non-zero biases."""
     torch.manual_seed(0)
     network = build_ssd(len(LABEL_MAP))
@@ -23,11 +23,7 @@ def checkpoint(tmp_path_factory):
         for name, parameter in network.named_parameters():
             if name.endswith("bias"):
                 parameter.uniform_(-0.1, 0.1)
-    path = tmp_path_factory.mktemp("hub") / "ssd300.pt"
-    torch.save({"model": network.state_dict(), "iteration": 10,
-                "config": {"n_classes": len(LABEL_MAP), "label_map": LABEL_MAP, "base": "vgg16", "image_size": 300}},
-               path)
-    return str(path)
+    return save_checkpoint(tmp_path_factory.mktemp("hub") / "ssd300.pt", network, LABEL_MAP, iteration=10)
 
 
 def test_hub_loads_the_checkpoint_into_a_detector(checkpoint):

@@ -252,3 +252,22 @@ def test_build_ssd_names_the_choices_when_asked_for_a_missing_variant():
     assert isinstance(build_ssd(3, "resnet50", 300), SSD300)
     with pytest.raises(ValueError, match="no SSD512 with base 'resnet50'"):
         build_ssd(3, "resnet50", 512)
+
+
+def test_checkpoints_from_before_ssd512_load_as_the_vgg16_ssd300(tmp_path, save_checkpoint):
+    """A config without "base" and "image_size" (checkpoints written before SSD512 and the ResNet-50 base)
+    rebuilds SSD300 with VGG16; network_config writes both for the networks that exist now."""
+    from model import load_model_from_checkpoint, network_config
+
+    label_map = {"background": 0, "a": 1, "b": 2}
+    torch.manual_seed(0)
+    network = SSD300(3)
+    old_style = tmp_path / "old.pt"
+    torch.save({"model": network.state_dict(), "config": {"n_classes": 3, "label_map": label_map}}, old_style)
+    loaded, loaded_map = load_model_from_checkpoint(old_style)
+    assert (type(loaded), loaded.base_name, loaded.image_size, loaded_map) == (SSD300, "vgg16", 300, label_map)
+    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in network.state_dict().items())
+    assert network_config(SSD512(3), label_map) == {"n_classes": 3, "label_map": label_map, "base": "vgg16",
+                                                    "image_size": 512}
+    resnet_path = save_checkpoint(tmp_path / "resnet.pt", SSD300(3, base="resnet50"), label_map)
+    assert load_model_from_checkpoint(resnet_path)[0].base_name == "resnet50"
