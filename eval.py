@@ -16,9 +16,9 @@ Always say which one a number is.
 
 --metric coco prints the COCO metrics (pycocotools, installed separately: pip install pycocotools): AP averaged
 over IoU 0.50:0.95, AP50, AP75, AP of small / medium / large objects, and the same per class, with the VOC mAP in
-one line; --metric all prints both tables. The COCO ground truth is built from the data folder's TEST lists, so any data folder works (VOC ones
-too, their difficult objects counting as COCO crowd objects), and the boxes are compared in the pixels of each
-original image. COCO keeps at most 100 detections per image, the best-scoring of those --top-k gives.
+one line; --metric all prints both tables. The COCO ground truth is built from the data folder's TEST lists, so
+any data folder works (VOC ones too, their difficult objects counting as COCO crowd objects), and the boxes are
+compared in the pixels of each original image. COCO keeps at most 100 detections per image, the best-scoring of those --top-k gives.
 """
 
 import argparse
@@ -29,9 +29,8 @@ import sys
 
 import numpy as np
 import torch
-from tqdm import tqdm
-
 from PIL import Image
+from tqdm import tqdm
 
 from utils import (average_precision, average_precisions_from_curves, coco_average_precision,
                    precision_recall_curves, write_atomically)
