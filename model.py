@@ -734,6 +734,15 @@ def network_config(model, label_map):
             "image_size": model.image_size}
 
 
+def configured_network(config):
+    """The network a checkpoint's config names.
+
+    :param config: the ``"config"`` entry of a checkpoint (``network_config``'s dict)
+    :return: (base, image_size); ("vgg16", 300) for checkpoints written before the other networks existed
+    """
+    return config.get("base", "vgg16"), config.get("image_size", 300)
+
+
 def load_model_from_checkpoint(path, device="cpu"):
     """Rebuild a trained SSD from a checkpoint written by ``train.py``.
 
@@ -750,9 +759,9 @@ def load_model_from_checkpoint(path, device="cpu"):
     if not isinstance(checkpoint, dict) or "model" not in checkpoint or "config" not in checkpoint:
         raise ValueError(f"{path}: not an SSD checkpoint (expected the keys 'model' and 'config')")
     config = checkpoint["config"]
+    base, image_size = configured_network(config)
     try:
-        model = build_ssd(config["n_classes"], base=config.get("base", "vgg16"),
-                          image_size=config.get("image_size", 300))
+        model = build_ssd(config["n_classes"], base=base, image_size=image_size)
     except ValueError as error:
         raise ValueError(f"{path}: {error}") from None
     model.load_state_dict(checkpoint["model"])

@@ -662,9 +662,11 @@ def load_resume_state(path, model, optimizer, scaler, label_map):
     :return: (iteration the checkpoint was written after, its RNG states dict or None)
     """
     # On the CPU first: the RNG states must stay CPU tensors; load_state_dict moves the rest where it belongs.
+    from model import configured_network
+
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     config = checkpoint.get("config", {})
-    saved_network = (config.get("base", "vgg16"), config.get("image_size", 300))
+    saved_network = configured_network(config)
     if saved_network != (model.base_name, model.image_size):
         raise TrainingSetupError(f"{path}: checkpoint holds an SSD{saved_network[1]} with base {saved_network[0]}, "
                                  f"but this run asks for --base {model.base_name} --image-size {model.image_size}")
