@@ -7,7 +7,7 @@
 
 (or ``torch.hub.load("OWNER/REPO", "ssd300", checkpoint=...)`` from a GitHub copy, where
 ``torch.hub.list`` and ``torch.hub.help`` show the entry points and their docstrings). Each entry point
-returns a ``model.SSDDetector``.
+returns a ``detector.SSDDetector``.
 """
 
 import os
@@ -19,22 +19,22 @@ _REPO_DIR = os.path.dirname(os.path.realpath(__file__))
 
 
 def _builders():
-    """This repository's ``model`` module, checked to be this repository's.
+    """This repository's ``detector`` module, checked to be this repository's.
 
-    torch.hub imports a repository's modules by their plain names (``model``, ``utils``). When the calling
+    torch.hub imports a repository's modules by their plain names (``detector``, ``model``, ``utils``). When the calling
     program has already imported modules of those names from somewhere else, Python would hand those back;
     say so rather than fail in an obscure way.
     """
-    for name in ("model", "utils"):
+    for name in ("detector", "model", "utils"):
         module = sys.modules.get(name)
         location = os.path.dirname(os.path.realpath(getattr(module, "__file__", None) or "")) if module else None
         if module is not None and location != _REPO_DIR:
             raise ImportError(f"a module named {name!r} is already imported from {location or 'elsewhere'}; "
                               f"torch.hub cannot load this repository's {name}.py beside it (load the model "
                               "first, or in a fresh process)")
-    import model
+    import detector
 
-    return model
+    return detector
 
 
 def ssd300(checkpoint=None, **kwargs):
@@ -47,10 +47,10 @@ def ssd300(checkpoint=None, **kwargs):
     back in training mode, as torchvision's do: call ``.eval()`` to detect.
 
     :param checkpoint: path of a checkpoint written by train.py (None: a new network, to train)
-    :param kwargs: as ``model.ssd300_vgg16``: ``num_classes``, ``weights_backbone`` (VGG16_Weights, default
+    :param kwargs: as ``detector.ssd300_vgg16``: ``num_classes``, ``weights_backbone`` (VGG16_Weights, default
         IMAGENET1K_V1, downloaded; None for random), ``trainable_backbone_layers`` (0-5),
         ``score_thresh=0.01``, ``nms_thresh=0.45``, ``detections_per_img=200``, ``topk_candidates=400``
-    :return: a ``model.SSDDetector``
+    :return: a ``detector.SSDDetector``
     """
     return _builders().ssd300_vgg16(checkpoint=checkpoint, **kwargs)
 
@@ -61,10 +61,10 @@ def ssd300_resnet50(checkpoint=None, **kwargs):
     Same input and output as ``ssd300``.
 
     :param checkpoint: path of a checkpoint written by ``train.py --base resnet50`` (None: a new network)
-    :param kwargs: as ``model.ssd300_resnet50``: ``num_classes``, ``weights_backbone`` (ResNet50_Weights,
+    :param kwargs: as ``detector.ssd300_resnet50``: ``num_classes``, ``weights_backbone`` (ResNet50_Weights,
         default IMAGENET1K_V1), ``trainable_backbone_layers``, ``score_thresh``, ``nms_thresh``,
         ``detections_per_img``, ``topk_candidates``
-    :return: a ``model.SSDDetector``
+    :return: a ``detector.SSDDetector``
     """
     return _builders().ssd300_resnet50(checkpoint=checkpoint, **kwargs)
 
@@ -75,7 +75,7 @@ def ssd512(checkpoint=None, **kwargs):
     Same input and output as ``ssd300``.
 
     :param checkpoint: path of a checkpoint written by ``train.py --image-size 512`` (None: a new network)
-    :param kwargs: as ``model.ssd512_vgg16`` (the arguments of ``ssd300``)
-    :return: a ``model.SSDDetector``
+    :param kwargs: as ``detector.ssd512_vgg16`` (the arguments of ``ssd300``)
+    :return: a ``detector.SSDDetector``
     """
     return _builders().ssd512_vgg16(checkpoint=checkpoint, **kwargs)

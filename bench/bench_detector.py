@@ -24,7 +24,8 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from model import SSDDetector, SSD300, torchvision_ssd_to_ssd300_state_dict  # noqa: E402
+from detector import SSDDetector  # noqa: E402
+from model import SSD300, torchvision_ssd_to_ssd300_state_dict  # noqa: E402
 
 N_CLASSES = 21
 PHOTO_SIZES = ((375, 500), (500, 375), (333, 500), (480, 640), (427, 640), (500, 500))

@@ -8,7 +8,8 @@ import types
 import pytest
 import torch
 
-from model import SSDDetector, build_ssd
+from detector import SSDDetector
+from model import build_ssd
 
 REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LABEL_MAP = {"background": 0, "cat": 1, "dog": 2}
