@@ -32,8 +32,8 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from utils import (average_precision, average_precisions_from_curves, coco_average_precision,
-                   precision_recall_curves, write_atomically)
+from coco_eval import coco_average_precision
+from utils import average_precision, average_precisions_from_curves, precision_recall_curves, write_atomically
 
 METRICS = ("voc", "coco", "all")
 
@@ -106,7 +106,7 @@ def score_detections(collected, label_map, metric="voc", image_sizes=None):
     :param metric: "voc", or "coco" / "all" to add the COCO metrics
     :param image_sizes: (width, height) of each image in pixels, in data-loader order; needed for "coco" / "all"
     :return: (results, curves): results is {"ap_11pt": {class: AP}, "map_11pt": float, "ap_area": {...},
-        "map_area": float}, plus "coco" (utils.coco_average_precision's dict) for "coco" / "all"; curves is
+        "map_area": float}, plus "coco" (coco_eval.coco_average_precision's dict) for "coco" / "all"; curves is
         {class: (precision, recall, n_positives)} for plotting. Classes without any non-difficult test object
         have no VOC AP and are absent from both.
     """

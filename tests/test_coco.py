@@ -1,4 +1,4 @@
-"""COCO-format data (create_data_lists.py --coco-json ...) and the COCO AP (utils.coco_average_precision,
+"""COCO-format data (create_data_lists.py --coco-json ...) and the COCO AP (coco_eval.coco_average_precision,
 eval.py --metric coco): lists from COCO files, bad input, AP values worked out by hand, agreement with
 pycocotools reading real json files, and eval.py end to end."""
 
@@ -20,7 +20,8 @@ import create_data_lists as cdl
 import eval as eval_script
 import model as model_module
 from datasets import PascalVOCDataset, load_label_map
-from utils import build_coco_detections, build_coco_ground_truth, coco_average_precision, make_label_map
+from coco_eval import build_coco_detections, build_coco_ground_truth, coco_average_precision
+from utils import make_label_map
 
 COCO_STATS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
 

@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 import create_data_lists as cdl
+import toy_data
 from utils import VOC_LABELS, make_label_map
 
 
@@ -235,9 +236,9 @@ def test_toy_dataset_is_deterministic_by_seed(tmp_path):
                 tree[os.path.relpath(path, root)] = open(path, "rb").read()
         return tree
 
-    first = files(cdl.make_toy_dataset(str(tmp_path / "a"), n_train=3, n_test=2, seed=5))
-    again = files(cdl.make_toy_dataset(str(tmp_path / "b"), n_train=3, n_test=2, seed=5))
-    other = files(cdl.make_toy_dataset(str(tmp_path / "c"), n_train=3, n_test=2, seed=6))
+    first = files(toy_data.make_toy_dataset(str(tmp_path / "a"), n_train=3, n_test=2, seed=5))
+    again = files(toy_data.make_toy_dataset(str(tmp_path / "b"), n_train=3, n_test=2, seed=5))
+    other = files(toy_data.make_toy_dataset(str(tmp_path / "c"), n_train=3, n_test=2, seed=6))
     assert len(first) == 5 * 2 + 2 and first == again
     assert first.keys() == other.keys() and first != other
 
@@ -280,7 +281,7 @@ def test_toy_objects_are_drawn_where_their_boxes_say(toy_data_folder):
     for path, objects in zip(lists["TRAIN_images"], lists["TRAIN_objects"]):
         image = Image.open(path).convert("RGB")
         for (x1, y1, x2, y2), label in zip(objects["boxes"], objects["labels"]):
-            colour = cdl.TOY_CLASSES[names[label]]
+            colour = toy_data.TOY_CLASSES[names[label]]
             # The circle's, square's and triangle's centre-bottom pixel is always inside the shape.
             pixel = image.getpixel((int((x1 + x2) / 2), int(y2) - 3))
             assert sum(abs(a - b) for a, b in zip(pixel, colour)) < 80, (path, names[label], pixel)
