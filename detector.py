@@ -133,7 +133,7 @@ class SSDDetector(nn.Module):
         labels = [target["labels"].to(predicted_locs.device) for target in targets]
         # Built per call from the network's priors: they may change with a load_state_dict.
         loss_fn = MultiBoxLoss(self.network.priors_cxcy)
-        loc_loss, conf_loss = loss_fn.parts(predicted_locs, predicted_scores, boxes, labels)
+        loc_loss, conf_loss = loss_fn(predicted_locs, predicted_scores, boxes, labels)
         return {"bbox_regression": loc_loss, "classification": conf_loss}
 
     def postprocess(self, predicted_locs, predicted_scores, image_sizes):

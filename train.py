@@ -23,30 +23,28 @@ stops training with a message naming the last good checkpoint.
 """
 
 import argparse
-import csv
-import hashlib
 import json
 import math
 import os
 import random
-import re
-import signal
 import sys
 import time
-from contextlib import contextmanager, nullcontext
-from types import SimpleNamespace
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any, Dict, Iterator, Optional
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
+from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
-from utils import MultiBoxLoss, write_atomically
-
-CHECKPOINT_PATTERN = re.compile(r"^ssd(?:300|512)_iter_(\d+)\.pt$")
-LOG_FIELDS = ("iteration", "loss", "loc_loss", "conf_loss", "lr", "images_per_s", "elapsed_s", "map_11pt")
+from train_support import (StopRequest, ThroughputMeter, TrainingLog, all_ranks_sum, capture_rng_state,
+                           checkpoint_path, list_checkpoints, make_train_loader, prune_checkpoints,
+                           resolve_resume_path, restore_rng_state, save_atomically, setup_distributed,
+                           stop_on_signals, weights_are_finite, weights_digest)
+from utils import MultiBoxLoss
 
 
 class NonFiniteLossError(RuntimeError):
@@ -55,6 +53,23 @@ class NonFiniteLossError(RuntimeError):
 
 class TrainingSetupError(ValueError):
     """Raised for unusable input (an empty data set, a checkpoint that does not fit the data folder)."""
+
+
+@dataclass
+class TrainingRun:
+    """Everything the training loop works with, built by prepare_training."""
+
+    model: torch.nn.Module  # DistributedDataParallel-wrapped under torchrun, else the SSD itself
+    model_without_ddp: torch.nn.Module  # the SSD: what is saved and evaluated
+    loss_fn: MultiBoxLoss
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    autocast: Any  # a context manager: torch.autocast, or nullcontext without --amp
+    label_map: Dict[str, int]
+    start_iteration: int
+    last_checkpoint: Optional[str]  # the newest checkpoint written or resumed from: the last good one
+    batches: Iterator  # endless (images, boxes, labels, difficulties) batches
+    n_images: int
 
 
 # =====================================================================================
@@ -157,7 +172,7 @@ def parse_args(argv=None):
 
 
 # =====================================================================================
-# Learning rate and parameter groups
+# The recipe: learning-rate schedule, parameter groups, optimizer
 # =====================================================================================
 
 
@@ -237,373 +252,7 @@ def set_learning_rate(optimizer, lr):
 
 
 # =====================================================================================
-# Data: an endless, resumable stream of batches
-# =====================================================================================
-
-
-class InfiniteBatchSampler:
-    """Yield batches of (index, epoch) pairs forever, epoch after epoch, starting at a given iteration.
-
-    The order of each epoch comes from a DistributedSampler (``set_epoch(epoch)``, seeded), so it depends on
-    (seed, epoch, rank, world size) only: skipping ``start_iteration * batch_size`` samples reproduces exactly
-    the batches an uninterrupted run would have drawn. Batches run across epoch boundaries, like Caffe's data
-    layer, because training is counted in iterations.
-
-    :param sampler: a DistributedSampler (world size 1 on a single process)
-    :param batch_size: indices per batch
-    :param start_iteration: number of batches already consumed (when resuming)
-    """
-
-    def __init__(self, sampler, batch_size, start_iteration=0):
-        self.sampler = sampler
-        self.batch_size = batch_size
-        self.start_iteration = start_iteration
-
-    def __iter__(self):
-        epoch, offset = divmod(self.start_iteration * self.batch_size, len(self.sampler))
-        batch = []
-        while True:
-            self.sampler.set_epoch(epoch)
-            for index in list(self.sampler)[offset:]:
-                batch.append((index, epoch))
-                if len(batch) == self.batch_size:
-                    yield batch
-                    batch = []
-            epoch, offset = epoch + 1, 0
-
-
-def sample_seed(seed, epoch, index):
-    """A 32-bit seed for the augmentation of one (epoch, image) pair: a pure function of its arguments."""
-    return int(np.random.SeedSequence([seed, epoch, index]).generate_state(1)[0])
-
-
-@contextmanager
-def seeded_rngs(seed):
-    """Seed python, numpy and torch (CPU) randomness for the block, then put the previous states back."""
-    python_state, numpy_state = random.getstate(), np.random.get_state()
-    with torch.random.fork_rng(devices=[]):
-        random.seed(seed)
-        np.random.seed(seed)
-        torch.manual_seed(seed)
-        try:
-            yield
-        finally:
-            random.setstate(python_state)
-            np.random.set_state(numpy_state)
-
-
-class SeededAugmentation(Dataset):
-    """Wrap a dataset so that each (index, epoch) item is augmented with its own fixed seed.
-
-    Random crops and flips then no longer depend on which worker process loads an image or on when the run
-    was resumed: resuming is exact for any ``--workers``.
-
-    :param dataset: the wrapped dataset (items ``(image, boxes, labels, difficulties)``)
-    :param seed: the run's seed
-    """
-
-    def __init__(self, dataset, seed):
-        self.dataset = dataset
-        self.seed = seed
-
-    def __len__(self):
-        return len(self.dataset)
-
-    def __getitem__(self, index_and_epoch):
-        index, epoch = index_and_epoch
-        with seeded_rngs(sample_seed(self.seed, epoch, index)):
-            return self.dataset[index]
-
-
-def make_train_dataset(args):
-    """The training set as the arguments ask: difficult objects kept, optionally un-augmented or truncated.
-
-    :return: a Dataset of ``(image (3, 300, 300), boxes (n, 4) fractional, labels (n,), difficulties (n,))``
-    """
-    from datasets import PascalVOCDataset
-
-    dataset = PascalVOCDataset(args.data_folder, "TRAIN", keep_difficult=not args.skip_difficult,
-                               augment=not args.no_augment, image_size=args.image_size)
-    if args.max_images is not None:
-        dataset = Subset(dataset, range(min(args.max_images, len(dataset))))
-    if len(dataset) == 0:
-        raise TrainingSetupError(f"{args.data_folder}: the TRAIN split has no images")
-    return dataset
-
-
-def ignore_ctrl_c(worker_id):
-    """DataLoader worker_init_fn: workers ignore SIGINT.
-
-    Ctrl-C in a terminal reaches the whole process group; a worker that died of it would make the main
-    process's next batch fail before it could save its checkpoint. The main process stops the workers itself.
-    """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def make_train_loader(dataset, args, dist_info, start_iteration):
-    """An endless DataLoader over ``dataset``, positioned at ``start_iteration``.
-
-    :return: (DataLoader yielding (images (N, 3, 300, 300), boxes list, labels list, difficulties list),
-              the DistributedSampler it draws from)
-    """
-    from datasets import collate_fn
-
-    # DistributedSampler also on a single process (world size 1): one code path, and its seeded per-epoch
-    # permutation is what makes the data order resumable.
-    sampler = DistributedSampler(dataset, num_replicas=dist_info["world_size"], rank=dist_info["rank"],
-                                 shuffle=True, seed=args.seed, drop_last=False)
-    batch_sampler = InfiniteBatchSampler(sampler, args.batch_size, start_iteration)
-    loader = DataLoader(
-        SeededAugmentation(dataset, args.seed),
-        batch_sampler=batch_sampler,
-        collate_fn=collate_fn,
-        num_workers=args.workers,
-        pin_memory=dist_info["device"].type == "cuda",
-        worker_init_fn=ignore_ctrl_c,
-        # A private generator: creating the loader's iterator must not draw from the global RNG, or a resumed
-        # run's global RNG stream would drift from the uninterrupted run's.
-        generator=torch.Generator().manual_seed(args.seed),
-    )
-    return loader, sampler
-
-
-# =====================================================================================
-# Checkpoints
-# =====================================================================================
-
-
-def checkpoint_path(checkpoint_dir, iteration, image_size=300):
-    """Path of the checkpoint written after ``iteration`` optimizer steps (ssd300_iter_N.pt, or ssd512_...)."""
-    return os.path.join(checkpoint_dir, f"ssd{image_size}_iter_{iteration:06d}.pt")
-
-
-def list_checkpoints(checkpoint_dir):
-    """The checkpoints in a folder, oldest first, as a list of (iteration, path)."""
-    if not os.path.isdir(checkpoint_dir):
-        return []
-    found = []
-    for name in os.listdir(checkpoint_dir):
-        match = CHECKPOINT_PATTERN.match(name)
-        if match:
-            found.append((int(match.group(1)), os.path.join(checkpoint_dir, name)))
-    return sorted(found)
-
-
-def prune_checkpoints(checkpoint_dir, keep):
-    """Delete all but the newest ``keep`` checkpoints (``keep`` <= 0: delete none)."""
-    if keep <= 0:
-        return
-    for _, path in list_checkpoints(checkpoint_dir)[:-keep]:
-        os.remove(path)
-
-
-def save_atomically(state, path):
-    """torch.save ``state`` to ``path`` atomically (utils.write_atomically): a crash or Ctrl-C while
-    writing leaves the previous checkpoint intact, never half a checkpoint."""
-    write_atomically(path, lambda file: torch.save(state, file), binary=True)
-
-
-def capture_rng_state():
-    """The states of every random generator training touches, as tensors and plain Python only.
-
-    :return: dict that torch.load(weights_only=True) can read back
-    """
-    numpy_state = np.random.get_state()
-    state = {
-        "python": random.getstate(),
-        "numpy": {"key": torch.from_numpy(numpy_state[1].astype(np.int64)), "pos": int(numpy_state[2]),
-                  "has_gauss": int(numpy_state[3]), "cached_gaussian": float(numpy_state[4])},
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state()
-    return state
-
-
-def restore_rng_state(state):
-    """Put back the generator states saved by capture_rng_state."""
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    numpy_state = state["numpy"]
-    np.random.set_state(("MT19937", numpy_state["key"].numpy().astype(np.uint32), numpy_state["pos"],
-                         numpy_state["has_gauss"], numpy_state["cached_gaussian"]))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state(state["cuda"])
-
-
-def resolve_resume_path(resume, checkpoint_dir):
-    """Turn ``--resume`` into a file path ('latest': the newest checkpoint in ``checkpoint_dir``)."""
-    if resume == "latest":
-        found = list_checkpoints(checkpoint_dir)
-        if not found:
-            raise FileNotFoundError(f"{checkpoint_dir}: --resume latest found no ssd300_iter_*.pt / ssd512_iter_*.pt checkpoint")
-        return found[-1][1]
-    if not os.path.isfile(resume):
-        raise FileNotFoundError(f"{resume}: --resume checkpoint does not exist")
-    return resume
-
-
-def weights_are_finite(model):
-    """True when every parameter and buffer of ``model`` is finite."""
-    return all(torch.isfinite(tensor).all() for tensor in model.state_dict().values() if tensor.is_floating_point())
-
-
-def weights_digest(model):
-    """SHA-256 of the model's state_dict bytes (to check that DDP ranks hold identical weights)."""
-    digest = hashlib.sha256()
-    for name, tensor in model.state_dict().items():
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
-
-
-# =====================================================================================
-# Logging: CSV rows, a JSON summary and the loss curve
-# =====================================================================================
-
-
-class TrainingLog:
-    """train_log.csv (one row every --log-every iterations, plus eval rows) and loss_curve.png.
-
-    When resuming, rows after the resumed iteration (written by the interrupted run after its last
-    checkpoint) are dropped, so the log reads like one uninterrupted run.
-
-    :param folder: where the files go
-    :param start_iteration: the iteration training (re)starts from
-    :param enabled: False on ranks other than 0, which must not write
-    """
-
-    def __init__(self, folder, start_iteration, enabled=True):
-        self.csv_path = os.path.join(folder, "train_log.csv")
-        self.png_path = os.path.join(folder, "loss_curve.png")
-        self.enabled = enabled
-        self.rows = []
-        if not enabled:
-            return
-        os.makedirs(folder, exist_ok=True)
-        if start_iteration > 0 and os.path.isfile(self.csv_path):
-            with open(self.csv_path, newline="") as file:
-                self.rows = [row for row in csv.DictReader(file) if int(row["iteration"]) <= start_iteration]
-        with open(self.csv_path, "w", newline="") as file:
-            writer = csv.DictWriter(file, fieldnames=LOG_FIELDS)
-            writer.writeheader()
-            writer.writerows(self.rows)
-
-    def add(self, **row):
-        """Append one row (keys from LOG_FIELDS; missing ones stay empty) and flush it to disk."""
-        row = {field: row.get(field, "") for field in LOG_FIELDS}
-        self.rows.append(row)
-        if self.enabled:
-            with open(self.csv_path, "a", newline="") as file:
-                csv.DictWriter(file, fieldnames=LOG_FIELDS).writerow(row)
-
-    def plot(self):
-        """Draw the loss parts (and the mAP, if evaluated) against the iteration into loss_curve.png."""
-        if not self.enabled:
-            return
-        import matplotlib
-
-        matplotlib.use("Agg")  # no display needed; imported here so that importing train.py stays light
-        import matplotlib.pyplot as plt
-
-        def series(key):
-            points = [(int(r["iteration"]), float(r[key])) for r in self.rows if r[key] not in ("", None)]
-            return [p[0] for p in points], [p[1] for p in points]
-
-        figure, axis = plt.subplots(figsize=(8, 5))
-        for key, label in (("loss", "total"), ("loc_loss", "localization"), ("conf_loss", "confidence")):
-            xs, ys = series(key)
-            if xs:
-                axis.plot(xs, ys, label=label)
-        axis.set_xlabel("iteration")
-        axis.set_ylabel("MultiBox loss")
-        if any(r["loss"] not in ("", None) and float(r["loss"]) > 0 for r in self.rows):
-            axis.set_yscale("log")
-        axis.grid(True, which="both", alpha=0.3)
-        xs, ys = series("map_11pt")
-        if xs:
-            map_axis = axis.twinx()
-            map_axis.plot(xs, ys, "k-o", label="mAP (11-point, TEST)")
-            map_axis.set_ylabel("mAP")
-            map_axis.set_ylim(0, 1)
-            map_axis.legend(loc="upper center")
-        axis.legend(loc="upper right")
-        axis.set_title("SSD training")
-        figure.tight_layout()
-        figure.savefig(self.png_path, dpi=100)
-        plt.close(figure)
-
-
-# =====================================================================================
-# Distributed set-up
-# =====================================================================================
-
-
-def setup_distributed(device_argument):
-    """Pick the device and, under torchrun, join the process group.
-
-    torchrun sets RANK, LOCAL_RANK and WORLD_SIZE; NCCL is the backend for GPUs, gloo for CPUs.
-
-    :param device_argument: the --device value (None: cuda if available, else cpu)
-    :return: dict with rank, world_size, local_rank, device (torch.device), is_main (bool)
-    """
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if device_argument is None:
-        device_argument = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(device_argument)
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", local_rank if world_size > 1 else torch.cuda.current_device())
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    if world_size > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return {"rank": rank, "world_size": world_size, "local_rank": local_rank, "device": device,
-            "is_main": rank == 0}
-
-
-def all_ranks_sum(values, dist_info):
-    """Sum a list of floats over all processes (identity on a single process).
-
-    :return: list of floats, the sums
-    """
-    tensor = torch.tensor(values, dtype=torch.float64)
-    if dist_info["world_size"] > 1:
-        # gloo reduces CPU tensors, NCCL only CUDA ones.
-        tensor = tensor.to(dist_info["device"])
-        dist.all_reduce(tensor)
-    return tensor.cpu().tolist()
-
-
-@contextmanager
-def stop_on_signals(flag):
-    """While inside, SIGINT (Ctrl-C) and SIGTERM only set ``flag["stop"]``; a second Ctrl-C aborts at once.
-
-    The loop checks the flag after each step, saves a checkpoint, and leaves cleanly. Signal handlers can only
-    be installed from the main thread; elsewhere (a test thread) the block runs without them.
-    """
-    def request_stop(signum, frame):
-        if flag["stop"] and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        flag["stop"] = True
-
-    previous = {}
-    try:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            previous[signum] = signal.signal(signum, request_stop)
-    except ValueError:  # not the main thread
-        pass
-    try:
-        yield flag
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
-# =====================================================================================
-# The training loop
+# The model and the data
 # =====================================================================================
 
 
@@ -627,6 +276,263 @@ def build_model(args, n_classes, device):
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     return model.train()
+
+
+def make_train_dataset(args):
+    """The training set as the arguments ask: difficult objects kept, optionally un-augmented or truncated.
+
+    :return: a Dataset of ``(image (3, 300, 300), boxes (n, 4) fractional, labels (n,), difficulties (n,))``
+    """
+    from datasets import PascalVOCDataset
+
+    dataset = PascalVOCDataset(args.data_folder, "TRAIN", keep_difficult=not args.skip_difficult,
+                               augment=not args.no_augment, image_size=args.image_size)
+    if args.max_images is not None:
+        dataset = Subset(dataset, range(min(args.max_images, len(dataset))))
+    if len(dataset) == 0:
+        raise TrainingSetupError(f"{args.data_folder}: the TRAIN split has no images")
+    return dataset
+
+
+def prepare_training(args, dist_info):
+    """Build everything a run needs, restored from ``--resume`` if given.
+
+    :return: a TrainingRun with model (DDP-wrapped when distributed), model_without_ddp, loss_fn, optimizer,
+             scaler, autocast (a context manager), label_map, start_iteration, last_checkpoint, batches (an endless
+             iterator of (images, boxes, labels, difficulties)) and n_images
+    """
+    from datasets import load_label_map
+
+    earlier = list_checkpoints(args.checkpoint_dir)
+    if not args.resume and earlier:
+        # A fresh run would restart the log, and pruning (newest iterations first) would delete its own
+        # checkpoints in favour of the earlier run's.
+        raise TrainingSetupError(f"{args.checkpoint_dir}: holds checkpoints of an earlier run (newest "
+                                 f"{os.path.basename(earlier[-1][1])}); continue it with --resume latest, or "
+                                 f"pick another --checkpoint-dir")
+    device = dist_info.device
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed 300x300 input: let cuDNN pick its fastest kernels
+
+    label_map = load_label_map(args.data_folder)
+    model = build_model(args, len(label_map), device)
+    optimizer = make_optimizer(args.optimizer, make_param_groups(model, args.weight_decay, args.bias_lr_mult),
+                               args.lr, args.momentum)
+    amp_dtype = torch.bfloat16 if args.amp_dtype == "bf16" else torch.float16
+    # fp16 has too few exponent bits for small gradients, hence the loss scaling; bf16 has float32's range.
+    scaler = torch.amp.GradScaler(device.type, enabled=args.amp and amp_dtype == torch.float16)
+
+    start_iteration, rng_state, last_checkpoint = 0, None, None
+    if args.resume:
+        last_checkpoint = resolve_resume_path(args.resume, args.checkpoint_dir)
+        start_iteration, rng_state = load_resume_state(last_checkpoint, model, optimizer, scaler, label_map)
+        if dist_info.is_main:
+            print(f"Resumed from {last_checkpoint} at iteration {start_iteration}.", flush=True)
+
+    dataset = make_train_dataset(args)
+    batches = iter(make_train_loader(dataset, args, dist_info, start_iteration)[0])
+    if rng_state is not None:
+        # After the loader's iterator is made, so that nothing else draws from the restored generators.
+        restore_rng_state(rng_state)
+
+    wrapped = model
+    if dist_info.world_size > 1:
+        wrapped = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    return TrainingRun(
+        model=wrapped, model_without_ddp=model, loss_fn=MultiBoxLoss(model.priors_cxcy), optimizer=optimizer,
+        scaler=scaler, autocast=torch.autocast(device.type, dtype=amp_dtype) if args.amp else nullcontext(),
+        label_map=label_map, start_iteration=start_iteration, last_checkpoint=last_checkpoint, batches=batches,
+        n_images=len(dataset))
+
+
+def next_batch(run, device):
+    """The next training batch, on ``device`` (images channels_last on CUDA).
+
+    :return: images (N, 3, 300, 300), boxes list of (n_i, 4) fractional, labels list of (n_i,)
+    """
+    images, boxes, labels, _ = next(run.batches)
+    images = images.to(device, non_blocking=True)
+    if device.type == "cuda":
+        images = images.contiguous(memory_format=torch.channels_last)
+    return (images, [b.to(device, non_blocking=True) for b in boxes],
+            [label.to(device, non_blocking=True) for label in labels])
+
+
+# =====================================================================================
+# The training loop
+# =====================================================================================
+
+
+def forward_and_loss(model, loss_fn, images, boxes, labels, autocast_context):
+    """One forward pass and the MultiBox loss.
+
+    The network runs under autocast (if enabled); the loss is computed in float32, since its log-sum-exp and
+    hard-negative sort are where fp16 loses precision.
+
+    :return: (scalar loss tensor, the sum of the two terms; dict of the terms "loc" and "conf" as floats)
+    """
+    with autocast_context:
+        predicted_locs, predicted_scores = model(images)
+    loc_loss, conf_loss = loss_fn(predicted_locs.float(), predicted_scores.float(), boxes, labels)
+    return loc_loss + conf_loss, {"loc": loc_loss.item(), "conf": conf_loss.item()}
+
+
+def train_step(run, images, boxes, labels, args, dist_info, stop_requested, iteration):
+    """One optimizer step: forward, loss, (checks), backward, step.
+
+    :param stop_requested: whether this process received SIGINT/SIGTERM
+    :param iteration: number of steps done before this one (the log calls this step iteration + 1)
+    :return: dict with the loss, loc and conf averaged over all processes, and "stop" (True when any process
+             asked to stop)
+    :raises NonFiniteLossError: before any weight is touched, when the loss is NaN/inf on any process
+    """
+    loss, parts = forward_and_loss(run.model, run.loss_fn, images, boxes, labels, run.autocast)
+    # One all-reduce per step carries the loss for the log and tells every rank whether any rank saw a
+    # non-finite loss or a stop signal, so that all of them stop at the same iteration (a rank that skipped
+    # backward() would leave the others waiting in DDP's gradient all-reduce forever).
+    world = dist_info.world_size
+    sums = all_ranks_sum([loss.item(), parts["loc"], parts["conf"],
+                          float(stop_requested)], dist_info)
+    stats = {"loss": sums[0] / world, "loc": sums[1] / world, "conf": sums[2] / world, "stop": sums[3] > 0}
+    if not math.isfinite(stats["loss"]):
+        raise NonFiniteLossError(
+            f"the loss is not finite at iteration {iteration + 1} (loss {stats['loss']}, localization {stats['loc']}, "
+            f"confidence {stats['conf']}); training stopped. The last good checkpoint is "
+            f"{run.last_checkpoint or 'none (none was written yet)'}. Try a lower --lr, a longer --warmup, "
+            f"--grad-clip, or --amp-dtype bf16 instead of fp16.")
+
+    run.optimizer.zero_grad(set_to_none=True)
+    run.scaler.scale(loss).backward()
+    if args.grad_clip is not None:
+        run.scaler.unscale_(run.optimizer)  # clip the true gradients, not the fp16-scaled ones
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), args.grad_clip)
+    run.scaler.step(run.optimizer)
+    run.scaler.update()
+    return stats
+
+
+def train(args, dist_info):
+    """The body of main(), once the process group (if any) is up. Same return value as main()."""
+    device, is_main, world = dist_info.device, dist_info.is_main, dist_info.world_size
+    run = prepare_training(args, dist_info)
+    log = TrainingLog(args.checkpoint_dir, run.start_iteration, enabled=is_main)
+    if is_main:
+        print(f"Training SSD{args.image_size} ({args.base}) on {run.n_images} images, {len(run.label_map) - 1} classes, {world} process(es) x "
+              f"batch {args.batch_size} on {device}, iterations {run.start_iteration} -> {args.iterations}.",
+              flush=True)
+
+    stop_request, meter, run_start = StopRequest(), ThroughputMeter(), time.perf_counter()
+    eval_result, interrupted, iteration = None, False, run.start_iteration
+    progress = tqdm(total=args.iterations, initial=iteration, desc="train", unit="it", dynamic_ncols=True,
+                    disable=not is_main or args.no_progress)
+    with stop_on_signals(stop_request), progress:
+        while iteration < args.iterations:
+            step_start = time.perf_counter()
+            lr = learning_rate_at(iteration, args.lr, args.decay_at, args.lr_gamma, args.warmup, args.warmup_factor)
+            set_learning_rate(run.optimizer, lr)
+            images, boxes, labels = next_batch(run, device)
+            stats = train_step(run, images, boxes, labels, args, dist_info, stop_request.stop, iteration)
+            iteration += 1
+            meter.add(images.shape[0] * world, time.perf_counter() - step_start)
+            interrupted = stats["stop"] and iteration < args.iterations
+            finished = iteration == args.iterations
+
+            if iteration % args.log_every == 0 or finished or interrupted:
+                images_per_s = meter.read_and_reset()
+                log.add(iteration=iteration, loss=f"{stats['loss']:.5f}", loc_loss=f"{stats['loc']:.5f}",
+                        conf_loss=f"{stats['conf']:.5f}", lr=f"{lr:.3g}", images_per_s=f"{images_per_s:.2f}",
+                        elapsed_s=f"{time.perf_counter() - run_start:.1f}")
+                progress.set_postfix(loss=f"{stats['loss']:.3f}", loc=f"{stats['loc']:.3f}",
+                                     conf=f"{stats['conf']:.3f}", lr=f"{lr:.2e}", img_s=f"{images_per_s:.1f}",
+                                     refresh=False)
+            progress.update(1)
+            if args.eval_every and (iteration % args.eval_every == 0 or finished):
+                eval_result = evaluate_and_log(run, args, log, progress, iteration, dist_info, run_start)
+            if iteration % args.save_every == 0 or finished or interrupted:
+                checkpoint_now(run, args, log, iteration, dist_info)
+            if interrupted:
+                if is_main:
+                    progress.write(f"Stopped at iteration {iteration}; saved {run.last_checkpoint}. "
+                                   f"Continue with --resume {run.last_checkpoint}")
+                break
+
+    if is_main:
+        log.plot()
+        write_summary(args, log, run, iteration, interrupted, eval_result, time.perf_counter() - run_start)
+    if world > 1:
+        # Printed by every rank: identical digests show that DDP kept the replicas in sync.
+        print(f"rank {dist_info.rank}: final weights sha256 {weights_digest(run.model_without_ddp)}", flush=True)
+    return {"model": run.model_without_ddp, "checkpoint": run.last_checkpoint if is_main else None,
+            "iteration": iteration, "log": log.rows, "eval": eval_result, "interrupted": interrupted}
+
+
+def evaluate_and_log(run, args, log, progress, iteration, dist_info, run_start):
+    """--eval-every: the TEST mAP on rank 0 (the others wait), written to the log.
+
+    :return: eval.evaluate's dict on rank 0, None elsewhere
+    """
+    result = None
+    if dist_info.is_main:
+        result = evaluate_map(run.model_without_ddp, args, run.label_map, dist_info.device)
+        log.add(iteration=iteration, map_11pt=f"{result['map_11pt']:.4f}",
+                elapsed_s=f"{time.perf_counter() - run_start:.1f}")
+        progress.write(f"iteration {iteration}: TEST mAP (11-point) {result['map_11pt']:.4f}")
+    if dist_info.world_size > 1:
+        dist.barrier()
+    return result
+
+
+def evaluate_map(model, args, label_map, device):
+    """VOC mAP on the TEST split (eval.evaluate); puts the model back in train mode afterwards.
+
+    :return: eval.evaluate's dict ({"map_11pt": float, ...})
+    """
+    from datasets import PascalVOCDataset, collate_fn
+    from eval import evaluate
+
+    test_set = PascalVOCDataset(args.data_folder, "TEST", keep_difficult=True, image_size=args.image_size)
+    loader = DataLoader(test_set, batch_size=args.eval_batch_size, shuffle=False, collate_fn=collate_fn,
+                        num_workers=args.workers, pin_memory=device.type == "cuda")
+    model.eval()
+    try:
+        return evaluate(model, loader, label_map, device, progress=False)
+    finally:
+        model.train()
+
+
+def checkpoint_now(run, args, log, iteration, dist_info):
+    """Save a checkpoint (rank 0 writes, the others wait); sets ``run.last_checkpoint``.
+
+    :raises NonFiniteLossError: when the weights are not finite; checked on every rank (their weights are
+        identical) so that all of them stop together, and nothing is written: the newest checkpoint on disk
+        is always a good one
+    """
+    if not weights_are_finite(run.model_without_ddp):
+        raise NonFiniteLossError(f"the weights are not finite after iteration {iteration}; training stopped "
+                                 f"without saving. The last good checkpoint is {run.last_checkpoint or 'none'}.")
+    if dist_info.is_main:
+        run.last_checkpoint = save_checkpoint(run.model_without_ddp, run.optimizer, run.scaler, iteration,
+                                              run.label_map, args, log)
+    if dist_info.world_size > 1:
+        dist.barrier()
+
+
+def write_summary(args, log, run, iteration, interrupted, eval_result, wall_time):
+    """Write train_summary.json (what was run, how far it got, the last loss and mAP)."""
+    summary = {"iterations_done": iteration, "interrupted": interrupted, "last_checkpoint": run.last_checkpoint,
+               "wall_time_s": round(wall_time, 1),
+               "final_loss": next((float(r["loss"]) for r in reversed(log.rows) if r["loss"] != ""), None),
+               "eval": eval_result, "args": vars(args)}
+    with open(os.path.join(args.checkpoint_dir, "train_summary.json"), "w") as file:
+        json.dump(summary, file, indent=2)
+
+
+# =====================================================================================
+# Checkpoints: what is saved, and resuming from one
+# =====================================================================================
 
 
 def make_checkpoint(model, optimizer, scaler, iteration, label_map, args):
@@ -681,37 +587,9 @@ def load_resume_state(path, model, optimizer, scaler, label_map):
     return int(checkpoint["iteration"]), checkpoint.get("rng")
 
 
-def forward_and_loss(model, loss_fn, images, boxes, labels, autocast_context):
-    """One forward pass and the MultiBox loss.
-
-    The network runs under autocast (if enabled); the loss is computed in float32, since its log-sum-exp and
-    hard-negative sort are where fp16 loses precision.
-
-    :return: (scalar loss tensor, dict of loss parts as floats)
-    """
-    with autocast_context:
-        predicted_locs, predicted_scores = model(images)
-    loss = loss_fn(predicted_locs.float(), predicted_scores.float(), boxes, labels)
-    parts = getattr(loss_fn, "last_parts", {}) or {}
-    return loss, {key: float(value) for key, value in parts.items()}
-
-
-def evaluate_map(model, args, label_map, device):
-    """VOC mAP on the TEST split (eval.evaluate); puts the model back in train mode afterwards.
-
-    :return: eval.evaluate's dict ({"map_11pt": float, ...})
-    """
-    from datasets import PascalVOCDataset, collate_fn
-    from eval import evaluate
-
-    test_set = PascalVOCDataset(args.data_folder, "TEST", keep_difficult=True, image_size=args.image_size)
-    loader = DataLoader(test_set, batch_size=args.eval_batch_size, shuffle=False, collate_fn=collate_fn,
-                        num_workers=args.workers, pin_memory=device.type == "cuda")
-    model.eval()
-    try:
-        return evaluate(model, loader, label_map, device, progress=False)
-    finally:
-        model.train()
+# =====================================================================================
+# Entry point
+# =====================================================================================
 
 
 def main(argv=None):
@@ -730,223 +608,6 @@ def main(argv=None):
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
-
-
-def prepare_training(args, dist_info):
-    """Build everything a run needs, restored from ``--resume`` if given.
-
-    :return: SimpleNamespace with model (DDP-wrapped when distributed), model_without_ddp, loss_fn, optimizer,
-             scaler, autocast (a context manager), label_map, start_iteration, last_checkpoint, batches (an endless
-             iterator of (images, boxes, labels, difficulties)) and n_images
-    """
-    from datasets import load_label_map
-
-    earlier = list_checkpoints(args.checkpoint_dir)
-    if not args.resume and earlier:
-        # A fresh run would restart the log, and pruning (newest iterations first) would delete its own
-        # checkpoints in favour of the earlier run's.
-        raise TrainingSetupError(f"{args.checkpoint_dir}: holds checkpoints of an earlier run (newest "
-                                 f"{os.path.basename(earlier[-1][1])}); continue it with --resume latest, or "
-                                 f"pick another --checkpoint-dir")
-    device = dist_info["device"]
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # fixed 300x300 input: let cuDNN pick its fastest kernels
-
-    label_map = load_label_map(args.data_folder)
-    model = build_model(args, len(label_map), device)
-    optimizer = make_optimizer(args.optimizer, make_param_groups(model, args.weight_decay, args.bias_lr_mult),
-                               args.lr, args.momentum)
-    amp_dtype = torch.bfloat16 if args.amp_dtype == "bf16" else torch.float16
-    # fp16 has too few exponent bits for small gradients, hence the loss scaling; bf16 has float32's range.
-    scaler = torch.amp.GradScaler(device.type, enabled=args.amp and amp_dtype == torch.float16)
-
-    start_iteration, rng_state, last_checkpoint = 0, None, None
-    if args.resume:
-        last_checkpoint = resolve_resume_path(args.resume, args.checkpoint_dir)
-        start_iteration, rng_state = load_resume_state(last_checkpoint, model, optimizer, scaler, label_map)
-        if dist_info["is_main"]:
-            print(f"Resumed from {last_checkpoint} at iteration {start_iteration}.", flush=True)
-
-    dataset = make_train_dataset(args)
-    batches = iter(make_train_loader(dataset, args, dist_info, start_iteration)[0])
-    if rng_state is not None:
-        # After the loader's iterator is made, so that nothing else draws from the restored generators.
-        restore_rng_state(rng_state)
-
-    wrapped = model
-    if dist_info["world_size"] > 1:
-        wrapped = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    return SimpleNamespace(
-        model=wrapped, model_without_ddp=model, loss_fn=MultiBoxLoss(model.priors_cxcy), optimizer=optimizer,
-        scaler=scaler, autocast=torch.autocast(device.type, dtype=amp_dtype) if args.amp else nullcontext(),
-        label_map=label_map, start_iteration=start_iteration, last_checkpoint=last_checkpoint, batches=batches,
-        n_images=len(dataset))
-
-
-def next_batch(run, device):
-    """The next training batch, on ``device`` (images channels_last on CUDA).
-
-    :return: images (N, 3, 300, 300), boxes list of (n_i, 4) fractional, labels list of (n_i,)
-    """
-    images, boxes, labels, _ = next(run.batches)
-    images = images.to(device, non_blocking=True)
-    if device.type == "cuda":
-        images = images.contiguous(memory_format=torch.channels_last)
-    return (images, [b.to(device, non_blocking=True) for b in boxes],
-            [label.to(device, non_blocking=True) for label in labels])
-
-
-def train_step(run, images, boxes, labels, args, dist_info, stop_requested, iteration):
-    """One optimizer step: forward, loss, (checks), backward, step.
-
-    :param stop_requested: whether this process received SIGINT/SIGTERM
-    :param iteration: number of steps done before this one (the log calls this step iteration + 1)
-    :return: dict with the loss, loc and conf averaged over all processes, and "stop" (True when any process
-             asked to stop)
-    :raises NonFiniteLossError: before any weight is touched, when the loss is NaN/inf on any process
-    """
-    loss, parts = forward_and_loss(run.model, run.loss_fn, images, boxes, labels, run.autocast)
-    # One all-reduce per step carries the loss for the log and tells every rank whether any rank saw a
-    # non-finite loss or a stop signal, so that all of them stop at the same iteration (a rank that skipped
-    # backward() would leave the others waiting in DDP's gradient all-reduce forever).
-    world = dist_info["world_size"]
-    sums = all_ranks_sum([loss.item(), parts.get("loc", math.nan), parts.get("conf", math.nan),
-                          float(stop_requested)], dist_info)
-    stats = {"loss": sums[0] / world, "loc": sums[1] / world, "conf": sums[2] / world, "stop": sums[3] > 0}
-    if not math.isfinite(stats["loss"]):
-        raise NonFiniteLossError(
-            f"the loss is not finite at iteration {iteration + 1} (loss {stats['loss']}, localization {stats['loc']}, "
-            f"confidence {stats['conf']}); training stopped. The last good checkpoint is "
-            f"{run.last_checkpoint or 'none (none was written yet)'}. Try a lower --lr, a longer --warmup, "
-            f"--grad-clip, or --amp-dtype bf16 instead of fp16.")
-
-    run.optimizer.zero_grad(set_to_none=True)
-    run.scaler.scale(loss).backward()
-    if args.grad_clip is not None:
-        run.scaler.unscale_(run.optimizer)  # clip the true gradients, not the fp16-scaled ones
-        torch.nn.utils.clip_grad_norm_(run.model.parameters(), args.grad_clip)
-    run.scaler.step(run.optimizer)
-    run.scaler.update()
-    return stats
-
-
-def write_summary(args, log, run, iteration, interrupted, eval_result, wall_time):
-    """Write train_summary.json (what was run, how far it got, the last loss and mAP)."""
-    summary = {"iterations_done": iteration, "interrupted": interrupted, "last_checkpoint": run.last_checkpoint,
-               "wall_time_s": round(wall_time, 1),
-               "final_loss": next((float(r["loss"]) for r in reversed(log.rows) if r["loss"] != ""), None),
-               "eval": eval_result, "args": vars(args)}
-    with open(os.path.join(args.checkpoint_dir, "train_summary.json"), "w") as file:
-        json.dump(summary, file, indent=2)
-
-
-class ThroughputMeter:
-    """Images per second over the training steps since the last reading (evaluation and saving excluded)."""
-
-    def __init__(self):
-        self.images, self.seconds = 0, 0.0
-
-    def add(self, n_images, seconds):
-        """Count one step of ``n_images`` images (all processes together) that took ``seconds``."""
-        self.images += n_images
-        self.seconds += seconds
-
-    def read_and_reset(self):
-        """:return: images/s since the last call (float)"""
-        rate = self.images / max(self.seconds, 1e-9)
-        self.images, self.seconds = 0, 0.0
-        return rate
-
-
-def evaluate_and_log(run, args, log, progress, iteration, dist_info, run_start):
-    """--eval-every: the TEST mAP on rank 0 (the others wait), written to the log.
-
-    :return: eval.evaluate's dict on rank 0, None elsewhere
-    """
-    result = None
-    if dist_info["is_main"]:
-        result = evaluate_map(run.model_without_ddp, args, run.label_map, dist_info["device"])
-        log.add(iteration=iteration, map_11pt=f"{result['map_11pt']:.4f}",
-                elapsed_s=f"{time.perf_counter() - run_start:.1f}")
-        progress.write(f"iteration {iteration}: TEST mAP (11-point) {result['map_11pt']:.4f}")
-    if dist_info["world_size"] > 1:
-        dist.barrier()
-    return result
-
-
-def checkpoint_now(run, args, log, iteration, dist_info):
-    """Save a checkpoint (rank 0 writes, the others wait); sets ``run.last_checkpoint``.
-
-    :raises NonFiniteLossError: when the weights are not finite; checked on every rank (their weights are
-        identical) so that all of them stop together, and nothing is written: the newest checkpoint on disk
-        is always a good one
-    """
-    if not weights_are_finite(run.model_without_ddp):
-        raise NonFiniteLossError(f"the weights are not finite after iteration {iteration}; training stopped "
-                                 f"without saving. The last good checkpoint is {run.last_checkpoint or 'none'}.")
-    if dist_info["is_main"]:
-        run.last_checkpoint = save_checkpoint(run.model_without_ddp, run.optimizer, run.scaler, iteration,
-                                              run.label_map, args, log)
-    if dist_info["world_size"] > 1:
-        dist.barrier()
-
-
-def train(args, dist_info):
-    """The body of main(), once the process group (if any) is up. Same return value as main()."""
-    device, is_main, world = dist_info["device"], dist_info["is_main"], dist_info["world_size"]
-    run = prepare_training(args, dist_info)
-    log = TrainingLog(args.checkpoint_dir, run.start_iteration, enabled=is_main)
-    if is_main:
-        print(f"Training SSD{args.image_size} ({args.base}) on {run.n_images} images, {len(run.label_map) - 1} classes, {world} process(es) x "
-              f"batch {args.batch_size} on {device}, iterations {run.start_iteration} -> {args.iterations}.",
-              flush=True)
-
-    flag, meter, run_start = {"stop": False}, ThroughputMeter(), time.perf_counter()
-    eval_result, interrupted, iteration = None, False, run.start_iteration
-    progress = tqdm(total=args.iterations, initial=iteration, desc="train", unit="it", dynamic_ncols=True,
-                    disable=not is_main or args.no_progress)
-    with stop_on_signals(flag), progress:
-        while iteration < args.iterations:
-            step_start = time.perf_counter()
-            lr = learning_rate_at(iteration, args.lr, args.decay_at, args.lr_gamma, args.warmup, args.warmup_factor)
-            set_learning_rate(run.optimizer, lr)
-            images, boxes, labels = next_batch(run, device)
-            stats = train_step(run, images, boxes, labels, args, dist_info, flag["stop"], iteration)
-            iteration += 1
-            meter.add(images.shape[0] * world, time.perf_counter() - step_start)
-            interrupted = stats["stop"] and iteration < args.iterations
-            finished = iteration == args.iterations
-
-            if iteration % args.log_every == 0 or finished or interrupted:
-                images_per_s = meter.read_and_reset()
-                log.add(iteration=iteration, loss=f"{stats['loss']:.5f}", loc_loss=f"{stats['loc']:.5f}",
-                        conf_loss=f"{stats['conf']:.5f}", lr=f"{lr:.3g}", images_per_s=f"{images_per_s:.2f}",
-                        elapsed_s=f"{time.perf_counter() - run_start:.1f}")
-                progress.set_postfix(loss=f"{stats['loss']:.3f}", loc=f"{stats['loc']:.3f}",
-                                     conf=f"{stats['conf']:.3f}", lr=f"{lr:.2e}", img_s=f"{images_per_s:.1f}",
-                                     refresh=False)
-            progress.update(1)
-            if args.eval_every and (iteration % args.eval_every == 0 or finished):
-                eval_result = evaluate_and_log(run, args, log, progress, iteration, dist_info, run_start)
-            if iteration % args.save_every == 0 or finished or interrupted:
-                checkpoint_now(run, args, log, iteration, dist_info)
-            if interrupted:
-                if is_main:
-                    progress.write(f"Stopped at iteration {iteration}; saved {run.last_checkpoint}. "
-                                   f"Continue with --resume {run.last_checkpoint}")
-                break
-
-    if is_main:
-        log.plot()
-        write_summary(args, log, run, iteration, interrupted, eval_result, time.perf_counter() - run_start)
-    if world > 1:
-        # Printed by every rank: identical digests show that DDP kept the replicas in sync.
-        print(f"rank {dist_info['rank']}: final weights sha256 {weights_digest(run.model_without_ddp)}", flush=True)
-    return {"model": run.model_without_ddp, "checkpoint": run.last_checkpoint if is_main else None,
-            "iteration": iteration, "log": log.rows, "eval": eval_result, "interrupted": interrupted}
 
 
 if __name__ == "__main__":

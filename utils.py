@@ -171,24 +171,22 @@ class MultiBoxLoss(nn.Module):
     3. Confidence loss: cross-entropy over all positives plus the ``neg_pos_ratio`` times as many
        negatives with the highest loss ("hard negative mining"), per image, so that the ~8700
        easy background priors do not drown the few positives.
-    Both sums are divided by the number of positives in the whole batch.
+    Both sums are divided by the number of positives in the whole batch; ``forward`` returns the two
+    terms, (loc_loss, conf_loss), and the total is their sum.
     """
 
-    def __init__(self, priors_cxcy, threshold=0.5, neg_pos_ratio=3, alpha=1.0):
+    def __init__(self, priors_cxcy, threshold=0.5, neg_pos_ratio=3):
         """
         :param priors_cxcy: the priors, a tensor of size (n_priors, 4), fractional centre-size
         :param threshold: a prior whose best IoU with any object is below this is background
         :param neg_pos_ratio: hard negatives kept per positive, per image
-        :param alpha: weight of the localization loss
         """
         super().__init__()
         self.threshold = threshold
         self.neg_pos_ratio = neg_pos_ratio
-        self.alpha = alpha
         # Buffers so that loss_fn.to(device) moves them; not saved, they come from the model.
         self.register_buffer("priors_cxcy", priors_cxcy.detach().clone(), persistent=False)
         self.register_buffer("priors_xy", cxcy_to_xy(self.priors_cxcy), persistent=False)
-        self.last_parts = {}
 
     def match(self, boxes, labels):
         """Assign an object (or background) to every prior of every image, the whole batch at once.
@@ -236,26 +234,16 @@ class MultiBoxLoss(nn.Module):
         return true_classes, object_for_each_prior, padded_boxes
 
     def forward(self, predicted_locs, predicted_scores, boxes, labels):
-        """Compute the loss of a batch.
+        """The two terms of the loss of a batch, with their gradients (as torchvision's ``compute_loss``).
+
+        The paper's loss is ``conf_loss + alpha * loc_loss`` with alpha = 1 (Sec. 2.2, "set to 1 by cross
+        validation"): callers sum the two terms, and can log them apart.
 
         :param predicted_locs: (N, n_priors, 4) predicted offsets
         :param predicted_scores: (N, n_priors, n_classes) class logits
         :param boxes: list of N tensors (n_objects_i, 4), fractional x1y1x2y2; may be empty
         :param labels: list of N tensors (n_objects_i,)
-        :return: the scalar loss; ``self.last_parts`` then holds its detached "loc" and "conf" parts
-        """
-        loc_loss, conf_loss = self.parts(predicted_locs, predicted_scores, boxes, labels)
-        self.last_parts = {"loc": loc_loss.detach(), "conf": conf_loss.detach()}
-        return conf_loss + self.alpha * loc_loss
-
-    def parts(self, predicted_locs, predicted_scores, boxes, labels):
-        """The two terms of the loss, with their gradients (torchvision's SSD returns them this way).
-
-        :param predicted_locs: (N, n_priors, 4) predicted offsets
-        :param predicted_scores: (N, n_priors, n_classes) class logits
-        :param boxes: list of N tensors (n_objects_i, 4), fractional x1y1x2y2; may be empty
-        :param labels: list of N tensors (n_objects_i,)
-        :return: loc_loss and conf_loss, two scalars, each already divided by the number of positives
+        :return: (loc_loss, conf_loss), two scalars, each already divided by the number of positives
         """
         n_classes = predicted_scores.size(2)
         true_classes, object_for_each_prior, padded_boxes = self.match(boxes, labels)

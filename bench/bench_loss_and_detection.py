@@ -88,7 +88,7 @@ def bench_loss(tv_model, our_model, batch_size, device, repeats):
     loss_fn = MultiBoxLoss(our_model.priors_cxcy).to(device)
 
     def ours():
-        return loss_fn(predicted_locs, predicted_scores, boxes, labels)
+        return sum(loss_fn(predicted_locs, predicted_scores, boxes, labels))
 
     def theirs():  # what torchvision's SSD.forward does in training mode, after the network
         targets = [{"boxes": b, "labels": l} for b, l in zip(boxes, labels)]

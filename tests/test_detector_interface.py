@@ -135,7 +135,7 @@ def test_training_losses_are_multibox_loss_of_the_resized_images(twins, images_a
     images, targets = images_and_targets
     _, (our_losses, _), ((_, network_outputs), _) = results
     fractional_boxes = [t["boxes"] / torch.tensor([i.shape[2], i.shape[1]] * 2) for i, t in zip(images, targets)]
-    loc_loss, conf_loss = MultiBoxLoss(ours.network.priors_cxcy).parts(*network_outputs, fractional_boxes,
+    loc_loss, conf_loss = MultiBoxLoss(ours.network.priors_cxcy)(*network_outputs, fractional_boxes,
                                                                        [t["labels"] for t in targets])
     torch.testing.assert_close(our_losses["bbox_regression"], loc_loss, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(our_losses["classification"], conf_loss, rtol=1e-5, atol=1e-5)

@@ -1,0 +1,421 @@
+"""Training infrastructure for train.py: what makes a run resumable, observable and distributable.
+
+None of this is the SSD lesson (that is train.py's recipe and loop, model.py and utils.py); it is what lets a
+run of 120,000 iterations survive Ctrl-C, preemption and several GPUs:
+
+1. Resumable batch streams -- the data order is a pure function of (seed, epoch) and each image's
+   augmentation a pure function of (seed, epoch, image), so a run resumed at iteration k sees exactly the
+   batches the uninterrupted run would have seen, whatever the number of loader workers.
+2. Checkpoint files and RNG states -- atomic writes, the newest N kept, generator states as plain tensors
+   (``torch.load(weights_only=True)`` reads them back).
+3. The log -- train_log.csv, loss_curve.png, images/s.
+4. Several processes and signals -- torchrun's process group, all-reduced step statistics, and SIGINT /
+   SIGTERM turned into "stop after this step".
+"""
+
+import csv
+import hashlib
+import os
+import random
+import re
+import signal
+from contextlib import contextmanager
+from typing import NamedTuple
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from utils import write_atomically
+
+
+class DistInfo(NamedTuple):
+    """Where this process runs: its rank among ``world_size`` processes and its device."""
+
+    rank: int
+    world_size: int
+    device: torch.device
+
+    @property
+    def is_main(self):
+        """Rank 0 writes the checkpoints and the log; the others only train."""
+        return self.rank == 0
+
+
+class StopRequest:
+    """Set by a signal handler (stop_on_signals), read by the training loop after each step."""
+
+    def __init__(self):
+        self.stop = False
+
+
+CHECKPOINT_PATTERN = re.compile(r"^ssd(?:300|512)_iter_(\d+)\.pt$")
+LOG_FIELDS = ("iteration", "loss", "loc_loss", "conf_loss", "lr", "images_per_s", "elapsed_s", "map_11pt")
+
+
+# =====================================================================================
+# Resumable batch streams: the data order and each image's augmentation as pure functions of (seed, epoch, image)
+# =====================================================================================
+
+
+class InfiniteBatchSampler:
+    """Yield batches of (index, epoch) pairs forever, epoch after epoch, starting at a given iteration.
+
+    The order of each epoch comes from a DistributedSampler (``set_epoch(epoch)``, seeded), so it depends on
+    (seed, epoch, rank, world size) only: skipping ``start_iteration * batch_size`` samples reproduces exactly
+    the batches an uninterrupted run would have drawn. Batches run across epoch boundaries, like Caffe's data
+    layer, because training is counted in iterations.
+
+    :param sampler: a DistributedSampler (world size 1 on a single process)
+    :param batch_size: indices per batch
+    :param start_iteration: number of batches already consumed (when resuming)
+    """
+
+    def __init__(self, sampler, batch_size, start_iteration=0):
+        self.sampler = sampler
+        self.batch_size = batch_size
+        self.start_iteration = start_iteration
+
+    def __iter__(self):
+        epoch, offset = divmod(self.start_iteration * self.batch_size, len(self.sampler))
+        batch = []
+        while True:
+            self.sampler.set_epoch(epoch)
+            for index in list(self.sampler)[offset:]:
+                batch.append((index, epoch))
+                if len(batch) == self.batch_size:
+                    yield batch
+                    batch = []
+            epoch, offset = epoch + 1, 0
+
+
+def sample_seed(seed, epoch, index):
+    """A 32-bit seed for the augmentation of one (epoch, image) pair: a pure function of its arguments."""
+    return int(np.random.SeedSequence([seed, epoch, index]).generate_state(1)[0])
+
+
+@contextmanager
+def seeded_rngs(seed):
+    """Seed python, numpy and torch (CPU) randomness for the block, then put the previous states back."""
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.manual_seed(seed)
+        try:
+            yield
+        finally:
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
+
+
+class SeededAugmentation(Dataset):
+    """Wrap a dataset so that each (index, epoch) item is augmented with its own fixed seed.
+
+    Random crops and flips then no longer depend on which worker process loads an image or on when the run
+    was resumed: resuming is exact for any ``--workers``.
+
+    :param dataset: the wrapped dataset (items ``(image, boxes, labels, difficulties)``)
+    :param seed: the run's seed
+    """
+
+    def __init__(self, dataset, seed):
+        self.dataset = dataset
+        self.seed = seed
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, index_and_epoch):
+        index, epoch = index_and_epoch
+        with seeded_rngs(sample_seed(self.seed, epoch, index)):
+            return self.dataset[index]
+
+
+def ignore_ctrl_c(worker_id):
+    """DataLoader worker_init_fn: workers ignore SIGINT.
+
+    Ctrl-C in a terminal reaches the whole process group; a worker that died of it would make the main
+    process's next batch fail before it could save its checkpoint. The main process stops the workers itself.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def make_train_loader(dataset, args, dist_info, start_iteration):
+    """An endless DataLoader over ``dataset``, positioned at ``start_iteration``.
+
+    :return: (DataLoader yielding (images (N, 3, 300, 300), boxes list, labels list, difficulties list),
+              the DistributedSampler it draws from)
+    """
+    from datasets import collate_fn
+
+    # DistributedSampler also on a single process (world size 1): one code path, and its seeded per-epoch
+    # permutation is what makes the data order resumable.
+    sampler = DistributedSampler(dataset, num_replicas=dist_info.world_size, rank=dist_info.rank,
+                                 shuffle=True, seed=args.seed, drop_last=False)
+    batch_sampler = InfiniteBatchSampler(sampler, args.batch_size, start_iteration)
+    loader = DataLoader(
+        SeededAugmentation(dataset, args.seed),
+        batch_sampler=batch_sampler,
+        collate_fn=collate_fn,
+        num_workers=args.workers,
+        pin_memory=dist_info.device.type == "cuda",
+        worker_init_fn=ignore_ctrl_c,
+        # A private generator: creating the loader's iterator must not draw from the global RNG, or a resumed
+        # run's global RNG stream would drift from the uninterrupted run's.
+        generator=torch.Generator().manual_seed(args.seed),
+    )
+    return loader, sampler
+
+
+# =====================================================================================
+# Checkpoint files and random-generator states
+# =====================================================================================
+
+
+def checkpoint_path(checkpoint_dir, iteration, image_size=300):
+    """Path of the checkpoint written after ``iteration`` optimizer steps (ssd300_iter_N.pt, or ssd512_...)."""
+    return os.path.join(checkpoint_dir, f"ssd{image_size}_iter_{iteration:06d}.pt")
+
+
+def list_checkpoints(checkpoint_dir):
+    """The checkpoints in a folder, oldest first, as a list of (iteration, path)."""
+    if not os.path.isdir(checkpoint_dir):
+        return []
+    found = []
+    for name in os.listdir(checkpoint_dir):
+        match = CHECKPOINT_PATTERN.match(name)
+        if match:
+            found.append((int(match.group(1)), os.path.join(checkpoint_dir, name)))
+    return sorted(found)
+
+
+def prune_checkpoints(checkpoint_dir, keep):
+    """Delete all but the newest ``keep`` checkpoints (``keep`` <= 0: delete none)."""
+    if keep <= 0:
+        return
+    for _, path in list_checkpoints(checkpoint_dir)[:-keep]:
+        os.remove(path)
+
+
+def save_atomically(state, path):
+    """torch.save ``state`` to ``path`` atomically (utils.write_atomically): a crash or Ctrl-C while
+    writing leaves the previous checkpoint intact, never half a checkpoint."""
+    write_atomically(path, lambda file: torch.save(state, file), binary=True)
+
+
+def capture_rng_state():
+    """The states of every random generator training touches, as tensors and plain Python only.
+
+    :return: dict that torch.load(weights_only=True) can read back
+    """
+    numpy_state = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": {"key": torch.from_numpy(numpy_state[1].astype(np.int64)), "pos": int(numpy_state[2]),
+                  "has_gauss": int(numpy_state[3]), "cached_gaussian": float(numpy_state[4])},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def restore_rng_state(state):
+    """Put back the generator states saved by capture_rng_state."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    numpy_state = state["numpy"]
+    np.random.set_state(("MT19937", numpy_state["key"].numpy().astype(np.uint32), numpy_state["pos"],
+                         numpy_state["has_gauss"], numpy_state["cached_gaussian"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
+
+
+def resolve_resume_path(resume, checkpoint_dir):
+    """Turn ``--resume`` into a file path ('latest': the newest checkpoint in ``checkpoint_dir``)."""
+    if resume == "latest":
+        found = list_checkpoints(checkpoint_dir)
+        if not found:
+            raise FileNotFoundError(f"{checkpoint_dir}: --resume latest found no ssd300_iter_*.pt / ssd512_iter_*.pt checkpoint")
+        return found[-1][1]
+    if not os.path.isfile(resume):
+        raise FileNotFoundError(f"{resume}: --resume checkpoint does not exist")
+    return resume
+
+
+def weights_are_finite(model):
+    """True when every parameter and buffer of ``model`` is finite."""
+    return all(torch.isfinite(tensor).all() for tensor in model.state_dict().values() if tensor.is_floating_point())
+
+
+def weights_digest(model):
+    """SHA-256 of the model's state_dict bytes (to check that DDP ranks hold identical weights)."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+# =====================================================================================
+# The log: train_log.csv, loss_curve.png and the throughput
+# =====================================================================================
+
+
+class TrainingLog:
+    """train_log.csv (one row every --log-every iterations, plus eval rows) and loss_curve.png.
+
+    When resuming, rows after the resumed iteration (written by the interrupted run after its last
+    checkpoint) are dropped, so the log reads like one uninterrupted run.
+
+    :param folder: where the files go
+    :param start_iteration: the iteration training (re)starts from
+    :param enabled: False on ranks other than 0, which must not write
+    """
+
+    def __init__(self, folder, start_iteration, enabled=True):
+        self.csv_path = os.path.join(folder, "train_log.csv")
+        self.png_path = os.path.join(folder, "loss_curve.png")
+        self.enabled = enabled
+        self.rows = []
+        if not enabled:
+            return
+        os.makedirs(folder, exist_ok=True)
+        if start_iteration > 0 and os.path.isfile(self.csv_path):
+            with open(self.csv_path, newline="") as file:
+                self.rows = [row for row in csv.DictReader(file) if int(row["iteration"]) <= start_iteration]
+        with open(self.csv_path, "w", newline="") as file:
+            writer = csv.DictWriter(file, fieldnames=LOG_FIELDS)
+            writer.writeheader()
+            writer.writerows(self.rows)
+
+    def add(self, **row):
+        """Append one row (keys from LOG_FIELDS; missing ones stay empty) and flush it to disk."""
+        row = {field: row.get(field, "") for field in LOG_FIELDS}
+        self.rows.append(row)
+        if self.enabled:
+            with open(self.csv_path, "a", newline="") as file:
+                csv.DictWriter(file, fieldnames=LOG_FIELDS).writerow(row)
+
+    def plot(self):
+        """Draw the loss parts (and the mAP, if evaluated) against the iteration into loss_curve.png."""
+        if not self.enabled:
+            return
+        import matplotlib
+
+        matplotlib.use("Agg")  # no display needed; imported here so that importing train.py stays light
+        import matplotlib.pyplot as plt
+
+        def series(key):
+            points = [(int(r["iteration"]), float(r[key])) for r in self.rows if r[key] not in ("", None)]
+            return [p[0] for p in points], [p[1] for p in points]
+
+        figure, axis = plt.subplots(figsize=(8, 5))
+        for key, label in (("loss", "total"), ("loc_loss", "localization"), ("conf_loss", "confidence")):
+            xs, ys = series(key)
+            if xs:
+                axis.plot(xs, ys, label=label)
+        axis.set_xlabel("iteration")
+        axis.set_ylabel("MultiBox loss")
+        if any(r["loss"] not in ("", None) and float(r["loss"]) > 0 for r in self.rows):
+            axis.set_yscale("log")
+        axis.grid(True, which="both", alpha=0.3)
+        xs, ys = series("map_11pt")
+        if xs:
+            map_axis = axis.twinx()
+            map_axis.plot(xs, ys, "k-o", label="mAP (11-point, TEST)")
+            map_axis.set_ylabel("mAP")
+            map_axis.set_ylim(0, 1)
+            map_axis.legend(loc="upper center")
+        axis.legend(loc="upper right")
+        axis.set_title("SSD training")
+        figure.tight_layout()
+        figure.savefig(self.png_path, dpi=100)
+        plt.close(figure)
+
+
+class ThroughputMeter:
+    """Images per second over the training steps since the last reading (evaluation and saving excluded)."""
+
+    def __init__(self):
+        self.images, self.seconds = 0, 0.0
+
+    def add(self, n_images, seconds):
+        """Count one step of ``n_images`` images (all processes together) that took ``seconds``."""
+        self.images += n_images
+        self.seconds += seconds
+
+    def read_and_reset(self):
+        """:return: images/s since the last call (float)"""
+        rate = self.images / max(self.seconds, 1e-9)
+        self.images, self.seconds = 0, 0.0
+        return rate
+
+
+# =====================================================================================
+# Several processes (torchrun) and signals
+# =====================================================================================
+
+
+def setup_distributed(device_argument):
+    """Pick the device and, under torchrun, join the process group.
+
+    torchrun sets RANK, LOCAL_RANK and WORLD_SIZE; NCCL is the backend for GPUs, gloo for CPUs.
+
+    :param device_argument: the --device value (None: cuda if available, else cpu)
+    :return: a DistInfo (rank, world_size, device, is_main)
+    """
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device_argument is None:
+        device_argument = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device_argument)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", local_rank if world_size > 1 else torch.cuda.current_device())
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if world_size > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return DistInfo(rank=rank, world_size=world_size, device=device)
+
+
+def all_ranks_sum(values, dist_info):
+    """Sum a list of floats over all processes (identity on a single process).
+
+    :return: list of floats, the sums
+    """
+    tensor = torch.tensor(values, dtype=torch.float64)
+    if dist_info.world_size > 1:
+        # gloo reduces CPU tensors, NCCL only CUDA ones.
+        tensor = tensor.to(dist_info.device)
+        dist.all_reduce(tensor)
+    return tensor.cpu().tolist()
+
+
+@contextmanager
+def stop_on_signals(request):
+    """While inside, SIGINT (Ctrl-C) and SIGTERM only set ``request.stop``; a second Ctrl-C aborts at once.
+
+    The loop checks the flag after each step, saves a checkpoint, and leaves cleanly. Signal handlers can only
+    be installed from the main thread; elsewhere (a test thread) the block runs without them.
+    """
+    def request_stop(signum, frame):
+        if request.stop and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        request.stop = True
+
+    previous = {}
+    try:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, request_stop)
+    except ValueError:  # not the main thread
+        pass
+    try:
+        yield request
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
