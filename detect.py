@@ -31,6 +31,8 @@ from utils import preprocess
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 # Distinct colours (the tutorial's palette), cycled through by label.
+DEFAULT_CHECKPOINT_DIR = "checkpoints"  # train.py's default --checkpoint-dir
+
 BOX_COLOURS = ("#e6194b", "#3cb44b", "#ffe119", "#0082c8", "#f58231", "#911eb4", "#46f0f0", "#f032e6",
                "#d2f53c", "#fabebe", "#008080", "#000080", "#aa6e28", "#fffac8", "#800000", "#aaffc3",
                "#808000", "#ffd8b1", "#e6beff", "#808080")
@@ -82,16 +84,6 @@ def expand_inputs(inputs):
                 errors.append(f"{item}: no file matches")
             files.extend(found)
     return files, errors
-
-
-def find_latest_checkpoint(folder="checkpoints"):
-    """The most recently written checkpoint (*.pt or *.pth) in a folder.
-
-    :param folder: where train.py writes checkpoints
-    :return: its path, or None when there is none
-    """
-    candidates = glob.glob(os.path.join(folder, "*.pt")) + glob.glob(os.path.join(folder, "*.pth"))
-    return max(candidates, key=os.path.getmtime) if candidates else None
 
 
 def detect_batch(images, model, label_map, min_score=0.2, max_overlap=0.5, top_k=200, suppress=()):
@@ -212,7 +204,8 @@ def parse_args(argv=None):
     """Command-line options."""
     parser = argparse.ArgumentParser(description="Detect objects in images with a trained SSD300.")
     parser.add_argument("images", nargs="+", help="image files, folders or glob patterns")
-    parser.add_argument("--checkpoint", default=None, help="checkpoint (default: the newest in checkpoints/)")
+    parser.add_argument("--checkpoint", default=None,
+                        help=f"checkpoint (default: the highest-iteration ssd*_iter_N.pt in {DEFAULT_CHECKPOINT_DIR}/)")
     parser.add_argument("--output", default="output", help="folder for the annotated images and JSON files")
     parser.add_argument("--min-score", type=float, default=0.2, help="minimum detection score")
     parser.add_argument("--max-overlap", type=float, default=0.5, help="NMS IoU threshold")
@@ -230,13 +223,14 @@ def main(argv=None):
     """
     args = parse_args(argv)
     from model import load_model_from_checkpoint  # here, so that importing detect loads no network code
+    from train_support import latest_checkpoint
 
     def report(message):
         print(f"detect.py: error: {message}", file=sys.stderr)
 
-    checkpoint = args.checkpoint or find_latest_checkpoint()
+    checkpoint = args.checkpoint or latest_checkpoint(DEFAULT_CHECKPOINT_DIR)
     if checkpoint is None:
-        report("checkpoints: no *.pt checkpoint found; pass --checkpoint")
+        report(f"{DEFAULT_CHECKPOINT_DIR}: no ssd300_iter_N.pt / ssd512_iter_N.pt checkpoint found; pass --checkpoint")
         return 1
     if not os.path.isfile(checkpoint):
         report(f"{checkpoint}: checkpoint not found")

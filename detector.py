@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model import build_ssd, load_model_from_checkpoint
+from model import (EVAL_CANDIDATES_PER_CLASS, EVAL_MIN_SCORE, EVAL_NMS_IOU, EVAL_TOP_K, build_ssd,
+                   load_model_from_checkpoint)
 from utils import IMAGENET_MEAN, IMAGENET_STD, MultiBoxLoss
 
 
@@ -54,8 +55,9 @@ class SSDDetector(nn.Module):
       "scores": (n,)} per image, best first.
     """
 
-    def __init__(self, network, score_thresh=0.01, nms_thresh=0.45, detections_per_img=200, topk_candidates=400,
-                 image_mean=None, image_std=None, label_map=None, antialias=True):
+    def __init__(self, network, score_thresh=EVAL_MIN_SCORE, nms_thresh=EVAL_NMS_IOU, detections_per_img=EVAL_TOP_K,
+                 topk_candidates=EVAL_CANDIDATES_PER_CLASS, image_mean=None, image_std=None, label_map=None,
+                 antialias=True):
         """
         :param network: an ``SSD`` (``SSD300``, ``SSD512``, or from ``build_ssd``)
         :param score_thresh: a class score above this makes a candidate detection

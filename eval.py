@@ -33,12 +33,14 @@ from PIL import Image
 from tqdm import tqdm
 
 from coco_eval import coco_average_precision
+from model import EVAL_MIN_SCORE, EVAL_NMS_IOU, EVAL_TOP_K
 from utils import average_precision, average_precisions_from_curves, precision_recall_curves, write_atomically
 
 METRICS = ("voc", "coco", "all")
 
 
-def collect_detections(model, data_loader, device, min_score=0.01, max_overlap=0.45, top_k=200, progress=True):
+def collect_detections(model, data_loader, device, min_score=EVAL_MIN_SCORE, max_overlap=EVAL_NMS_IOU, top_k=EVAL_TOP_K,
+                       progress=True):
     """Run the model over a data set and gather its detections and the ground truth, image by image.
 
     :param model: an SSD300 (or a DistributedDataParallel wrapping one); put in eval mode for the duration
@@ -126,7 +128,8 @@ def score_detections(collected, label_map, metric="voc", image_sizes=None):
     return results, curves
 
 
-def evaluate(model, data_loader, label_map, device, min_score=0.01, max_overlap=0.45, top_k=200, progress=True,
+def evaluate(model, data_loader, label_map, device, min_score=EVAL_MIN_SCORE, max_overlap=EVAL_NMS_IOU, top_k=EVAL_TOP_K,
+             progress=True,
              metric="voc", image_sizes=None):
     """Evaluate a model on a data set with the VOC metrics, and optionally the COCO ones.
 
@@ -246,9 +249,11 @@ def parse_args(argv=None):
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--workers", type=int, default=4, help="data-loading worker processes")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda when available)")
-    parser.add_argument("--min-score", type=float, default=0.01, help="minimum detection score (paper: 0.01)")
-    parser.add_argument("--max-overlap", type=float, default=0.45, help="NMS IoU threshold (paper: 0.45)")
-    parser.add_argument("--top-k", type=int, default=200, help="detections kept per image (paper: 200)")
+    parser.add_argument("--min-score", type=float, default=EVAL_MIN_SCORE,
+                        help=f"minimum detection score (paper: {EVAL_MIN_SCORE})")
+    parser.add_argument("--max-overlap", type=float, default=EVAL_NMS_IOU,
+                        help=f"NMS IoU threshold (paper: {EVAL_NMS_IOU})")
+    parser.add_argument("--top-k", type=int, default=EVAL_TOP_K, help=f"detections kept per image (paper: {EVAL_TOP_K})")
     parser.add_argument("--metric", choices=METRICS, default="voc",
                         help="voc: the VOC APs, 11-point and area (default); coco: the COCO AP at IoU 0.50:0.95, "
                              "AP50, AP75, by object size and per class (needs pycocotools); all: both")

@@ -53,6 +53,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import batched_nms
 
+from model import EVAL_CANDIDATES_PER_CLASS, EVAL_MIN_SCORE, EVAL_NMS_IOU, EVAL_TOP_K
 from utils import cxcy_to_xy, gcxgcy_to_cxcy, write_atomically
 
 # The lowest opset with everything the graph uses (NonMaxSuppression 10, TopK with a k input 10,
@@ -107,8 +108,8 @@ class BatchedNonMaxSuppression(torch.autograd.Function):
 class SSDPostprocess(nn.Module):
     """``SSD.detect_objects`` for a whole batch as fixed-size tensors, in ops that export to ONNX."""
 
-    def __init__(self, priors_cxcy, n_classes, min_score=0.01, max_overlap=0.45, top_k=200,
-                 max_candidates_per_class=400):
+    def __init__(self, priors_cxcy, n_classes, min_score=EVAL_MIN_SCORE, max_overlap=EVAL_NMS_IOU, top_k=EVAL_TOP_K,
+                 max_candidates_per_class=EVAL_CANDIDATES_PER_CLASS):
         """
         :param priors_cxcy: (n_priors, 4) the network's priors
         :param n_classes: classes, background included
@@ -242,8 +243,8 @@ def export_onnx(module, example_inputs, path, input_names, output_names, opset=D
     write_atomically(path, lambda file: file.write(model.SerializeToString()), binary=True)
 
 
-def export_checkpoint(checkpoint, output, opset=DEFAULT_OPSET, with_postprocess=False, min_score=0.01,
-                      max_overlap=0.45, top_k=200, max_candidates=400):
+def export_checkpoint(checkpoint, output, opset=DEFAULT_OPSET, with_postprocess=False, min_score=EVAL_MIN_SCORE,
+                      max_overlap=EVAL_NMS_IOU, top_k=EVAL_TOP_K, max_candidates=EVAL_CANDIDATES_PER_CLASS):
     """Export the network of a ``train.py`` checkpoint, with or without the post-processing.
 
     :param checkpoint: path of the checkpoint
@@ -285,10 +286,10 @@ def parse_args(argv=None):
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (>= {MIN_OPSET})")
     parser.add_argument("--with-postprocess", action="store_true",
                         help="also export box decoding, NMS and the best --top-k detections per image")
-    parser.add_argument("--min-score", type=float, default=0.01, help="with postprocess: minimum class score")
-    parser.add_argument("--max-overlap", type=float, default=0.45, help="with postprocess: NMS IoU threshold")
-    parser.add_argument("--top-k", type=int, default=200, help="with postprocess: detections per image")
-    parser.add_argument("--max-candidates", type=int, default=400,
+    parser.add_argument("--min-score", type=float, default=EVAL_MIN_SCORE, help="with postprocess: minimum class score")
+    parser.add_argument("--max-overlap", type=float, default=EVAL_NMS_IOU, help="with postprocess: NMS IoU threshold")
+    parser.add_argument("--top-k", type=int, default=EVAL_TOP_K, help="with postprocess: detections per image")
+    parser.add_argument("--max-candidates", type=int, default=EVAL_CANDIDATES_PER_CLASS,
                         help="with postprocess: candidates per image and class before NMS")
     return parser.parse_args(argv)
 

@@ -108,6 +108,15 @@ def priors_per_location(feature_map):
     return 2 + 2 * len(feature_map.aspect_ratios)
 
 
+# The paper's evaluation settings (its Sec. 3 and the test parameters of Caffe's ssd_pascal.py): a detection
+# needs a class score above 0.01, NMS suppresses boxes of the same class overlapping a better one by IoU > 0.45,
+# at most 200 detections per image are kept, and at most 400 candidates per image and class enter NMS.
+# eval.py, export.py and SSDDetector default to these; detect.py, which draws for people, uses higher scores.
+EVAL_MIN_SCORE = 0.01
+EVAL_NMS_IOU = 0.45
+EVAL_TOP_K = 200
+EVAL_CANDIDATES_PER_CLASS = 400
+
 # Boxes per NMS call in detect_objects (see batched_nms_fractional): small enough that NMS's
 # quadratic cost stays low, large enough that a batch needs few calls.
 NMS_PIECE_SIZE = 2048
@@ -568,7 +577,8 @@ class SSD(nn.Module):
             is suppressed
         :param top_k: keep at most this many detections per image, the highest scoring
         :param max_candidates_per_class: keep at most this many candidates per image and class
-            before NMS (the Caffe code keeps 400; torchvision's ``topk_candidates``); ``None``
+            before NMS (the Caffe code keeps ``EVAL_CANDIDATES_PER_CLASS``, 400; torchvision's
+            ``topk_candidates``); ``None``
             keeps all
         :return: three lists with one entry per image: boxes (n, 4) fractional x1y1x2y2 clipped to
             [0, 1], labels (n,) int64 and scores (n,); n may be 0

@@ -191,6 +191,17 @@ def list_checkpoints(checkpoint_dir):
     return sorted(found)
 
 
+def latest_checkpoint(checkpoint_dir):
+    """The checkpoint of the highest iteration in a folder: the one rule for "latest" (train.py's
+    ``--resume latest``, detect.py without ``--checkpoint``). File times are not used: a copied or
+    restored folder keeps its iterations but not its times.
+
+    :return: its path, or None when the folder holds no ssd300_iter_N.pt / ssd512_iter_N.pt
+    """
+    found = list_checkpoints(checkpoint_dir)
+    return found[-1][1] if found else None
+
+
 def prune_checkpoints(checkpoint_dir, keep):
     """Delete all but the newest ``keep`` checkpoints (``keep`` <= 0: delete none)."""
     if keep <= 0:
@@ -237,10 +248,10 @@ def restore_rng_state(state):
 def resolve_resume_path(resume, checkpoint_dir):
     """Turn ``--resume`` into a file path ('latest': the newest checkpoint in ``checkpoint_dir``)."""
     if resume == "latest":
-        found = list_checkpoints(checkpoint_dir)
-        if not found:
+        latest = latest_checkpoint(checkpoint_dir)
+        if latest is None:
             raise FileNotFoundError(f"{checkpoint_dir}: --resume latest found no ssd300_iter_*.pt / ssd512_iter_*.pt checkpoint")
-        return found[-1][1]
+        return latest
     if not os.path.isfile(resume):
         raise FileNotFoundError(f"{resume}: --resume checkpoint does not exist")
     return resume

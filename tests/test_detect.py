@@ -10,6 +10,7 @@ from PIL import Image
 from torch import nn
 
 import detect
+import train_support
 from model import SSD300
 from utils import make_label_map
 
@@ -102,13 +103,15 @@ def test_expand_inputs_handles_files_folders_and_globs(tmp_path):
     assert errors == [f"{tmp_path / '*.gif'}: no file matches", f"{tmp_path}: folder has no image files"]
 
 
-def test_find_latest_checkpoint_takes_the_newest(tmp_path):
-    assert detect.find_latest_checkpoint(str(tmp_path)) is None
-    for age, name in ((100, "ssd300_iter_000200.pt"), (10, "ssd300_iter_000100.pt"), (50, "other.pth")):
+def test_latest_checkpoint_is_the_highest_iteration_whatever_the_file_times(tmp_path):
+    # One rule for detect.py and train.py --resume latest: a copied folder keeps iterations, not file times.
+    assert train_support.latest_checkpoint(str(tmp_path)) is None
+    for age, name in ((100, "ssd300_iter_000200.pt"), (10, "ssd300_iter_000100.pt"), (5, "other.pth")):
         path = tmp_path / name
         path.write_bytes(b"")
         os.utime(path, (time.time() - age, time.time() - age))
-    assert detect.find_latest_checkpoint(str(tmp_path)) == str(tmp_path / "ssd300_iter_000100.pt")
+    assert train_support.latest_checkpoint(str(tmp_path)) == str(tmp_path / "ssd300_iter_000200.pt")
+    assert train_support.resolve_resume_path("latest", str(tmp_path)) == str(tmp_path / "ssd300_iter_000200.pt")
 
 
 @pytest.fixture(scope="module")
@@ -156,6 +159,6 @@ def test_command_line_without_a_checkpoint_fails_cleanly(tmp_path, monkeypatch, 
     monkeypatch.chdir(tmp_path)
     Image.new("RGB", (10, 10)).save(tmp_path / "x.png")
     assert detect.main(["x.png"]) == 1
-    assert "no *.pt checkpoint found" in capsys.readouterr().err
+    assert "checkpoints: no ssd300_iter_N.pt / ssd512_iter_N.pt checkpoint found; pass --checkpoint" in capsys.readouterr().err
     assert detect.main(["x.png", "--checkpoint", "nope.pt"]) == 1
     assert "nope.pt: checkpoint not found" in capsys.readouterr().err
