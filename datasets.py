@@ -38,7 +38,7 @@ def collate_fn(batch):
     Images hold different numbers of objects, so their boxes cannot be stacked into one tensor.
 
     :param batch: an iterable of (image (3, 300, 300), boxes (n_i, 4), labels (n_i), difficulties (n_i))
-    :return: images (N, 3, 300, 300), and lists of N tensors: boxes, labels, difficulties
+    :return: images (N, 3, S, S) (S: the network's input side), and lists of N tensors: boxes, labels, difficulties
     """
     images, boxes, labels, difficulties = zip(*batch)
     return torch.stack(images, dim=0), list(boxes), list(labels), list(difficulties)

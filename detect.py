@@ -1,4 +1,4 @@
-"""Detect objects in images with a trained SSD300 and draw them.
+"""Detect objects in images with a trained SSD (SSD300, SSD512 or the ResNet-50 SSD300) and draw them.
 
     python detect.py photo.jpg                              # newest checkpoint in checkpoints/
     python detect.py photos/ "more/*.png" --checkpoint ckpt.pt --output detections/
@@ -134,8 +134,8 @@ def _text_colour(background):
 def draw_detections(image, detections, label_map=None):
     """Draw boxes, class names and scores on a copy of an image.
 
-    Uses Pillow's built-in default font, which exists on every system (the original tutorial needed a .ttf file
-    and font.getsize, which Pillow 10 removed; text is measured with textbbox here).
+    Uses Pillow's built-in default font, which exists on every system (no .ttf file to ship), and measures
+    text with textbbox (font.getsize is gone since Pillow 10).
 
     :param image: a PIL RGB image
     :param detections: list of {"label", "score", "box"} in pixels of this image
@@ -166,7 +166,7 @@ def detect(image, model, label_map, min_score=0.2, max_overlap=0.5, top_k=200, s
     """Detect objects in one image and draw them.
 
     :param image: a PIL image (any mode) or the path of an image file
-    :param model: an SSD300 in eval mode (see ``model.load_model_from_checkpoint``), on any device
+    :param model: an SSD in eval mode (see ``model.load_model_from_checkpoint``), on any device
     :param label_map: {class name: label}, background 0
     :param min_score: minimum class score of a detection
     :param max_overlap: NMS IoU threshold
@@ -202,7 +202,7 @@ def _output_stem(path, used):
 
 def parse_args(argv=None):
     """Command-line options."""
-    parser = argparse.ArgumentParser(description="Detect objects in images with a trained SSD300.")
+    parser = argparse.ArgumentParser(description="Detect objects in images with a trained SSD.")
     parser.add_argument("images", nargs="+", help="image files, folders or glob patterns")
     parser.add_argument("--checkpoint", default=None,
                         help=f"checkpoint (default: the highest-iteration ssd*_iter_N.pt in {DEFAULT_CHECKPOINT_DIR}/)")

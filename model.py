@@ -222,31 +222,32 @@ class VGGBase(nn.Module):
     def forward(self, images):
         """Run VGG16 over a batch of images.
 
-        :param images: (N, 3, 300, 300) normalized images
-        :return: conv4_3 features (N, 512, 38, 38) and conv7 features (N, 1024, 19, 19)
+        :param images: (N, 3, S, S) normalized images, S = 300 (SSD300) or 512 (SSD512)
+        :return: conv4_3 features (N, 512, 38, 38) and conv7 features (N, 1024, 19, 19) for S = 300;
+            (N, 512, 64, 64) and (N, 1024, 32, 32) for S = 512
         """
-        # In-place ReLUs (as torchvision's VGG): a convolution's output is not needed for its own
-        # backward pass, so overwriting it saves one feature map of memory traffic per layer.
-        x = F.relu(self.conv1_1(images), inplace=True)
-        x = F.relu(self.conv1_2(x), inplace=True)
-        x = self.pool1(x)
-        x = F.relu(self.conv2_1(x), inplace=True)
-        x = F.relu(self.conv2_2(x), inplace=True)
-        x = self.pool2(x)
-        x = F.relu(self.conv3_1(x), inplace=True)
-        x = F.relu(self.conv3_2(x), inplace=True)
-        x = F.relu(self.conv3_3(x), inplace=True)
-        x = self.pool3(x)
-        x = F.relu(self.conv4_1(x), inplace=True)
-        x = F.relu(self.conv4_2(x), inplace=True)
-        conv4_3_feats = F.relu(self.conv4_3(x), inplace=True)
-        x = self.pool4(conv4_3_feats)
-        x = F.relu(self.conv5_1(x), inplace=True)
-        x = F.relu(self.conv5_2(x), inplace=True)
-        x = F.relu(self.conv5_3(x), inplace=True)
-        x = self.pool5(x)
-        x = F.relu(self.conv6(x), inplace=True)
-        conv7_feats = F.relu(self.conv7(x), inplace=True)
+        # Shapes for SSD300. In-place ReLUs (as torchvision's VGG): a convolution's output is not needed
+        # for its own backward pass, so overwriting it saves one feature map of memory traffic per layer.
+        x = F.relu(self.conv1_1(images), inplace=True)  # (N, 64, 300, 300)
+        x = F.relu(self.conv1_2(x), inplace=True)  # (N, 64, 300, 300)
+        x = self.pool1(x)  # (N, 64, 150, 150)
+        x = F.relu(self.conv2_1(x), inplace=True)  # (N, 128, 150, 150)
+        x = F.relu(self.conv2_2(x), inplace=True)  # (N, 128, 150, 150)
+        x = self.pool2(x)  # (N, 128, 75, 75)
+        x = F.relu(self.conv3_1(x), inplace=True)  # (N, 256, 75, 75)
+        x = F.relu(self.conv3_2(x), inplace=True)  # (N, 256, 75, 75)
+        x = F.relu(self.conv3_3(x), inplace=True)  # (N, 256, 75, 75)
+        x = self.pool3(x)  # (N, 256, 38, 38): 37 without ceil_mode
+        x = F.relu(self.conv4_1(x), inplace=True)  # (N, 512, 38, 38)
+        x = F.relu(self.conv4_2(x), inplace=True)  # (N, 512, 38, 38)
+        conv4_3_feats = F.relu(self.conv4_3(x), inplace=True)  # (N, 512, 38, 38): the first map SSD predicts on
+        x = self.pool4(conv4_3_feats)  # (N, 512, 19, 19)
+        x = F.relu(self.conv5_1(x), inplace=True)  # (N, 512, 19, 19)
+        x = F.relu(self.conv5_2(x), inplace=True)  # (N, 512, 19, 19)
+        x = F.relu(self.conv5_3(x), inplace=True)  # (N, 512, 19, 19)
+        x = self.pool5(x)  # (N, 512, 19, 19): 3x3 stride 1 keeps the size
+        x = F.relu(self.conv6(x), inplace=True)  # (N, 1024, 19, 19): atrous, dilation 6
+        conv7_feats = F.relu(self.conv7(x), inplace=True)  # (N, 1024, 19, 19): the second map
         return conv4_3_feats, conv7_feats
 
     def load_pretrained_layers(self, weights=None):
@@ -478,6 +479,13 @@ def create_prior_boxes(config=SSD300_VGG16):
 def batched_nms_fractional(boxes, scores, groups, iou_threshold, image_index, max_piece=NMS_PIECE_SIZE):
     """Non-maximum suppression within each group, many groups per ``torchvision.ops.nms`` call.
 
+    It returns the boxes that this loop keeps (in another order), without the loop::
+
+        keep = []
+        for g in groups.unique():
+            members = torch.nonzero(groups == g).squeeze(1)
+            keep.append(members[nms(boxes[members], scores[members], iou_threshold)])
+
     This is the "coordinate trick" of ``torchvision.ops.batched_nms``: the boxes are fractional, so
     inside [0, 1], and shifting group g by 2g gives every group a region of its own; boxes of
     different groups then never overlap and one plain NMS handles all groups. (``batched_nms``
@@ -570,8 +578,8 @@ class SSD(nn.Module):
         many groups share one NMS call (see ``batched_nms_fractional``), so there is no Python loop
         over images, classes or boxes.
 
-        :param predicted_locs: (N, 8732, 4) predicted offsets
-        :param predicted_scores: (N, 8732, n_classes) class logits
+        :param predicted_locs: (N, n_priors, 4) predicted offsets (n_priors: 8732 for SSD300, 24,564 for SSD512)
+        :param predicted_scores: (N, n_priors, n_classes) class logits
         :param min_score: a box is a candidate for a class when its score is above this
         :param max_overlap: a box overlapping a better box of the same class with IoU above this
             is suppressed
@@ -601,7 +609,7 @@ class SSD(nn.Module):
         order = order[torch.sort(image_index[order], stable=True).indices]
         image_index, prior_index, class_index, scores = (image_index[order], prior_index[order],
                                                          class_index[order], scores[order])
-        # Only the candidates are decoded: a trained network has a few hundred per image, not 8732.
+        # Only the candidates are decoded: a trained network has a few hundred per image, not all the priors.
         candidate_locs = predicted_locs[image_index, prior_index].float()
         candidate_boxes = cxcy_to_xy(gcxgcy_to_cxcy(candidate_locs, self.priors_cxcy[prior_index])).clamp(0, 1)
 
@@ -615,6 +623,16 @@ class SSD(nn.Module):
     @staticmethod
     def _nms_top_k(boxes, scores, image_index, class_index, n_object_classes, batch_size, max_overlap, top_k):
         """Per-class NMS of every image at once, then the ``top_k`` best detections of each image.
+
+        Equal to this loop over images and classes, done in a few batched calls::
+
+            for i in range(batch_size):
+                kept = []
+                for c in range(n_object_classes):
+                    of_class = torch.nonzero((image_index == i) & (class_index == c)).squeeze(1)
+                    kept.append(of_class[nms(boxes[of_class], scores[of_class], max_overlap)])
+                kept = torch.cat(kept)
+                keep_i = kept[scores[kept].argsort(descending=True)[:top_k]]
 
         Greedy NMS decides on a box by looking only at the better-scoring boxes of its class, so an
         image's ``top_k`` best survivors are always among its best candidates. An untrained network

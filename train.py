@@ -84,7 +84,7 @@ def parse_args(argv=None):
     :return: an argparse.Namespace
     """
     parser = argparse.ArgumentParser(
-        description="Train SSD300 with the paper's recipe. Run it with torchrun for several GPUs "
+        description="Train SSD300 (or SSD512, or the ResNet-50 SSD300) with the paper's recipe. Run it with torchrun for several GPUs "
         "(torchrun --nproc_per_node=N train.py ...): DistributedDataParallel, one process per GPU.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -201,7 +201,7 @@ def make_param_groups(model, weight_decay, bias_lr_mult=2.0):
 
     Biases: ``lr_mult 2, decay_mult 0``. Weights, and the conv4_3 L2-norm rescale factors: ``lr_mult 1,
     decay_mult 1`` -- Caffe's Normalize layer declares no param spec, so its scale gets the default weight
-    decay, and we follow Caffe there (sgrvinod's tutorial does the same). Batch-norm scales (the ResNet-50
+    decay, and we follow Caffe there. Batch-norm scales (the ResNet-50
     base) get no weight decay either, as in NVIDIA's recipe: decaying them only fights the normalization.
 
     :param model: the SSD (not wrapped in DDP)
@@ -315,7 +315,7 @@ def prepare_training(args, dist_info):
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
     if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # fixed 300x300 input: let cuDNN pick its fastest kernels
+        torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick its fastest kernels
 
     label_map = load_label_map(args.data_folder)
     model = build_model(args, len(label_map), device)
@@ -351,7 +351,7 @@ def prepare_training(args, dist_info):
 def next_batch(run, device):
     """The next training batch, on ``device`` (images channels_last on CUDA).
 
-    :return: images (N, 3, 300, 300), boxes list of (n_i, 4) fractional, labels list of (n_i,)
+    :return: images (N, 3, S, S) (S = --image-size), boxes list of (n_i, 4) fractional, labels list of (n_i,)
     """
     images, boxes, labels, _ = next(run.batches)
     images = images.to(device, non_blocking=True)
@@ -593,7 +593,7 @@ def load_resume_state(path, model, optimizer, scaler, label_map):
 
 
 def main(argv=None):
-    """Train SSD300.
+    """Train an SSD (``--base``, ``--image-size``).
 
     :param argv: command-line arguments (None: sys.argv[1:]); see parse_args
     :return: dict with "model" (the trained SSD300, unwrapped from DDP), "checkpoint" (path of the last

@@ -145,7 +145,7 @@ def ignore_ctrl_c(worker_id):
 def make_train_loader(dataset, args, dist_info, start_iteration):
     """An endless DataLoader over ``dataset``, positioned at ``start_iteration``.
 
-    :return: (DataLoader yielding (images (N, 3, 300, 300), boxes list, labels list, difficulties list),
+    :return: (DataLoader yielding (images (N, 3, S, S), boxes list, labels list, difficulties list),
               the DistributedSampler it draws from)
     """
     from datasets import collate_fn

@@ -1,4 +1,4 @@
-"""SSD300 helpers: box math, the MultiBoxLoss, the paper's augmentations and the VOC mAP.
+"""SSD helpers: box math, the MultiBoxLoss, the paper's augmentations and the VOC mAP.
 
 The file is organised in sections, in the order a reader meets them:
 
@@ -190,6 +190,17 @@ class MultiBoxLoss(nn.Module):
 
     def match(self, boxes, labels):
         """Assign an object (or background) to every prior of every image, the whole batch at once.
+
+        Equal to this loop over images (Sec. 2.2 of the paper, "matching strategy")::
+
+            for i in range(N):
+                overlap = find_jaccard_overlap(boxes[i], self.priors_xy)  # (n_objects, n_priors)
+                overlap_for_each_prior, object_for_each_prior = overlap.max(dim=0)
+                prior_for_each_object = overlap.argmax(dim=1)  # each object claims its best prior ...
+                object_for_each_prior[prior_for_each_object] = torch.arange(len(boxes[i]))
+                overlap_for_each_prior[prior_for_each_object] = 1.0  # ... whatever its IoU
+                true_classes[i] = labels[i][object_for_each_prior]
+                true_classes[i][overlap_for_each_prior < self.threshold] = 0  # background
 
         The per-image object lists are padded to the longest one; padded objects get IoU -1 so
         they never win a prior.
@@ -580,8 +591,7 @@ def _concat_per_image(per_image, n_columns, dtype, what):
     for i, tensor in enumerate(per_image):
         if n_columns and tensor.numel() % n_columns:
             raise ValueError(f"{what}[{i}] has size {tuple(tensor.shape)}; expected (n, {n_columns})")
-        # .cpu() on each: the images may sit on different devices, and a CUDA tensor cannot become numpy
-        # (the original tutorial mixed CPU and CUDA tensors here).
+        # .cpu() on each: the images may sit on different devices, and a CUDA tensor cannot become numpy.
         parts.append(tensor.detach().reshape(shape).cpu())
     counts = np.array([part.shape[0] for part in parts], dtype=np.int64)
     if parts:
@@ -612,6 +622,14 @@ def _pairwise_iou(boxes_a, boxes_b):
 
 def _best_overlaps(det_keys, det_boxes, gt_keys, gt_boxes):
     """For every detection, the object of the same image and class it overlaps most (the devkit's ovmax/jmax).
+
+    Equal to the devkit's loop over detections::
+
+        for d in range(n_det):
+            same = np.flatnonzero(gt_keys == det_keys[d])  # objects of the detection's image and class
+            if len(same):
+                iou = _pairwise_iou(det_boxes[[d] * len(same)], gt_boxes[same])
+                best_iou[d], best_gt[d] = iou.max(), same[iou.argmax()]
 
     Instead of the devkit's loop over detections, every (detection, object) pair that shares an image and a
     class is listed at once: objects are sorted by key = class * n_images + image, so the objects a detection
@@ -648,6 +666,15 @@ def _best_overlaps(det_keys, det_boxes, gt_keys, gt_boxes):
 def precision_recall_curves(det_boxes, det_labels, det_scores, true_boxes, true_labels, true_difficulties,
                             label_map=None, iou_threshold=VOC_IOU_THRESHOLD):
     """Precision and recall after each detection, per class, following the Pascal VOC devkit (voc_eval.py).
+
+    Equal to the devkit's loop, for each class (``taken`` marks objects already detected)::
+
+        for d in detections_of_class_by_decreasing_score:
+            iou, j = best overlapping object of the class in d's image  (_best_overlaps)
+            if iou > 0.5 and difficult[j]: continue              # ignored
+            elif iou > 0.5 and not taken[j]: tp[d], taken[j] = 1, True
+            else: fp[d] = 1
+        recall = cumsum(tp) / n_non_difficult;  precision = cumsum(tp) / (cumsum(tp) + cumsum(fp))
 
     For each class, detections are taken in descending score order; ties keep the order of the input (earlier
     image first, then the order within the image), i.e. a stable sort. Each detection is compared with the
