@@ -309,8 +309,8 @@ class MultiBoxLoss(nn.Module):
 # The input side of SSD300 (SSD512: 512); images are resized to a square of this side.
 SSD_INPUT_SIZE = 300
 
-# The torchvision VGG16 was trained on [0, 1] RGB images normalized with these (see ssd-facts: a
-# Caffe-converted VGG would want 0-255 BGR minus the mean instead; mixing the two up stops training).
+# torchvision's ImageNet VGG16 was trained on [0, 1] RGB images normalized with these. A Caffe-converted
+# VGG would want 0-255 BGR minus the mean instead; mixing the two up stops training from converging.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
