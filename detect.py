@@ -25,7 +25,7 @@ import sys
 import torch
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
-from utils import preprocess
+from utils import preprocess, preprocess_settings
 
 # Files taken from a folder; a file named explicitly is tried whatever its extension.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
@@ -111,7 +111,9 @@ def detect_batch(images, model, label_map, min_score=0.2, max_overlap=0.5, top_k
         return []
     names = {label: name for name, label in label_map.items()}
     device = next(model.parameters()).device
-    batch = torch.stack([preprocess(image, model.image_size) for image in images]).to(device)
+    # The model's own preprocessing: a converted COCO checkpoint names its mean/std and resizing.
+    settings = preprocess_settings(getattr(model, "preprocess_config", None))
+    batch = torch.stack([preprocess(image, model.image_size, **settings) for image in images]).to(device)
     with torch.inference_mode():
         predicted_locs, predicted_scores = model(batch)
         boxes, labels, scores = model.detect_objects(predicted_locs, predicted_scores, min_score=min_score,

@@ -108,6 +108,69 @@ def priors_per_location(feature_map):
     return 2 + 2 * len(feature_map.aspect_ratios)
 
 
+def prior_spec(config):
+    """The priors of a config as plain data, the form a checkpoint's ``config["priors"]`` takes.
+
+    :param config: an ``SSDConfig``
+    :return: {"scales": [s_1, ..., s_m, s_m+1] (fractions of the image side), "steps": [pixels between prior
+        centres, or None for image_size / map size; one per map], "aspect_ratios": [[2], [2, 3], ...]}
+    """
+    return {"scales": [fmap.scale for fmap in config.feature_maps] + [config.last_scale],
+            "steps": [fmap.step for fmap in config.feature_maps],
+            "aspect_ratios": [list(fmap.aspect_ratios) for fmap in config.feature_maps]}
+
+
+def config_with_priors(config, priors):
+    """A config whose priors are those of ``priors`` (a checkpoint's ``config["priors"]``), layers unchanged.
+
+    Published detectors were trained with priors of their own (torchvision's and NVIDIA's COCO SSD300s:
+    scales 0.07, 0.15, 0.33, ..., 1.05 and centres every 8, 16, 32, 64, 100, 300 pixels); a network must
+    decode its offsets against exactly the priors it was trained with.
+
+    :param config: an ``SSDConfig`` (which layers, how many priors per location)
+    :param priors: {"scales": m + 1 floats, "steps": m numbers or None (optional: the config's), "aspect_ratios":
+        m lists (optional; must be the config's, since they fix the prediction layers' shapes)}
+    :return: the ``SSDConfig`` with those scales and steps
+    :raises ValueError: for a spec that does not fit the config
+    """
+    n_maps = len(config.feature_maps)
+    if not isinstance(priors, dict) or "scales" not in priors:
+        raise ValueError(f"priors: expected a dict with 'scales' (and 'steps'), got {priors!r}")
+    scales = [float(scale) for scale in priors["scales"]]
+    steps = priors.get("steps", [fmap.step for fmap in config.feature_maps])
+    if len(scales) != n_maps + 1 or len(steps) != n_maps:
+        raise ValueError(f"priors: this network has {n_maps} prediction maps: it needs {n_maps + 1} scales and "
+                         f"{n_maps} steps, got {len(scales)} and {len(steps)}")
+    ratios = priors.get("aspect_ratios")
+    if ratios is not None and [list(r) for r in ratios] != [list(f.aspect_ratios) for f in config.feature_maps]:
+        raise ValueError(f"priors: aspect ratios {ratios} do not fit this network's prediction layers "
+                         f"({[list(f.aspect_ratios) for f in config.feature_maps]})")
+    feature_maps = tuple(fmap._replace(scale=scale, step=None if step is None else float(step))
+                         for fmap, scale, step in zip(config.feature_maps, scales, steps))
+    return config._replace(feature_maps=feature_maps, last_scale=scales[-1])
+
+
+def check_preprocess_config(preprocess):
+    """Check a checkpoint's ``config["preprocess"]``: how its network wants images prepared.
+
+    :param preprocess: None (this repository's: ImageNet mean/std of [0, 1] RGB, antialiased resizing) or
+        {"mean": 3 floats, "std": 3 floats, "antialias": bool}, applied to [0, 1] RGB as (x - mean) / std
+    :return: the same, as a plain dict of lists (or None)
+    :raises ValueError: for anything else
+    """
+    if preprocess is None:
+        return None
+    try:
+        checked = {"mean": [float(v) for v in preprocess["mean"]], "std": [float(v) for v in preprocess["std"]],
+                   "antialias": bool(preprocess.get("antialias", True))}
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise ValueError(f"preprocess: expected {{'mean': [3 floats], 'std': [3 floats], 'antialias': bool}}, "
+                         f"got {preprocess!r}") from None
+    if len(checked["mean"]) != 3 or len(checked["std"]) != 3 or min(checked["std"]) <= 0:
+        raise ValueError(f"preprocess: mean and std need 3 values each, std positive; got {preprocess!r}")
+    return checked
+
+
 # Boxes per NMS call in detect_objects (see batched_nms_fractional): small enough that NMS's
 # quadratic cost stays low, large enough that a batch needs few calls.
 NMS_PIECE_SIZE = 2048
@@ -507,16 +570,21 @@ class SSD(nn.Module):
     Use ``SSD300`` or ``SSD512`` (or ``build_ssd``); this class holds what they share.
     """
 
-    def __init__(self, n_classes, base="vgg16", image_size=300, pretrained_base=False):
+    def __init__(self, n_classes, base="vgg16", image_size=300, pretrained_base=False, priors=None):
         """
         :param n_classes: number of classes, background included (21 for Pascal VOC)
         :param base: "vgg16" (the paper) or "resnet50" (NVIDIA's SSD300 v1.1, 300x300 only)
         :param image_size: input side, 300 or 512 (512: VGG16 only)
         :param pretrained_base: load torchvision's ImageNet weights into the base (downloaded on
             first use)
+        :param priors: None for the variant's own priors, or a prior spec (``config_with_priors``) such as
+            the one a converted COCO checkpoint names
         """
         super().__init__()
         self.config = ssd_config(base, image_size)
+        # How images must be prepared for this network (``check_preprocess_config``); None: ImageNet
+        # mean/std and antialiased resizing, as train.py does. A converted checkpoint sets it.
+        self.preprocess_config = None
         self.n_classes, self.base_name, self.image_size = n_classes, base, image_size
         if base == "vgg16":
             self.base = VGGBase()
@@ -533,9 +601,22 @@ class SSD(nn.Module):
         # A buffer: it follows .to(device) and is saved in the state_dict, so a checkpoint carries
         # the exact priors the network was trained with.
         self.register_buffer("priors_cxcy", create_prior_boxes(self.config))
+        self.priors_spec = None  # None: the variant's own priors (see use_priors)
+        if priors is not None:
+            self.use_priors(priors)
 
         if pretrained_base:
             self.base.load_pretrained_layers()
+
+    def use_priors(self, priors):
+        """Replace the priors (``priors_cxcy`` and ``config``) by those of a prior spec, in place.
+
+        :param priors: a spec as ``config_with_priors`` takes it (a checkpoint's ``config["priors"]``)
+        :raises ValueError: when it does not fit this network
+        """
+        self.config = config_with_priors(ssd_config(self.base_name, self.image_size), priors)
+        self.priors_spec = prior_spec(self.config)
+        self.priors_cxcy = create_prior_boxes(self.config).to(self.priors_cxcy.device)
 
     def forward(self, images):
         """Predict box offsets and class scores for all priors.
@@ -657,39 +738,45 @@ class SSD(nn.Module):
 class SSD300(SSD):
     """SSD300: 300x300 input, 8732 priors, with the paper's VGG16 base or NVIDIA's ResNet-50 one."""
 
-    def __init__(self, n_classes, base="vgg16", pretrained_base=False):
+    def __init__(self, n_classes, base="vgg16", pretrained_base=False, priors=None):
         """
         :param n_classes: number of classes, background included (21 for Pascal VOC)
         :param base: "vgg16" or "resnet50"
         :param pretrained_base: load torchvision's ImageNet weights into the base
+        :param priors: None (the variant's priors) or a prior spec (see ``config_with_priors``)
         """
-        super().__init__(n_classes, base=base, image_size=300, pretrained_base=pretrained_base)
+        super().__init__(n_classes, base=base, image_size=300, pretrained_base=pretrained_base, priors=priors)
 
 
 class SSD512(SSD):
     """SSD512: 512x512 input, VGG16 base, seven prediction maps and 24,564 priors (the paper's SSD512)."""
 
-    def __init__(self, n_classes, pretrained_base=False):
+    def __init__(self, n_classes, pretrained_base=False, priors=None):
         """
         :param n_classes: number of classes, background included (21 for Pascal VOC)
         :param pretrained_base: load torchvision's ImageNet VGG16 into the base
+        :param priors: None (the paper's SSD512 priors) or a prior spec (see ``config_with_priors``)
         """
-        super().__init__(n_classes, base="vgg16", image_size=512, pretrained_base=pretrained_base)
+        super().__init__(n_classes, base="vgg16", image_size=512, pretrained_base=pretrained_base, priors=priors)
 
 
-def build_ssd(n_classes, base="vgg16", image_size=300, pretrained_base=False):
+def build_ssd(n_classes, base="vgg16", image_size=300, pretrained_base=False, priors=None):
     """The SSD for a base and an input size: ``SSD300(n_classes, base)`` or ``SSD512(n_classes)``.
 
     :param n_classes: number of classes, background included
     :param base: "vgg16" or "resnet50"
     :param image_size: 300 or 512
     :param pretrained_base: load torchvision's ImageNet weights into the base
+    :param priors: None (the variant's priors) or a prior spec (see ``config_with_priors``)
     :return: the model (train mode, on the CPU)
+    :raises ValueError: for an unknown variant or priors that do not fit it
     """
-    ssd_config(base, image_size)  # an error naming the choices, before any layer is built
+    config = ssd_config(base, image_size)  # errors naming the choices, before any layer is built
+    if priors is not None:
+        config_with_priors(config, priors)
     if image_size == 512:
-        return SSD512(n_classes, pretrained_base=pretrained_base)
-    return SSD300(n_classes, base=base, pretrained_base=pretrained_base)
+        return SSD512(n_classes, pretrained_base=pretrained_base, priors=priors)
+    return SSD300(n_classes, base=base, pretrained_base=pretrained_base, priors=priors)
 
 
 def torchvision_ssd_to_ssd300_state_dict(tv_state_dict):
@@ -727,10 +814,17 @@ def network_config(model, label_map):
 
     :param model: an ``SSD``
     :param label_map: {class name: label} it was trained with
-    :return: {"n_classes", "label_map", "base", "image_size"}, plain Python
+    :return: {"n_classes", "label_map", "base", "image_size"}, plain Python, plus "priors" (``prior_spec``) and
+        "preprocess" (``check_preprocess_config``) when the network has its own (a converted COCO detector, or
+        one fine-tuned from it)
     """
-    return {"n_classes": model.n_classes, "label_map": dict(label_map), "base": model.base_name,
-            "image_size": model.image_size}
+    config = {"n_classes": model.n_classes, "label_map": dict(label_map), "base": model.base_name,
+              "image_size": model.image_size}
+    if getattr(model, "priors_spec", None) is not None:
+        config["priors"] = model.priors_spec
+    if getattr(model, "preprocess_config", None) is not None:
+        config["preprocess"] = dict(model.preprocess_config)
+    return config
 
 
 def configured_network(config):
@@ -749,7 +843,8 @@ def load_model_from_checkpoint(path, device="cpu"):
         names the base and the input size, vgg16 and 300 when it does not)
     :param device: where to put the model
     :return: the model (``SSD300`` or ``SSD512``) in eval mode on ``device``, and the label map
-        (class name -> label)
+        (class name -> label). The config's "priors" (if any) are the model's priors, its "preprocess" (if any)
+        becomes ``model.preprocess_config``: pass it to ``utils.preprocess_settings`` to prepare images
     """
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
@@ -760,7 +855,8 @@ def load_model_from_checkpoint(path, device="cpu"):
     config = checkpoint["config"]
     base, image_size = configured_network(config)
     try:
-        model = build_ssd(config["n_classes"], base=base, image_size=image_size)
+        model = build_ssd(config["n_classes"], base=base, image_size=image_size, priors=config.get("priors"))
+        model.preprocess_config = check_preprocess_config(config.get("preprocess"))
     except ValueError as error:
         raise ValueError(f"{path}: {error}") from None
     model.load_state_dict(checkpoint["model"])
