@@ -20,7 +20,8 @@ and ``train.py --init-from`` all take it. What each conversion needs beyond rena
   Their logits were trained towards "never", so this changes the scores very little.
 - priors: torchvision's were made by its ``DefaultBoxGenerator`` (scales 0.07, 0.15, 0.33, 0.51, 0.69, 0.87, 1.05,
   centres every 8, 16, 32, 64, 100, 300 pixels), not the paper's; the checkpoint's config names them
-  (``config["priors"]``). NVIDIA's are exactly our ResNet-50 SSD300's (its ``dboxes300_coco``).
+  (``config["priors"]``). NVIDIA's are exactly our ResNet-50 SSD300's (its ``dboxes300_coco``, centres clamped to
+  the image).
 - preprocessing: torchvision's network wants 0-255 values minus a mean, resized without antialiasing; the
   checkpoint's ``config["preprocess"]`` says so and every tool honours it. NVIDIA's wants ours (ImageNet mean/std).
 - head layout: NVIDIA's heads are coordinate-major (``conv(x).view(N, 4, -1)``: channel ``c * n_defaults + d``, the
@@ -39,7 +40,7 @@ import warnings
 
 import torch
 
-from model import (SSD300_VGG16, build_ssd, check_preprocess_config, configured_network, network_config,
+from model import (SSD300_VGG16, apply_checkpoint_config, build_ssd, configured_network, network_config,
                    torchvision_ssd_to_ssd300_state_dict)
 from utils import make_label_map, write_atomically
 
@@ -49,7 +50,7 @@ SOURCES = ("torchvision_coco", "nvidia_coco")
 TORCHVISION_COCO_FILE = "ssd300_vgg16_coco-b556d3b4.pth"
 TORCHVISION_COCO_PRIORS = {"scales": [0.07, 0.15, 0.33, 0.51, 0.69, 0.87, 1.05],
                            "steps": [8, 16, 32, 64, 100, 300],
-                           "aspect_ratios": [[2], [2, 3], [2, 3], [2, 3], [2], [2]]}
+                           "aspect_ratios": [[2], [2, 3], [2, 3], [2, 3], [2], [2]], "clip_centres": False}
 # image_mean / image_std of torchvision's ssd300_vgg16 builder: on [0, 1] input, (x - mean) * 255, the 0-255
 # Caffe-style input its VGG16 features were trained on. Its transform resizes without antialiasing.
 TORCHVISION_COCO_PREPROCESS = {"mean": [0.48235, 0.45882, 0.40784], "std": [1 / 255, 1 / 255, 1 / 255],
@@ -329,8 +330,7 @@ def pretrained_network(source, file=None, allow_pickle=False, progress=True):
     checkpoint = converted_checkpoint(source, file, allow_pickle, progress)
     config = checkpoint["config"]
     base, image_size = configured_network(config)
-    network = build_ssd(config["n_classes"], base=base, image_size=image_size, priors=config.get("priors"))
-    network.preprocess_config = check_preprocess_config(config.get("preprocess"))
+    network = apply_checkpoint_config(build_ssd(config["n_classes"], base=base, image_size=image_size), config)
     network.load_state_dict(checkpoint["model"])
     return network.eval(), dict(config["label_map"])
 
@@ -368,9 +368,7 @@ def init_from_checkpoint(model, path, label_map, log=print):
         raise ValueError(f"{path}: holds an SSD{image_size} with base {base}, but this network is an "
                          f"SSD{model.image_size} with base {model.base_name} (pass --base {base} --image-size "
                          f"{image_size})")
-    if config.get("priors") is not None:
-        model.use_priors(config["priors"])
-    model.preprocess_config = check_preprocess_config(config.get("preprocess"))
+    apply_checkpoint_config(model, config)
 
     # Our label -> the checkpoint's label, for the rows of the class head (the background always).
     their_labels = {class_key(name): label for name, label in config["label_map"].items()}

@@ -49,6 +49,9 @@ class SSDConfig(NamedTuple):
     feature_maps: Tuple[FeatureMap, ...]
     # s_{m+1}: the extra square prior of the last map has scale sqrt(s_m * last_scale).
     last_scale: float
+    # Clamp the prior centres to [0, 1] too, not only the sizes (NVIDIA's DefaultBoxes clamps all four numbers:
+    # on its 10x10 map, centres every 32 pixels put the last row and column at 9.5 * 32 / 300 = 1.013 -> 1).
+    clip_centres: bool = False
 
 
 # SSD300 with VGG16. Six maps; 4 priors per location where the 3 and 1/3 ratios are left out (Sec. 3).
@@ -76,8 +79,9 @@ SSD512_VGG16 = SSDConfig(image_size=512, last_scale=1.05, feature_maps=(
 ))
 
 # NVIDIA's SSD300 v1.1 with ResNet-50: its COCO default boxes, scales 21, 45, 99, 153, 207, 261 (and
-# 315) pixels, centres every 8, 16, 32, 64, 100, 300 pixels (so not spread evenly on the 38x38 map).
-SSD300_RESNET50 = SSDConfig(image_size=300, last_scale=315 / 300, feature_maps=(
+# 315) pixels, centres every 8, 16, 32, 64, 100, 300 pixels (so not spread evenly on the 38x38 map),
+# clamped to the image as NVIDIA's dboxes300_coco() clamps them.
+SSD300_RESNET50 = SSDConfig(image_size=300, last_scale=315 / 300, clip_centres=True, feature_maps=(
     FeatureMap("conv4_x", 38, 1024, 21 / 300, (2,), step=8),
     FeatureMap("extra1", 19, 512, 45 / 300, (2, 3), step=16),
     FeatureMap("extra2", 10, 512, 99 / 300, (2, 3), step=32),
@@ -117,7 +121,8 @@ def prior_spec(config):
     """
     return {"scales": [fmap.scale for fmap in config.feature_maps] + [config.last_scale],
             "steps": [fmap.step for fmap in config.feature_maps],
-            "aspect_ratios": [list(fmap.aspect_ratios) for fmap in config.feature_maps]}
+            "aspect_ratios": [list(fmap.aspect_ratios) for fmap in config.feature_maps],
+            "clip_centres": config.clip_centres}
 
 
 def config_with_priors(config, priors):
@@ -129,7 +134,8 @@ def config_with_priors(config, priors):
 
     :param config: an ``SSDConfig`` (which layers, how many priors per location)
     :param priors: {"scales": m + 1 floats, "steps": m numbers or None (optional: the config's), "aspect_ratios":
-        m lists (optional; must be the config's, since they fix the prediction layers' shapes)}
+        m lists (optional; must be the config's, since they fix the prediction layers' shapes), "clip_centres":
+        bool (optional: the config's)}
     :return: the ``SSDConfig`` with those scales and steps
     :raises ValueError: for a spec that does not fit the config
     """
@@ -147,7 +153,8 @@ def config_with_priors(config, priors):
                          f"({[list(f.aspect_ratios) for f in config.feature_maps]})")
     feature_maps = tuple(fmap._replace(scale=scale, step=None if step is None else float(step))
                          for fmap, scale, step in zip(config.feature_maps, scales, steps))
-    return config._replace(feature_maps=feature_maps, last_scale=scales[-1])
+    return config._replace(feature_maps=feature_maps, last_scale=scales[-1],
+                           clip_centres=bool(priors.get("clip_centres", config.clip_centres)))
 
 
 def check_preprocess_config(preprocess):
@@ -501,8 +508,9 @@ def create_prior_boxes(config=SSD300_VGG16):
     a ``step`` in the config: ((j + 0.5) step, (i + 0.5) step) / image_size). Their sizes, in this
     order: scale s (ratio 1), the extra scale sqrt(s * s_next) (ratio 1), then for each extra ratio r
     the pair (s sqrt(r), s / sqrt(r)) and (s / sqrt(r), s sqrt(r)). This is torchvision's
-    ``DefaultBoxGenerator`` order. Widths and heights are capped at 1 (the centres are never moved:
-    clipping the priors themselves costs mAP, see the pitfalls).
+    ``DefaultBoxGenerator`` order. Widths and heights are capped at 1 (the centres are not moved:
+    clipping the priors themselves costs mAP, see the pitfalls; only a config with ``clip_centres``, NVIDIA's,
+    clamps its centres to [0, 1] as its default boxes were made).
 
     :param config: an ``SSDConfig`` (default SSD300 with VGG16)
     :return: priors, a tensor of size (n_priors, 4) ((8732, 4) for SSD300), location-major, row by
@@ -526,6 +534,8 @@ def create_prior_boxes(config=SSD300_VGG16):
 
     priors = torch.cat(priors, dim=0)
     priors[:, 2:] = priors[:, 2:].clamp(max=1.0)
+    if config.clip_centres:
+        priors[:, :2] = priors[:, :2].clamp(0.0, 1.0)
     return priors.float()
 
 
@@ -836,6 +846,20 @@ def configured_network(config):
     return config.get("base", "vgg16"), config.get("image_size", 300)
 
 
+def apply_checkpoint_config(model, config):
+    """Give a network the priors and the preprocessing a checkpoint's config names (none: its own, ImageNet's).
+
+    :param model: an ``SSD`` of the config's base and input size
+    :param config: a checkpoint's ``"config"``
+    :return: the model, with ``priors_cxcy`` / ``priors_spec`` and ``preprocess_config`` set
+    :raises ValueError: for priors or preprocessing that do not fit
+    """
+    if config.get("priors") is not None:
+        model.use_priors(config["priors"])
+    model.preprocess_config = check_preprocess_config(config.get("preprocess"))
+    return model
+
+
 def load_model_from_checkpoint(path, device="cpu"):
     """Rebuild a trained SSD from a checkpoint written by ``train.py``.
 
@@ -855,8 +879,7 @@ def load_model_from_checkpoint(path, device="cpu"):
     config = checkpoint["config"]
     base, image_size = configured_network(config)
     try:
-        model = build_ssd(config["n_classes"], base=base, image_size=image_size, priors=config.get("priors"))
-        model.preprocess_config = check_preprocess_config(config.get("preprocess"))
+        model = apply_checkpoint_config(build_ssd(config["n_classes"], base=base, image_size=image_size), config)
     except ValueError as error:
         raise ValueError(f"{path}: {error}") from None
     model.load_state_dict(checkpoint["model"])
