@@ -318,3 +318,34 @@ def test_train_init_from_starts_a_new_run_from_the_weights(toy_data_folder, tmp_
     torch.testing.assert_close(model.base.conv1_1.weight, source.base.conv1_1.weight, rtol=0, atol=0)
     checkpoint = torch.load(result["checkpoint"], weights_only=True)
     assert checkpoint["config"]["preprocess"] == source.preprocess_config
+
+
+def test_detect_and_the_data_sets_prepare_images_as_the_checkpoint_says(tmp_path, save_checkpoint, toy_data_folder):
+    import torchvision.transforms.v2.functional as TF
+    from PIL import Image
+
+    from datasets import PascalVOCDataset
+    from detect import detect_batch
+
+    preprocess = {"mean": [0.2, 0.3, 0.4], "std": [0.5, 0.25, 0.125], "antialias": False}
+    network = build_ssd(4)
+    network.preprocess_config = preprocess
+    path = save_checkpoint(tmp_path / "custom.pt", network, {"background": 0, "circle": 1, "square": 2, "triangle": 3})
+    model, label_map = load_model_from_checkpoint(path)
+    assert model.preprocess_config == preprocess
+
+    def expected(image):  # resized without antialiasing, then (x - mean) / std, written out
+        pixels = TF.resize(TF.pil_to_tensor(image), [300, 300], antialias=False).float() / 255
+        return (pixels - torch.tensor(preprocess["mean"]).view(3, 1, 1)) / torch.tensor(preprocess["std"]).view(3, 1, 1)
+
+    image = Image.fromarray(torch.randint(0, 256, (450, 600, 3), dtype=torch.uint8,
+                                          generator=torch.Generator().manual_seed(8)).numpy())
+    seen = []
+    model.register_forward_hook(lambda module, inputs, outputs: seen.append(inputs[0]))
+    detect_batch([image], model, label_map)
+    torch.testing.assert_close(seen[0][0], expected(image), rtol=0, atol=1e-5)
+
+    dataset = PascalVOCDataset(toy_data_folder, "TEST", preprocess=preprocess)
+    torch.testing.assert_close(dataset[0][0], expected(dataset.load_image(0)), rtol=0, atol=1e-5)
+    default = PascalVOCDataset(toy_data_folder, "TEST")[0][0]
+    assert (default - dataset[0][0]).abs().max() > 1  # the checkpoint's preprocessing made a difference
