@@ -5,8 +5,8 @@ Each forward pass of a VGG16 / ResNet-50 SSD300 costs ~0.5 s per image here: one
 """
 
 import itertools
+import json
 import math
-import os
 
 import pytest
 import torch
@@ -213,7 +213,7 @@ def their_order_to_ours():
     return torch.cat(index)
 
 
-def test_nvidia_conversion_gives_their_outputs_in_our_layout(tmp_path):
+def test_nvidia_conversion_gives_their_outputs_in_our_layout(tmp_path, monkeypatch):
     torch.manual_seed(0)
     theirs = NvidiaSSD300().eval()
     randomize_biases(theirs, torch.Generator().manual_seed(3))
@@ -234,6 +234,14 @@ def test_nvidia_conversion_gives_their_outputs_in_our_layout(tmp_path):
     for mine, their in ((our_locs, their_locs), (our_scores, their_scores)):
         expected = their.transpose(1, 2)[:, order]
         torch.testing.assert_close(mine, expected, rtol=1e-4, atol=1e-4 * float(expected.abs().max()))
+
+    # ssd300_resnet50(weights="COCO_V1") is this conversion (here of the local file instead of NGC's).
+    converted = torch.load(output, weights_only=True)
+    monkeypatch.setattr(convert_weights, "converted_checkpoint", lambda source, *args, **kwargs: (
+        converted if source == "nvidia_coco" else None))
+    detector = ssd300_resnet50(weights="COCO_V1")
+    assert detector.label_map == coco_label_map() and detector.image_mean == (0.485, 0.456, 0.406)
+    assert torch.equal(detector.network.pred_convs.cl_extra2.weight, ours.pred_convs.cl_extra2.weight)
 
 
 def test_nvidia_file_that_needs_unpickling_is_refused_without_the_flag(tmp_path, capsys):
@@ -349,3 +357,16 @@ def test_detect_and_the_data_sets_prepare_images_as_the_checkpoint_says(tmp_path
     torch.testing.assert_close(dataset[0][0], expected(dataset.load_image(0)), rtol=0, atol=1e-5)
     default = PascalVOCDataset(toy_data_folder, "TEST")[0][0]
     assert (default - dataset[0][0]).abs().max() > 1  # the checkpoint's preprocessing made a difference
+
+
+def test_export_records_the_converted_checkpoints_preprocessing(torchvision_coco, tmp_path):
+    pytest.importorskip("onnx")
+    import onnx
+
+    import export
+
+    _, checkpoint = torchvision_coco
+    assert export.main(["--checkpoint", checkpoint, "--output", str(tmp_path / "coco.onnx")]) == 0
+    metadata = {prop.key: prop.value for prop in onnx.load(str(tmp_path / "coco.onnx")).metadata_props}
+    assert json.loads(metadata["preprocess"]) == convert_weights.TORCHVISION_COCO_PREPROCESS
+    assert "without antialiasing" in metadata["input"] and "0.48235" in metadata["input"]
