@@ -155,19 +155,6 @@ class SSDDetector(nn.Module):
             detections.append({"boxes": image_boxes * scale, "labels": image_labels, "scores": image_scores})
         return detections
 
-    def train(self, mode=True):
-        """Switch training mode on or off, keeping the batch norms of frozen stages in eval mode.
-
-        A frozen stage (``trainable_backbone_layers``) must not move its batch-norm statistics either
-        (torchvision freezes a pretrained ResNet's batch norms altogether); VGG16 has none.
-        """
-        super().train(mode)
-        for module in self.network.modules():
-            if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                if not any(parameter.requires_grad for parameter in module.parameters()):
-                    module.eval()
-        return self
-
     def _check_targets(self, images, targets):
         """Raise ``TargetError`` (torchvision's messages where it has one) for malformed targets."""
         if len(targets) != len(images):
@@ -229,6 +216,7 @@ def freeze_backbone_stages(network, trainable_layers):
         if name.startswith(frozen_prefixes):
             parameter.requires_grad_(False)
             frozen.append(f"base.{name}")
+    network.train(network.training)  # SSD.train keeps the frozen batch norms in eval mode from now on
     return frozen
 
 

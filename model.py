@@ -618,6 +618,22 @@ class SSD(nn.Module):
         if pretrained_base:
             self.base.load_pretrained_layers()
 
+    def train(self, mode=True):
+        """Switch training mode on or off, keeping the batch norms of frozen layers in eval mode.
+
+        A frozen stage (``train.py --freeze-base``, ``trainable_backbone_layers``) must not move its batch-norm
+        statistics either (torchvision freezes a pretrained ResNet's batch norms altogether); VGG16 has none.
+
+        :param mode: True for training mode
+        :return: self
+        """
+        super().train(mode)
+        for module in self.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                if not any(parameter.requires_grad for parameter in module.parameters()):
+                    module.eval()
+        return self
+
     def use_priors(self, priors):
         """Replace the priors (``priors_cxcy`` and ``config``) by those of a prior spec, in place.
 

@@ -370,3 +370,16 @@ def test_export_records_the_converted_checkpoints_preprocessing(torchvision_coco
     metadata = {prop.key: prop.value for prop in onnx.load(str(tmp_path / "coco.onnx")).metadata_props}
     assert json.loads(metadata["preprocess"]) == convert_weights.TORCHVISION_COCO_PREPROCESS
     assert "without antialiasing" in metadata["input"] and "0.48235" in metadata["input"]
+
+
+def test_frozen_batch_norms_stay_in_eval_mode_on_the_bare_network():
+    """train.py --freeze-base trains the network itself (no SSDDetector): its frozen ResNet stages must not
+    update their batch-norm statistics either."""
+    from detector import freeze_backbone_stages
+
+    network = build_ssd(3, base="resnet50").train()
+    freeze_backbone_stages(network, 5 - 2)  # --freeze-base 2: conv1/bn1 and layer1
+    assert not network.base.bn1.training and not network.base.layer1[0].bn1.training
+    assert network.base.layer2[0].bn1.training and network.aux_convs.training
+    network.eval().train()
+    assert not network.base.layer1[2].bn3.training and network.base.layer3[0].bn1.training
