@@ -156,12 +156,14 @@ def cache_path(file_name):
     return os.path.join(torch.hub.get_dir(), "checkpoints", file_name)
 
 
-def download(url, file_name, progress=True):
+def download(url, file_name, progress=True, hash_prefix=None):
     """The local copy of a published weights file, downloaded on first use into ``cache_path(file_name)``.
 
     :param url: where it is published
     :param file_name: its name in the cache
     :param progress: show torch's download progress bar
+    :param hash_prefix: the start of the file's SHA-256, checked after downloading (torchvision's file names
+        carry it: ``ssd300_vgg16_coco-b556d3b4.pth``)
     :return: the local path
     :raises WeightsError: one line saying what to download and where to put it, when it cannot be downloaded
     """
@@ -170,7 +172,7 @@ def download(url, file_name, progress=True):
         return path
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        torch.hub.download_url_to_file(url, path, progress=progress)
+        torch.hub.download_url_to_file(url, path, hash_prefix=hash_prefix, progress=progress)
     except Exception as error:  # offline (URLError), proxy, disk, ...: the same advice in every case
         raise WeightsError(f"cannot download {file_name} ({type(error).__name__}); download {url} and put it at "
                            f"{path}, or pass --file PATH") from None
@@ -313,7 +315,7 @@ def converted_checkpoint(source, file=None, allow_pickle=False, progress=True):
         if file is None:
             from torchvision.models.detection import SSD300_VGG16_Weights
 
-            file = download(SSD300_VGG16_Weights.COCO_V1.url, TORCHVISION_COCO_FILE, progress)
+            file = download(SSD300_VGG16_Weights.COCO_V1.url, TORCHVISION_COCO_FILE, progress, hash_prefix="b556d3b4")
         return convert_torchvision_coco(load_weights_file(file, allow_pickle), where=file)
     if source == "nvidia_coco":
         if file is None:

@@ -106,7 +106,7 @@ def test_torchvision_checkpoint_names_its_priors_preprocessing_and_coco_labels(t
 
 
 def test_offline_without_file_says_what_to_download_and_where(monkeypatch, tmp_path, capsys):
-    def offline(url, path, progress=True):
+    def offline(url, path, hash_prefix=None, progress=True):
         raise OSError("network is unreachable")
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
@@ -196,7 +196,8 @@ def nvidia_dboxes300_coco():
         sk1, sk2 = sk1 / 300, sk2 / 300
         sizes = [(sk1, sk1), (math.sqrt(sk1 * sk2),) * 2]
         for alpha in ratios:
-            sizes += [(sk1 * math.sqrt(alpha), sk1 / math.sqrt(alpha)), (sk1 / math.sqrt(alpha), sk1 * math.sqrt(alpha))]
+            w, h = sk1 * math.sqrt(alpha), sk1 / math.sqrt(alpha)
+            sizes += [(w, h), (h, w)]
         for w, h in sizes:
             for i, j in itertools.product(range(sfeat), repeat=2):
                 boxes.append(((j + 0.5) * step / 300, (i + 0.5) * step / 300, w, h))
