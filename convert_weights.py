@@ -390,6 +390,8 @@ def init_from_checkpoint(model, path, label_map, log=print):
     with torch.no_grad():
         for name, tensor in own.items():
             theirs = source.get(name)
+            if theirs is not None:
+                theirs = theirs.to(tensor.device)  # the model may already be on its GPU
             if name.startswith("pred_convs.cl_") and theirs is not None:
                 n_ours, n_theirs = model.n_classes, int(config["n_classes"])
                 ours_view = tensor.view(-1, n_ours, *tensor.shape[1:])

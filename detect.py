@@ -2,6 +2,7 @@
 
     python detect.py photo.jpg                              # newest checkpoint in checkpoints/
     python detect.py photos/ "more/*.png" --checkpoint ckpt.pt --output detections/
+    python detect.py photo.jpg --checkpoint checkpoints/ssd300_vgg16_coco.pt   # convert_weights.py's COCO SSD300
 
 For every image it writes <name>_detections.jpg (the image with its boxes, class names and scores) and
 <name>_detections.json (a list of {"label", "score", "box": [x1, y1, x2, y2]} in pixels of the original image)
