@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from utils import transform
+from utils import preprocess_settings, transform
 
 SPLITS = ("TRAIN", "TEST")
 
@@ -51,7 +51,7 @@ class PascalVOCDataset(Dataset):
     fractional x1y1x2y2, labels (n_objects) int64, difficulties (n_objects) uint8). n_objects may be 0.
     """
 
-    def __init__(self, data_folder, split, keep_difficult=False, augment=None, image_size=300):
+    def __init__(self, data_folder, split, keep_difficult=False, augment=None, image_size=300, preprocess=None):
         """
         :param data_folder: folder holding {split}_images.json and {split}_objects.json
         :param split: "TRAIN" or "TEST" (any case)
@@ -60,6 +60,8 @@ class PascalVOCDataset(Dataset):
         :param augment: apply the paper's TRAIN augmentations (default: for the TRAIN split only);
             False gives resize + normalize only, e.g. to overfit a few training images
         :param image_size: side the images are resized to: the model's ``image_size`` (512 for SSD512)
+        :param preprocess: the model's ``preprocess_config`` (None: ImageNet mean/std, antialiased resizing;
+            a converted COCO checkpoint names its own), see ``utils.preprocess_settings``
         """
         self.split = split.upper()
         if self.split not in SPLITS:
@@ -68,6 +70,7 @@ class PascalVOCDataset(Dataset):
         self.keep_difficult = keep_difficult
         self.augment = self.split == "TRAIN" if augment is None else augment
         self.image_size = image_size
+        self.preprocess_settings = preprocess_settings(preprocess)
 
         images_path = os.path.join(data_folder, f"{self.split}_images.json")
         objects_path = os.path.join(data_folder, f"{self.split}_objects.json")
@@ -112,6 +115,6 @@ class PascalVOCDataset(Dataset):
         (n_objects)"""
         boxes, labels, difficulties = self.load_objects(i)
         return transform(self.load_image(i), boxes, labels, difficulties, split="TRAIN" if self.augment else "TEST",
-                         size=self.image_size)
+                         size=self.image_size, **self.preprocess_settings)
 
     collate_fn = staticmethod(collate_fn)

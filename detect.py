@@ -2,6 +2,7 @@
 
     python detect.py photo.jpg                              # newest checkpoint in checkpoints/
     python detect.py photos/ "more/*.png" --checkpoint ckpt.pt --output detections/
+    python detect.py photo.jpg --checkpoint checkpoints/ssd300_vgg16_coco.pt   # convert_weights.py's COCO SSD300
 
 For every image it writes <name>_detections.jpg (the image with its boxes, class names and scores) and
 <name>_detections.json (a list of {"label", "score", "box": [x1, y1, x2, y2]} in pixels of the original image)
@@ -25,7 +26,7 @@ import sys
 import torch
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
-from utils import preprocess
+from utils import preprocess, preprocess_settings
 
 # Files taken from a folder; a file named explicitly is tried whatever its extension.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
@@ -103,7 +104,9 @@ def detect_batch(images, model, label_map, min_score=0.2, max_overlap=0.5, top_k
         return []
     names = {label: name for name, label in label_map.items()}
     device = next(model.parameters()).device
-    batch = torch.stack([preprocess(image, model.image_size) for image in images]).to(device)
+    # The model's own preprocessing: a converted COCO checkpoint names its mean/std and resizing.
+    settings = preprocess_settings(getattr(model, "preprocess_config", None))
+    batch = torch.stack([preprocess(image, model.image_size, **settings) for image in images]).to(device)
     with torch.inference_mode():
         predicted_locs, predicted_scores = model(batch)
         boxes, labels, scores = model.detect_objects(predicted_locs, predicted_scores, min_score=min_score,

@@ -19,7 +19,7 @@ from torch import nn
 
 from model import (EVAL_CANDIDATES_PER_CLASS, EVAL_MIN_SCORE, EVAL_NMS_IOU, EVAL_TOP_K, build_ssd,
                    load_model_from_checkpoint)
-from utils import IMAGENET_MEAN, IMAGENET_STD, MultiBoxLoss
+from utils import MultiBoxLoss, preprocess_settings
 
 
 # Stages of each base that ``trainable_backbone_layers`` counts, first to last; the first
@@ -57,28 +57,30 @@ class SSDDetector(nn.Module):
 
     def __init__(self, network, score_thresh=EVAL_MIN_SCORE, nms_thresh=EVAL_NMS_IOU, detections_per_img=EVAL_TOP_K,
                  topk_candidates=EVAL_CANDIDATES_PER_CLASS, image_mean=None, image_std=None, label_map=None,
-                 antialias=True):
+                 antialias=None):
         """
         :param network: an ``SSD`` (``SSD300``, ``SSD512``, or from ``build_ssd``)
         :param score_thresh: a class score above this makes a candidate detection
         :param nms_thresh: NMS drops a box overlapping a better one of its class by more than this IoU
         :param detections_per_img: detections kept per image, the best
         :param topk_candidates: candidates kept per class and image before NMS, the best
-        :param image_mean: per-channel mean of the normalization (default: ImageNet's, what our bases expect)
-        :param image_std: per-channel std of the normalization (default: ImageNet's)
+        :param image_mean: per-channel mean of the normalization (default: the network's ``preprocess_config``,
+            which a converted COCO checkpoint sets, else ImageNet's, what our bases expect)
+        :param image_std: per-channel std of the normalization (default: the network's, else ImageNet's)
         :param label_map: {class name: label}, kept as ``.label_map`` (None when unknown)
         :param antialias: low-pass filter images before shrinking them, as ``utils.resize`` does in training
             and detect.py (a photo shrunk 10x without it aliases); torchvision's SSD does not: False matches
-            it exactly. Enlarging is the same either way
+            it exactly. Enlarging is the same either way. Default: the network's ``preprocess_config``, else True
         """
         super().__init__()
         self.network = network
         self.score_thresh, self.nms_thresh = score_thresh, nms_thresh
         self.detections_per_img, self.topk_candidates = detections_per_img, topk_candidates
-        self.image_mean = tuple(IMAGENET_MEAN if image_mean is None else image_mean)
-        self.image_std = tuple(IMAGENET_STD if image_std is None else image_std)
+        settings = preprocess_settings(getattr(network, "preprocess_config", None))
+        self.image_mean = tuple(settings["mean"] if image_mean is None else image_mean)
+        self.image_std = tuple(settings["std"] if image_std is None else image_std)
         self.label_map = None if label_map is None else dict(label_map)
-        self.antialias = antialias
+        self.antialias = settings["antialias"] if antialias is None else antialias
 
     def forward(self, images, targets=None):
         """Losses (training mode) or detections (eval mode) for a list of images.
@@ -155,19 +157,6 @@ class SSDDetector(nn.Module):
             detections.append({"boxes": image_boxes * scale, "labels": image_labels, "scores": image_scores})
         return detections
 
-    def train(self, mode=True):
-        """Switch training mode on or off, keeping the batch norms of frozen stages in eval mode.
-
-        A frozen stage (``trainable_backbone_layers``) must not move its batch-norm statistics either
-        (torchvision freezes a pretrained ResNet's batch norms altogether); VGG16 has none.
-        """
-        super().train(mode)
-        for module in self.network.modules():
-            if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                if not any(parameter.requires_grad for parameter in module.parameters()):
-                    module.eval()
-        return self
-
     def _check_targets(self, images, targets):
         """Raise ``TargetError`` (torchvision's messages where it has one) for malformed targets."""
         if len(targets) != len(images):
@@ -229,6 +218,7 @@ def freeze_backbone_stages(network, trainable_layers):
         if name.startswith(frozen_prefixes):
             parameter.requires_grad_(False)
             frozen.append(f"base.{name}")
+    network.train(network.training)  # SSD.train keeps the frozen batch norms in eval mode from now on
     return frozen
 
 
@@ -250,14 +240,40 @@ def _backbone_weights(base, weights_backbone):
     return weights_backbone
 
 
-def _ssd_detector(base, image_size, weights, num_classes, weights_backbone, trainable_backbone_layers,
-                  checkpoint, **kwargs):
-    """Build an ``SSDDetector`` as torchvision's model builders do; see ``ssd300_vgg16``."""
-    if weights is not None:
-        raise ValueError("weights: torchvision's pretrained detectors use other priors and another input "
-                         "normalization; pass checkpoint=PATH (a train.py checkpoint) instead")
-    label_map = None
+# The published COCO detectors each builder's ``weights`` can name, converted by convert_weights.py.
+PRETRAINED_SOURCES = {"vgg16": "torchvision_coco", "resnet50": "nvidia_coco"}
+WEIGHTS_NAMES = ("COCO_V1", "DEFAULT")
+
+
+def _pretrained(base, image_size, weights, num_classes, checkpoint, progress, allow_pickle):
+    """The converted COCO network a builder's ``weights`` names, and its label map.
+
+    :raises ValueError: for a weights name that does not exist, or arguments that contradict it
+    """
+    name = getattr(weights, "name", weights)  # torchvision's enum (SSD300_VGG16_Weights.COCO_V1) or its name
+    if image_size != 300:
+        raise ValueError(f"weights={weights!r}: there are no published SSD{image_size} weights; pass checkpoint=PATH")
+    if name not in WEIGHTS_NAMES:
+        raise ValueError(f"weights={weights!r}: choose one of {', '.join(WEIGHTS_NAMES)} (or pass checkpoint=PATH)")
     if checkpoint is not None:
+        raise ValueError("pass either weights or checkpoint, not both")
+    from convert_weights import coco_label_map, pretrained_network  # here: importing detector downloads nothing
+
+    n_classes = len(coco_label_map())
+    if num_classes is not None and num_classes != n_classes:  # before any download, as torchvision checks
+        raise ValueError(f"The parameter 'num_classes' expected value {n_classes} but got {num_classes} instead "
+                         "(COCO's 80 classes and the background; fine-tune with train.py --init-from for others).")
+    return pretrained_network(PRETRAINED_SOURCES[base], progress=progress, allow_pickle=allow_pickle)
+
+
+def _ssd_detector(base, image_size, weights, num_classes, weights_backbone, trainable_backbone_layers,
+                  checkpoint, progress=True, allow_pickle=False, **kwargs):
+    """Build an ``SSDDetector`` as torchvision's model builders do; see ``ssd300_vgg16``."""
+    label_map = None
+    if weights is not None:
+        network, label_map = _pretrained(base, image_size, weights, num_classes, checkpoint, progress, allow_pickle)
+        weights_backbone = None  # the COCO weights hold every layer (torchvision: weights over weights_backbone)
+    elif checkpoint is not None:
         network, label_map = load_model_from_checkpoint(checkpoint)
         if (network.base_name, network.image_size) != (base, image_size):
             raise ValueError(f"{checkpoint}: holds an SSD{network.image_size} with base {network.base_name}, "
@@ -270,7 +286,8 @@ def _ssd_detector(base, image_size, weights, num_classes, weights_backbone, trai
         network = build_ssd(91 if num_classes is None else num_classes, base=base, image_size=image_size)
         if weights_backbone is not None:
             network.base.load_pretrained_layers(_backbone_weights(base, weights_backbone))
-    trainable_layers = _validate_trainable_layers(checkpoint is not None or weights_backbone is not None,
+    trainable_layers = _validate_trainable_layers(weights is not None or checkpoint is not None
+                                                  or weights_backbone is not None,
                                                   trainable_backbone_layers, DEFAULT_TRAINABLE_LAYERS[base])
     freeze_backbone_stages(network, trainable_layers)
     return SSDDetector(network, label_map=label_map, **kwargs).train()
@@ -282,12 +299,17 @@ def ssd300_vgg16(*, weights=None, progress=True, num_classes=None, weights_backb
 
     Example::
 
+        model = ssd300_vgg16(weights="COCO_V1").eval()  # torchvision's COCO detector, converted
         model = ssd300_vgg16(checkpoint="checkpoints/ssd300_iter_120000.pt").eval()
         predictions = model([torch.rand(3, 300, 300), torch.rand(3, 500, 400)])
 
-    :param weights: only None: torchvision's COCO weights do not fit our priors (use ``checkpoint``)
-    :param progress: accepted for torchvision compatibility (downloads show torch's progress bar)
-    :param num_classes: classes, background included (default: the checkpoint's, else 91 as torchvision)
+    :param weights: None, or "COCO_V1" / "DEFAULT" (or ``SSD300_VGG16_Weights.COCO_V1``): torchvision's COCO
+        SSD300, downloaded on first use and converted by ``convert_weights.py`` with its priors and preprocessing.
+        Its labels are COCO's 80 classes as 1..80 in category-id order (``.label_map`` names them), not
+        torchvision's category ids 1..90; its class softmax runs over 81 outputs instead of 91
+    :param progress: show the download's progress bar
+    :param num_classes: classes, background included (default: the checkpoint's, 81 with weights, else 91 as
+        torchvision)
     :param weights_backbone: ``torchvision.models.VGG16_Weights`` for the base (default ``IMAGENET1K_V1``,
         downloaded on first use); None for random weights. Ignored with a checkpoint
     :param trainable_backbone_layers: 0..5 VGG16 blocks left trainable, counted from conv5 back (default 4 with
@@ -295,31 +317,33 @@ def ssd300_vgg16(*, weights=None, progress=True, num_classes=None, weights_backb
     :param checkpoint: path of a ``train.py`` checkpoint to load (its label map becomes ``.label_map``)
     :param kwargs: ``SSDDetector`` settings: ``score_thresh=0.01``, ``nms_thresh=0.45``,
         ``detections_per_img=200``, ``topk_candidates=400``, ``image_mean``, ``image_std``,
-        ``antialias=True``
+        ``antialias`` (defaults: the network's preprocessing)
     :return: an ``SSDDetector`` in training mode (call ``.eval()`` to detect), as torchvision returns it
     """
-    del progress
     return _ssd_detector("vgg16", 300, weights, num_classes, weights_backbone, trainable_backbone_layers,
-                         checkpoint, **kwargs)
+                         checkpoint, progress=progress, **kwargs)
 
 
 def ssd512_vgg16(*, weights=None, progress=True, num_classes=None, weights_backbone="IMAGENET1K_V1",
                  trainable_backbone_layers=None, checkpoint=None, **kwargs):
-    """SSD512 (the paper's 512x512 variant, VGG16 base); arguments as ``ssd300_vgg16``."""
-    del progress
+    """SSD512 (the paper's 512x512 variant, VGG16 base); arguments as ``ssd300_vgg16`` (no published weights)."""
     return _ssd_detector("vgg16", 512, weights, num_classes, weights_backbone, trainable_backbone_layers,
-                         checkpoint, **kwargs)
+                         checkpoint, progress=progress, **kwargs)
 
 
 def ssd300_resnet50(*, weights=None, progress=True, num_classes=None, weights_backbone="IMAGENET1K_V1",
-                    trainable_backbone_layers=None, checkpoint=None, **kwargs):
+                    trainable_backbone_layers=None, checkpoint=None, allow_pickle=False, **kwargs):
     """SSD300 with NVIDIA's ResNet-50 base (SSD300 v1.1); arguments as ``ssd300_vgg16``, except:
+
+    :param weights: None, or "COCO_V1" / "DEFAULT": NVIDIA's COCO checkpoint (``nvidia_ssdpyt_amp_200703.pt``
+        from NGC), downloaded on first use and converted by ``convert_weights.py``; labels 1..80 as COCO's
+    :param allow_pickle: with ``weights``: if NVIDIA's file holds more than weights, unpickle it (a warning says
+        that this runs code named in the file)
 
     :param weights_backbone: ``torchvision.models.ResNet50_Weights`` (default ``IMAGENET1K_V1``, NVIDIA's)
     :param trainable_backbone_layers: 0..5 ResNet stages left trainable, counted from layer4 (absent here)
         back to conv1/bn1: 5 freezes nothing, 4 conv1/bn1, 3 also layer1, 2 also layer2, 1 and 0 the whole
         base (default 3 with trained weights, as torchvision's ResNet-50 detectors; 5 without)
     """
-    del progress
     return _ssd_detector("resnet50", 300, weights, num_classes, weights_backbone, trainable_backbone_layers,
-                         checkpoint, **kwargs)
+                         checkpoint, progress=progress, allow_pickle=allow_pickle, **kwargs)

@@ -307,9 +307,11 @@ def main(argv=None):
             return _fail(f"{os.path.join(args.data_folder, 'label_map.json')}: label map differs from the one in "
                          f"{args.checkpoint} (classes {sorted(data_label_map)} vs {sorted(label_map)})")
     try:
-        # Resized to the input size the network was built for (SSD300: 300, SSD512: 512).
+        # Resized to the input size the network was built for (SSD300: 300, SSD512: 512), and prepared as
+        # its checkpoint says (a converted COCO checkpoint names its own mean/std and resizing).
         dataset = PascalVOCDataset(args.data_folder, "TEST", keep_difficult=True,
-                                   image_size=getattr(model, "image_size", 300))
+                                   image_size=getattr(model, "image_size", 300),
+                                   preprocess=getattr(model, "preprocess_config", None))
         image_sizes = read_image_sizes(dataset.images) if args.metric != "voc" else None
     except (OSError, ValueError) as error:
         return _fail(str(error).splitlines()[0])

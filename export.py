@@ -4,7 +4,8 @@
     python export.py --checkpoint checkpoints/ssd300_iter_120000.pt --output ssd300_nms.onnx --with-postprocess
 
 The ONNX model takes ``images`` (N, 3, S, S) float32, S the model's input side (300 or 512), resized and
-normalized as ``utils.preprocess`` does (ImageNet mean/std of [0, 1] RGB). The batch size N is free.
+normalized as ``utils.preprocess`` does (ImageNet mean/std of [0, 1] RGB; a converted COCO checkpoint names its
+own, and the metadata's "input" and "preprocess" say which). The batch size N is free.
 
 Without ``--with-postprocess`` it returns the network's raw outputs, as ``model(images)``:
 
@@ -54,7 +55,7 @@ from torch import nn
 from torchvision.ops import batched_nms
 
 from model import EVAL_CANDIDATES_PER_CLASS, EVAL_MIN_SCORE, EVAL_NMS_IOU, EVAL_TOP_K
-from utils import cxcy_to_xy, gcxgcy_to_cxcy, write_atomically
+from utils import cxcy_to_xy, gcxgcy_to_cxcy, preprocess_settings, write_atomically
 
 # The lowest opset with everything the graph uses (NonMaxSuppression 10, TopK with a k input 10,
 # ScatterND 11), and the default: supported by torch 2.4 and by any onnxruntime of recent years.
@@ -266,9 +267,14 @@ def export_checkpoint(checkpoint, output, opset=DEFAULT_OPSET, with_postprocess=
                                      max_candidates)
     module = ExportableSSD(network, postprocess).eval()
     size = network.image_size
+    settings = preprocess_settings(network.preprocess_config)  # a converted checkpoint names its own
+    mean, std = (", ".join(f"{value:.6g}" for value in settings[key]) for key in ("mean", "std"))
     metadata = {"label_map": json.dumps(label_map), "base": network.base_name, "image_size": str(size),
-                "input": f"images (N, 3, {size}, {size}) float32, RGB in [0, 1] normalized with the ImageNet "
-                         "mean (0.485, 0.456, 0.406) and std (0.229, 0.224, 0.225)"}
+                "input": f"images (N, 3, {size}, {size}) float32, RGB in [0, 1] resized "
+                         f"({'with' if settings['antialias'] else 'without'} antialiasing), then normalized "
+                         f"as (x - mean) / std with mean ({mean}) and std ({std})",
+                "preprocess": json.dumps({key: list(value) if key != "antialias" else value
+                                          for key, value in settings.items()})}
     if with_postprocess:
         metadata.update(min_score=str(min_score), max_overlap=str(max_overlap), top_k=str(postprocess.top_k),
                         max_candidates=str(max_candidates))

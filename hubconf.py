@@ -3,7 +3,11 @@
     import torch
     model = torch.hub.load("path/to/this/repository", "ssd300", source="local",
                            checkpoint="checkpoints/ssd300_iter_120000.pt").eval()
+    model = torch.hub.load("path/to/this/repository", "ssd300", source="local", weights="COCO_V1").eval()
     predictions = model([image])  # image: (3, H, W) float in [0, 1]; boxes come back in its pixels
+
+(``weights="COCO_V1"``: torchvision's COCO SSD300 for ``ssd300``, NVIDIA's for ``ssd300_resnet50``, downloaded
+on first use and converted by convert_weights.py; or a converted checkpoint, ``checkpoint=...``.)
 
 (or ``torch.hub.load("OWNER/REPO", "ssd300", checkpoint=...)`` from a GitHub copy, where
 ``torch.hub.list`` and ``torch.hub.help`` show the entry points and their docstrings). Each entry point
@@ -46,9 +50,11 @@ def ssd300(checkpoint=None, **kwargs):
     {"bbox_regression", "classification"}. ``model.label_map`` maps class names to labels. The model comes
     back in training mode, as torchvision's do: call ``.eval()`` to detect.
 
-    :param checkpoint: path of a checkpoint written by train.py (None: a new network, to train)
-    :param kwargs: as ``detector.ssd300_vgg16``: ``num_classes``, ``weights_backbone`` (VGG16_Weights, default
-        IMAGENET1K_V1, downloaded; None for random), ``trainable_backbone_layers`` (0-5),
+    :param checkpoint: path of a checkpoint written by train.py or convert_weights.py (None: a new network, to
+        train, or the ``weights``)
+    :param kwargs: as ``detector.ssd300_vgg16``: ``weights`` ("COCO_V1": torchvision's COCO SSD300, converted),
+        ``num_classes``, ``weights_backbone`` (VGG16_Weights, default IMAGENET1K_V1, downloaded; None for random),
+        ``trainable_backbone_layers`` (0-5),
         ``score_thresh=0.01``, ``nms_thresh=0.45``, ``detections_per_img=200``, ``topk_candidates=400``
     :return: a ``detector.SSDDetector``
     """
@@ -60,9 +66,11 @@ def ssd300_resnet50(checkpoint=None, **kwargs):
 
     Same input and output as ``ssd300``.
 
-    :param checkpoint: path of a checkpoint written by ``train.py --base resnet50`` (None: a new network)
-    :param kwargs: as ``detector.ssd300_resnet50``: ``num_classes``, ``weights_backbone`` (ResNet50_Weights,
-        default IMAGENET1K_V1), ``trainable_backbone_layers``, ``score_thresh``, ``nms_thresh``,
+    :param checkpoint: path of a checkpoint written by ``train.py --base resnet50`` or ``convert_weights.py --from
+        nvidia_coco`` (None: a new network, or the ``weights``)
+    :param kwargs: as ``detector.ssd300_resnet50``: ``weights`` ("COCO_V1": NVIDIA's COCO SSD300, converted;
+        ``allow_pickle=True`` if its file needs unpickling), ``num_classes``, ``weights_backbone``
+        (ResNet50_Weights, default IMAGENET1K_V1), ``trainable_backbone_layers``, ``score_thresh``, ``nms_thresh``,
         ``detections_per_img``, ``topk_candidates``
     :return: a ``detector.SSDDetector``
     """

@@ -49,6 +49,9 @@ class SSDConfig(NamedTuple):
     feature_maps: Tuple[FeatureMap, ...]
     # s_{m+1}: the extra square prior of the last map has scale sqrt(s_m * last_scale).
     last_scale: float
+    # Clamp the prior centres to [0, 1] too, not only the sizes (NVIDIA's DefaultBoxes clamps all four numbers:
+    # on its 10x10 map, centres every 32 pixels put the last row and column at 9.5 * 32 / 300 = 1.013 -> 1).
+    clip_centres: bool = False
 
 
 # SSD300 with VGG16. Six maps; 4 priors per location where the 3 and 1/3 ratios are left out (Sec. 3).
@@ -76,8 +79,9 @@ SSD512_VGG16 = SSDConfig(image_size=512, last_scale=1.05, feature_maps=(
 ))
 
 # NVIDIA's SSD300 v1.1 with ResNet-50: its COCO default boxes, scales 21, 45, 99, 153, 207, 261 (and
-# 315) pixels, centres every 8, 16, 32, 64, 100, 300 pixels (so not spread evenly on the 38x38 map).
-SSD300_RESNET50 = SSDConfig(image_size=300, last_scale=315 / 300, feature_maps=(
+# 315) pixels, centres every 8, 16, 32, 64, 100, 300 pixels (so not spread evenly on the 38x38 map),
+# clamped to the image as NVIDIA's dboxes300_coco() clamps them.
+SSD300_RESNET50 = SSDConfig(image_size=300, last_scale=315 / 300, clip_centres=True, feature_maps=(
     FeatureMap("conv4_x", 38, 1024, 21 / 300, (2,), step=8),
     FeatureMap("extra1", 19, 512, 45 / 300, (2, 3), step=16),
     FeatureMap("extra2", 10, 512, 99 / 300, (2, 3), step=32),
@@ -106,6 +110,72 @@ def ssd_config(base, image_size):
 def priors_per_location(feature_map):
     """1 (scale s_k) + 1 (scale sqrt(s_k s_k+1)) + 2 per extra aspect ratio: 4 or 6."""
     return 2 + 2 * len(feature_map.aspect_ratios)
+
+
+def prior_spec(config):
+    """The priors of a config as plain data, the form a checkpoint's ``config["priors"]`` takes.
+
+    :param config: an ``SSDConfig``
+    :return: {"scales": [s_1, ..., s_m, s_m+1] (fractions of the image side), "steps": [pixels between prior
+        centres, or None for image_size / map size; one per map], "aspect_ratios": [[2], [2, 3], ...]}
+    """
+    return {"scales": [fmap.scale for fmap in config.feature_maps] + [config.last_scale],
+            "steps": [fmap.step for fmap in config.feature_maps],
+            "aspect_ratios": [list(fmap.aspect_ratios) for fmap in config.feature_maps],
+            "clip_centres": config.clip_centres}
+
+
+def config_with_priors(config, priors):
+    """A config whose priors are those of ``priors`` (a checkpoint's ``config["priors"]``), layers unchanged.
+
+    Published detectors were trained with priors of their own (torchvision's and NVIDIA's COCO SSD300s:
+    scales 0.07, 0.15, 0.33, ..., 1.05 and centres every 8, 16, 32, 64, 100, 300 pixels); a network must
+    decode its offsets against exactly the priors it was trained with.
+
+    :param config: an ``SSDConfig`` (which layers, how many priors per location)
+    :param priors: {"scales": m + 1 floats, "steps": m numbers or None (optional: the config's), "aspect_ratios":
+        m lists (optional; must be the config's, since they fix the prediction layers' shapes), "clip_centres":
+        bool (optional: the config's)}
+    :return: the ``SSDConfig`` with those scales and steps
+    :raises ValueError: for a spec that does not fit the config
+    """
+    n_maps = len(config.feature_maps)
+    if not isinstance(priors, dict) or "scales" not in priors:
+        raise ValueError(f"priors: expected a dict with 'scales' (and 'steps'), got {priors!r}")
+    scales = [float(scale) for scale in priors["scales"]]
+    steps = priors.get("steps", [fmap.step for fmap in config.feature_maps])
+    if len(scales) != n_maps + 1 or len(steps) != n_maps:
+        raise ValueError(f"priors: this network has {n_maps} prediction maps: it needs {n_maps + 1} scales and "
+                         f"{n_maps} steps, got {len(scales)} and {len(steps)}")
+    ratios = priors.get("aspect_ratios")
+    if ratios is not None and [list(r) for r in ratios] != [list(f.aspect_ratios) for f in config.feature_maps]:
+        raise ValueError(f"priors: aspect ratios {ratios} do not fit this network's prediction layers "
+                         f"({[list(f.aspect_ratios) for f in config.feature_maps]})")
+    feature_maps = tuple(fmap._replace(scale=scale, step=None if step is None else float(step))
+                         for fmap, scale, step in zip(config.feature_maps, scales, steps))
+    return config._replace(feature_maps=feature_maps, last_scale=scales[-1],
+                           clip_centres=bool(priors.get("clip_centres", config.clip_centres)))
+
+
+def check_preprocess_config(preprocess):
+    """Check a checkpoint's ``config["preprocess"]``: how its network wants images prepared.
+
+    :param preprocess: None (this repository's: ImageNet mean/std of [0, 1] RGB, antialiased resizing) or
+        {"mean": 3 floats, "std": 3 floats, "antialias": bool}, applied to [0, 1] RGB as (x - mean) / std
+    :return: the same, as a plain dict of lists (or None)
+    :raises ValueError: for anything else
+    """
+    if preprocess is None:
+        return None
+    try:
+        checked = {"mean": [float(v) for v in preprocess["mean"]], "std": [float(v) for v in preprocess["std"]],
+                   "antialias": bool(preprocess.get("antialias", True))}
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise ValueError(f"preprocess: expected {{'mean': [3 floats], 'std': [3 floats], 'antialias': bool}}, "
+                         f"got {preprocess!r}") from None
+    if len(checked["mean"]) != 3 or len(checked["std"]) != 3 or min(checked["std"]) <= 0:
+        raise ValueError(f"preprocess: mean and std need 3 values each, std positive; got {preprocess!r}")
+    return checked
 
 
 # The paper's evaluation settings (its Sec. 3 and the test parameters of Caffe's ssd_pascal.py): a detection
@@ -448,8 +518,9 @@ def create_prior_boxes(config=SSD300_VGG16):
     a ``step`` in the config: ((j + 0.5) step, (i + 0.5) step) / image_size). Their sizes, in this
     order: scale s (ratio 1), the extra scale sqrt(s * s_next) (ratio 1), then for each extra ratio r
     the pair (s sqrt(r), s / sqrt(r)) and (s / sqrt(r), s sqrt(r)). This is torchvision's
-    ``DefaultBoxGenerator`` order. Widths and heights are capped at 1 (the centres are never moved:
-    clipping the priors themselves costs mAP, see the pitfalls).
+    ``DefaultBoxGenerator`` order. Widths and heights are capped at 1 (the centres are not moved:
+    clipping the priors themselves costs mAP, see the pitfalls; only a config with ``clip_centres``, NVIDIA's,
+    clamps its centres to [0, 1] as its default boxes were made).
 
     :param config: an ``SSDConfig`` (default SSD300 with VGG16)
     :return: priors, a tensor of size (n_priors, 4) ((8732, 4) for SSD300), location-major, row by
@@ -473,6 +544,8 @@ def create_prior_boxes(config=SSD300_VGG16):
 
     priors = torch.cat(priors, dim=0)
     priors[:, 2:] = priors[:, 2:].clamp(max=1.0)
+    if config.clip_centres:
+        priors[:, :2] = priors[:, :2].clamp(0.0, 1.0)
     return priors.float()
 
 
@@ -524,16 +597,21 @@ class SSD(nn.Module):
     Use ``SSD300`` or ``SSD512`` (or ``build_ssd``); this class holds what they share.
     """
 
-    def __init__(self, n_classes, base="vgg16", image_size=300, pretrained_base=False):
+    def __init__(self, n_classes, base="vgg16", image_size=300, pretrained_base=False, priors=None):
         """
         :param n_classes: number of classes, background included (21 for Pascal VOC)
         :param base: "vgg16" (the paper) or "resnet50" (NVIDIA's SSD300 v1.1, 300x300 only)
         :param image_size: input side, 300 or 512 (512: VGG16 only)
         :param pretrained_base: load torchvision's ImageNet weights into the base (downloaded on
             first use)
+        :param priors: None for the variant's own priors, or a prior spec (``config_with_priors``) such as
+            the one a converted COCO checkpoint names
         """
         super().__init__()
         self.config = ssd_config(base, image_size)
+        # How images must be prepared for this network (``check_preprocess_config``); None: ImageNet
+        # mean/std and antialiased resizing, as train.py does. A converted checkpoint sets it.
+        self.preprocess_config = None
         self.n_classes, self.base_name, self.image_size = n_classes, base, image_size
         if base == "vgg16":
             self.base = VGGBase()
@@ -550,9 +628,38 @@ class SSD(nn.Module):
         # A buffer: it follows .to(device) and is saved in the state_dict, so a checkpoint carries
         # the exact priors the network was trained with.
         self.register_buffer("priors_cxcy", create_prior_boxes(self.config))
+        self.priors_spec = None  # None: the variant's own priors (see use_priors)
+        if priors is not None:
+            self.use_priors(priors)
 
         if pretrained_base:
             self.base.load_pretrained_layers()
+
+    def train(self, mode=True):
+        """Switch training mode on or off, keeping the batch norms of frozen layers in eval mode.
+
+        A frozen stage (``train.py --freeze-base``, ``trainable_backbone_layers``) must not move its batch-norm
+        statistics either (torchvision freezes a pretrained ResNet's batch norms altogether); VGG16 has none.
+
+        :param mode: True for training mode
+        :return: self
+        """
+        super().train(mode)
+        for module in self.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                if not any(parameter.requires_grad for parameter in module.parameters()):
+                    module.eval()
+        return self
+
+    def use_priors(self, priors):
+        """Replace the priors (``priors_cxcy`` and ``config``) by those of a prior spec, in place.
+
+        :param priors: a spec as ``config_with_priors`` takes it (a checkpoint's ``config["priors"]``)
+        :raises ValueError: when it does not fit this network
+        """
+        self.config = config_with_priors(ssd_config(self.base_name, self.image_size), priors)
+        self.priors_spec = prior_spec(self.config)
+        self.priors_cxcy = create_prior_boxes(self.config).to(self.priors_cxcy.device)
 
     def forward(self, images):
         """Predict box offsets and class scores for all priors.
@@ -685,39 +792,45 @@ class SSD(nn.Module):
 class SSD300(SSD):
     """SSD300: 300x300 input, 8732 priors, with the paper's VGG16 base or NVIDIA's ResNet-50 one."""
 
-    def __init__(self, n_classes, base="vgg16", pretrained_base=False):
+    def __init__(self, n_classes, base="vgg16", pretrained_base=False, priors=None):
         """
         :param n_classes: number of classes, background included (21 for Pascal VOC)
         :param base: "vgg16" or "resnet50"
         :param pretrained_base: load torchvision's ImageNet weights into the base
+        :param priors: None (the variant's priors) or a prior spec (see ``config_with_priors``)
         """
-        super().__init__(n_classes, base=base, image_size=300, pretrained_base=pretrained_base)
+        super().__init__(n_classes, base=base, image_size=300, pretrained_base=pretrained_base, priors=priors)
 
 
 class SSD512(SSD):
     """SSD512: 512x512 input, VGG16 base, seven prediction maps and 24,564 priors (the paper's SSD512)."""
 
-    def __init__(self, n_classes, pretrained_base=False):
+    def __init__(self, n_classes, pretrained_base=False, priors=None):
         """
         :param n_classes: number of classes, background included (21 for Pascal VOC)
         :param pretrained_base: load torchvision's ImageNet VGG16 into the base
+        :param priors: None (the paper's SSD512 priors) or a prior spec (see ``config_with_priors``)
         """
-        super().__init__(n_classes, base="vgg16", image_size=512, pretrained_base=pretrained_base)
+        super().__init__(n_classes, base="vgg16", image_size=512, pretrained_base=pretrained_base, priors=priors)
 
 
-def build_ssd(n_classes, base="vgg16", image_size=300, pretrained_base=False):
+def build_ssd(n_classes, base="vgg16", image_size=300, pretrained_base=False, priors=None):
     """The SSD for a base and an input size: ``SSD300(n_classes, base)`` or ``SSD512(n_classes)``.
 
     :param n_classes: number of classes, background included
     :param base: "vgg16" or "resnet50"
     :param image_size: 300 or 512
     :param pretrained_base: load torchvision's ImageNet weights into the base
+    :param priors: None (the variant's priors) or a prior spec (see ``config_with_priors``)
     :return: the model (train mode, on the CPU)
+    :raises ValueError: for an unknown variant or priors that do not fit it
     """
-    ssd_config(base, image_size)  # an error naming the choices, before any layer is built
+    config = ssd_config(base, image_size)  # errors naming the choices, before any layer is built
+    if priors is not None:
+        config_with_priors(config, priors)
     if image_size == 512:
-        return SSD512(n_classes, pretrained_base=pretrained_base)
-    return SSD300(n_classes, base=base, pretrained_base=pretrained_base)
+        return SSD512(n_classes, pretrained_base=pretrained_base, priors=priors)
+    return SSD300(n_classes, base=base, pretrained_base=pretrained_base, priors=priors)
 
 
 def torchvision_ssd_to_ssd300_state_dict(tv_state_dict):
@@ -755,10 +868,17 @@ def network_config(model, label_map):
 
     :param model: an ``SSD``
     :param label_map: {class name: label} it was trained with
-    :return: {"n_classes", "label_map", "base", "image_size"}, plain Python
+    :return: {"n_classes", "label_map", "base", "image_size"}, plain Python, plus "priors" (``prior_spec``) and
+        "preprocess" (``check_preprocess_config``) when the network has its own (a converted COCO detector, or
+        one fine-tuned from it)
     """
-    return {"n_classes": model.n_classes, "label_map": dict(label_map), "base": model.base_name,
-            "image_size": model.image_size}
+    config = {"n_classes": model.n_classes, "label_map": dict(label_map), "base": model.base_name,
+              "image_size": model.image_size}
+    if getattr(model, "priors_spec", None) is not None:
+        config["priors"] = model.priors_spec
+    if getattr(model, "preprocess_config", None) is not None:
+        config["preprocess"] = dict(model.preprocess_config)
+    return config
 
 
 def configured_network(config):
@@ -770,6 +890,20 @@ def configured_network(config):
     return config.get("base", "vgg16"), config.get("image_size", 300)
 
 
+def apply_checkpoint_config(model, config):
+    """Give a network the priors and the preprocessing a checkpoint's config names (none: its own, ImageNet's).
+
+    :param model: an ``SSD`` of the config's base and input size
+    :param config: a checkpoint's ``"config"``
+    :return: the model, with ``priors_cxcy`` / ``priors_spec`` and ``preprocess_config`` set
+    :raises ValueError: for priors or preprocessing that do not fit
+    """
+    if config.get("priors") is not None:
+        model.use_priors(config["priors"])
+    model.preprocess_config = check_preprocess_config(config.get("preprocess"))
+    return model
+
+
 def load_model_from_checkpoint(path, device="cpu"):
     """Rebuild a trained SSD from a checkpoint written by ``train.py``.
 
@@ -777,7 +911,8 @@ def load_model_from_checkpoint(path, device="cpu"):
         names the base and the input size, vgg16 and 300 when it does not)
     :param device: where to put the model
     :return: the model (``SSD300`` or ``SSD512``) in eval mode on ``device``, and the label map
-        (class name -> label)
+        (class name -> label). The config's "priors" (if any) are the model's priors, its "preprocess" (if any)
+        becomes ``model.preprocess_config``: pass it to ``utils.preprocess_settings`` to prepare images
     """
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
@@ -788,7 +923,7 @@ def load_model_from_checkpoint(path, device="cpu"):
     config = checkpoint["config"]
     base, image_size = configured_network(config)
     try:
-        model = build_ssd(config["n_classes"], base=base, image_size=image_size)
+        model = apply_checkpoint_config(build_ssd(config["n_classes"], base=base, image_size=image_size), config)
     except ValueError as error:
         raise ValueError(f"{path}: {error}") from None
     model.load_state_dict(checkpoint["model"])

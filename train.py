@@ -132,6 +132,15 @@ def parse_args(argv=None):
                               "batch norm in the extra layers, no weight decay on batch norm and biases)")
     network.add_argument("--image-size", type=int, choices=(300, 512), default=300,
                          help="input side: 300 (SSD300) or 512 (SSD512, VGG16 only: 24,564 priors)")
+    network.add_argument("--init-from", default=None, metavar="CHECKPOINT",
+                         help="fine-tune: start a new run (iteration 0, new optimizer) from another checkpoint's "
+                              "weights and priors, e.g. convert_weights.py's COCO ones; class-head rows are copied "
+                              "for the classes both label maps have (airplane = aeroplane, ...), new classes start "
+                              "fresh")
+    network.add_argument("--freeze-base", type=int, default=0, metavar="N",
+                         help="freeze the first N of the base's 5 stages (VGG16: its conv1..conv5 blocks, conv6/conv7 "
+                              "stay trainable; ResNet-50: conv1, layer1, layer2, layer3, -), e.g. when fine-tuning "
+                              "on little data")
 
     run = parser.add_argument_group("run")
     run.add_argument("--device", default=None,
@@ -166,6 +175,10 @@ def parse_args(argv=None):
         parser.error(f"--max-images must be at least 1, got {args.max_images}")
     if args.base == "resnet50" and args.image_size != 300:
         parser.error("--base resnet50 is defined for --image-size 300 only (NVIDIA's SSD300)")
+    if not 0 <= args.freeze_base <= 5:
+        parser.error(f"--freeze-base must be between 0 and 5, got {args.freeze_base}")
+    if args.init_from:
+        args.no_pretrained = True  # every weight of the base comes from the checkpoint: no ImageNet download
     if args.bias_lr_mult is None:
         args.bias_lr_mult = 2.0 if args.base == "vgg16" else 1.0
     return args
@@ -278,15 +291,17 @@ def build_model(args, n_classes, device):
     return model.train()
 
 
-def make_train_dataset(args):
+def make_train_dataset(args, preprocess=None):
     """The training set as the arguments ask: difficult objects kept, optionally un-augmented or truncated.
 
+    :param preprocess: the model's ``preprocess_config`` (None: ImageNet mean/std; --init-from a converted COCO
+        checkpoint may name another)
     :return: a Dataset of ``(image (3, 300, 300), boxes (n, 4) fractional, labels (n,), difficulties (n,))``
     """
     from datasets import PascalVOCDataset
 
     dataset = PascalVOCDataset(args.data_folder, "TRAIN", keep_difficult=not args.skip_difficult,
-                               augment=not args.no_augment, image_size=args.image_size)
+                               augment=not args.no_augment, image_size=args.image_size, preprocess=preprocess)
     if args.max_images is not None:
         dataset = Subset(dataset, range(min(args.max_images, len(dataset))))
     if len(dataset) == 0:
@@ -319,6 +334,17 @@ def prepare_training(args, dist_info):
 
     label_map = load_label_map(args.data_folder)
     model = build_model(args, len(label_map), device)
+    if args.init_from and not args.resume:  # a resumed run continues from its own weights
+        from convert_weights import init_from_checkpoint
+
+        try:
+            init_from_checkpoint(model, args.init_from, label_map, log=print if dist_info.is_main else None)
+        except ValueError as error:
+            raise TrainingSetupError(str(error)) from None
+    if args.freeze_base:
+        from detector import freeze_backbone_stages
+
+        freeze_backbone_stages(model, 5 - args.freeze_base)  # before the optimizer: frozen weights are left out
     optimizer = make_optimizer(args.optimizer, make_param_groups(model, args.weight_decay, args.bias_lr_mult),
                                args.lr, args.momentum)
     amp_dtype = torch.bfloat16 if args.amp_dtype == "bf16" else torch.float16
@@ -332,7 +358,7 @@ def prepare_training(args, dist_info):
         if dist_info.is_main:
             print(f"Resumed from {last_checkpoint} at iteration {start_iteration}.", flush=True)
 
-    dataset = make_train_dataset(args)
+    dataset = make_train_dataset(args, model.preprocess_config)
     batches = iter(make_train_loader(dataset, args, dist_info, start_iteration)[0])
     if rng_state is not None:
         # After the loader's iterator is made, so that nothing else draws from the restored generators.
@@ -493,7 +519,8 @@ def evaluate_map(model, args, label_map, device):
     from datasets import PascalVOCDataset, collate_fn
     from eval import evaluate
 
-    test_set = PascalVOCDataset(args.data_folder, "TEST", keep_difficult=True, image_size=args.image_size)
+    test_set = PascalVOCDataset(args.data_folder, "TEST", keep_difficult=True, image_size=args.image_size,
+                                preprocess=model.preprocess_config)
     loader = DataLoader(test_set, batch_size=args.eval_batch_size, shuffle=False, collate_fn=collate_fn,
                         num_workers=args.workers, pin_memory=device.type == "cuda")
     model.eval()
@@ -568,7 +595,7 @@ def load_resume_state(path, model, optimizer, scaler, label_map):
     :return: (iteration the checkpoint was written after, its RNG states dict or None)
     """
     # On the CPU first: the RNG states must stay CPU tensors; load_state_dict moves the rest where it belongs.
-    from model import configured_network
+    from model import apply_checkpoint_config, configured_network
 
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     config = checkpoint.get("config", {})
@@ -580,6 +607,7 @@ def load_resume_state(path, model, optimizer, scaler, label_map):
     if saved_map is not None and dict(saved_map) != dict(label_map):
         raise TrainingSetupError(f"{path}: checkpoint was trained with labels {sorted(saved_map, key=saved_map.get)}, "
                          f"but the data folder has {sorted(label_map, key=label_map.get)}")
+    apply_checkpoint_config(model, config)  # a run fine-tuned from converted weights keeps their priors and input
     model.load_state_dict(checkpoint["model"])
     optimizer.load_state_dict(checkpoint["optimizer"])
     if checkpoint.get("scaler"):

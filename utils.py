@@ -481,7 +481,7 @@ def horizontal_flip(image, boxes):
     return TF.horizontal_flip(image), flipped_boxes
 
 
-def resize(image, boxes, size=SSD_INPUT_SIZE):
+def resize(image, boxes, size=SSD_INPUT_SIZE, antialias=True):
     """Resize the image to SSD's square input and turn its boxes into fractions of the image.
 
     Fractional boxes are what the priors are defined in, so the network never sees pixel sizes.
@@ -489,20 +489,38 @@ def resize(image, boxes, size=SSD_INPUT_SIZE):
     :param image: a uint8 image tensor of size (3, H, W)
     :param boxes: boxes in pixel boundary coordinates, a tensor of size (n_objects, 4)
     :param size: side of the output (300 for SSD300, 512 for SSD512)
+    :param antialias: low-pass filter before shrinking (this repository's training does; torchvision's COCO
+        SSD300 was trained without, so its converted checkpoint asks for False)
     :return: the resized image (3, size, size) and the boxes as fractions in [0, 1], size (n_objects, 4)
     """
     _, height, width = image.shape
     fractional_boxes = boxes / torch.tensor([width, height, width, height], dtype=boxes.dtype)
-    return TF.resize(image, [size, size], antialias=True), fractional_boxes
+    return TF.resize(image, [size, size], antialias=antialias), fractional_boxes
 
 
-def normalize(image):
-    """Scale a uint8 image to [0, 1] and normalize it with the ImageNet mean and standard deviation.
+def normalize(image, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+    """Scale a uint8 image to [0, 1] and normalize it with a mean and standard deviation (ImageNet's by default).
 
     :param image: a uint8 image tensor of size (3, H, W)
-    :return: a float tensor of size (3, H, W)
+    :param mean: per-channel mean, on the [0, 1] scale
+    :param std: per-channel standard deviation, on the [0, 1] scale (1/255: 0-255 values minus the mean, as
+        torchvision's COCO SSD300 wants)
+    :return: a float tensor of size (3, H, W), (image / 255 - mean) / std
     """
-    return TF.normalize(TF.to_dtype(image, torch.float32, scale=True), IMAGENET_MEAN, IMAGENET_STD)
+    return TF.normalize(TF.to_dtype(image, torch.float32, scale=True), list(mean), list(std))
+
+
+def preprocess_settings(preprocess_config=None):
+    """The keyword arguments of ``preprocess`` / ``transform`` for a network's ``preprocess_config``.
+
+    :param preprocess_config: ``model.preprocess_config`` (a checkpoint's ``config["preprocess"]``): None for
+        this repository's own networks, {"mean", "std", "antialias"} for converted ones
+    :return: {"mean": 3 floats, "std": 3 floats, "antialias": bool}
+    """
+    if preprocess_config is None:
+        return {"mean": IMAGENET_MEAN, "std": IMAGENET_STD, "antialias": True}
+    return {"mean": tuple(preprocess_config["mean"]), "std": tuple(preprocess_config["std"]),
+            "antialias": bool(preprocess_config.get("antialias", True))}
 
 
 def _to_rgb_pil(image):
@@ -512,18 +530,22 @@ def _to_rgb_pil(image):
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
-def preprocess(image, size=SSD_INPUT_SIZE):
+def preprocess(image, size=SSD_INPUT_SIZE, mean=IMAGENET_MEAN, std=IMAGENET_STD, antialias=True):
     """The TEST path without boxes, for inference: resize to size x size and normalize.
 
     :param image: a PIL image
     :param size: the model's input side (``model.image_size``)
-    :return: a float tensor of size (3, size, size), ImageNet-normalized
+    :param mean: normalization mean (``preprocess_settings(model.preprocess_config)`` gives the model's)
+    :param std: normalization standard deviation
+    :param antialias: low-pass filter before shrinking
+    :return: a float tensor of size (3, size, size), normalized (ImageNet's mean/std by default)
     """
-    image, _ = resize(TF.pil_to_tensor(_to_rgb_pil(image)), torch.zeros(0, 4), size)
-    return normalize(image)
+    image, _ = resize(TF.pil_to_tensor(_to_rgb_pil(image)), torch.zeros(0, 4), size, antialias=antialias)
+    return normalize(image, mean, std)
 
 
-def transform(image, boxes, labels, difficulties, split, size=SSD_INPUT_SIZE):
+def transform(image, boxes, labels, difficulties, split, size=SSD_INPUT_SIZE, mean=IMAGENET_MEAN,
+              std=IMAGENET_STD, antialias=True):
     """Apply the paper's augmentations (TRAIN) or just the resizing (TEST) to an image and its objects.
 
     TRAIN is the Caffe SSD chain: photometric distortions -> zoom out (p=0.5, up to 4x) -> random IoU
@@ -536,6 +558,10 @@ def transform(image, boxes, labels, difficulties, split, size=SSD_INPUT_SIZE):
     :param difficulties: difficulties of the objects (0/1), a tensor of size (n_objects)
     :param split: "TRAIN" or "TEST"
     :param size: the model's input side (``model.image_size``: 300, or 512 for SSD512)
+    :param mean: normalization mean (ImageNet's; a converted checkpoint may name another, see
+        ``preprocess_settings``)
+    :param std: normalization standard deviation
+    :param antialias: low-pass filter before the final resize
     :return: image (3, size, size) float normalized, boxes (n_kept, 4) as fractions of the image,
         labels (n_kept), difficulties (n_kept)
     """
@@ -557,8 +583,8 @@ def transform(image, boxes, labels, difficulties, split, size=SSD_INPUT_SIZE):
     else:
         image = TF.pil_to_tensor(image)
 
-    image, boxes = resize(image, boxes, size)
-    return normalize(image), boxes, labels, difficulties
+    image, boxes = resize(image, boxes, size, antialias=antialias)
+    return normalize(image, mean, std), boxes, labels, difficulties
 
 
 

@@ -63,6 +63,9 @@ def test_network_export_equals_pytorch_with_another_batch_size(checkpoint, image
         torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
     metadata = session.get_modelmeta().custom_metadata_map
     assert json.loads(metadata["label_map"]) == LABEL_MAP and metadata["image_size"] == "300"
+    # A checkpoint without its own preprocessing: ImageNet's, antialiased, as utils.preprocess's defaults.
+    assert json.loads(metadata["preprocess"]) == {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
+                                                  "antialias": True}
 
 
 def test_postprocess_export_equals_pytorch(checkpoint, network, image_and_outputs, tmp_path):

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-SCRIPTS = ("create_data_lists", "train", "eval", "detect", "export")
+SCRIPTS = ("create_data_lists", "train", "eval", "detect", "export", "convert_weights")
 
 
 def readme_commands():
