@@ -29,10 +29,10 @@ import sys
 
 import numpy as np
 import torch
-from PIL import Image
 from tqdm import tqdm
 
 from coco_eval import coco_average_precision
+from datasets import image_size
 from utils import average_precision, average_precisions_from_curves, precision_recall_curves, write_atomically
 
 METRICS = ("voc", "coco", "all")
@@ -76,20 +76,14 @@ def collect_detections(model, data_loader, device, min_score=0.01, max_overlap=0
 
 
 def read_image_sizes(image_paths):
-    """The (width, height) of each image, read from the file headers only (no decoding).
+    """The upright (EXIF-applied) (width, height) of each image, as datasets.load_image gives it, read from the
+    file headers (datasets.image_size).
 
     :param image_paths: list of image file paths
     :return: list of (width, height) pairs, in pixels
-    :raises OSError: naming the file, when one cannot be read
+    :raises datasets.UnreadableImageError: (a ValueError) naming the file, when one cannot be read
     """
-    sizes = []
-    for path in image_paths:
-        try:
-            with Image.open(path) as image:
-                sizes.append(image.size)
-        except (OSError, ValueError) as error:
-            raise OSError(f"{path}: cannot read image ({error})") from None
-    return sizes
+    return [image_size(path) for path in image_paths]
 
 
 def _check_metric(metric):
