@@ -3,6 +3,7 @@ datasets.PascalVOCDataset reads.
 
     python create_data_lists.py --voc07 PATH/VOC2007 --voc12 PATH/VOC2012 --output data/voc
     python create_data_lists.py --voc07 PATH/MyData --classes cat,dog --output data/mine
+    python create_data_lists.py --annotations PATH/labels --images PATH/photos --test-fraction 0.2 --output data/mine
     python create_data_lists.py --coco-json PATH/annotations/instances_train2017.json --coco-images PATH/train2017 \
         --coco-test-json PATH/annotations/instances_val2017.json --coco-test-images PATH/val2017 --output data/coco
     python create_data_lists.py --toy data/toy        # a small synthetic data set (toy_data.py), and its lists
@@ -11,6 +12,13 @@ datasets.PascalVOCDataset reads.
 As in the paper, TRAIN = VOC2007 trainval + VOC2012 trainval and TEST = VOC2007 test (the image IDs come
 from ImageSets/Main/{trainval,test}.txt; VOC2012's test set is not public, so only its trainval is read).
 A custom VOC-format folder is passed the same way, as --voc07 (train and test) or --voc12 (train only).
+Folders of XML files and images without ImageSets (labelImg, Roboflow's VOC export) are passed as --annotations
+and --images: every XML file is read, and a seeded, deterministic draw of --test-fraction of them is the TEST
+split (or --test-annotations / --test-images give one).
+
+The image of annotation ID is ID.<ext> (jpg, jpeg, png, bmp, tif, webp, ... in any letter case) in JPEGImages/
+(or --images), as the VOC devkit reads it; <filename> is only the fallback. Its upright size (EXIF orientation
+applied, as datasets.load_image reads it) must be the annotation's <size> (COCO: width / height).
 
 COCO: --coco-json / --coco-images give the TRAIN split (an instances_*.json file and the folder its file_names
 are in), --coco-test-json / --coco-test-images the TEST split; either pair alone is enough. COCO's category
@@ -18,19 +26,19 @@ ids (1..90 with gaps) become labels 1..K in increasing id order, named from the 
 [x1, y1, x2, y2]; crowd regions (iscrowd 1) become difficult objects, which the evaluation ignores; images
 without annotations are kept, with no objects.
 
-Written to the output folder: TRAIN_images.json and TEST_images.json (lists of image paths),
-TRAIN_objects.json and TEST_objects.json (per image, {"boxes": [[x1, y1, x2, y2], ...] in pixels,
-"labels": [...], "difficulties": [...]}), and label_map.json ({"background": 0, class: label, ...}),
-the label map that training and evaluation use.
+Written to the output folder: TRAIN_images.json and TEST_images.json (lists of image paths, relative to the
+output folder, so that the project can move), TRAIN_objects.json and TEST_objects.json (per image, {"boxes":
+[[x1, y1, x2, y2], ...] in pixels, "labels": [...], "difficulties": [...]}), and label_map.json ({"background": 0,
+class: label, ...}), the label map that training and evaluation use.
 
 Coordinates: VOC annotations number pixels from 1 and include the last pixel, so a box covering pixels
 xmin..xmax (1-based) spans [xmin - 1, xmax] in the continuous, 0-based coordinates written here.
 
-Problems (a class outside the label map, a degenerate box, a missing or unreadable image, a malformed
-or missing XML file; in a COCO file, an annotation of an unknown image or category) are reported one line each,
-naming the file; the run then fails unless --skip-bad is given, in which case the bad objects / images are left
-out and counted. A COCO file that is missing, not JSON or without its images / annotations / categories lists
-stops the run at once.
+Problems (a class outside the label map or named "background", a degenerate box, a missing or unreadable image,
+an image of another size than annotated, a malformed or missing XML file; in a COCO file, an annotation of an
+unknown image or category) are reported one line each, naming the file; the run then fails unless --skip-bad is
+given, in which case the bad objects / images are left out and counted. A COCO file that is missing, not JSON
+or without its images / annotations / categories lists stops the run at once.
 """
 
 import argparse
@@ -955,6 +963,17 @@ def parse_args(argv=None):
     coco.add_argument("--coco-test-json", metavar="FILE",
                       help="COCO instances file of the TEST split, e.g. annotations/instances_val2017.json")
     coco.add_argument("--coco-test-images", metavar="DIR", help="the image folder of --coco-test-json, e.g. val2017")
+    folders = parser.add_argument_group("folders of XML files and images, without ImageSets (labelImg, Roboflow, "
+                                        "CVAT exports)")
+    folders.add_argument("--annotations", metavar="DIR", help="folder of VOC XML files; each is ID.xml")
+    folders.add_argument("--images", metavar="DIR",
+                         help="folder of their images, ID.jpg / .png / ... (default: the --annotations folder)")
+    folders.add_argument("--test-fraction", type=float, default=None,
+                         help=f"fraction of --annotations drawn for TEST, seeded by --seed (default "
+                              f"{DEFAULT_TEST_FRACTION}; 0 with --test-annotations)")
+    folders.add_argument("--test-annotations", metavar="DIR",
+                         help="folder of XML files of a TEST split the data set already has (Roboflow's valid/)")
+    folders.add_argument("--test-images", metavar="DIR", help="their images (default: the --test-annotations folder)")
     parser.add_argument("--output", default="data", help="folder for the JSON lists (default: data)")
     parser.add_argument("--classes", default=None,
                         help="comma-separated class names, or 'voc'; by default the 20 VOC classes if every "
@@ -967,18 +986,27 @@ def parse_args(argv=None):
                         help="write the synthetic data set in the COCO format to DIR/ToyCOCO and its lists to DIR")
     parser.add_argument("--toy-train", type=int, default=64, help="toy trainval images (default 64)")
     parser.add_argument("--toy-test", type=int, default=16, help="toy test images (default 16)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the toy data set")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the toy data set, and of the --annotations TRAIN/TEST draw (default 0)")
     args = parser.parse_args(argv)
     for json_option, folder_option in (("coco_json", "coco_images"), ("coco_test_json", "coco_test_images")):
         if (getattr(args, json_option) is None) != (getattr(args, folder_option) is None):
             parser.error(f"--{json_option.replace('_', '-')} and --{folder_option.replace('_', '-')} go together")
     sources = [name for name, given in (("--toy", args.toy), ("--toy-coco", args.toy_coco),
                                         ("--voc07 / --voc12", args.voc07 or args.voc12),
+                                        ("--annotations", args.annotations),
                                         ("--coco-json / --coco-test-json", args.coco_json or args.coco_test_json))
                if given]
     if len(sources) != 1:
-        parser.error("give one source of data: --voc07 and/or --voc12, --coco-json and/or --coco-test-json, "
-                     "--toy DIR or --toy-coco DIR" + (f" (not {' and '.join(sources)})" if sources else ""))
+        parser.error("give one source of data: --voc07 and/or --voc12, --annotations DIR, --coco-json and/or "
+                     "--coco-test-json, --toy DIR or --toy-coco DIR"
+                     + (f" (not {' and '.join(sources)})" if sources else ""))
+    folder_options = [option for option in ("images", "test_fraction", "test_annotations", "test_images")
+                      if getattr(args, option) is not None]
+    if folder_options and not args.annotations:
+        parser.error(f"--{folder_options[0].replace('_', '-')} goes with --annotations DIR")
+    if args.test_images and not args.test_annotations:
+        parser.error("--test-images goes with --test-annotations DIR")
     if args.classes is not None and (args.toy_coco or args.coco_json or args.coco_test_json):
         parser.error("--classes is for VOC folders; a COCO file's categories make the label map")
     return args
@@ -999,6 +1027,10 @@ def main(argv=None):
         elif args.coco_json or args.coco_test_json:
             create_coco_data_lists(args.coco_json, args.coco_images, args.coco_test_json, args.coco_test_images,
                                    output, skip_bad=args.skip_bad)
+        elif args.annotations:
+            create_folder_data_lists(args.annotations, args.images, output, args.test_fraction, args.seed,
+                                     args.test_annotations, args.test_images, classes=classes,
+                                     skip_bad=args.skip_bad)
         else:
             create_data_lists(voc07, args.voc12, output, classes=classes, skip_bad=args.skip_bad)
     except DataListError as error:
