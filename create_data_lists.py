@@ -866,7 +866,8 @@ def read_coco_split(json_path, images_folder, problems):
     """Read one COCO-format annotation file and its image folder.
 
     Images without annotations are kept, with no objects, as the VOC path keeps them (COCO has about 1% of
-    them; they teach the background).
+    them; they count in the evaluation, while the paper's loss, mining negatives per positive of the same image,
+    takes nothing from them).
 
     :param json_path: a COCO instances file
     :param images_folder: the folder its "file_name"s are relative to
