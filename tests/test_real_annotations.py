@@ -499,3 +499,35 @@ def test_coco_ground_truth_has_the_info_key_pycocotools_2_0_10_reads(monkeypatch
     result = coco_average_precision(boxes, labels, [torch.tensor([0.9])], boxes, labels, difficulties, [(100, 100)],
                                     label_map={"background": 0, "a": 1})
     assert result["AP"] == pytest.approx(1.0)
+
+
+def test_loss_option_mines_negatives_on_images_without_objects():
+    """README 3.6: with the paper's loss (the default) an image without objects gets exactly zero gradient; with
+    MultiBoxLoss(negatives_per_empty_image=K) its K hardest negatives are learned as background."""
+    from model import create_prior_boxes
+    from utils import MultiBoxLoss
+
+    torch.manual_seed(0)
+    priors = create_prior_boxes()
+    boxes = [torch.tensor([[0.1, 0.1, 0.6, 0.7]]), torch.zeros(0, 4)]
+    labels = [torch.tensor([2]), torch.zeros(0, dtype=torch.long)]
+    locs = torch.randn(2, len(priors), 4)
+    scores = torch.randn(2, len(priors), 3)
+    gradients = {}
+    for k in (0, 10):
+        predicted = scores.clone().requires_grad_(True)
+        loss_fn = MultiBoxLoss(priors, negatives_per_empty_image=k)
+        loss_fn(locs, predicted, boxes, labels).backward()
+        gradients[k] = predicted.grad[1].abs().sum(dim=1)
+        if k:
+            true_classes, _, _ = loss_fn.match(boxes, labels)
+            n_positives = int((true_classes != 0).sum())
+            background_loss = torch.nn.functional.cross_entropy(scores[1], torch.zeros(len(priors), dtype=torch.long),
+                                                                reduction="none")
+            without = MultiBoxLoss(priors)(locs, scores, boxes, labels)
+            with_empty = loss_fn(locs, scores, boxes, labels)
+            torch.testing.assert_close(with_empty - without, background_loss.topk(k).values.sum() / n_positives)
+    assert gradients[0].sum() == 0
+    assert int((gradients[10] > 0).sum()) == 10
+    with pytest.raises(ValueError, match="negatives_per_empty_image"):
+        MultiBoxLoss(priors, negatives_per_empty_image=-1)
