@@ -531,3 +531,22 @@ def test_loss_option_mines_negatives_on_images_without_objects():
     assert int((gradients[10] > 0).sum()) == 10
     with pytest.raises(ValueError, match="negatives_per_empty_image"):
         MultiBoxLoss(priors, negatives_per_empty_image=-1)
+
+
+def test_eval_with_a_listed_image_gone_is_one_line(tmp_path, capsys, save_checkpoint):
+    """Lists copied to a machine without some images: eval.py stops before the model runs, in one line naming
+    the list, how many images are missing and the first (it died at the first batch with a traceback)."""
+    from model import SSD300
+
+    images, labels = labelimg_folders(tmp_path / "data", 3)
+    out = tmp_path / "lists"
+    quiet(cdl.create_folder_data_lists, labels, images, str(out), test_fraction=0.7, classes=["dog"])
+    test_images = datasets.read_image_list(str(out), "TEST")
+    for path in test_images:
+        os.remove(path)
+    checkpoint = save_checkpoint(tmp_path / "ckpt.pt", SSD300(n_classes=2), {"background": 0, "dog": 1})
+    assert eval_script.main(["--data-folder", str(out), "--checkpoint", checkpoint, "--device", "cpu",
+                             "--workers", "0", "--no-progress"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == (f"eval.py: error: {out / 'TEST_images.json'}: 2 of 2 listed images not found, the first "
+                   f"{test_images[0]} (moved? run create_data_lists.py again)")
