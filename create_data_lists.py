@@ -227,6 +227,9 @@ def _annotated_size(root, xml_path):
 def size_mismatch(annotated, actual, image_path):
     """The problem text when an annotation's image size differs from the image's upright size, else None.
 
+    The same rule as detectron2's data loading (EXIF orientation applied, then ``check_image_size``), which COCO
+    and VOC pass as they are.
+
     :param annotated: (width, height) the annotation gives
     :param actual: (width, height) of the image, EXIF orientation applied
     :param image_path: the image, named in the text
