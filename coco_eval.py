@@ -53,7 +53,7 @@ def build_coco_ground_truth(true_boxes, true_labels, true_difficulties, image_si
     :param true_difficulties: list of N tensors (m_i,), 1/True for difficult (crowd) objects
     :param image_sizes: list of N (width, height) pairs, each image's own size in pixels
     :param label_map: {class name: label} with "background": 0; the 20 VOC classes when None
-    :return: {"images": [{"id", "width", "height"}], "annotations": [{"id", "image_id", "category_id",
+    :return: {"info": {...}, "images": [{"id", "width", "height"}], "annotations": [{"id", "image_id", "category_id",
         "bbox" [x, y, w, h] pixels, "area", "iscrowd"}], "categories": [{"id", "name"}]}
     """
     if label_map is None:
@@ -72,7 +72,10 @@ def build_coco_ground_truth(true_boxes, true_labels, true_difficulties, image_si
                                 "bbox": box, "area": box[2] * box[3], "iscrowd": int(bool(difficult))})
     categories = [{"id": label, "name": name} for name, label in sorted(label_map.items(), key=lambda item: item[1])
                   if label != 0]
-    return {"images": images, "annotations": annotations, "categories": categories}
+    # "info": pycocotools 2.0.9 and 2.0.10 copy it in loadRes (KeyError: 'info' after the whole evaluation without
+    # it); 2.0.8 and 2.0.11 take its absence. An instances file has one, so the in-memory set gets one too.
+    info = {"description": "ground truth built by coco_eval.build_coco_ground_truth from a data folder's lists"}
+    return {"info": info, "images": images, "annotations": annotations, "categories": categories}
 
 
 def build_coco_detections(det_boxes, det_labels, det_scores, image_sizes,

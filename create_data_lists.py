@@ -3,6 +3,7 @@ datasets.PascalVOCDataset reads.
 
     python create_data_lists.py --voc07 PATH/VOC2007 --voc12 PATH/VOC2012 --output data/voc
     python create_data_lists.py --voc07 PATH/MyData --classes cat,dog --output data/mine
+    python create_data_lists.py --annotations PATH/labels --images PATH/photos --test-fraction 0.2 --output data/mine
     python create_data_lists.py --coco-json PATH/annotations/instances_train2017.json --coco-images PATH/train2017 \
         --coco-test-json PATH/annotations/instances_val2017.json --coco-test-images PATH/val2017 --output data/coco
     python create_data_lists.py --toy data/toy        # a small synthetic data set (toy_data.py), and its lists
@@ -11,6 +12,13 @@ datasets.PascalVOCDataset reads.
 As in the paper, TRAIN = VOC2007 trainval + VOC2012 trainval and TEST = VOC2007 test (the image IDs come
 from ImageSets/Main/{trainval,test}.txt; VOC2012's test set is not public, so only its trainval is read).
 A custom VOC-format folder is passed the same way, as --voc07 (train and test) or --voc12 (train only).
+Folders of XML files and images without ImageSets (labelImg, Roboflow's VOC export) are passed as --annotations
+and --images: every XML file is read, and a seeded, deterministic draw of --test-fraction of them is the TEST
+split (or --test-annotations / --test-images give one).
+
+The image of annotation ID is ID.<ext> (jpg, jpeg, png, bmp, tif, webp, ... in any letter case) in JPEGImages/
+(or --images), as the VOC devkit reads it; <filename> is only the fallback. Its upright size (EXIF orientation
+applied, as datasets.load_image reads it) must be the annotation's <size> (COCO: width / height).
 
 COCO: --coco-json / --coco-images give the TRAIN split (an instances_*.json file and the folder its file_names
 are in), --coco-test-json / --coco-test-images the TEST split; either pair alone is enough. COCO's category
@@ -18,30 +26,34 @@ ids (1..90 with gaps) become labels 1..K in increasing id order, named from the 
 [x1, y1, x2, y2]; crowd regions (iscrowd 1) become difficult objects, which the evaluation ignores; images
 without annotations are kept, with no objects.
 
-Written to the output folder: TRAIN_images.json and TEST_images.json (lists of image paths),
-TRAIN_objects.json and TEST_objects.json (per image, {"boxes": [[x1, y1, x2, y2], ...] in pixels,
-"labels": [...], "difficulties": [...]}), and label_map.json ({"background": 0, class: label, ...}),
-the label map that training and evaluation use.
+Written to the output folder: TRAIN_images.json and TEST_images.json (lists of image paths, relative to the
+output folder, so that the project can move), TRAIN_objects.json and TEST_objects.json (per image, {"boxes":
+[[x1, y1, x2, y2], ...] in pixels, "labels": [...], "difficulties": [...]}), and label_map.json ({"background": 0,
+class: label, ...}), the label map that training and evaluation use.
 
 Coordinates: VOC annotations number pixels from 1 and include the last pixel, so a box covering pixels
 xmin..xmax (1-based) spans [xmin - 1, xmax] in the continuous, 0-based coordinates written here.
 
-Problems (a class outside the label map, a degenerate box, a missing or unreadable image, a malformed
-or missing XML file; in a COCO file, an annotation of an unknown image or category) are reported one line each,
-naming the file; the run then fails unless --skip-bad is given, in which case the bad objects / images are left
-out and counted. A COCO file that is missing, not JSON or without its images / annotations / categories lists
-stops the run at once.
+Problems (a class outside the label map or named "background", a degenerate box, a missing or unreadable image,
+an image of another size than annotated, a malformed or missing XML file; in a COCO file, an annotation of an
+unknown image or category) are reported one line each, naming the file; the run then fails unless --skip-bad is
+given, in which case the bad objects / images are left out and counted. A COCO file that is missing, not JSON
+or without its images / annotations / categories lists stops the run at once.
 """
 
 import argparse
+import codecs
+import difflib
+import hashlib
 import json
 import os
+import re
 import sys
 import xml.etree.ElementTree as ET
 from collections import Counter
 
-from PIL import Image
-
+from datasets import IMAGE_EXTENSIONS, UnreadableImageError
+from datasets import image_size as upright_image_size
 from toy_data import make_toy_coco_dataset, make_toy_dataset
 from utils import VOC_LABELS, make_label_map, write_atomically
 
@@ -49,7 +61,9 @@ SPLITS = ("TRAIN", "TEST")
 # Which ImageSets/Main list of each year goes into which split.
 VOC07_SETS = (("trainval", "TRAIN"), ("test", "TEST"))
 VOC12_SETS = (("trainval", "TRAIN"),)
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+DEFAULT_TEST_FRACTION = 0.2  # --annotations without --test-annotations: a fifth of the images for TEST
+# A non-VOC name holding at most this fraction of the objects, the rest all VOC classes, is named in the summary.
+RARE_NAME_FRACTION = 0.01
 MAX_PRINTED_PROBLEMS = 50  # problem lines printed; the rest are only counted
 TRUE_WORDS = {"1", "true", "yes"}
 FALSE_WORDS = {"", "0", "false", "no"}
@@ -112,62 +126,160 @@ def _parse_flag(element, tag, xml_path):
         raise AnnotationProblem("malformed XML", xml_path, f"<{tag}> is {text!r}, expected 0 or 1") from None
 
 
-def find_image(voc_folder, image_id, filename):
-    """Locate the image of an annotation: JPEGImages/<filename> if the XML names one, else JPEGImages/<id>.jpg etc.
+def _listing(folder, cache):
+    """The image files of a folder by (stem, lower-case extension), listed once per folder and run.
 
-    :param voc_folder: the VOC-format folder
-    :param image_id: the ID from ImageSets/Main
+    :param folder: a folder of images
+    :param cache: a dict kept for the run, {folder: listing}
+    :return: {(stem, ".jpg"): file name, ...}, empty when the folder does not exist
+    """
+    if folder not in cache:
+        names = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+        cache[folder] = {}
+        for name in names:
+            stem, extension = os.path.splitext(name)
+            if extension.lower() in IMAGE_EXTENSIONS:
+                cache[folder].setdefault((stem, extension.lower()), name)
+    return cache[folder]
+
+
+def _base_name(filename):
+    """The file name of a <filename> / <path> as tools write it, Windows paths included ("C:\\data\\a.jpg")."""
+    return re.split(r"[\\/]", filename.strip())[-1]
+
+
+def find_image(image_folder, image_id, filename, cache=None):
+    """Locate the image of an annotation, as the VOC devkit and torchvision do: ``<image_folder>/<ID>.<ext>``.
+
+    The extension is any of IMAGE_EXTENSIONS in any letter case (jpg first, then jpeg, png, ...). The XML's
+    ``<filename>`` is only a fallback, for an ID that has no image of its own: annotation tools copy it from file
+    to file, so an ``img2.xml`` saying ``<filename>img1.jpg`` must not put img2's boxes on img1.
+
+    :param image_folder: the folder of the images (a VOC folder's JPEGImages/)
+    :param image_id: the ID (the XML file's name without .xml)
     :param filename: the <filename> of the XML (may be None)
-    :return: the path of the first candidate that exists, or None
+    :param cache: a dict kept for the run, so that each folder is listed once
+    :return: (path or None, disagrees): the image's path, and whether <filename> names another image than the ID's
     """
-    candidates = []
-    if filename:
-        candidates.append(os.path.join(voc_folder, "JPEGImages", os.path.basename(filename.strip())))
-    candidates += [os.path.join(voc_folder, "JPEGImages", image_id + ext) for ext in IMAGE_EXTENSIONS]
-    return next((path for path in candidates if os.path.isfile(path)), None)
+    listing = _listing(image_folder, {} if cache is None else cache)
+    named = _base_name(filename) if filename and filename.strip() else None
+    # "img2", "img2.jpg" or "IMG2.JPG" in <filename> agree with the ID img2; "img1.jpg" does not.
+    disagrees = named is not None and named.lower() != image_id.lower() and \
+        os.path.splitext(named)[0].lower() != image_id.lower()
+    for extension in IMAGE_EXTENSIONS:
+        if (image_id, extension) in listing:
+            return os.path.join(image_folder, listing[image_id, extension]), disagrees
+    if named is not None and os.path.isfile(os.path.join(image_folder, named)):
+        return os.path.join(image_folder, named), disagrees
+    return None, disagrees
 
 
-def image_size(image_path):
-    """Width and height of an image, read from its header only.
+def read_xml(xml_path):
+    """Parse an XML file in the encoding it declares, as annotation tools write them.
 
-    :return: (width, height)
-    :raises AnnotationProblem: when the file is not a readable image
+    Python's XML parser (expat) refuses multi-byte encodings other than UTF-8 and UTF-16, which Chinese, Japanese
+    and Korean versions of labelImg write (``<?xml version="1.0" encoding="gb2312"?>``): the bytes are decoded here
+    instead, by the byte-order mark, else the declared encoding, else UTF-8.
+
+    :param xml_path: an existing XML file
+    :return: the root element
+    :raises AnnotationProblem: "malformed XML" when the file cannot be decoded or parsed
     """
+    with open(xml_path, "rb") as f:
+        data = f.read()
+    declared = re.match(rb"\s*<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._:-]+)[\"']", data)
+    encoding = _bom_encoding(data) or (declared.group(1).decode("ascii") if declared else "utf-8")
     try:
-        with Image.open(image_path) as image:
-            return image.size
-    except (OSError, ValueError) as error:
-        raise AnnotationProblem("unreadable image", image_path, f"cannot read image ({error})") from None
+        text = data.decode(encoding)
+    except LookupError:
+        raise AnnotationProblem("malformed XML", xml_path, f"unknown encoding {encoding!r}") from None
+    except UnicodeDecodeError as error:
+        raise AnnotationProblem("malformed XML", xml_path, f"not valid {encoding} text ({error.reason} at byte "
+                                                           f"{error.start}); declare the file's encoding") from None
+    # The text is decoded now; its declaration would make expat try to decode it again.
+    text = re.sub(r"^\ufeff?\s*<\?xml[^>]*\?>", "", text, count=1)
+    try:
+        return ET.fromstring(text)
+    except ET.ParseError as error:
+        raise AnnotationProblem("malformed XML", xml_path, f"malformed XML ({error})") from None
 
 
-def parse_annotation(xml_path, voc_folder, image_id):
-    """Read one VOC XML file, as real annotation tools write it.
+def _bom_encoding(data):
+    """The encoding a byte-order mark at the start of ``data`` announces (Windows Notepad writes them), or None."""
+    for bom, encoding in ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF32_LE, "utf-32"),
+                          (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF16_LE, "utf-16"),
+                          (codecs.BOM_UTF16_BE, "utf-16")):
+        if data.startswith(bom):
+            return encoding
+    return None
 
-    Accepts float coordinates ("107.37"), empty or missing <difficult/> and <truncated/> tags and the
-    <part> sub-boxes of people (only an object's own <bndbox> is read). Boxes reaching outside the image
-    are clipped to it and counted. A box that is empty after clipping is a problem of that object; a
-    missing image or a malformed file is a problem of the whole annotation.
+
+def _annotated_size(root, xml_path):
+    """The image size an annotation was made on: (width, height) from <size>, or None when it gives none (some
+    tools write 0 or leave it out)."""
+    try:
+        width, height = (float(root.findtext(f"size/{tag}") or 0) for tag in ("width", "height"))
+    except ValueError:
+        raise AnnotationProblem("malformed XML", xml_path, "<size> has a non-numeric width or height") from None
+    return (width, height) if width > 0 and height > 0 else None
+
+
+def size_mismatch(annotated, actual, image_path):
+    """The problem text when an annotation's image size differs from the image's upright size, else None.
+
+    The same rule as detectron2's data loading (EXIF orientation applied, then ``check_image_size``), which COCO
+    and VOC pass as they are.
+
+    :param annotated: (width, height) the annotation gives
+    :param actual: (width, height) of the image, EXIF orientation applied
+    :param image_path: the image, named in the text
+    """
+    if annotated is None or tuple(annotated) == tuple(actual):
+        return None
+    aw, ah = (f"{value:g}" for value in annotated)
+    text = f"annotated image size {aw}x{ah} but {image_path} is {actual[0]}x{actual[1]}"
+    if tuple(annotated) == (actual[1], actual[0]):
+        text += " upright (EXIF orientation applied): annotated before rotating it?"
+    else:
+        text += " (resized after annotating?)"
+    return text + "; its boxes would land on the wrong pixels"
+
+
+def parse_annotation(xml_path, image_folder, image_id, cache=None):
+    """Read one VOC XML file, as real annotation tools write it, and check it against its image.
+
+    Accepts float coordinates ("107.37"), empty or missing <difficult/> and <truncated/> tags, the <part> sub-boxes
+    of people (only an object's own <bndbox> is read) and any declared encoding. The image is ID.<ext> in
+    ``image_folder`` (:func:`find_image`); its upright size (EXIF orientation applied, as datasets.load_image reads
+    it) must be the annotation's <size>. Boxes reaching outside the image are clipped to it and counted. An empty
+    box, or an object named "background" (label 0 is reserved for "no object"), is a problem of that object; a
+    missing image, a size that differs or a malformed file is a problem of the whole annotation.
 
     :param xml_path: path of the XML file
-    :param voc_folder: the VOC-format folder holding JPEGImages/
-    :param image_id: the image ID from ImageSets/Main
-    :return: (annotation, object_problems): annotation is {"xml": path, "image": path, "objects": [{"name", "box" [x1, y1,
-        x2, y2] in 0-based pixels, "difficult" 0/1}], "n_clipped": int}; object_problems a list of
-        AnnotationProblem for single objects that are left out
+    :param image_folder: the folder holding the image (a VOC folder's JPEGImages/)
+    :param image_id: the image ID (from ImageSets/Main, or the XML's name)
+    :param cache: a dict kept for the run (folder listings)
+    :return: (annotation, object_problems): annotation is {"xml": path, "image": path, "objects": [{"name", "box" [x1,
+        y1, x2, y2] in 0-based pixels, "difficult" 0/1}], "n_clipped": int, "filename_disagrees": bool};
+        object_problems a list of AnnotationProblem for single objects that are left out
     :raises AnnotationProblem: when the file cannot be used at all
     """
     if not os.path.isfile(xml_path):
         raise AnnotationProblem("missing annotation", xml_path, "annotation file not found")
-    try:
-        root = ET.parse(xml_path).getroot()
-    except ET.ParseError as error:
-        raise AnnotationProblem("malformed XML", xml_path, f"malformed XML ({error})") from None
+    root = read_xml(xml_path)
 
-    image_path = find_image(voc_folder, image_id, root.findtext("filename"))
+    image_path, filename_disagrees = find_image(image_folder, image_id, root.findtext("filename"), cache)
     if image_path is None:
-        expected = os.path.join(voc_folder, "JPEGImages", image_id + ".jpg")
-        raise AnnotationProblem("missing image", xml_path, f"image not found (looked for {expected})")
-    width, height = image_size(image_path)
+        expected = os.path.join(image_folder, image_id + ".jpg")
+        raise AnnotationProblem("missing image", xml_path, f"image not found (looked for {expected}, any of "
+                                                           f"{', '.join(IMAGE_EXTENSIONS)})")
+    try:
+        width, height = upright_image_size(image_path)
+    except UnreadableImageError as error:
+        raise AnnotationProblem("unreadable image", xml_path, str(error)) from None
+    mismatch = size_mismatch(_annotated_size(root, xml_path), (width, height), image_path)
+    if mismatch:
+        raise AnnotationProblem("size mismatch", xml_path, mismatch)
 
     objects, object_problems, n_clipped = [], [], 0
     for index, element in enumerate(root.findall("object")):
@@ -176,6 +288,11 @@ def parse_annotation(xml_path, voc_folder, image_id):
         bndbox = element.find("bndbox")  # the object's own box; <part> boxes sit one level deeper
         if not name or bndbox is None:
             raise AnnotationProblem("malformed XML", xml_path, f"{where} has no <name> or no <bndbox>")
+        if canonical_class_name(name) == "background":
+            object_problems.append(AnnotationProblem(
+                "reserved class name", xml_path,
+                f"{where} is named {name!r}, which is reserved for label 0 (no object); rename the class"))
+            continue
         try:
             xmin, ymin, xmax, ymax = (float(bndbox.findtext(tag)) for tag in ("xmin", "ymin", "xmax", "ymax"))
         except (TypeError, ValueError):
@@ -192,20 +309,55 @@ def parse_annotation(xml_path, voc_folder, image_id):
             continue
         n_clipped += clipped != box
         objects.append({"name": name, "box": clipped, "difficult": _parse_flag(element, "difficult", xml_path)})
-    annotation = {"xml": xml_path, "image": os.path.abspath(image_path), "objects": objects, "n_clipped": n_clipped}
+    annotation = {"xml": xml_path, "image": os.path.abspath(image_path), "objects": objects, "n_clipped": n_clipped,
+                  "filename_disagrees": filename_disagrees}
     return annotation, object_problems
 
 
+def read_text_lines(path):
+    """The stripped, non-empty lines of a text file, whatever byte-order mark or line ends it has.
+
+    :raises DataListError: when it is not UTF-8 (or UTF-16/32 with a byte-order mark) text
+    """
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        text = data.decode(_bom_encoding(data) or "utf-8")
+    except UnicodeDecodeError as error:
+        raise DataListError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
 def read_image_ids(voc_folder, image_set):
-    """The image IDs of ImageSets/Main/<image_set>.txt.
+    """The image IDs of ImageSets/Main/<image_set>.txt: each whole stripped line ("leaf 1" is the ID of
+    "leaf 1.xml"; see :func:`resolve_image_id` for VOC's per-class "ID  1" lines).
 
     :raises DataListError: when the list does not exist (a wrong path rather than a bad sample)
     """
     path = os.path.join(voc_folder, "ImageSets", "Main", image_set + ".txt")
     if not os.path.isfile(path):
-        raise DataListError(f"{path}: image set list not found (is {voc_folder} a VOC-format folder?)")
-    with open(path) as f:
-        return [line.split()[0] for line in f if line.strip()]
+        hint = "is it a VOC-format folder?"
+        if not os.path.isdir(os.path.join(voc_folder, "ImageSets")):
+            hint = ("it has no ImageSets; for a folder of images and XML files without them (labelImg, Roboflow), "
+                    "use --annotations DIR --images DIR")
+        raise DataListError(f"{path}: image set list not found ({hint})")
+    return read_text_lines(path)
+
+
+def resolve_image_id(annotations_folder, line):
+    """The image ID an ImageSets line means: the whole line, unless only its first part has an annotation and the
+    rest is a VOC per-class flag (``000005  1`` / ``000005 -1`` / ``000005  0``).
+
+    :param annotations_folder: the folder of the XML files
+    :param line: a stripped line of an ImageSets list
+    :return: the ID
+    """
+    if os.path.isfile(os.path.join(annotations_folder, line + ".xml")):
+        return line
+    per_class = re.fullmatch(r"(.+?)\s+(-?1|0)", line)
+    if per_class and os.path.isfile(os.path.join(annotations_folder, per_class.group(1) + ".xml")):
+        return per_class.group(1)
+    return line
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -217,7 +369,7 @@ def choose_label_map(classes, annotated_names):
     """Decide the classes: given ones, VOC's, or the ones the annotations use.
 
     :param classes: None (automatic), "voc", or a list of class names
-    :param annotated_names: the set of class names found in the annotations
+    :param annotated_names: the class names found in the annotations (a set, or a Counter of objects per name)
     :return: the label map {"background": 0, name: label, ...} and a line saying where it came from
     """
     if classes is not None and classes != "voc":
@@ -232,25 +384,71 @@ def choose_label_map(classes, annotated_names):
     return make_label_map(names), "classes read from the annotations (not all VOC names)"
 
 
-def _collect(voc_folders, problems):
-    """Parse every annotation of every (folder, image set) into per-split lists of annotations.
+def rare_non_voc_names(name_counts, max_fraction=RARE_NAME_FRACTION):
+    """The few annotated names that keep a data set from being read as Pascal VOC: a typo ("dgo" among 10,000
+    "dog"s) would otherwise silently become a class of its own.
+
+    :param name_counts: Counter {annotated name: number of objects}
+    :param max_fraction: the most objects, as a fraction of all, that the non-VOC names may hold together
+    :return: {canonical name: objects} of the non-VOC names when there are some, the other names are VOC classes
+        and the non-VOC ones hold at most ``max_fraction`` of the objects; else {}
+    """
+    rare = Counter()
+    for name, count in name_counts.items():
+        if not resolve_class_name(name, VOC_LABELS):
+            rare[canonical_class_name(name)] += count
+    total = sum(name_counts.values())
+    if not rare or sum(rare.values()) == total or sum(rare.values()) > max_fraction * total:
+        return {}
+    return dict(sorted(rare.items()))
+
+
+def _rare_names_note(rare):
+    """The summary line about :func:`rare_non_voc_names`, with the closest VOC class of each (difflib)."""
+    parts = []
+    for name, count in rare.items():
+        close = difflib.get_close_matches(name.replace(" ", ""), VOC_LABELS, n=1)
+        parts.append(f"{name!r} ({count} object{'s' * (count != 1)}" +
+                     (f"; did you mean {close[0]!r}?)" if close else ")"))
+    return ("Note: every class name but " + ", ".join(parts) + " is a Pascal VOC class, so the label map is the "
+            "names found. A typo? Fix the annotation, or pass --classes voc to report those objects as not in the "
+            "label map.")
+
+
+def _voc_sources(voc_folders):
+    """What to read from VOC folders: the IDs of their ImageSets lists.
 
     :param voc_folders: list of (folder, ((image_set, split), ...))
+    :return: list of (split, annotations folder, image folder, [image IDs])
+    """
+    sources = []
+    for folder, image_sets in voc_folders:
+        annotations_folder = os.path.join(folder, "Annotations")
+        for image_set, split in image_sets:
+            ids = [resolve_image_id(annotations_folder, line) for line in read_image_ids(folder, image_set)]
+            sources.append((split, annotations_folder, os.path.join(folder, "JPEGImages"), ids))
+    return sources
+
+
+def _collect(sources, problems):
+    """Parse every annotation of every source into per-split lists of annotations.
+
+    :param sources: list of (split, annotations folder, image folder, [image IDs])
     :param problems: a list that the AnnotationProblem of every bad file or object is appended to
     :return: {split: [annotation, ...]} with annotations as parse_annotation returns them
     """
     annotations = {split: [] for split in SPLITS}
-    for folder, image_sets in voc_folders:
-        for image_set, split in image_sets:
-            for image_id in read_image_ids(folder, image_set):
-                xml_path = os.path.join(folder, "Annotations", image_id + ".xml")
-                try:
-                    annotation, object_problems = parse_annotation(xml_path, folder, image_id)
-                except AnnotationProblem as problem:
-                    problems.append(problem)
-                    continue
-                problems.extend(object_problems)
-                annotations[split].append(annotation)
+    cache = {}
+    for split, annotations_folder, image_folder, ids in sources:
+        for image_id in ids:
+            xml_path = os.path.join(annotations_folder, image_id + ".xml")
+            try:
+                annotation, object_problems = parse_annotation(xml_path, image_folder, image_id, cache)
+            except AnnotationProblem as problem:
+                problems.append(problem)
+                continue
+            problems.extend(object_problems)
+            annotations[split].append(annotation)
     return annotations
 
 
@@ -275,6 +473,31 @@ def _to_lists(annotations, label_map, problems):
         images.append(annotation["image"])
         objects.append({"boxes": boxes, "labels": labels, "difficulties": difficulties})
     return images, objects
+
+
+def _build_and_write(sources, classes, skip_bad, output_folder, source_names, out):
+    """Parse the annotations of XML sources (VOC folders or plain folders), decide the label map, write the lists.
+
+    :param sources: list of (split, annotations folder, image folder, [image IDs])
+    :return: the summary dict of :func:`create_data_lists`
+    """
+    problems = []
+    annotations = _collect(sources, problems)
+    all_annotations = [a for split in SPLITS for a in annotations[split]]
+    name_counts = Counter(obj["name"] for a in all_annotations for obj in a["objects"])
+    label_map, label_map_source = choose_label_map(classes, name_counts)
+    lists = {split: _to_lists(annotations[split], label_map, problems) for split in SPLITS}
+    n_clipped = sum(a["n_clipped"] for a in all_annotations)
+
+    rare = rare_non_voc_names(name_counts) if classes is None else {}
+    n_disagree = sum(a["filename_disagrees"] for a in all_annotations)
+    notes = [_rare_names_note(rare)] if rare else []
+    if n_disagree:
+        notes.append(f"Note: {n_disagree} annotation(s) name another image in <filename> than their own ID's; the "
+                     f"image of the ID (ID.jpg, .png, ...) was used, <filename> only where the ID has none.")
+    extra = {"rare_non_voc_names": rare, "filename_disagreements": n_disagree}
+    return _report_and_write(lists, label_map, label_map_source, n_clipped, problems, skip_bad, output_folder,
+                             source_names, out, notes=notes, extra=extra)
 
 
 def split_statistics(objects, label_map):
@@ -350,14 +573,78 @@ def create_data_lists(voc07_path=None, voc12_path=None, output_folder="data", cl
     if not voc_folders:
         raise DataListError("give at least one of --voc07 / --voc12 (or --toy)")
 
-    problems = []
-    annotations = _collect(voc_folders, problems)
-    annotated_names = {obj["name"] for split in SPLITS for a in annotations[split] for obj in a["objects"]}
-    label_map, label_map_source = choose_label_map(classes, annotated_names)
-    lists = {split: _to_lists(annotations[split], label_map, problems) for split in SPLITS}
-    n_clipped = sum(a["n_clipped"] for split in SPLITS for a in annotations[split])
-    return _report_and_write(lists, label_map, label_map_source, n_clipped, problems, skip_bad, output_folder,
-                             [folder for folder, _ in voc_folders], out)
+    sources = _voc_sources(voc_folders)
+    return _build_and_write(sources, classes, skip_bad, output_folder, [folder for folder, _ in voc_folders], out)
+
+
+def split_ids(ids, test_fraction, seed=0):
+    """Split image IDs into TRAIN and TEST by a seeded, deterministic draw.
+
+    Each ID is ranked by a hash of (seed, ID) and the first round(test_fraction * n) go to TEST: the same IDs and
+    seed always give the same split, whatever order the files were listed in, and adding images to a data set
+    moves few of the old ones from one split to the other.
+
+    :param ids: image IDs
+    :param test_fraction: the fraction of them that go to TEST, 0 to 1
+    :param seed: an integer; another seed, another split
+    :return: (TRAIN IDs, TEST IDs), each sorted
+    """
+    ranked = sorted(ids, key=lambda image_id: hashlib.sha256(f"{seed}:{image_id}".encode()).hexdigest())
+    n_test = round(test_fraction * len(ranked))
+    return sorted(ranked[n_test:]), sorted(ranked[:n_test])
+
+
+def _xml_ids(annotations_folder, option):
+    """The IDs (names without .xml) of the XML files in a folder, sorted.
+
+    :raises DataListError: when the folder does not exist or holds no XML file
+    """
+    if not os.path.isdir(annotations_folder):
+        raise DataListError(f"{annotations_folder}: folder not found (given as {option})")
+    ids = sorted(name[:-4] for name in os.listdir(annotations_folder)
+                 if name.lower().endswith(".xml") and os.path.isfile(os.path.join(annotations_folder, name)))
+    if not ids:
+        raise DataListError(f"{annotations_folder}: no .xml files (given as {option}; a VOC folder goes to --voc07)")
+    return ids
+
+
+def create_folder_data_lists(annotations_folder, images_folder=None, output_folder="data", test_fraction=None,
+                             seed=0, test_annotations=None, test_images=None, classes=None, skip_bad=False,
+                             out=None):
+    """Make the lists from folders of VOC XML files and images without ImageSets (labelImg, Roboflow, CVAT).
+
+    Every XML file of ``annotations_folder`` is an annotation, its ID the file name without .xml, paired with its
+    image as in a VOC folder (:func:`find_image`: ID.<ext> in ``images_folder``, <filename> as a fallback) and
+    checked the same way. The TEST split is a seeded draw of ``test_fraction`` of them (:func:`split_ids`), or the
+    annotations of ``test_annotations`` / ``test_images`` when the data set has its own test split.
+
+    :param annotations_folder: the XML files (labelImg writes them next to the images or in a folder of their own)
+    :param images_folder: the images (default: the annotations folder)
+    :param output_folder: where the JSON files go
+    :param test_fraction: the fraction drawn for TEST (default 0.2, or 0 when test_annotations is given)
+    :param seed: the seed of the draw
+    :param test_annotations: a folder of XML files for TEST (e.g. Roboflow's valid/ or test/), or None
+    :param test_images: its images (default: test_annotations)
+    :param classes: as in :func:`create_data_lists`
+    :param skip_bad: leave bad objects / images out (counted) instead of failing
+    :param out: a file to print the report to
+    :return: the summary dict of :func:`create_data_lists`
+    :raises DataListError: on a bad folder or fraction, on problems without skip_bad
+    """
+    if test_fraction is None:
+        test_fraction = 0.0 if test_annotations else DEFAULT_TEST_FRACTION
+    if not 0 <= test_fraction < 1:
+        raise DataListError(f"--test-fraction {test_fraction}: must be at least 0 and below 1")
+    images_folder = images_folder or annotations_folder
+    train_ids, test_ids = split_ids(_xml_ids(annotations_folder, "--annotations"), test_fraction, seed)
+    sources = [("TRAIN", annotations_folder, images_folder, train_ids),
+               ("TEST", annotations_folder, images_folder, test_ids)]
+    names = [annotations_folder]
+    if test_annotations:
+        sources.append(("TEST", test_annotations, test_images or test_annotations,
+                        _xml_ids(test_annotations, "--test-annotations")))
+        names.append(test_annotations)
+    return _build_and_write(sources, classes, skip_bad, output_folder, names, out or sys.stdout)
 
 
 def _report_problems(problems, skip_bad):
@@ -377,8 +664,18 @@ def _report_problems(problems, skip_bad):
                             + f"), first: {problems[0]}; fix them or pass --skip-bad to leave them out")
 
 
+def _list_path(path, output_folder):
+    """An image path as the lists store it: relative to the lists' folder (datasets.read_image_list resolves it),
+    so that a project folder moved or copied to another machine still works; absolute where no relative path
+    exists (another drive on Windows)."""
+    try:
+        return os.path.relpath(os.path.abspath(path), os.path.abspath(output_folder))
+    except ValueError:
+        return os.path.abspath(path)
+
+
 def _report_and_write(lists, label_map, label_map_source, n_clipped, problems, skip_bad, output_folder, sources,
-                      out):
+                      out, notes=(), extra=None):
     """Report the problems, write the five JSON files and print the per-class counts (VOC and COCO alike).
 
     :param lists: {split: (image paths, objects in the JSON format)}
@@ -390,6 +687,8 @@ def _report_and_write(lists, label_map, label_map_source, n_clipped, problems, s
     :param output_folder: where the JSON files go
     :param sources: the folders / files read, for the "nothing usable" message
     :param out: a file to print the report to
+    :param notes: lines printed after the counts (warnings that are not problems)
+    :param extra: more entries for the summary dict
     :return: the summary dict :func:`create_data_lists` documents
     :raises DataListError: on problems without skip_bad, or when there is nothing to write
     """
@@ -400,7 +699,8 @@ def _report_and_write(lists, label_map, label_map_source, n_clipped, problems, s
     os.makedirs(output_folder, exist_ok=True)
     for split in SPLITS:
         images, objects = lists[split]
-        _write_json(os.path.join(output_folder, f"{split}_images.json"), images)
+        _write_json(os.path.join(output_folder, f"{split}_images.json"),
+                    [_list_path(path, output_folder) for path in images])
         _write_json(os.path.join(output_folder, f"{split}_objects.json"), objects)
     _write_json(os.path.join(output_folder, "label_map.json"), label_map)
 
@@ -409,6 +709,7 @@ def _report_and_write(lists, label_map, label_map_source, n_clipped, problems, s
         "label_map_source": label_map_source,
         "clipped": n_clipped,
         "skipped": dict(Counter(p.kind for p in problems)),
+        **(extra or {}),
     }
     for split in SPLITS:
         summary[split] = split_statistics(lists[split][1], label_map)
@@ -420,6 +721,8 @@ def _report_and_write(lists, label_map, label_map_source, n_clipped, problems, s
     if problems:
         print("Left out (--skip-bad): " + ", ".join(f"{n} {kind}" for kind, n in sorted(summary["skipped"].items()))
               + ".", file=out)
+    for note in notes:
+        print(note, file=out)
     print(f"Wrote TRAIN/TEST lists and label_map.json to {os.path.abspath(output_folder)}", file=out)
     return summary
 
@@ -469,7 +772,8 @@ def coco_categories(data, json_path):
             category_id, name = int(category["id"]), str(category["name"]).strip()
         except (KeyError, TypeError, ValueError):
             raise DataListError(f"{json_path}: category {index + 1} has no integer 'id' or no 'name'") from None
-        if category_id in categories or name in categories.values() or not name or name == "background":
+        if category_id in categories or name in categories.values() or not name or \
+                canonical_class_name(name) == "background":  # label 0, "no object", in any case
             raise DataListError(f"{json_path}: category {category_id} ({name!r}): ids and names must be unique, "
                                 f"non-empty and not 'background'")
         categories[category_id] = name
@@ -487,10 +791,12 @@ def coco_label_map(categories):
 
 
 def _coco_images(data, json_path, images_folder, problems):
-    """The images of a COCO file: where each is and how large, checking that its file exists.
+    """The images of a COCO file: where each is and how large, checking that its file exists and has the size the
+    file gives (upright, EXIF orientation applied; when the file gives none, the image's own).
 
     :return: {image id: {"image": absolute path, "width", "height", "objects": []}} in file order; images with a
-        problem (a malformed entry, a repeated id, a missing file) are reported in ``problems`` and left out
+        problem (a malformed entry, a repeated id, a missing or unreadable file, another size) are reported in
+        ``problems`` and left out
     """
     images = {}
     for index, entry in enumerate(data["images"]):
@@ -509,12 +815,18 @@ def _coco_images(data, json_path, images_folder, problems):
             problems.append(AnnotationProblem("missing image", json_path,
                                               f"image {image_id}: {path} not found"))
             continue
-        if not (isinstance(width, (int, float)) and isinstance(height, (int, float)) and width > 0 and height > 0):
-            try:  # COCO files give the size; other tools may not. The header alone says it.
-                width, height = image_size(path)
-            except AnnotationProblem as problem:
-                problems.append(problem)
-                continue
+        try:  # the header alone says it, EXIF orientation applied as datasets.load_image applies it
+            actual = upright_image_size(path)
+        except UnreadableImageError as error:
+            problems.append(AnnotationProblem("unreadable image", json_path, f"image {image_id}: {error}"))
+            continue
+        given = (width, height) if all(isinstance(v, (int, float)) and v > 0 for v in (width, height)) else None
+        # A file giving 640x480 for images shrunk to 320x240 would put every box up to twice too far out.
+        mismatch = size_mismatch(given, actual, path)
+        if mismatch:
+            problems.append(AnnotationProblem("size mismatch", json_path, f"image {image_id}: {mismatch}"))
+            continue
+        width, height = actual
         images[image_id] = {"image": path, "width": width, "height": height, "objects": []}
     return images
 
@@ -557,7 +869,8 @@ def read_coco_split(json_path, images_folder, problems):
     """Read one COCO-format annotation file and its image folder.
 
     Images without annotations are kept, with no objects, as the VOC path keeps them (COCO has about 1% of
-    them; they teach the background).
+    them; they count in the evaluation, while the paper's loss, mining negatives per positive of the same image,
+    takes nothing from them).
 
     :param json_path: a COCO instances file
     :param images_folder: the folder its "file_name"s are relative to
@@ -654,6 +967,17 @@ def parse_args(argv=None):
     coco.add_argument("--coco-test-json", metavar="FILE",
                       help="COCO instances file of the TEST split, e.g. annotations/instances_val2017.json")
     coco.add_argument("--coco-test-images", metavar="DIR", help="the image folder of --coco-test-json, e.g. val2017")
+    folders = parser.add_argument_group("folders of XML files and images, without ImageSets (labelImg, Roboflow, "
+                                        "CVAT exports)")
+    folders.add_argument("--annotations", metavar="DIR", help="folder of VOC XML files; each is ID.xml")
+    folders.add_argument("--images", metavar="DIR",
+                         help="folder of their images, ID.jpg / .png / ... (default: the --annotations folder)")
+    folders.add_argument("--test-fraction", type=float, default=None,
+                         help=f"fraction of --annotations drawn for TEST, seeded by --seed (default "
+                              f"{DEFAULT_TEST_FRACTION}; 0 with --test-annotations)")
+    folders.add_argument("--test-annotations", metavar="DIR",
+                         help="folder of XML files of a TEST split the data set already has (Roboflow's valid/)")
+    folders.add_argument("--test-images", metavar="DIR", help="their images (default: the --test-annotations folder)")
     parser.add_argument("--output", default="data", help="folder for the JSON lists (default: data)")
     parser.add_argument("--classes", default=None,
                         help="comma-separated class names, or 'voc'; by default the 20 VOC classes if every "
@@ -666,18 +990,27 @@ def parse_args(argv=None):
                         help="write the synthetic data set in the COCO format to DIR/ToyCOCO and its lists to DIR")
     parser.add_argument("--toy-train", type=int, default=64, help="toy trainval images (default 64)")
     parser.add_argument("--toy-test", type=int, default=16, help="toy test images (default 16)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the toy data set")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the toy data set, and of the --annotations TRAIN/TEST draw (default 0)")
     args = parser.parse_args(argv)
     for json_option, folder_option in (("coco_json", "coco_images"), ("coco_test_json", "coco_test_images")):
         if (getattr(args, json_option) is None) != (getattr(args, folder_option) is None):
             parser.error(f"--{json_option.replace('_', '-')} and --{folder_option.replace('_', '-')} go together")
     sources = [name for name, given in (("--toy", args.toy), ("--toy-coco", args.toy_coco),
                                         ("--voc07 / --voc12", args.voc07 or args.voc12),
+                                        ("--annotations", args.annotations),
                                         ("--coco-json / --coco-test-json", args.coco_json or args.coco_test_json))
                if given]
     if len(sources) != 1:
-        parser.error("give one source of data: --voc07 and/or --voc12, --coco-json and/or --coco-test-json, "
-                     "--toy DIR or --toy-coco DIR" + (f" (not {' and '.join(sources)})" if sources else ""))
+        parser.error("give one source of data: --voc07 and/or --voc12, --annotations DIR, --coco-json and/or "
+                     "--coco-test-json, --toy DIR or --toy-coco DIR"
+                     + (f" (not {' and '.join(sources)})" if sources else ""))
+    folder_options = [option for option in ("images", "test_fraction", "test_annotations", "test_images")
+                      if getattr(args, option) is not None]
+    if folder_options and not args.annotations:
+        parser.error(f"--{folder_options[0].replace('_', '-')} goes with --annotations DIR")
+    if args.test_images and not args.test_annotations:
+        parser.error("--test-images goes with --test-annotations DIR")
     if args.classes is not None and (args.toy_coco or args.coco_json or args.coco_test_json):
         parser.error("--classes is for VOC folders; a COCO file's categories make the label map")
     return args
@@ -698,6 +1031,10 @@ def main(argv=None):
         elif args.coco_json or args.coco_test_json:
             create_coco_data_lists(args.coco_json, args.coco_images, args.coco_test_json, args.coco_test_images,
                                    output, skip_bad=args.skip_bad)
+        elif args.annotations:
+            create_folder_data_lists(args.annotations, args.images, output, args.test_fraction, args.seed,
+                                     args.test_annotations, args.test_images, classes=classes,
+                                     skip_bad=args.skip_bad)
         else:
             create_data_lists(voc07, args.voc12, output, classes=classes, skip_bad=args.skip_bad)
     except DataListError as error:

@@ -1,15 +1,112 @@
-"""The PyTorch Dataset over the JSON lists that create_data_lists.py writes."""
+"""The PyTorch Dataset over the JSON lists that create_data_lists.py writes, and the one image loader of the
+project (:func:`load_image`), which the lists, training, evaluation and detect.py all read images with."""
 
 import json
 import os
+import struct
 
+import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from utils import preprocess_settings, transform
 
 SPLITS = ("TRAIN", "TEST")
+
+# The image files taken from a folder (detect.py) or found next to an annotation (create_data_lists.py); compared
+# with the lower-cased name, so IMG_0001.JPG counts.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm")
+
+# Pillow modes of more than 8 bits per pixel: 16-bit integers (I;16 and its byte orders), 32-bit integers (I)
+# and 32-bit floats (F). Pillow's own convert("RGB") clips them at 255, which makes a 16-bit image all white.
+WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I;16S", "I", "F")
+
+# EXIF orientations 5 to 8 turn the image by 90 degrees: the upright width is the stored height.
+EXIF_ORIENTATION_TAG = 0x0112
+QUARTER_TURN_ORIENTATIONS = (5, 6, 7, 8)
+
+# What Pillow raises on a file it cannot read. DecompressionBombError (an image whose header claims more than
+# twice Image.MAX_IMAGE_PIXELS, e.g. a 69-byte PNG saying 20000x20000) is not an OSError; SyntaxError,
+# struct.error, EOFError and IndexError come out of some truncated or corrupt files.
+PILLOW_READ_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error,
+                      Image.DecompressionBombError)
+
+
+class UnreadableImageError(ValueError):
+    """An image file that is missing or cannot be decoded; the message is one line that starts with its path."""
+
+
+def _unreadable(path, error):
+    """The UnreadableImageError of ``path`` for a Pillow / OS error: one line, naming the file first."""
+    if isinstance(error, FileNotFoundError):
+        reason = "no such file"
+    elif isinstance(error, IsADirectoryError):
+        reason = "is a directory"
+    elif isinstance(error, UnidentifiedImageError):
+        reason = "not an image (Pillow cannot identify it)"
+    else:
+        reason = "unreadable image (" + " ".join(str(error).split()) + ")"
+    return UnreadableImageError(f"{path}: {reason}")
+
+
+def to_8bit_rgb(image):
+    """Convert a PIL image of any mode to 8-bit RGB, scaling images of more than 8 bits by their range.
+
+    16-bit, 32-bit integer and float images (medical, thermal and depth cameras, scientific TIFFs) are mapped
+    linearly from their own minimum..maximum to 0..255 (a flat image becomes 0), so a 16-bit PNG with a
+    background of 12000 and an object of 40000 becomes 0 and 255, not all 255 as ``convert("RGB")`` makes it.
+    Every other mode (L, P, RGBA, CMYK, ...) goes through Pillow's ``convert("RGB")``.
+
+    :param image: a PIL image, already decoded or not
+    :return: a PIL image in RGB mode, of the same size
+    """
+    if image.mode not in WIDE_MODES:
+        return image if image.mode == "RGB" else image.convert("RGB")
+    values = np.asarray(image, dtype=np.float64)
+    finite = values[np.isfinite(values)]
+    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+    scaled = (values - low) * (255.0 / (high - low)) if high > low else np.zeros_like(values)
+    gray = np.nan_to_num(scaled, nan=0.0, posinf=255.0, neginf=0.0).clip(0, 255).round().astype(np.uint8)
+    return Image.fromarray(gray).convert("RGB")
+
+
+def load_image(path):
+    """Read an image file as viewers show it: upright, in 8-bit RGB. The one loader of the project.
+
+    The EXIF orientation is applied (``ImageOps.exif_transpose``: phone photos are often stored sideways, and
+    annotation tools show and label them upright), and images of more than 8 bits are scaled by their range
+    (:func:`to_8bit_rgb`). A file that is missing or cannot be decoded, including Pillow's decompression-bomb
+    check, raises one error type with a one-line message.
+
+    :param path: an image file (str or os.PathLike)
+    :return: a decoded PIL image in RGB mode, size (upright width, upright height)
+    :raises UnreadableImageError: (a ValueError) "PATH: no such file" / "PATH: not an image (...)" /
+        "PATH: unreadable image (...)"
+    """
+    try:
+        with Image.open(path) as image:
+            image = ImageOps.exif_transpose(image)  # decodes the pixels, so a broken file fails here
+            return to_8bit_rgb(image)
+    except PILLOW_READ_ERRORS as error:
+        raise _unreadable(path, error) from None
+
+
+def image_size(path):
+    """The upright (EXIF-applied) size of an image, from its header: no pixels are decoded for JPEGs.
+
+    :param path: an image file
+    :return: (width, height) in pixels, as :func:`load_image` returns the image
+    :raises UnreadableImageError: as :func:`load_image`
+    """
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            if image.getexif().get(EXIF_ORIENTATION_TAG) in QUARTER_TURN_ORIENTATIONS:
+                width, height = height, width
+            return width, height
+    except PILLOW_READ_ERRORS as error:
+        raise _unreadable(path, error) from None
 
 
 def _read_json(path):
@@ -21,6 +118,37 @@ def _read_json(path):
             return json.load(f)
     except json.JSONDecodeError as error:
         raise ValueError(f"{path}: not valid JSON ({error})") from None
+
+
+def read_image_list(data_folder, split):
+    """The image paths of a split's list, resolved: create_data_lists.py writes them relative to the lists'
+    folder (so that a project folder can be moved or copied whole); absolute paths are kept as they are.
+
+    :param data_folder: folder holding {split}_images.json
+    :param split: "TRAIN" or "TEST"
+    :return: list of paths
+    :raises FileNotFoundError: when the list is missing; ValueError when it is not JSON
+    """
+    return [os.path.normpath(os.path.join(data_folder, path)) for path in
+            _read_json(os.path.join(data_folder, f"{split}_images.json"))]
+
+
+def check_images_exist(data_folder, split):
+    """Check that every image a split lists is there, before training or evaluation starts rather than at the
+    first batch that meets a missing one.
+
+    :param data_folder: folder holding {split}_images.json
+    :param split: "TRAIN" or "TEST"
+    :return: the resolved image paths (:func:`read_image_list`)
+    :raises FileNotFoundError: one line naming the list, how many images are missing and the first of them
+    """
+    paths = read_image_list(data_folder, split)
+    missing = [path for path in paths if not os.path.isfile(path)]
+    if missing:
+        raise FileNotFoundError(
+            f"{os.path.join(data_folder, f'{split}_images.json')}: {len(missing)} of {len(paths)} listed images "
+            f"not found, the first {missing[0]} (moved? run create_data_lists.py again)")
+    return paths
 
 
 def load_label_map(data_folder):
@@ -74,9 +202,9 @@ class PascalVOCDataset(Dataset):
 
         images_path = os.path.join(data_folder, f"{self.split}_images.json")
         objects_path = os.path.join(data_folder, f"{self.split}_objects.json")
-        # Relative paths are taken relative to the data folder, so that a folder can be moved whole.
-        self.images = [path if os.path.isabs(path) else os.path.join(data_folder, path)
-                       for path in _read_json(images_path)]
+        # Relative paths are taken relative to the data folder, so that a folder can be moved whole; a missing
+        # image is reported now, in one line, not by a DataLoader worker in the middle of training.
+        self.images = check_images_exist(data_folder, self.split)
         self.objects = _read_json(objects_path)
         if len(self.images) != len(self.objects):
             raise ValueError(f"{objects_path}: {len(self.objects)} entries, but {images_path} lists "
@@ -87,13 +215,11 @@ class PascalVOCDataset(Dataset):
         return len(self.images)
 
     def load_image(self, i):
-        """Read image ``i`` as a PIL RGB image, with an error naming the file when it cannot be read."""
-        path = self.images[i]
-        try:
-            with Image.open(path) as image:
-                return image.convert("RGB")
-        except (OSError, ValueError) as error:
-            raise OSError(f"{path}: cannot read image ({error})") from error
+        """Read image ``i`` upright, as 8-bit RGB (:func:`load_image`, the project's one loader).
+
+        :raises UnreadableImageError: naming the file, when it cannot be read
+        """
+        return load_image(self.images[i])
 
     def load_objects(self, i):
         """The objects of image ``i`` as tensors, difficult ones left out unless keep_difficult.

@@ -12,9 +12,10 @@ processed and the exit status is 1.
 From Python::
 
     from model import load_model_from_checkpoint
+    from datasets import load_image
     from detect import detect
     model, label_map = load_model_from_checkpoint("ckpt.pt")
-    annotated, detections = detect(PIL.Image.open("photo.jpg"), model, label_map)
+    annotated, detections = detect(load_image("photo.jpg"), model, label_map)   # or detect("photo.jpg", ...)
 """
 
 import argparse
@@ -24,12 +25,12 @@ import os
 import sys
 
 import torch
-from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
+from PIL import ImageDraw, ImageFont
 
+# The project's one image loader (upright, 8-bit RGB, one error type), re-exported as detect.load_image; files
+# are taken from a folder by IMAGE_EXTENSIONS, and a file named explicitly is tried whatever its extension.
+from datasets import IMAGE_EXTENSIONS, UnreadableImageError, load_image, to_8bit_rgb
 from utils import preprocess, preprocess_settings
-
-# Files taken from a folder; a file named explicitly is tried whatever its extension.
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 # Distinct colours (the tutorial's palette), cycled through by label.
 DEFAULT_CHECKPOINT_DIR = "checkpoints"  # train.py's default --checkpoint-dir
@@ -37,30 +38,6 @@ DEFAULT_CHECKPOINT_DIR = "checkpoints"  # train.py's default --checkpoint-dir
 BOX_COLOURS = ("#e6194b", "#3cb44b", "#ffe119", "#0082c8", "#f58231", "#911eb4", "#46f0f0", "#f032e6",
                "#d2f53c", "#fabebe", "#008080", "#000080", "#aa6e28", "#fffac8", "#800000", "#aaffc3",
                "#808000", "#ffd8b1", "#e6beff", "#808080")
-
-
-def load_image(path):
-    """Open an image file as an upright RGB PIL image.
-
-    The EXIF orientation is applied (phone photos are often stored sideways), so boxes refer to the image as
-    viewers display it.
-
-    :param path: image file
-    :return: a PIL image in RGB mode
-    :raises ValueError: with a one-line message naming the file, when it is missing or not a readable image
-    """
-    try:
-        with Image.open(path) as image:
-            image = ImageOps.exif_transpose(image)
-            return image.convert("RGB")  # convert() also forces the lazy decode, so a broken file fails here
-    except FileNotFoundError:
-        raise ValueError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ValueError(f"{path}: is a directory") from None
-    except UnidentifiedImageError:
-        raise ValueError(f"{path}: not an image (Pillow cannot identify it)") from None
-    except (OSError, SyntaxError, ValueError) as error:  # truncated or corrupt files
-        raise ValueError(f"{path}: unreadable image ({error})") from None
 
 
 def expand_inputs(inputs):
@@ -177,7 +154,7 @@ def detect(image, model, label_map, min_score=0.2, max_overlap=0.5, top_k=200, s
     :param suppress: class names not to report
     :return: (annotated PIL image, detections: list of {"label", "score", "box": [x1, y1, x2, y2] in pixels})
     """
-    image = load_image(image) if isinstance(image, (str, os.PathLike)) else image.convert("RGB")
+    image = load_image(image) if isinstance(image, (str, os.PathLike)) else to_8bit_rgb(image)
     detections = detect_batch([image], model, label_map, min_score, max_overlap, top_k, suppress)[0]
     return draw_detections(image, detections, label_map), detections
 
@@ -257,7 +234,7 @@ def main(argv=None):
             try:
                 images.append(load_image(path))
                 paths.append(path)
-            except ValueError as error:
+            except UnreadableImageError as error:
                 report(str(error))
                 failed = True
         all_detections = detect_batch(images, model, label_map, args.min_score, args.max_overlap, args.top_k)

@@ -25,14 +25,15 @@ import argparse
 import importlib.util
 import json
 import os
+import re
 import sys
 
 import numpy as np
 import torch
-from PIL import Image
 from tqdm import tqdm
 
 from coco_eval import coco_average_precision
+from datasets import image_size
 from model import EVAL_MIN_SCORE, EVAL_NMS_IOU, EVAL_TOP_K
 from utils import average_precision, average_precisions_from_curves, precision_recall_curves, write_atomically
 
@@ -78,20 +79,14 @@ def collect_detections(model, data_loader, device, min_score=EVAL_MIN_SCORE, max
 
 
 def read_image_sizes(image_paths):
-    """The (width, height) of each image, read from the file headers only (no decoding).
+    """The upright (EXIF-applied) (width, height) of each image, as datasets.load_image gives it, read from the
+    file headers (datasets.image_size).
 
     :param image_paths: list of image file paths
     :return: list of (width, height) pairs, in pixels
-    :raises OSError: naming the file, when one cannot be read
+    :raises datasets.UnreadableImageError: (a ValueError) naming the file, when one cannot be read
     """
-    sizes = []
-    for path in image_paths:
-        try:
-            with Image.open(path) as image:
-                sizes.append(image.size)
-        except (OSError, ValueError) as error:
-            raise OSError(f"{path}: cannot read image ({error})") from None
-    return sizes
+    return [image_size(path) for path in image_paths]
 
 
 def _check_metric(metric):
@@ -206,11 +201,31 @@ def format_coco_table(coco_results, label_map):
     return "\n".join(lines)
 
 
+def plot_file_stem(name, used):
+    """A file-name-safe, unique stem for a class name, which may hold any character ("person/rider", "a:b", "..").
+
+    Letters (any script), digits, "-", "_" and "." are kept, anything else becomes "_"; a stem already taken
+    (two names made the same) gets "_2", "_3", ... and names that are all dots become "_".
+
+    :param name: the class name
+    :param used: the set of stems given so far (updated)
+    :return: the stem
+    """
+    stem = re.sub(r"[^\w.-]", "_", name).strip() or "_"
+    stem = "_" if set(stem) == {"."} else stem
+    candidate, number = stem, 2
+    while candidate.lower() in used:  # lower(): two names differing only in case clash on Windows and macOS
+        candidate, number = f"{stem}_{number}", number + 1
+    used.add(candidate.lower())
+    return candidate
+
+
 def save_pr_curves(curves, folder):
     """Write one precision-recall plot per class: the raw curve, its envelope and both APs in the title.
 
     :param curves: {class: (precision, recall, n_positives)} from :func:`score_detections`
-    :param folder: output folder (created if needed); files are named pr_<class>.png
+    :param folder: output folder (created if needed); files are named pr_<class>.png, the class name made safe for
+        a file name (:func:`plot_file_stem`: "person/rider" gives pr_person_rider.png)
     :return: the list of files written
     """
     import matplotlib  # imported here: plotting is optional and must not choose a backend at import time
@@ -219,7 +234,7 @@ def save_pr_curves(curves, folder):
     import matplotlib.pyplot as plt
 
     os.makedirs(folder, exist_ok=True)
-    written = []
+    written, used = [], set()
     for name, (precision, recall, n_positives) in curves.items():
         figure, axes = plt.subplots(figsize=(5, 4))
         axes.plot(recall, precision, color="tab:blue", linewidth=1, label="precision")
@@ -234,7 +249,7 @@ def save_pr_curves(curves, folder):
         axes.title.set_fontsize(9)
         axes.grid(alpha=0.3)
         axes.legend(loc="lower left", fontsize=8)
-        path = os.path.join(folder, f"pr_{name}.png")
+        path = os.path.join(folder, f"pr_{plot_file_stem(name, used)}.png")
         figure.savefig(path, dpi=80, bbox_inches="tight")
         plt.close(figure)
         written.append(path)

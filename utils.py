@@ -175,15 +175,21 @@ class MultiBoxLoss(nn.Module):
     terms, (loc_loss, conf_loss), and the total is their sum.
     """
 
-    def __init__(self, priors_cxcy, threshold=0.5, neg_pos_ratio=3):
+    def __init__(self, priors_cxcy, threshold=0.5, neg_pos_ratio=3, negatives_per_empty_image=0):
         """
         :param priors_cxcy: the priors, a tensor of size (n_priors, 4), fractional centre-size
         :param threshold: a prior whose best IoU with any object is below this is background
         :param neg_pos_ratio: hard negatives kept per positive, per image
+        :param negatives_per_empty_image: hard negatives kept in each image without objects. The paper's loss
+            mines ``neg_pos_ratio`` per positive *of the same image*, so an image without objects contributes
+            exactly nothing (0, the default); a positive count makes such images teach the background too.
         """
         super().__init__()
+        if negatives_per_empty_image < 0:
+            raise ValueError(f"negatives_per_empty_image must be >= 0, got {negatives_per_empty_image}")
         self.threshold = threshold
         self.neg_pos_ratio = neg_pos_ratio
+        self.negatives_per_empty_image = int(negatives_per_empty_image)
         # Buffers so that loss_fn.to(device) moves them; not saved, they come from the model.
         self.register_buffer("priors_cxcy", priors_cxcy.detach().clone(), persistent=False)
         self.register_buffer("priors_xy", cxcy_to_xy(self.priors_cxcy), persistent=False)
@@ -277,7 +283,8 @@ class MultiBoxLoss(nn.Module):
         return loc_loss, conf_loss
 
     def _hard_negative_loss(self, conf_loss_all, positive_priors, n_positives):
-        """Sum of the confidence losses of the hardest negatives, ``neg_pos_ratio`` per positive.
+        """Sum of the confidence losses of the hardest negatives, ``neg_pos_ratio`` per positive (and
+        ``negatives_per_empty_image`` in an image without positives).
 
         :param conf_loss_all: (N, n_priors) cross-entropy of every prior
         :param positive_priors: (N, n_priors) True where a prior is matched to an object
@@ -285,7 +292,9 @@ class MultiBoxLoss(nn.Module):
         :return: scalar, summed over the batch
         """
         n_negatives = conf_loss_all.size(1) - n_positives
-        n_hard_negatives = torch.minimum(self.neg_pos_ratio * n_positives, n_negatives)  # (N,)
+        wanted = torch.where(n_positives > 0, self.neg_pos_ratio * n_positives,
+                             torch.full_like(n_positives, self.negatives_per_empty_image))
+        n_hard_negatives = torch.minimum(wanted, n_negatives)  # (N,)
         k = int(n_hard_negatives.max())
         if k == 0:
             return conf_loss_all.new_zeros(())

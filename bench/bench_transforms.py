@@ -38,6 +38,7 @@ from torchvision.transforms import v2 as T
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from datasets import load_image, read_image_list  # noqa: E402
 from utils import IMAGENET_MEAN, IMAGENET_STD, MEAN_FILL_UINT8, transform  # noqa: E402
 
 # Typical Pascal VOC image sizes (width, height).
@@ -73,13 +74,12 @@ def folder_samples(data_folder, n_images):
 
     :return: list of (PIL image, boxes (n, 4) float pixel x1y1x2y2, labels (n,) int64)
     """
-    with open(os.path.join(data_folder, "TRAIN_images.json")) as f:
-        paths = json.load(f)[:n_images]
+    paths = read_image_list(data_folder, "TRAIN")[:n_images]  # the lists hold paths relative to their folder
     with open(os.path.join(data_folder, "TRAIN_objects.json")) as f:
         objects = json.load(f)[:n_images]
     samples = []
     for path, objs in zip(paths, objects):
-        image = Image.open(path).convert("RGB")
+        image = load_image(path)
         boxes = torch.tensor(objs["boxes"], dtype=torch.float32).reshape(-1, 4)
         samples.append((image, boxes, torch.tensor(objs["labels"], dtype=torch.int64)))
     return samples

@@ -17,6 +17,7 @@ from PIL import Image
 from torch import nn
 
 import create_data_lists as cdl
+import datasets
 import eval as eval_script
 import model as model_module
 from datasets import PascalVOCDataset, load_label_map
@@ -46,9 +47,13 @@ def write_coco(folder, name, images, annotations, categories):
 
 
 def read_lists(folder):
-    """The five JSON files create_data_lists writes, by name without .json."""
-    return {name: json.load(open(os.path.join(folder, name + ".json")))
-            for name in ("TRAIN_images", "TRAIN_objects", "TEST_images", "TEST_objects", "label_map")}
+    """The five JSON files create_data_lists writes, by name without .json; image paths resolved as datasets.py
+    resolves them (the files store them relative to the folder)."""
+    lists = {name: json.load(open(os.path.join(folder, name + ".json")))
+             for name in ("TRAIN_images", "TRAIN_objects", "TEST_images", "TEST_objects", "label_map")}
+    for split in ("TRAIN", "TEST"):
+        lists[f"{split}_images"] = datasets.read_image_list(str(folder), split)
+    return lists
 
 
 def ann(ann_id, image_id, category_id, bbox, iscrowd=0):

@@ -5,6 +5,8 @@ import io
 import json
 import os
 import random
+import re
+import shutil
 
 import pytest
 import torch
@@ -119,13 +121,31 @@ def test_collate_keeps_per_image_lists(toy_data_folder):
 
 
 def test_an_unreadable_image_is_named_in_the_error(known_folder):
-    """A corrupt image file raises OSError whose message starts with the file's path."""
-    with open(os.path.join(known_folder, "TEST_images.json")) as f:
-        path = json.load(f)[0]
+    """A corrupt image file raises datasets.UnreadableImageError (a ValueError), one line starting with its path."""
+    path = datasets.read_image_list(known_folder, "TEST")[0]
     with open(path, "wb") as f:
         f.write(b"not an image at all")
-    with pytest.raises(OSError, match=f"{path}: cannot read image"):
+    with pytest.raises(datasets.UnreadableImageError, match=re.escape(f"{path}: not an image")) as error:
         PascalVOCDataset(known_folder, "TEST")[0]
+    assert "\n" not in str(error.value)
+
+
+def test_lists_survive_a_move_and_a_missing_image_is_one_line(known_folder, tmp_path):
+    """The lists hold paths relative to their folder: the data folder copied elsewhere still loads; a listed
+    image that is gone fails in the constructor, naming the list, how many are missing and the first."""
+    with open(os.path.join(known_folder, "TRAIN_images.json")) as f:
+        assert [os.path.isabs(p) for p in json.load(f)] == [False, False]
+    moved = str(tmp_path / "elsewhere" / "project")
+    shutil.copytree(known_folder, moved)
+    shutil.rmtree(os.path.join(known_folder, "VOC"))  # the original is gone
+    item = PascalVOCDataset(moved, "TEST")[0]
+    assert torch.allclose(item[1], torch.tensor([[0.1, 0.1, 0.6, 0.6]]))
+    os.remove(os.path.join(moved, "VOC", "JPEGImages", "b.jpg"))
+    with pytest.raises(FileNotFoundError) as error:
+        PascalVOCDataset(moved, "TRAIN")
+    message = str(error.value)
+    assert message == (f"{os.path.join(moved, 'TRAIN_images.json')}: 1 of 2 listed images not found, the first "
+                       f"{os.path.join(moved, 'VOC', 'JPEGImages', 'b.jpg')} (moved? run create_data_lists.py again)")
 
 
 def test_missing_lists_and_bad_split_are_clear_errors(tmp_path, known_folder):

@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 import create_data_lists as cdl
+import datasets
 import toy_data
 from utils import VOC_LABELS, make_label_map
 
@@ -48,9 +49,13 @@ def annotation(*objects, size=(200, 100)):
 
 
 def read_lists(folder):
-    """The five JSON files create_data_lists writes, by name without .json."""
-    return {name: json.load(open(os.path.join(folder, name + ".json")))
-            for name in ("TRAIN_images", "TRAIN_objects", "TEST_images", "TEST_objects", "label_map")}
+    """The five JSON files create_data_lists writes, by name without .json; image paths resolved as datasets.py
+    resolves them (the files store them relative to the folder)."""
+    lists = {name: json.load(open(os.path.join(folder, name + ".json")))
+             for name in ("TRAIN_images", "TRAIN_objects", "TEST_images", "TEST_objects", "label_map")}
+    for split in ("TRAIN", "TEST"):
+        lists[f"{split}_images"] = datasets.read_image_list(str(folder), split)
+    return lists
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -75,6 +80,9 @@ def test_parser_takes_what_real_annotation_tools_write(tmp_path):
     lists = read_lists(tmp_path / "out")
     assert lists["label_map"] == make_label_map(VOC_LABELS)
     assert lists["TRAIN_images"] == [os.path.join(folder, "JPEGImages", "000001.jpg")]
+    # Stored relative to the lists' folder, so that the two folders can move together.
+    with open(tmp_path / "out" / "TRAIN_images.json") as f:
+        assert json.load(f) == [os.path.join("..", "VOC", "JPEGImages", "000001.jpg")]
     objects = lists["TRAIN_objects"][0]
     label_map = lists["label_map"]
     assert objects["labels"] == [label_map[n] for n in ("person", "dog", "diningtable", "cat")]
@@ -121,7 +129,7 @@ def test_skip_bad_leaves_out_and_counts_the_bad_objects_and_images(tmp_path, cap
                               voc_object("cat", (60, 10, 50, 40))), (200, 100)),
         "000002": ("<annotation>", (200, 100)),
         "000003": (annotation(voc_object("cat", (1, 1, 50, 50))), None),
-        "000004": (annotation(voc_object("cat", (11, 21, 60, 70), difficult="1")), (100, 100)),
+        "000004": (annotation(voc_object("cat", (11, 21, 60, 70), difficult="1"), size=(100, 100)), (100, 100)),
     }
     folder = write_voc(tmp_path / "VOC", images, {"trainval": ["000001", "000002", "000003"], "test": ["000004"]})
     status = cdl.main(["--voc07", folder, "--output", str(tmp_path / "out"), "--skip-bad", "--classes", "voc"])
