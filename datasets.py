@@ -9,7 +9,7 @@ from torch.utils.data import Dataset
 
 from utils import transform
 
-SPLITS = ("TRAIN", "TEST")
+SPLITS = ("TRAIN", "VAL", "TEST")  # VAL: create_data_lists.py --val-fraction
 
 
 def _read_json(path):
@@ -54,7 +54,7 @@ class PascalVOCDataset(Dataset):
     def __init__(self, data_folder, split, keep_difficult=False, augment=None, image_size=300):
         """
         :param data_folder: folder holding {split}_images.json and {split}_objects.json
-        :param split: "TRAIN" or "TEST" (any case)
+        :param split: "TRAIN", "VAL" or "TEST" (any case); VAL is resized like TEST, not augmented
         :param keep_difficult: keep the objects marked difficult (the paper trains on them; the VOC
             evaluation needs them too, to ignore detections of them)
         :param augment: apply the paper's TRAIN augmentations (default: for the TRAIN split only);
@@ -63,7 +63,7 @@ class PascalVOCDataset(Dataset):
         """
         self.split = split.upper()
         if self.split not in SPLITS:
-            raise ValueError(f"split must be 'TRAIN' or 'TEST', got {split!r}")
+            raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
         self.data_folder = data_folder
         self.keep_difficult = keep_difficult
         self.augment = self.split == "TRAIN" if augment is None else augment

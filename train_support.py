@@ -419,3 +419,43 @@ def stop_on_signals(request):
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+# =====================================================================================
+# TensorBoard (optional: --tensorboard DIR)
+# =====================================================================================
+
+
+def require_tensorboard():
+    """Check that ``torch.utils.tensorboard`` can be used.
+
+    :raises ImportError: with a one-line message naming the package to install
+    """
+    try:
+        from torch.utils.tensorboard import SummaryWriter  # noqa: F401  (needs the tensorboard package)
+    except ImportError:
+        raise ImportError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
+
+
+class TensorBoardLog:
+    """Scalars for TensorBoard (``tensorboard --logdir DIR``), beside train_log.csv: the same numbers, live.
+
+    :param folder: the event folder (--tensorboard DIR)
+    :param start_iteration: where the run (re)starts; events an interrupted run wrote after it are purged, so a
+        resumed run's curves read like one uninterrupted run (as TrainingLog does with its rows)
+    """
+
+    def __init__(self, folder, start_iteration=0):
+        from torch.utils.tensorboard import SummaryWriter  # imported here: the package is optional
+
+        self.writer = SummaryWriter(folder, purge_step=start_iteration + 1 if start_iteration > 0 else None)
+
+    def add(self, iteration, scalars):
+        """Write ``{tag: float}`` at step ``iteration`` and flush (a crashed run keeps what it logged)."""
+        for tag, value in scalars.items():
+            self.writer.add_scalar(tag, float(value), global_step=iteration)
+        self.writer.flush()
+
+    def close(self):
+        """Flush and close the event file."""
+        self.writer.close()
