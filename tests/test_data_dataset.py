@@ -132,7 +132,9 @@ def test_missing_lists_and_bad_split_are_clear_errors(tmp_path, known_folder):
     """Missing lists name the file and the fix; a wrong split and lists of different lengths are named too."""
     with pytest.raises(FileNotFoundError, match="TRAIN_images.json: not found .*create_data_lists.py"):
         PascalVOCDataset(str(tmp_path / "nowhere"), "TRAIN")
-    with pytest.raises(ValueError, match="split must be"):
+    with pytest.raises(ValueError, match="split must be one of TRAIN, VAL, TEST"):
+        PascalVOCDataset(known_folder, "TRAINVAL")
+    with pytest.raises(FileNotFoundError, match="VAL_images.json: not found"):  # a folder without --val-fraction
         PascalVOCDataset(known_folder, "VAL")
     with open(os.path.join(known_folder, "TEST_objects.json"), "w") as f:
         json.dump([], f)
