@@ -15,6 +15,11 @@ endless stream of batches whose order is a pure function of (seed, epoch), and e
 pure function of (seed, epoch, image), so that a run resumed at iteration k sees exactly the batches the
 uninterrupted run would have seen, whatever the number of loader workers.
 
+For a small data set, ``--epochs E`` says how long in passes over the images; it is turned into iterations
+and decay points (the paper's 80k/100k of 120k, scaled) before training starts. ``--eval-every N`` measures the mAP on the VAL split
+(create_data_lists.py --val-fraction) and keeps the best weights as best.pt; without VAL lists it measures TEST,
+with a warning.
+
 Written to --checkpoint-dir (by rank 0 only): ssd300_iter_<N>.pt (SSD512: ssd512_iter_<N>.pt) checkpoints (model, optimizer, AMP scaler,
 RNG states, iteration and the label map; plain tensors, so torch.load(weights_only=True) reads them), written
 atomically, the newest --keep-checkpoints kept; train_log.csv; loss_curve.png; train_summary.json.
@@ -525,6 +530,7 @@ def train(args, dist_info):
     if args.tensorboard and is_main:
         run.tensorboard = TensorBoardLog(args.tensorboard, run.start_iteration)
     log = TrainingLog(args.checkpoint_dir, run.start_iteration, enabled=is_main)
+    log.eval_split = run.eval_split
     if is_main:
         print(f"Training SSD{args.image_size} ({args.base}) on {run.n_images} images, {len(run.label_map) - 1} classes, {world} process(es) x "
               f"batch {args.batch_size} on {device}, iterations {run.start_iteration} -> {args.iterations}."

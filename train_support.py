@@ -276,6 +276,8 @@ class TrainingLog:
     :param enabled: False on ranks other than 0, which must not write
     """
 
+    eval_split = "TEST"  # the split the map_11pt rows measure (train.py sets "VAL" when it evaluates on VAL)
+
     def __init__(self, folder, start_iteration, enabled=True):
         self.csv_path = os.path.join(folder, "train_log.csv")
         self.png_path = os.path.join(folder, "loss_curve.png")
@@ -326,7 +328,7 @@ class TrainingLog:
         xs, ys = series("map_11pt")
         if xs:
             map_axis = axis.twinx()
-            map_axis.plot(xs, ys, "k-o", label="mAP (11-point, TEST)")
+            map_axis.plot(xs, ys, "k-o", label=f"mAP (11-point, {self.eval_split})")
             map_axis.set_ylabel("mAP")
             map_axis.set_ylim(0, 1)
             map_axis.legend(loc="upper center")

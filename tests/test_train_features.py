@@ -127,9 +127,9 @@ def test_epochs_and_iterations_are_alternatives():
 def test_eval_on_val_keeps_best_pt_by_val_map(toy_data_folder, tmp_path, monkeypatch, capsys):
     """3 steps, an evaluation after each, with VAL mAPs 0.2, 0.5, 0.3: best.pt holds step 2's weights, the
     summary names it, and neither pruning nor --resume latest ever takes it for a periodic checkpoint."""
-    folder = copy_lists(toy_data_folder, tmp_path / "data", n_train=3)
+    folder = copy_lists(toy_data_folder, tmp_path / "data", n_train=2)
     with contextlib.redirect_stdout(io.StringIO()):
-        cdl.split_validation(folder, 0.34)  # 1 VAL image, 2 TRAIN images
+        cdl.split_validation(folder, 0.5)  # 1 VAL image, 1 TRAIN image
     maps, asked, weights = iter([0.2, 0.5, 0.3]), [], {}
 
     def fake_evaluate_map(model, args, label_map, device, split="TEST"):
@@ -139,8 +139,8 @@ def test_eval_on_val_keeps_best_pt_by_val_map(toy_data_folder, tmp_path, monkeyp
 
     monkeypatch.setattr(train, "evaluate_map", fake_evaluate_map)
     checkpoints = tmp_path / "ckpt"
-    result = train.main(quiet_args(folder, checkpoints, "--epochs", "3", "--batch-size", "2", "--eval-every", "1",
-                                   "--save-every", "1", "--keep-checkpoints", "1", "--warmup", "0"))
+    result = train.main(quiet_args(folder, checkpoints, "--epochs", "3", "--batch-size", "1", "--eval-every", "1",
+                                   "--save-every", "2", "--keep-checkpoints", "1", "--warmup", "0"))
     assert "--epochs 3 = 3 iterations" in capsys.readouterr().out
     assert asked == ["VAL"] * 3 and result["iteration"] == 3
 
@@ -159,7 +159,7 @@ def test_eval_on_val_keeps_best_pt_by_val_map(toy_data_folder, tmp_path, monkeyp
 
     # Resumed for one more step at mAP 0.4: below the best of the whole run (0.5), so best.pt stays.
     maps = iter([0.4])
-    train.main(quiet_args(folder, checkpoints, "--epochs", "4", "--batch-size", "2", "--eval-every", "1",
+    train.main(quiet_args(folder, checkpoints, "--epochs", "4", "--batch-size", "1", "--eval-every", "1",
                           "--warmup", "0", "--resume", "latest"))
     assert torch.load(checkpoints / "best.pt", weights_only=True)["iteration"] == 2
 
