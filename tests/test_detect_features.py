@@ -301,3 +301,31 @@ def test_onnx_without_postprocess_is_a_one_line_error(random_checkpoint, noise_i
     error = capsys.readouterr().err.strip()
     assert "plain.onnx: has no detection outputs" in error and "--with-postprocess" in error
     assert len(error.splitlines()) == 1
+
+
+def test_missing_optional_packages_are_one_line_errors(monkeypatch, tmp_path):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def without(name, *args, **kwargs):
+        if name in ("cv2", "onnxruntime"):
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", without)
+    with pytest.raises(ImportError, match="need OpenCV: pip install opencv-python-headless"):
+        detect.detect_video(str(tmp_path / "clip.mp4"), str(tmp_path / "out"), box_detector([]), LABEL_MAP)
+    from detect_onnx import OnnxDetector
+    with pytest.raises(ImportError, match="--onnx needs onnxruntime: pip install onnxruntime"):
+        OnnxDetector(str(tmp_path / "model.onnx"))
+
+
+def test_webcam_window_with_headless_opencv_says_what_to_install():
+    cv2 = pytest.importorskip("cv2")
+    import re
+
+    if not re.search(r"GUI:\s+NONE", cv2.getBuildInformation()):
+        pytest.skip("this OpenCV can open windows (the test needs the headless build)")
+    with pytest.raises(ImportError, match="pip install opencv-python"):
+        detect.show_in_window(np.zeros((4, 4, 3), dtype=np.uint8))
