@@ -4,7 +4,7 @@
     python eval.py --data-folder data --checkpoint checkpoints/ssd300_iter_120000.pt
     python eval.py --data-folder data --checkpoint ckpt.pt --output results.json --plots pr_curves/
     python eval.py --data-folder data/coco --checkpoint ckpt.pt --metric coco
-    python eval.py --data-folder data --checkpoint ckpt.pt --split VAL --thresholds-out thresholds.json --operating-score 0.4
+    python eval.py --data-folder data --checkpoint ckpt.pt --split VAL --thresholds-out t.json --operating-score 0.4
 
 The defaults are the paper's evaluation settings: keep detections scoring above 0.01, NMS at IoU 0.45, at most
 200 detections per image. Difficult objects are loaded and then ignored by the metric (a detection that finds

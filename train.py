@@ -16,9 +16,9 @@ pure function of (seed, epoch, image), so that a run resumed at iteration k sees
 uninterrupted run would have seen, whatever the number of loader workers.
 
 For a small data set, ``--epochs E`` says how long in passes over the images; it is turned into iterations
-and decay points (the paper's 80k/100k of 120k, scaled) before training starts. ``--eval-every N`` measures the mAP on the VAL split
-(create_data_lists.py --val-fraction) and keeps the best weights as best.pt; without VAL lists it measures TEST,
-with a warning.
+and decay points (the paper's 80k/100k of 120k, scaled) before training starts. ``--eval-every N`` measures
+the mAP on the VAL split (create_data_lists.py --val-fraction) and keeps the best weights as best.pt; without
+VAL lists it measures TEST, with a warning.
 
 Written to --checkpoint-dir (by rank 0 only): ssd300_iter_<N>.pt (SSD512: ssd512_iter_<N>.pt) checkpoints (model, optimizer, AMP scaler,
 RNG states, iteration and the label map; plain tensors, so torch.load(weights_only=True) reads them), written
@@ -45,8 +45,8 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
-from train_support import (StopRequest, TensorBoardLog, ThroughputMeter, TrainingLog, all_ranks_sum, capture_rng_state,
-                           checkpoint_path, list_checkpoints, make_train_loader, prune_checkpoints,
+from train_support import (StopRequest, TensorBoardLog, ThroughputMeter, TrainingLog, all_ranks_sum,
+                           capture_rng_state, checkpoint_path, list_checkpoints, make_train_loader, prune_checkpoints,
                            require_tensorboard, resolve_resume_path, restore_rng_state, save_atomically,
                            setup_distributed, stop_on_signals, weights_are_finite, weights_digest)
 from utils import MultiBoxLoss
@@ -119,7 +119,7 @@ def parse_args(argv=None):
     length.add_argument("--epochs", type=float, default=None, metavar="E",
                         help="train for E passes over the training images instead of --iterations: "
                              "ceil(E x images / (batch size x processes)) iterations, the learning-rate decays "
-                             "at the paper's 80k/120k and 100k/120k of that (unless --decay-at is given), "
+                             "at the paper's 80k/120k and 100k/120k of that (unless --decay-at gives other values), "
                              "--warmup cut to the first decay if longer")
     recipe.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd",
                         help="sgd is the paper's; adamw (with a smaller --lr, ~1e-4) learns faster from a random "

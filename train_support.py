@@ -15,6 +15,7 @@ run of 120,000 iterations survive Ctrl-C, preemption and several GPUs:
 
 import csv
 import hashlib
+import importlib
 import os
 import random
 import re
@@ -434,7 +435,7 @@ def require_tensorboard():
     :raises ImportError: with a one-line message naming the package to install
     """
     try:
-        from torch.utils.tensorboard import SummaryWriter  # noqa: F401  (needs the tensorboard package)
+        importlib.import_module("torch.utils.tensorboard")  # which imports the tensorboard package
     except ImportError:
         raise ImportError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
 

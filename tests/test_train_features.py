@@ -7,6 +7,7 @@ import contextlib
 import io
 import json
 import os
+import sys
 
 import pytest
 import torch
@@ -201,16 +202,7 @@ def test_tensorboard_gets_the_logged_scalars(toy_data_folder, tmp_path):
 
 
 def test_tensorboard_missing_is_one_clear_error(monkeypatch):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_tensorboard(name, *args, **kwargs):
-        if name == "torch.utils.tensorboard":
-            raise ImportError("No module named 'tensorboard'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_tensorboard)
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # as if the package were not installed
     with pytest.raises(ImportError, match="pip install tensorboard"):
         train_support.require_tensorboard()
 
