@@ -18,7 +18,7 @@ split (or --test-annotations / --test-images give one).
 
 The image of annotation ID is ID.<ext> (jpg, jpeg, png, bmp, tif, webp, ... in any letter case) in JPEGImages/
 (or --images), as the VOC devkit reads it; <filename> is only the fallback. Its upright size (EXIF orientation
-applied, as datasets.load_image reads it) must be the annotation's <size> (COCO: width / height).
+applied, as images.load_image reads it) must be the annotation's <size> (COCO: width / height).
 
 COCO: --coco-json / --coco-images give the TRAIN split (an instances_*.json file and the folder its file_names
 are in), --coco-test-json / --coco-test-images the TEST split; either pair alone is enough. COCO's category
@@ -30,6 +30,11 @@ Written to the output folder: TRAIN_images.json and TEST_images.json (lists of i
 output folder, so that the project can move), TRAIN_objects.json and TEST_objects.json (per image, {"boxes":
 [[x1, y1, x2, y2], ...] in pixels, "labels": [...], "difficulties": [...]}), and label_map.json ({"background": 0,
 class: label, ...}), the label map that training and evaluation use.
+
+--val-fraction F also moves a seeded random share F of the TRAIN images into VAL_images.json /
+VAL_objects.json (train.py --eval-every evaluates on VAL, so that choosing a checkpoint does not tune on TEST):
+
+    python create_data_lists.py --toy data/toy --val-fraction 0.2
 
 Coordinates: VOC annotations number pixels from 1 and include the last pixel, so a box covering pixels
 xmin..xmax (1-based) spans [xmin - 1, xmax] in the continuous, 0-based coordinates written here.
@@ -47,13 +52,14 @@ import difflib
 import hashlib
 import json
 import os
+import random
 import re
 import sys
 import xml.etree.ElementTree as ET
 from collections import Counter
 
-from datasets import IMAGE_EXTENSIONS, UnreadableImageError
-from datasets import image_size as upright_image_size
+from images import IMAGE_EXTENSIONS, UnreadableImageError
+from images import image_size as upright_image_size
 from toy_data import make_toy_coco_dataset, make_toy_dataset
 from utils import VOC_LABELS, make_label_map, write_atomically
 
@@ -250,7 +256,7 @@ def parse_annotation(xml_path, image_folder, image_id, cache=None):
 
     Accepts float coordinates ("107.37"), empty or missing <difficult/> and <truncated/> tags, the <part> sub-boxes
     of people (only an object's own <bndbox> is read) and any declared encoding. The image is ID.<ext> in
-    ``image_folder`` (:func:`find_image`); its upright size (EXIF orientation applied, as datasets.load_image reads
+    ``image_folder`` (:func:`find_image`); its upright size (EXIF orientation applied, as images.load_image reads
     it) must be the annotation's <size>. Boxes reaching outside the image are clipped to it and counted. An empty
     box, or an object named "background" (label 0 is reserved for "no object"), is a problem of that object; a
     missing image, a size that differs or a malformed file is a problem of the whole annotation.
@@ -728,6 +734,67 @@ def _report_and_write(lists, label_map, label_map_source, n_clipped, problems, s
 
 
 # ---------------------------------------------------------------------------------------------------------
+# A validation split drawn from TRAIN
+# ---------------------------------------------------------------------------------------------------------
+
+VAL_FILES = ("VAL_images.json", "VAL_objects.json")
+
+
+def split_validation(output_folder, fraction, seed=0, out=None):
+    """Move a seeded random ``fraction`` of the TRAIN images (with their objects) into a VAL split.
+
+    Choosing a checkpoint or a setting by its TEST score tunes on the test set; train.py --eval-every
+    evaluates on VAL instead when these files exist. Runs on the lists already written (by the VOC, COCO or
+    any other path), so every source gets the same split. VAL keeps at least one image and TRAIN at least one.
+
+    :param output_folder: folder holding TRAIN_images.json and TRAIN_objects.json
+    :param fraction: share of the TRAIN images to move, 0 < fraction < 1
+    :param seed: seed of the draw (the same seed and lists give the same split)
+    :param out: a file to print the one-line report to (default stdout)
+    :return: (number of VAL images, number of TRAIN images left)
+    :raises DataListError: when the fraction is out of range or TRAIN has fewer than 2 images
+    """
+    out = out or sys.stdout
+    if not 0.0 < fraction < 1.0:
+        raise DataListError(f"--val-fraction must be between 0 and 1 (exclusive), got {fraction}")
+    images_path = os.path.join(output_folder, "TRAIN_images.json")
+    objects_path = os.path.join(output_folder, "TRAIN_objects.json")
+    with open(images_path) as file:
+        images = json.load(file)
+    with open(objects_path) as file:
+        objects = json.load(file)
+    if len(images) < 2:
+        raise DataListError(f"{images_path}: {len(images)} TRAIN image(s), too few to draw a VAL split from")
+    n_val = min(max(1, round(fraction * len(images))), len(images) - 1)
+    # A private generator: the draw depends on the seed and the list only.
+    chosen = set(random.Random(seed).sample(range(len(images)), n_val))
+    keep = [i for i in range(len(images)) if i not in chosen]
+    val = sorted(chosen)  # in list order, so VAL reads like the lists it came from
+    _write_json(os.path.join(output_folder, "VAL_images.json"), [images[i] for i in val])
+    _write_json(os.path.join(output_folder, "VAL_objects.json"), [objects[i] for i in val])
+    # TRAIN last: if anything fails before, TRAIN is still whole.
+    _write_json(objects_path, [objects[i] for i in keep])
+    _write_json(images_path, [images[i] for i in keep])
+    print(f"VAL: {n_val} images drawn from TRAIN (--val-fraction {fraction}, --val-seed {seed}); "
+          f"TRAIN keeps {len(keep)}.", file=out)
+    return n_val, len(keep)
+
+
+def remove_stale_validation(output_folder):
+    """Delete VAL lists left by an earlier run into the same folder: they would overlap the new TRAIN.
+
+    :return: the files deleted
+    """
+    removed = []
+    for name in VAL_FILES:
+        path = os.path.join(output_folder, name)
+        if os.path.isfile(path):
+            os.remove(path)
+            removed.append(path)
+    return removed
+
+
+# ---------------------------------------------------------------------------------------------------------
 # COCO-format annotations
 # ---------------------------------------------------------------------------------------------------------
 
@@ -815,7 +882,7 @@ def _coco_images(data, json_path, images_folder, problems):
             problems.append(AnnotationProblem("missing image", json_path,
                                               f"image {image_id}: {path} not found"))
             continue
-        try:  # the header alone says it, EXIF orientation applied as datasets.load_image applies it
+        try:  # the header alone says it, EXIF orientation applied as images.load_image applies it
             actual = upright_image_size(path)
         except UnreadableImageError as error:
             problems.append(AnnotationProblem("unreadable image", json_path, f"image {image_id}: {error}"))
@@ -992,6 +1059,10 @@ def parse_args(argv=None):
     parser.add_argument("--toy-test", type=int, default=16, help="toy test images (default 16)")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the toy data set, and of the --annotations TRAIN/TEST draw (default 0)")
+    parser.add_argument("--val-fraction", type=float, default=None, metavar="F",
+                        help="move this share of the TRAIN images (seeded, at random) into a VAL split "
+                             "(VAL_images.json, VAL_objects.json), which train.py --eval-every evaluates on")
+    parser.add_argument("--val-seed", type=int, default=0, help="seed of the --val-fraction draw (default 0)")
     args = parser.parse_args(argv)
     for json_option, folder_option in (("coco_json", "coco_images"), ("coco_test_json", "coco_test_images")):
         if (getattr(args, json_option) is None) != (getattr(args, folder_option) is None):
@@ -1013,7 +1084,23 @@ def parse_args(argv=None):
         parser.error("--test-images goes with --test-annotations DIR")
     if args.classes is not None and (args.toy_coco or args.coco_json or args.coco_test_json):
         parser.error("--classes is for VOC folders; a COCO file's categories make the label map")
+    if args.val_fraction is not None and not 0.0 < args.val_fraction < 1.0:
+        parser.error(f"--val-fraction must be between 0 and 1 (exclusive), got {args.val_fraction}")
     return args
+
+
+def apply_val_fraction(output_folder, fraction, seed):
+    """After the lists are written: draw the VAL split (``fraction`` given), or else delete an older VAL split.
+
+    :param output_folder: the folder the lists went to
+    :param fraction: --val-fraction, or None
+    :param seed: --val-seed
+    """
+    if fraction is not None:
+        split_validation(output_folder, fraction, seed)
+        return
+    for path in remove_stale_validation(output_folder):
+        print(f"Removed {path}: an earlier --val-fraction split, which the new TRAIN list may overlap.")
 
 
 def main(argv=None):
@@ -1026,6 +1113,7 @@ def main(argv=None):
 
     try:
         if args.toy_coco:
+            output = args.toy_coco
             paths = make_toy_coco_dataset(args.toy_coco, args.toy_train, args.toy_test, args.seed)
             create_coco_data_lists(output_folder=args.toy_coco, skip_bad=args.skip_bad, **paths)
         elif args.coco_json or args.coco_test_json:
@@ -1037,6 +1125,7 @@ def main(argv=None):
                                      skip_bad=args.skip_bad)
         else:
             create_data_lists(voc07, args.voc12, output, classes=classes, skip_bad=args.skip_bad)
+        apply_val_fraction(output, args.val_fraction, args.val_seed)
     except DataListError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -4,6 +4,7 @@
     python eval.py --data-folder data --checkpoint checkpoints/ssd300_iter_120000.pt
     python eval.py --data-folder data --checkpoint ckpt.pt --output results.json --plots pr_curves/
     python eval.py --data-folder data/coco --checkpoint ckpt.pt --metric coco
+    python eval.py --data-folder data --checkpoint ckpt.pt --split VAL --thresholds-out t.json --operating-score 0.4
 
 The defaults are the paper's evaluation settings: keep detections scoring above 0.01, NMS at IoU 0.45, at most
 200 detections per image. Difficult objects are loaded and then ignored by the metric (a detection that finds
@@ -13,6 +14,11 @@ one is neither right nor wrong), as the VOC devkit does. Two APs are printed for
 - area AP, the VOC2010+ metric (area under the precision envelope), usually about 2 points apart from it.
 
 Always say which one a number is.
+
+--operating-score S prints each class's precision, recall and F1 for the detections scoring >= S (a detector is
+deployed at 0.4, say, not at the 0.01 of the AP); --thresholds-out FILE writes, per class, the score that
+maximises F1 on the evaluated split with that precision and recall (detect.py --thresholds FILE uses them).
+Choose them on a VAL split (--split VAL, made by create_data_lists.py --val-fraction), not on TEST.
 
 --metric coco prints the COCO metrics (pycocotools, installed separately: pip install pycocotools): AP averaged
 over IoU 0.50:0.95, AP50, AP75, AP of small / medium / large objects, and the same per class, with the VOC mAP in
@@ -33,7 +39,7 @@ import torch
 from tqdm import tqdm
 
 from coco_eval import coco_average_precision
-from datasets import image_size
+from images import image_size
 from model import EVAL_MIN_SCORE, EVAL_NMS_IOU, EVAL_TOP_K
 from utils import average_precision, average_precisions_from_curves, precision_recall_curves, write_atomically
 
@@ -79,12 +85,12 @@ def collect_detections(model, data_loader, device, min_score=EVAL_MIN_SCORE, max
 
 
 def read_image_sizes(image_paths):
-    """The upright (EXIF-applied) (width, height) of each image, as datasets.load_image gives it, read from the
-    file headers (datasets.image_size).
+    """The upright (EXIF-applied) (width, height) of each image, as images.load_image gives it, read from the
+    file headers (images.image_size).
 
     :param image_paths: list of image file paths
     :return: list of (width, height) pairs, in pixels
-    :raises datasets.UnreadableImageError: (a ValueError) naming the file, when one cannot be read
+    :raises images.UnreadableImageError: (a ValueError) naming the file, when one cannot be read
     """
     return [image_size(path) for path in image_paths]
 
@@ -256,6 +262,98 @@ def save_pr_curves(curves, folder):
     return written
 
 
+def sorted_class_scores(collected, label_map):
+    """Each class's detection scores in the order of its precision-recall curve: descending.
+
+    ``utils.precision_recall_curves`` has one curve point per detection of a class, in descending score order,
+    so point i of the curve is "keep the detections scoring at least scores[i]".
+
+    :param collected: the dict :func:`collect_detections` returns
+    :param label_map: {class name: label}, background 0
+    :return: {class name: float64 array (n_c,) of scores, descending}
+    """
+    labels = np.concatenate([lab.numpy().reshape(-1) for lab in collected["det_labels"]] or [np.zeros(0, int)])
+    scores = np.concatenate([s.double().numpy().reshape(-1) for s in collected["det_scores"]] or [np.zeros(0)])
+    return {name: -np.sort(-scores[labels == label]) for name, label in label_map.items() if label != 0}
+
+
+def _point(precision, recall, index):
+    """(precision, recall, F1) at curve point ``index`` (-1: no detection kept, all three 0)."""
+    if index < 0:
+        return 0.0, 0.0, 0.0
+    p, r = float(precision[index]), float(recall[index])
+    return p, r, (2 * p * r / (p + r) if p + r > 0 else 0.0)
+
+
+def best_f1_thresholds(curves, class_scores):
+    """Per class, the score threshold that maximises F1 on the evaluated split, with its precision and recall.
+
+    Only the last point of a run of equal scores is a possible operating point (a threshold keeps all the
+    detections of one score or none). A detector used at "score >= threshold" (detect.py --thresholds) then
+    has this precision and recall on this split; pick thresholds on a VAL split, not on TEST.
+
+    :param curves: {class: (precision, recall, n_positives)} from :func:`score_detections`
+    :param class_scores: :func:`sorted_class_scores`'s dict
+    :return: {class: {"score", "precision", "recall", "f1", "n_positives"}}; "score" is None for a class whose
+        best F1 is 0 (no detection is right), for which no threshold helps
+    """
+    result = {}
+    for name, (precision, recall, n_positives) in curves.items():
+        scores = class_scores[name]
+        best = (0.0, None, 0.0, 0.0)  # f1, score, precision, recall
+        for index in range(len(scores)):
+            if index + 1 < len(scores) and scores[index + 1] == scores[index]:
+                continue  # not the end of a run of ties
+            p, r, f1 = _point(precision, recall, index)
+            if f1 > best[0]:
+                best = (f1, float(scores[index]), p, r)
+        result[name] = {"score": best[1], "precision": best[2], "recall": best[3], "f1": best[0],
+                        "n_positives": n_positives}
+    return result
+
+
+def operating_point(curves, class_scores, score):
+    """Per class, the precision, recall and F1 of the detections scoring at least ``score``.
+
+    :param curves: {class: (precision, recall, n_positives)} from :func:`score_detections`
+    :param class_scores: :func:`sorted_class_scores`'s dict
+    :param score: the operating score, e.g. 0.4
+    :return: {class: {"precision", "recall", "f1", "n_detections"}} (all 0 where no detection is kept)
+    """
+    result = {}
+    for name, (precision, recall, _) in curves.items():
+        n_kept = int(np.count_nonzero(class_scores[name] >= score))
+        p, r, f1 = _point(precision, recall, n_kept - 1)
+        result[name] = {"precision": p, "recall": r, "f1": f1, "n_detections": n_kept}
+    return result
+
+
+def format_operating_point(points, score):
+    """The table --operating-score prints: precision, recall and F1 per class at one score, and their means."""
+    width = max([len(name) for name in points] + [len("class")])
+    lines = [f"At score >= {score}:", f"{'class':<{width}}  precision  recall      F1  detections",
+             "-" * (width + 40)]
+    for name, point in points.items():
+        lines.append(f"{name:<{width}}  {point['precision']:9.4f}  {point['recall']:6.4f}  {point['f1']:6.4f}  "
+                     f"{point['n_detections']:10d}")
+    if points:
+        means = [float(np.mean([point[key] for point in points.values()])) for key in ("precision", "recall", "f1")]
+        lines += ["-" * (width + 40), f"{'mean':<{width}}  {means[0]:9.4f}  {means[1]:6.4f}  {means[2]:6.4f}"]
+    return "\n".join(lines)
+
+
+def write_thresholds(path, thresholds, checkpoint, data_folder, split):
+    """Write --thresholds-out: {"thresholds": {class: score}, "per_class": {...}, where they came from}.
+
+    ``detect.py --thresholds FILE`` reads the "thresholds" dict (classes with no useful threshold are left out
+    of it and keep detect.py's --min-score).
+    """
+    document = {"thresholds": {name: t["score"] for name, t in thresholds.items() if t["score"] is not None},
+                "criterion": "the score maximising F1 (detections kept at score >= it)",
+                "checkpoint": checkpoint, "data_folder": data_folder, "split": split, "per_class": thresholds}
+    write_atomically(path, lambda file: json.dump(document, file, indent=2))
+
+
 def parse_args(argv=None):
     """Command-line options; the defaults are the paper's evaluation settings."""
     parser = argparse.ArgumentParser(description="Evaluate an SSD checkpoint on the TEST split (VOC mAP, COCO AP).")
@@ -274,6 +372,15 @@ def parse_args(argv=None):
                              "AP50, AP75, by object size and per class (needs pycocotools); all: both")
     parser.add_argument("--output", default=None, help="write the APs and mAPs to this JSON file")
     parser.add_argument("--plots", default=None, help="write a precision-recall curve PNG per class here")
+    parser.add_argument("--split", choices=("TEST", "VAL"), default="TEST",
+                        help="the split to evaluate: TEST, or VAL (create_data_lists.py --val-fraction), where "
+                             "thresholds should be chosen")
+    parser.add_argument("--thresholds-out", default=None, metavar="FILE",
+                        help="write per class the score that maximises F1 on the evaluated split, with its "
+                             "precision and recall, as JSON that detect.py --thresholds reads")
+    parser.add_argument("--operating-score", type=float, default=None, metavar="S",
+                        help="also print precision, recall and F1 per class for the detections scoring >= S "
+                             "(where a deployed detector runs, e.g. 0.4, not the 0.01 of the AP)")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
     return parser.parse_args(argv)
 
@@ -324,14 +431,14 @@ def main(argv=None):
     try:
         # Resized to the input size the network was built for (SSD300: 300, SSD512: 512), and prepared as
         # its checkpoint says (a converted COCO checkpoint names its own mean/std and resizing).
-        dataset = PascalVOCDataset(args.data_folder, "TEST", keep_difficult=True,
+        dataset = PascalVOCDataset(args.data_folder, args.split, keep_difficult=True,
                                    image_size=getattr(model, "image_size", 300),
                                    preprocess=getattr(model, "preprocess_config", None))
         image_sizes = read_image_sizes(dataset.images) if args.metric != "voc" else None
     except (OSError, ValueError) as error:
         return _fail(str(error).splitlines()[0])
     if len(dataset) == 0:
-        return _fail(f"{args.data_folder}: the TEST split has no images")
+        return _fail(f"{args.data_folder}: the {args.split} split has no images")
     loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch_size, shuffle=False,
                                          num_workers=args.workers, collate_fn=collate_fn,
                                          pin_memory=device.type == "cuda")
@@ -340,7 +447,7 @@ def main(argv=None):
                                    progress=not args.no_progress)
     results, curves = score_detections(collected, label_map, args.metric, image_sizes)
 
-    print(f"{args.checkpoint} on {args.data_folder} TEST: {len(dataset)} images "
+    print(f"{args.checkpoint} on {args.data_folder} {args.split}: {len(dataset)} images "
           f"(min_score {args.min_score}, NMS IoU {args.max_overlap}, top_k {args.top_k}; difficult objects ignored)")
     if args.metric in ("voc", "all"):
         print(format_table(results, label_map))
@@ -353,7 +460,7 @@ def main(argv=None):
         print(f"VOC mAP (IoU 0.5): {results['map_11pt']:.4f} 11-point, {results['map_area']:.4f} area")
     if args.output:
         summary = {
-            "checkpoint": args.checkpoint, "data_folder": args.data_folder, "split": "TEST",
+            "checkpoint": args.checkpoint, "data_folder": args.data_folder, "split": args.split,
             "n_images": len(dataset), "metric": args.metric,
             "settings": {"min_score": args.min_score, "max_overlap": args.max_overlap, "top_k": args.top_k},
             **results,
@@ -365,7 +472,23 @@ def main(argv=None):
     if args.plots:
         written = save_pr_curves(curves, args.plots)
         print(f"{len(written)} precision-recall plots written to {args.plots}")
+    report_operating_points(args, collected, curves, label_map)
     return 0
+
+
+def report_operating_points(args, collected, curves, label_map):
+    """--operating-score (print the table) and --thresholds-out (write the best-F1 thresholds)."""
+    if args.operating_score is None and args.thresholds_out is None:
+        return
+    class_scores = sorted_class_scores(collected, label_map)
+    if args.operating_score is not None:
+        print(format_operating_point(operating_point(curves, class_scores, args.operating_score),
+                                     args.operating_score))
+    if args.thresholds_out:
+        thresholds = best_f1_thresholds(curves, class_scores)
+        write_thresholds(args.thresholds_out, thresholds, args.checkpoint, args.data_folder, args.split)
+        print(f"per-class thresholds (best F1 on {args.split}) written to {args.thresholds_out}"
+              + ("; choosing them on TEST tunes on the test set" if args.split == "TEST" else ""))
 
 
 if __name__ == "__main__":

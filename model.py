@@ -678,7 +678,7 @@ class SSD(nn.Module):
 
     @torch.no_grad()
     def detect_objects(self, predicted_locs, predicted_scores, min_score, max_overlap, top_k,
-                       max_candidates_per_class=None):
+                       max_candidates_per_class=None, class_min_scores=None, class_agnostic=False):
         """Turn the raw predictions into detections: threshold, decode, per-class NMS, keep the best.
 
         The whole batch is processed at once: every (image, class) pair is its own NMS group, and
@@ -695,11 +695,20 @@ class SSD(nn.Module):
             before NMS (the Caffe code keeps ``EVAL_CANDIDATES_PER_CLASS``, 400; torchvision's
             ``topk_candidates``); ``None``
             keeps all
+        :param class_min_scores: optional (n_classes - 1,) per-class floors, object classes in label
+            order: a score below its class's floor is no candidate (``inf`` drops a class). Applied
+            before NMS, so a class left out never suppresses a box of another (detect.py --classes,
+            --thresholds)
+        :param class_agnostic: one NMS group per image instead of per (image, class): a box overlapping
+            a better box of any class is suppressed (detect.py --agnostic-nms)
         :return: three lists with one entry per image: boxes (n, 4) fractional x1y1x2y2 clipped to
             [0, 1], labels (n,) int64 and scores (n,); n may be 0
         """
         batch_size, n_priors, n_classes = predicted_scores.shape
         probabilities = F.softmax(predicted_scores.float(), dim=2)[:, :, 1:]  # background is no detection
+        if class_min_scores is not None:
+            floors = torch.as_tensor(class_min_scores, dtype=probabilities.dtype, device=probabilities.device)
+            probabilities = probabilities.masked_fill(probabilities < floors, 0.0)
 
         if max_candidates_per_class is None or max_candidates_per_class >= n_priors:
             image_index, prior_index, class_index = torch.nonzero(probabilities > min_score, as_tuple=True)
@@ -720,7 +729,8 @@ class SSD(nn.Module):
         candidate_locs = predicted_locs[image_index, prior_index].float()
         candidate_boxes = cxcy_to_xy(gcxgcy_to_cxcy(candidate_locs, self.priors_cxcy[prior_index])).clamp(0, 1)
 
-        keep = self._nms_top_k(candidate_boxes, scores, image_index, class_index, n_classes - 1, batch_size,
+        nms_class = torch.zeros_like(class_index) if class_agnostic else class_index
+        keep = self._nms_top_k(candidate_boxes, scores, image_index, nms_class, n_classes - 1, batch_size,
                                max_overlap, top_k)
         counts = torch.bincount(image_index[keep], minlength=batch_size).tolist()
         return (list(candidate_boxes[keep].split(counts)),

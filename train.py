@@ -15,6 +15,11 @@ endless stream of batches whose order is a pure function of (seed, epoch), and e
 pure function of (seed, epoch, image), so that a run resumed at iteration k sees exactly the batches the
 uninterrupted run would have seen, whatever the number of loader workers.
 
+For a small data set, ``--epochs E`` says how long in passes over the images; it is turned into iterations
+and decay points (the paper's 80k/100k of 120k, scaled) before training starts. ``--eval-every N`` measures
+the mAP on the VAL split (create_data_lists.py --val-fraction) and keeps the best weights as best.pt; without
+VAL lists it measures TEST, with a warning.
+
 Written to --checkpoint-dir (by rank 0 only): ssd300_iter_<N>.pt (SSD512: ssd512_iter_<N>.pt) checkpoints (model, optimizer, AMP scaler,
 RNG states, iteration and the label map; plain tensors, so torch.load(weights_only=True) reads them), written
 atomically, the newest --keep-checkpoints kept; train_log.csv; loss_curve.png; train_summary.json.
@@ -40,10 +45,10 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
-from train_support import (StopRequest, ThroughputMeter, TrainingLog, all_ranks_sum, capture_rng_state,
-                           checkpoint_path, list_checkpoints, make_train_loader, prune_checkpoints,
-                           resolve_resume_path, restore_rng_state, save_atomically, setup_distributed,
-                           stop_on_signals, weights_are_finite, weights_digest)
+from train_support import (StopRequest, TensorBoardLog, ThroughputMeter, TrainingLog, all_ranks_sum,
+                           capture_rng_state, checkpoint_path, list_checkpoints, make_train_loader, prune_checkpoints,
+                           require_tensorboard, resolve_resume_path, restore_rng_state, save_atomically,
+                           setup_distributed, stop_on_signals, weights_are_finite, weights_digest)
 from utils import MultiBoxLoss
 
 
@@ -70,6 +75,10 @@ class TrainingRun:
     last_checkpoint: Optional[str]  # the newest checkpoint written or resumed from: the last good one
     batches: Iterator  # endless (images, boxes, labels, difficulties) batches
     n_images: int
+    eval_split: str = "TEST"  # what --eval-every measures: VAL when the data folder has it (prepare_evaluation)
+    best_map: Optional[float] = None  # the best VAL mAP so far (best.pt holds those weights)
+    best_checkpoint: Optional[str] = None
+    tensorboard: Any = None  # a train_support.TensorBoardLog with --tensorboard, else None
 
 
 # =====================================================================================
@@ -105,7 +114,13 @@ def parse_args(argv=None):
     recipe.add_argument("--batch-size", type=int, default=32,
                         help="images per step PER PROCESS. With torchrun --nproc_per_node=N the effective batch is "
                              "N x this: use --batch-size 8 on 4 GPUs to keep the paper's 32")
-    recipe.add_argument("--iterations", type=int, default=120_000, help="optimizer steps in total")
+    length = recipe.add_mutually_exclusive_group()
+    length.add_argument("--iterations", type=int, default=120_000, help="optimizer steps in total")
+    length.add_argument("--epochs", type=float, default=None, metavar="E",
+                        help="train for E passes over the training images instead of --iterations: "
+                             "ceil(E x images / (batch size x processes)) iterations, the learning-rate decays "
+                             "at the paper's 80k/120k and 100k/120k of that (unless --decay-at gives other values), "
+                             "--warmup cut to the first decay if longer")
     recipe.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd",
                         help="sgd is the paper's; adamw (with a smaller --lr, ~1e-4) learns faster from a random "
                              "init, which is what the CPU quickstart wants")
@@ -159,7 +174,16 @@ def parse_args(argv=None):
                      help="checkpoint to continue from, or 'latest' for the newest one in --checkpoint-dir")
     run.add_argument("--log-every", type=int, default=20, help="write a train_log.csv row every N iterations")
     run.add_argument("--eval-every", type=int, default=0,
-                     help="compute the VOC mAP on the TEST split every N iterations and at the end (0: never)")
+                     help="compute the VOC mAP every N iterations and at the end (0: never), on the VAL split "
+                          "when the data folder has one (create_data_lists.py --val-fraction; then the best "
+                          "weights are kept as best.pt), else on TEST")
+    run.add_argument("--tensorboard", default=None, metavar="DIR",
+                     help="also write the losses, learning rate, images/s and mAP as TensorBoard events into "
+                          "DIR (needs the tensorboard package; train_log.csv and loss_curve.png are kept)")
+    run.add_argument("--sync-bn", action="store_true",
+                     help="under torchrun, turn the batch norms (--base resnet50) into SyncBatchNorm, so that "
+                          "their statistics come from the whole batch, not each GPU's share; a no-op with a "
+                          "message for vgg16 (no batch norm) or a single process")
     run.add_argument("--eval-batch-size", type=int, default=32, help="batch size for --eval-every")
     run.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
     args = parser.parse_args(argv)
@@ -173,6 +197,8 @@ def parse_args(argv=None):
         parser.error("--warmup, --eval-every and --workers cannot be negative")
     if args.max_images is not None and args.max_images < 1:
         parser.error(f"--max-images must be at least 1, got {args.max_images}")
+    if args.epochs is not None and not args.epochs > 0:
+        parser.error(f"--epochs must be positive, got {args.epochs}")
     if args.base == "resnet50" and args.image_size != 300:
         parser.error("--base resnet50 is defined for --image-size 300 only (NVIDIA's SSD300)")
     if not 0 <= args.freeze_base <= 5:
@@ -207,6 +233,49 @@ def learning_rate_at(iteration, base_lr, decay_at=(80_000, 100_000), gamma=0.1, 
         progress = iteration / warmup
         factor *= warmup_factor + (1.0 - warmup_factor) * progress
     return base_lr * factor
+
+
+# The paper's schedule: 120k iterations, the learning rate divided by 10 at 80k and at 100k.
+PAPER_ITERATIONS = 120_000
+PAPER_DECAY_AT = (80_000, 100_000)
+
+
+def schedule_for_epochs(epochs, n_images, batch_size, world_size, warmup, decay_at=PAPER_DECAY_AT):
+    """The iterations, decay points and warmup of a run counted in epochs (passes over the training images).
+
+    One iteration consumes ``batch_size x world_size`` images, so E epochs are
+    ``ceil(E x n_images / (batch_size x world_size))`` iterations. The decays keep the paper's proportions
+    (80k/120k and 100k/120k of the run) unless other ``decay_at`` values are given, which are kept as they
+    are. The warmup is kept unless it would run past the first decay (or the end), where it is cut to end there.
+
+    :param epochs: passes over the data (float, > 0)
+    :param n_images: images in the training set
+    :param batch_size: images per step per process
+    :param world_size: processes (GPUs)
+    :param warmup: --warmup, in iterations
+    :param decay_at: --decay-at; the paper's values are scaled, others kept
+    :return: (iterations, decay_at list, warmup)
+    """
+    iterations = max(1, math.ceil(epochs * n_images / (batch_size * world_size)))
+    if tuple(decay_at) == PAPER_DECAY_AT:
+        decay_at = [round(iterations * milestone / PAPER_ITERATIONS) for milestone in PAPER_DECAY_AT]
+    decay_at = list(decay_at)
+    warmup = min(warmup, min(decay_at + [iterations]))
+    return iterations, decay_at, warmup
+
+
+def apply_epochs(args, n_images, world_size):
+    """--epochs: set ``args.iterations``, ``args.decay_at`` and ``args.warmup`` (schedule_for_epochs).
+
+    :return: a sentence saying what the run became, for the start-up line ("" without --epochs)
+    """
+    if args.epochs is None:
+        return ""
+    args.iterations, args.decay_at, args.warmup = schedule_for_epochs(
+        args.epochs, n_images, args.batch_size, world_size, args.warmup, args.decay_at)
+    return (f" --epochs {args.epochs:g} = {args.iterations} iterations ({n_images} images / ({args.batch_size} x "
+            f"{world_size})), learning-rate decay at {', '.join(map(str, args.decay_at)) or 'none'}, "
+            f"warmup {args.warmup}.")
 
 
 def make_param_groups(model, weight_decay, bias_lr_mult=2.0):
@@ -364,6 +433,7 @@ def prepare_training(args, dist_info):
         # After the loader's iterator is made, so that nothing else draws from the restored generators.
         restore_rng_state(rng_state)
 
+    model = convert_sync_batchnorm(model, args, dist_info)
     wrapped = model
     if dist_info.world_size > 1:
         wrapped = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -372,6 +442,41 @@ def prepare_training(args, dist_info):
         scaler=scaler, autocast=torch.autocast(device.type, dtype=amp_dtype) if args.amp else nullcontext(),
         label_map=label_map, start_iteration=start_iteration, last_checkpoint=last_checkpoint, batches=batches,
         n_images=len(dataset))
+
+
+def convert_sync_batchnorm(model, args, dist_info):
+    """--sync-bn: replace the model's batch norms by ``torch.nn.SyncBatchNorm``, which under torchrun computes
+    the batch statistics over the images of all processes (each GPU alone may see only 8 images).
+
+    The parameters and buffers are kept (the same tensors), so the optimizer built before still holds them and
+    checkpoints keep their keys. Nothing is converted for a single process (nothing to synchronise with) or a
+    model without batch norm (vgg16); a message says so.
+
+    :param model: the SSD, before DDP wraps it
+    :param args: parse_args's namespace (``sync_bn``, ``base``)
+    :param dist_info: the DistInfo of this process
+    :return: the model (converted in place where there is something to convert)
+    :raises TrainingSetupError: for several CPU processes: SyncBatchNorm runs on GPUs only
+    """
+    if not args.sync_bn:
+        return model
+    n_batch_norms = sum(isinstance(module, torch.nn.modules.batchnorm._BatchNorm) for module in model.modules())
+    reason = None
+    if n_batch_norms == 0:
+        reason = f"the {args.base} network has no batch norm"
+    elif dist_info.world_size == 1:
+        reason = "a single process has no other batch to synchronise with (run under torchrun)"
+    if reason is not None:
+        if dist_info.is_main:
+            print(f"--sync-bn: nothing converted: {reason}.", flush=True)
+        return model
+    if dist_info.device.type == "cpu":
+        raise TrainingSetupError("--sync-bn: SyncBatchNorm runs on GPUs only, not with --device cpu")
+    model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    if dist_info.is_main:
+        print(f"--sync-bn: {n_batch_norms} batch norms synchronised over {dist_info.world_size} processes.",
+              flush=True)
+    return model
 
 
 def next_batch(run, device):
@@ -443,12 +548,19 @@ def train_step(run, images, boxes, labels, args, dist_info, stop_requested, iter
 def train(args, dist_info):
     """The body of main(), once the process group (if any) is up. Same return value as main()."""
     device, is_main, world = dist_info.device, dist_info.is_main, dist_info.world_size
+    if args.tensorboard and is_main:
+        require_tensorboard()  # before the model is built: a missing package should not cost a minute
     run = prepare_training(args, dist_info)
+    epochs_note = apply_epochs(args, run.n_images, world)
+    prepare_evaluation(run, args, dist_info)
+    if args.tensorboard and is_main:
+        run.tensorboard = TensorBoardLog(args.tensorboard, run.start_iteration)
     log = TrainingLog(args.checkpoint_dir, run.start_iteration, enabled=is_main)
+    log.eval_split = run.eval_split
     if is_main:
         print(f"Training SSD{args.image_size} ({args.base}) on {run.n_images} images, {len(run.label_map) - 1} classes, {world} process(es) x "
-              f"batch {args.batch_size} on {device}, iterations {run.start_iteration} -> {args.iterations}.",
-              flush=True)
+              f"batch {args.batch_size} on {device}, iterations {run.start_iteration} -> {args.iterations}."
+              + epochs_note, flush=True)
 
     stop_request, meter, run_start = StopRequest(), ThroughputMeter(), time.perf_counter()
     eval_result, interrupted, iteration = None, False, run.start_iteration
@@ -471,6 +583,10 @@ def train(args, dist_info):
                 log.add(iteration=iteration, loss=f"{stats['loss']:.5f}", loc_loss=f"{stats['loc']:.5f}",
                         conf_loss=f"{stats['conf']:.5f}", lr=f"{lr:.3g}", images_per_s=f"{images_per_s:.2f}",
                         elapsed_s=f"{time.perf_counter() - run_start:.1f}")
+                if run.tensorboard is not None:
+                    run.tensorboard.add(iteration, {"loss/total": stats["loss"], "loss/localization": stats["loc"],
+                                                    "loss/confidence": stats["conf"], "lr": lr,
+                                                    "images_per_s": images_per_s})
                 progress.set_postfix(loss=f"{stats['loss']:.3f}", loc=f"{stats['loc']:.3f}",
                                      conf=f"{stats['conf']:.3f}", lr=f"{lr:.2e}", img_s=f"{images_per_s:.1f}",
                                      refresh=False)
@@ -485,6 +601,8 @@ def train(args, dist_info):
                                    f"Continue with --resume {run.last_checkpoint}")
                 break
 
+    if run.tensorboard is not None:
+        run.tensorboard.close()
     if is_main:
         log.plot()
         write_summary(args, log, run, iteration, interrupted, eval_result, time.perf_counter() - run_start)
@@ -496,30 +614,37 @@ def train(args, dist_info):
 
 
 def evaluate_and_log(run, args, log, progress, iteration, dist_info, run_start):
-    """--eval-every: the TEST mAP on rank 0 (the others wait), written to the log.
+    """--eval-every: the mAP of ``run.eval_split`` (VAL, else TEST) on rank 0 (the others wait), written to the
+    log; on VAL, a new best is kept as best.pt (keep_best).
 
     :return: eval.evaluate's dict on rank 0, None elsewhere
     """
     result = None
     if dist_info.is_main:
-        result = evaluate_map(run.model_without_ddp, args, run.label_map, dist_info.device)
+        result = evaluate_map(run.model_without_ddp, args, run.label_map, dist_info.device, run.eval_split)
         log.add(iteration=iteration, map_11pt=f"{result['map_11pt']:.4f}",
                 elapsed_s=f"{time.perf_counter() - run_start:.1f}")
-        progress.write(f"iteration {iteration}: TEST mAP (11-point) {result['map_11pt']:.4f}")
+        note = ""
+        if run.eval_split == "VAL" and keep_best(run, args, iteration, result["map_11pt"]):
+            note = f" (best so far: {run.best_checkpoint})"
+        progress.write(f"iteration {iteration}: {run.eval_split} mAP (11-point) {result['map_11pt']:.4f}{note}")
+        if run.tensorboard is not None:
+            run.tensorboard.add(iteration, {f"mAP_11pt/{run.eval_split}": result["map_11pt"]})
     if dist_info.world_size > 1:
         dist.barrier()
     return result
 
 
-def evaluate_map(model, args, label_map, device):
-    """VOC mAP on the TEST split (eval.evaluate); puts the model back in train mode afterwards.
+def evaluate_map(model, args, label_map, device, split="TEST"):
+    """VOC mAP on a split (eval.evaluate); puts the model back in train mode afterwards.
 
+    :param split: "VAL" or "TEST"
     :return: eval.evaluate's dict ({"map_11pt": float, ...})
     """
     from datasets import PascalVOCDataset, collate_fn
     from eval import evaluate
 
-    test_set = PascalVOCDataset(args.data_folder, "TEST", keep_difficult=True, image_size=args.image_size,
+    test_set = PascalVOCDataset(args.data_folder, split, keep_difficult=True, image_size=args.image_size,
                                 preprocess=model.preprocess_config)
     loader = DataLoader(test_set, batch_size=args.eval_batch_size, shuffle=False, collate_fn=collate_fn,
                         num_workers=args.workers, pin_memory=device.type == "cuda")
@@ -528,6 +653,54 @@ def evaluate_map(model, args, label_map, device):
         return evaluate(model, loader, label_map, device, progress=False)
     finally:
         model.train()
+
+
+BEST_CHECKPOINT = "best.pt"  # not ssd300_iter_N.pt: --resume latest and pruning never see it
+
+
+def has_val_split(data_folder):
+    """True when create_data_lists.py --val-fraction wrote VAL lists into ``data_folder``."""
+    return all(os.path.isfile(os.path.join(data_folder, f"VAL_{kind}.json")) for kind in ("images", "objects"))
+
+
+def prepare_evaluation(run, args, dist_info):
+    """Decide what --eval-every measures and, when resuming, what the best VAL mAP so far was.
+
+    VAL when the data folder has it; otherwise TEST, with a warning: picking a checkpoint or a setting by its
+    TEST mAP tunes on the test set, and then no best.pt is kept. Sets ``run.eval_split``, ``run.best_map``
+    and ``run.best_checkpoint``.
+    """
+    if not args.eval_every:
+        return
+    run.eval_split = "VAL" if has_val_split(args.data_folder) else "TEST"
+    if run.eval_split == "TEST":
+        if dist_info.is_main:
+            print(f"warning: {args.data_folder} has no VAL split, so --eval-every measures TEST: choosing a "
+                  f"checkpoint by it tunes on the test set, and no {BEST_CHECKPOINT} is kept. Make one with "
+                  f"create_data_lists.py --val-fraction 0.1.", file=sys.stderr, flush=True)
+        return
+    path = os.path.join(args.checkpoint_dir, BEST_CHECKPOINT)
+    if run.start_iteration > 0 and os.path.isfile(path):
+        # Resuming: a later evaluation must beat the best of the run so far, not just of this session.
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        if saved.get("iteration", 0) <= run.start_iteration and saved.get("val_map_11pt") is not None:
+            run.best_map, run.best_checkpoint = float(saved["val_map_11pt"]), path
+
+
+def keep_best(run, args, iteration, val_map):
+    """Write best.pt (atomically, the periodic checkpoints' format plus ``val_map_11pt``) when ``val_map`` beats
+    the best VAL mAP so far. Rank 0 only.
+
+    :return: True when best.pt was written
+    """
+    if run.best_map is not None and not val_map > run.best_map:
+        return False
+    path = os.path.join(args.checkpoint_dir, BEST_CHECKPOINT)
+    state = make_checkpoint(run.model_without_ddp, run.optimizer, run.scaler, iteration, run.label_map, args)
+    state["val_map_11pt"] = float(val_map)
+    save_atomically(state, path)
+    run.best_map, run.best_checkpoint = float(val_map), path
+    return True
 
 
 def checkpoint_now(run, args, log, iteration, dist_info):
@@ -550,6 +723,8 @@ def checkpoint_now(run, args, log, iteration, dist_info):
 def write_summary(args, log, run, iteration, interrupted, eval_result, wall_time):
     """Write train_summary.json (what was run, how far it got, the last loss and mAP)."""
     summary = {"iterations_done": iteration, "interrupted": interrupted, "last_checkpoint": run.last_checkpoint,
+               "eval_split": run.eval_split if args.eval_every else None,
+               "best_checkpoint": run.best_checkpoint, "best_val_map_11pt": run.best_map,
                "wall_time_s": round(wall_time, 1),
                "final_loss": next((float(r["loss"]) for r in reversed(log.rows) if r["loss"] != ""), None),
                "eval": eval_result, "args": vars(args)}
@@ -641,6 +816,6 @@ def main(argv=None):
 if __name__ == "__main__":
     try:
         result = main()
-    except (NonFiniteLossError, TrainingSetupError, FileNotFoundError) as error:
+    except (NonFiniteLossError, TrainingSetupError, FileNotFoundError, ImportError) as error:
         sys.exit(f"train.py: {error}")
     sys.exit(130 if result["interrupted"] else 0)

@@ -15,6 +15,7 @@ run of 120,000 iterations survive Ctrl-C, preemption and several GPUs:
 
 import csv
 import hashlib
+import importlib
 import os
 import random
 import re
@@ -287,6 +288,8 @@ class TrainingLog:
     :param enabled: False on ranks other than 0, which must not write
     """
 
+    eval_split = "TEST"  # the split the map_11pt rows measure (train.py sets "VAL" when it evaluates on VAL)
+
     def __init__(self, folder, start_iteration, enabled=True):
         self.csv_path = os.path.join(folder, "train_log.csv")
         self.png_path = os.path.join(folder, "loss_curve.png")
@@ -337,7 +340,7 @@ class TrainingLog:
         xs, ys = series("map_11pt")
         if xs:
             map_axis = axis.twinx()
-            map_axis.plot(xs, ys, "k-o", label="mAP (11-point, TEST)")
+            map_axis.plot(xs, ys, "k-o", label=f"mAP (11-point, {self.eval_split})")
             map_axis.set_ylabel("mAP")
             map_axis.set_ylim(0, 1)
             map_axis.legend(loc="upper center")
@@ -430,3 +433,43 @@ def stop_on_signals(request):
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+# =====================================================================================
+# TensorBoard (optional: --tensorboard DIR)
+# =====================================================================================
+
+
+def require_tensorboard():
+    """Check that ``torch.utils.tensorboard`` can be used.
+
+    :raises ImportError: with a one-line message naming the package to install
+    """
+    try:
+        importlib.import_module("torch.utils.tensorboard")  # which imports the tensorboard package
+    except ImportError:
+        raise ImportError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
+
+
+class TensorBoardLog:
+    """Scalars for TensorBoard (``tensorboard --logdir DIR``), beside train_log.csv: the same numbers, live.
+
+    :param folder: the event folder (--tensorboard DIR)
+    :param start_iteration: where the run (re)starts; events an interrupted run wrote after it are purged, so a
+        resumed run's curves read like one uninterrupted run (as TrainingLog does with its rows)
+    """
+
+    def __init__(self, folder, start_iteration=0):
+        from torch.utils.tensorboard import SummaryWriter  # imported here: the package is optional
+
+        self.writer = SummaryWriter(folder, purge_step=start_iteration + 1 if start_iteration > 0 else None)
+
+    def add(self, iteration, scalars):
+        """Write ``{tag: float}`` at step ``iteration`` and flush (a crashed run keeps what it logged)."""
+        for tag, value in scalars.items():
+            self.writer.add_scalar(tag, float(value), global_step=iteration)
+        self.writer.flush()
+
+    def close(self):
+        """Flush and close the event file."""
+        self.writer.close()

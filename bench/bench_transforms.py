@@ -38,7 +38,8 @@ from torchvision.transforms import v2 as T
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from datasets import load_image, read_image_list  # noqa: E402
+from datasets import read_image_list  # noqa: E402
+from images import load_image  # noqa: E402
 from utils import IMAGENET_MEAN, IMAGENET_STD, MEAN_FILL_UINT8, transform  # noqa: E402
 
 # Typical Pascal VOC image sizes (width, height).

@@ -15,6 +15,7 @@ from PIL import Image, ImageDraw
 import datasets
 from create_data_lists import create_data_lists
 from datasets import PascalVOCDataset, collate_fn, load_label_map
+from images import UnreadableImageError
 from utils import IMAGENET_MEAN, IMAGENET_STD
 
 GREY = (90, 90, 90)
@@ -121,11 +122,11 @@ def test_collate_keeps_per_image_lists(toy_data_folder):
 
 
 def test_an_unreadable_image_is_named_in_the_error(known_folder):
-    """A corrupt image file raises datasets.UnreadableImageError (a ValueError), one line starting with its path."""
+    """A corrupt image file raises images.UnreadableImageError (a ValueError), one line starting with its path."""
     path = datasets.read_image_list(known_folder, "TEST")[0]
     with open(path, "wb") as f:
         f.write(b"not an image at all")
-    with pytest.raises(datasets.UnreadableImageError, match=re.escape(f"{path}: not an image")) as error:
+    with pytest.raises(UnreadableImageError, match=re.escape(f"{path}: not an image")) as error:
         PascalVOCDataset(known_folder, "TEST")[0]
     assert "\n" not in str(error.value)
 
@@ -152,7 +153,9 @@ def test_missing_lists_and_bad_split_are_clear_errors(tmp_path, known_folder):
     """Missing lists name the file and the fix; a wrong split and lists of different lengths are named too."""
     with pytest.raises(FileNotFoundError, match="TRAIN_images.json: not found .*create_data_lists.py"):
         PascalVOCDataset(str(tmp_path / "nowhere"), "TRAIN")
-    with pytest.raises(ValueError, match="split must be"):
+    with pytest.raises(ValueError, match="split must be one of TRAIN, VAL, TEST"):
+        PascalVOCDataset(known_folder, "TRAINVAL")
+    with pytest.raises(FileNotFoundError, match="VAL_images.json: not found"):  # a folder without --val-fraction
         PascalVOCDataset(known_folder, "VAL")
     with open(os.path.join(known_folder, "TEST_objects.json"), "w") as f:
         json.dump([], f)

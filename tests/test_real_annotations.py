@@ -23,7 +23,8 @@ import datasets
 import detect
 import eval as eval_script
 from coco_eval import build_coco_ground_truth, coco_average_precision
-from datasets import PascalVOCDataset, UnreadableImageError, image_size, load_image
+from datasets import PascalVOCDataset
+from images import UnreadableImageError, image_size, load_image
 from utils import IMAGENET_MEAN, IMAGENET_STD
 
 GREY, WHITE = (90, 90, 90), (255, 255, 255)

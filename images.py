@@ -1,0 +1,108 @@
+"""The one image loader of the project: every tool reads image files through :func:`load_image`.
+
+create_data_lists.py (sizes, through :func:`image_size`), training and evaluation (datasets.py), detect.py and
+the README's Python examples all see the same pixels: upright as viewers show them (the EXIF orientation
+applied), 8-bit RGB (16-bit, 32-bit and float images scaled by their range), and every failure one
+``UnreadableImageError`` whose message is one line naming the file. Pillow only, no torch, so that
+``detect.py --onnx`` runs where torch is not installed.
+"""
+
+import struct
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+
+# The image files taken from a folder (detect.py) or found next to an annotation (create_data_lists.py); compared
+# with the lower-cased name, so IMG_0001.JPG counts.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm")
+
+# Pillow modes of more than 8 bits per pixel: 16-bit integers (I;16 and its byte orders), 32-bit integers (I)
+# and 32-bit floats (F). Pillow's own convert("RGB") clips them at 255, which makes a 16-bit image all white.
+WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I;16S", "I", "F")
+
+# EXIF orientations 5 to 8 turn the image by 90 degrees: the upright width is the stored height.
+EXIF_ORIENTATION_TAG = 0x0112
+QUARTER_TURN_ORIENTATIONS = (5, 6, 7, 8)
+
+# What Pillow raises on a file it cannot read. DecompressionBombError (an image whose header claims more than
+# twice Image.MAX_IMAGE_PIXELS, e.g. a 69-byte PNG saying 20000x20000) is not an OSError; SyntaxError,
+# struct.error, EOFError and IndexError come out of some truncated or corrupt files.
+PILLOW_READ_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error,
+                      Image.DecompressionBombError)
+
+
+class UnreadableImageError(ValueError):
+    """An image file that is missing or cannot be decoded; the message is one line that starts with its path."""
+
+
+def _unreadable(path, error):
+    """The UnreadableImageError of ``path`` for a Pillow / OS error: one line, naming the file first."""
+    if isinstance(error, FileNotFoundError):
+        reason = "no such file"
+    elif isinstance(error, IsADirectoryError):
+        reason = "is a directory"
+    elif isinstance(error, UnidentifiedImageError):
+        reason = "not an image (Pillow cannot identify it)"
+    else:
+        reason = "unreadable image (" + " ".join(str(error).split()) + ")"
+    return UnreadableImageError(f"{path}: {reason}")
+
+
+def to_8bit_rgb(image):
+    """Convert a PIL image of any mode to 8-bit RGB, scaling images of more than 8 bits by their range.
+
+    16-bit, 32-bit integer and float images (medical, thermal and depth cameras, scientific TIFFs) are mapped
+    linearly from their own minimum..maximum to 0..255 (a flat image becomes 0), so a 16-bit PNG with a
+    background of 12000 and an object of 40000 becomes 0 and 255, not all 255 as ``convert("RGB")`` makes it.
+    Every other mode (L, P, RGBA, CMYK, ...) goes through Pillow's ``convert("RGB")``.
+
+    :param image: a PIL image, already decoded or not
+    :return: a PIL image in RGB mode, of the same size
+    """
+    if image.mode not in WIDE_MODES:
+        return image if image.mode == "RGB" else image.convert("RGB")
+    values = np.asarray(image, dtype=np.float64)
+    finite = values[np.isfinite(values)]
+    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+    scaled = (values - low) * (255.0 / (high - low)) if high > low else np.zeros_like(values)
+    gray = np.nan_to_num(scaled, nan=0.0, posinf=255.0, neginf=0.0).clip(0, 255).round().astype(np.uint8)
+    return Image.fromarray(gray).convert("RGB")
+
+
+def load_image(path):
+    """Read an image file as viewers show it: upright, in 8-bit RGB. The one loader of the project.
+
+    The EXIF orientation is applied (``ImageOps.exif_transpose``: phone photos are often stored sideways, and
+    annotation tools show and label them upright), and images of more than 8 bits are scaled by their range
+    (:func:`to_8bit_rgb`). A file that is missing or cannot be decoded, including Pillow's decompression-bomb
+    check, raises one error type with a one-line message.
+
+    :param path: an image file (str or os.PathLike)
+    :return: a decoded PIL image in RGB mode, size (upright width, upright height)
+    :raises UnreadableImageError: (a ValueError) "PATH: no such file" / "PATH: not an image (...)" /
+        "PATH: unreadable image (...)"
+    """
+    try:
+        with Image.open(path) as image:
+            image = ImageOps.exif_transpose(image)  # decodes the pixels, so a broken file fails here
+            return to_8bit_rgb(image)
+    except PILLOW_READ_ERRORS as error:
+        raise _unreadable(path, error) from None
+
+
+def image_size(path):
+    """The upright (EXIF-applied) size of an image, from its header: no pixels are decoded for JPEGs.
+
+    :param path: an image file
+    :return: (width, height) in pixels, as :func:`load_image` returns the image
+    :raises UnreadableImageError: as :func:`load_image`
+    """
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            if image.getexif().get(EXIF_ORIENTATION_TAG) in QUARTER_TURN_ORIENTATIONS:
+                width, height = height, width
+            return width, height
+    except PILLOW_READ_ERRORS as error:
+        raise _unreadable(path, error) from None

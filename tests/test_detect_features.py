@@ -1,0 +1,331 @@
+"""detect.py around the model: class filter, per-class thresholds, class-agnostic NMS, videos, the webcam loop,
+and exported ONNX models run without torch."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import detect
+from model import SSD300
+from utils import make_label_map
+
+LABEL_MAP = make_label_map(["cat", "dog", "person"])
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def network():
+    torch.manual_seed(0)
+    return SSD300(n_classes=len(LABEL_MAP)).eval()
+
+
+@pytest.fixture(scope="module")
+def random_checkpoint(network, tmp_path_factory, save_checkpoint):
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "ssd300_iter_000000.pt", network, LABEL_MAP)
+
+
+@pytest.fixture(scope="module")
+def noise_image(tmp_path_factory):
+    path = tmp_path_factory.mktemp("images") / "noise.png"
+    Image.fromarray((np.random.RandomState(0).rand(90, 120, 3) * 255).astype(np.uint8)).save(path)
+    return str(path)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# --classes, --thresholds, --agnostic-nms
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_class_floors_from_classes_and_thresholds(tmp_path):
+    inf = float("inf")
+    assert detect.class_min_scores(LABEL_MAP) is None
+    assert detect.class_min_scores(LABEL_MAP, classes=["dog"]) == [inf, 0.0, inf]
+    assert detect.class_min_scores(LABEL_MAP, thresholds={"cat": 0.5, "person": 0.3}) == [0.5, 0.0, 0.3]
+    assert detect.class_min_scores(LABEL_MAP, ["cat", "dog"], {"cat": 0.5, "person": 0.3}) == [0.5, 0.0, inf]
+    with pytest.raises(ValueError, match="--classes: unknown class.*horse.*the model knows cat, dog, person"):
+        detect.class_min_scores(LABEL_MAP, classes=["dog", "horse"])
+
+    # eval.py's file and a plain mapping read the same; a bad file is one line naming it.
+    (tmp_path / "eval.json").write_text(json.dumps({"thresholds": {"cat": 0.7}, "per_class": {}}))
+    (tmp_path / "plain.json").write_text(json.dumps({"cat": 0.7}))
+    (tmp_path / "bad.json").write_text(json.dumps(["cat", 0.7]))
+    assert detect.load_thresholds(tmp_path / "eval.json") == detect.load_thresholds(tmp_path / "plain.json") == {
+        "cat": 0.7}
+    for name, reason in (("bad.json", "expected {class: score}"), ("missing.json", "no such file")):
+        with pytest.raises(ValueError, match=reason) as error:
+            detect.load_thresholds(str(tmp_path / name))
+        assert name in str(error.value) and "\n" not in str(error.value)
+
+
+def crafted_predictions(network):
+    """Zero offsets (each box is its prior) and a background that wins everywhere except two priors: prior A
+    scores cat 0.62 and dog 0.38 (two classes, one object), prior B, far from A, scores dog."""
+    n_priors = network.priors_cxcy.shape[0]
+    locs = torch.zeros(1, n_priors, 4)
+    scores = torch.zeros(1, n_priors, 4)
+    scores[0, :, 0] = 10.0
+    a, b = 100, n_priors - 100  # a conv4_3 prior near the top-left, a small-map prior near the bottom right
+    scores[0, a] = torch.tensor([-10.0, 10.0, 9.5, -10.0])
+    scores[0, b] = torch.tensor([-10.0, -10.0, 10.0, -10.0])
+    return locs, scores, network.priors_cxcy[[a, b]]
+
+
+def test_agnostic_nms_and_class_floors_in_detect_objects(network):
+    locs, scores, _ = crafted_predictions(network)
+    settings = dict(min_score=0.2, max_overlap=0.45, top_k=200)
+
+    def labels(**options):
+        return sorted(network.detect_objects(locs, scores, **settings, **options)[1][0].tolist())
+
+    assert labels() == [1, 2, 2]  # per-class NMS: prior A gives a cat and a dog box
+    assert labels(class_agnostic=True) == [1, 2]  # one box per object: A's dog box is suppressed by its cat box
+    floors = torch.tensor([float("inf"), 0.0, 0.0])  # --classes dog,person
+    assert labels(class_min_scores=floors) == [2, 2]
+    # The class left out is gone before NMS: it does not suppress A's dog box.
+    assert labels(class_min_scores=floors, class_agnostic=True) == [2, 2]
+    assert labels(class_min_scores=torch.tensor([0.0, 0.5, 0.0])) == [1, 2]  # A's dog (0.38) is below 0.5
+
+
+def test_command_line_classes_and_thresholds(random_checkpoint, noise_image, tmp_path):
+    thresholds = tmp_path / "thresholds.json"
+    thresholds.write_text(json.dumps({"thresholds": {"cat": 0.85}}))
+    runs = {}
+    for name, extra in (("all", []), ("filtered", ["--classes", "dog,cat", "--thresholds", str(thresholds)]),
+                        ("agnostic", ["--agnostic-nms"])):
+        out = tmp_path / name
+        # --top-k high enough that no detection is cut: the runs can be compared detection by detection.
+        assert detect.main([noise_image, "--checkpoint", random_checkpoint, "--output", str(out), "--device", "cpu",
+                            "--min-score", "0.3", "--top-k", "100000", *extra]) == 0
+        runs[name] = json.loads((out / "noise_detections.json").read_text())
+    everything, filtered = runs["all"], runs["filtered"]
+    assert {d["label"] for d in everything} >= {"cat", "dog"}
+    # Per-class NMS: leaving classes out changes nothing for the others.
+    expected = [d for d in everything if d["label"] == "dog" or (d["label"] == "cat" and d["score"] >= 0.85)]
+    assert filtered == expected and {d["label"] for d in filtered} == {"cat", "dog"}
+    # Agnostic: no two boxes overlap by more than --max-overlap (0.5) whatever their classes, where per-class
+    # NMS leaves boxes of different classes on top of each other. (Boxes are rounded to 0.1 pixel in the JSON.)
+    from torchvision.ops import box_iou
+
+    def max_iou(detections):
+        boxes = torch.tensor([d["box"] for d in detections])
+        return float(box_iou(boxes, boxes).fill_diagonal_(0).max())
+
+    assert max_iou(everything) > 0.9 and max_iou(runs["agnostic"]) <= 0.5 + 0.02
+    assert len(runs["agnostic"]) < len(everything)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Videos and the webcam loop
+# ---------------------------------------------------------------------------------------------------------
+
+
+def box_detector(calls):
+    """A detect_fn that records its batch sizes and finds one cat in the top-left quarter of every image."""
+    def detect_fn(images):
+        calls.append(len(images))
+        return [[{"label": "cat", "score": 0.9, "box": [0.0, 0.0, image.width / 2, image.height / 2]}]
+                for image in images]
+    return detect_fn
+
+
+def test_video_frames_go_through_the_batched_path_and_come_back_annotated(tmp_path):
+    cv2 = pytest.importorskip("cv2")
+    clip = str(tmp_path / "clip.mp4")
+    writer = cv2.VideoWriter(clip, cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (96, 64))
+    for i in range(5):
+        writer.write(np.full((64, 96, 3), 40 * i, dtype=np.uint8))  # grey frames, each a different shade
+    writer.release()
+
+    calls, stem = [], str(tmp_path / "out" / "clip_detections")
+    os.makedirs(tmp_path / "out")
+    assert detect.detect_video(clip, stem, box_detector(calls), LABEL_MAP, batch_size=2) == 5
+    assert calls == [2, 2, 1]
+    assert sorted(os.listdir(tmp_path / "out")) == ["clip_detections.json", "clip_detections.mp4"]
+    per_frame = json.loads(open(stem + ".json").read())
+    assert [entry["frame"] for entry in per_frame] == [0, 1, 2, 3, 4]
+    assert per_frame[0]["detections"][0]["box"] == [0.0, 0.0, 48.0, 32.0]
+
+    capture = cv2.VideoCapture(stem + ".mp4")
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    capture.release()
+    assert len(frames) == 5 and frames[0].shape == (64, 96, 3)
+    for i, frame in enumerate(frames):
+        # Far from the box the frame keeps its shade (mp4 is lossy: a few levels); the box edge is coloured.
+        assert np.abs(frame[56, 88].astype(int) - 40 * i).max() <= 12
+        assert np.abs(frame[16, 1].astype(int) - 40 * i).max() > 40
+
+
+def test_video_on_the_command_line_and_a_bad_video(tmp_path, random_checkpoint, capsys):
+    cv2 = pytest.importorskip("cv2")
+    clip = str(tmp_path / "walk.avi")
+    writer = cv2.VideoWriter(clip, cv2.VideoWriter_fourcc(*"MJPG"), 5.0, (80, 60))
+    for i in range(3):
+        writer.write(np.full((60, 80, 3), 60 + 50 * i, dtype=np.uint8))
+    writer.release()
+    (tmp_path / "broken.mp4").write_text("not a video")
+    out = tmp_path / "out"
+    status = detect.main([clip, str(tmp_path / "broken.mp4"), "--checkpoint", random_checkpoint, "--output",
+                          str(out), "--device", "cpu", "--min-score", "0.5", "--batch-size", "2"])
+    assert status == 1
+    assert "broken.mp4: cannot open the video" in capsys.readouterr().err
+    assert sorted(os.listdir(out)) == ["walk_detections.json", "walk_detections.mp4"]
+    assert len(json.loads((out / "walk_detections.json").read_text())) == 3
+
+
+class FakeCapture:
+    """Stands in for cv2.VideoCapture: a few BGR frames, then a failed read."""
+
+    def __init__(self, n_frames):
+        self.frames = [np.full((40, 60, 3), 30 * i, dtype=np.uint8) for i in range(n_frames)]
+        self.released = False
+
+    def read(self):
+        return (True, self.frames.pop(0)) if self.frames else (False, None)
+
+    def isOpened(self):
+        return True
+
+    def release(self):
+        self.released = True
+
+
+def test_webcam_loop_detects_one_frame_at_a_time_until_told_to_stop():
+    shown, calls = [], []
+
+    def show(frame):
+        shown.append(frame)
+        return len(shown) < 3  # the user presses q on the third frame
+
+    assert detect.run_webcam(FakeCapture(5), box_detector(calls), LABEL_MAP, show=show) == 3
+    assert calls == [1, 1, 1] and len(shown) == 3
+    assert shown[1].shape == (40, 60, 3) and shown[1].dtype == np.uint8
+    assert tuple(shown[1][35, 55]) == (30, 30, 30)  # outside the box: the camera's frame, BGR
+    assert tuple(shown[1][10, 0]) != (30, 30, 30)  # the box's edge
+    # The camera running out ends the loop as well.
+    assert detect.run_webcam(FakeCapture(2), box_detector([]), LABEL_MAP, show=lambda frame: True) == 2
+
+
+def test_webcam_on_the_command_line(random_checkpoint, monkeypatch, capsys):
+    capture = FakeCapture(2)
+    monkeypatch.setattr(detect, "open_camera", lambda source: capture if source == "0" else None)
+    monkeypatch.setattr(detect, "show_in_window", lambda frame: True)
+    assert detect.main(["--webcam", "0", "--checkpoint", random_checkpoint, "--device", "cpu"]) == 0
+    assert "--webcam 0: 2 frames shown" in capsys.readouterr().out and capture.released
+    with pytest.raises(SystemExit):
+        detect.parse_args([])  # neither inputs nor --webcam
+
+
+# ---------------------------------------------------------------------------------------------------------
+# --onnx
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_numpy_nms_equals_torchvision():
+    from torchvision.ops import nms
+
+    rng = np.random.RandomState(3)
+    corners = rng.rand(60, 2) * 0.8
+    boxes = np.concatenate([corners, corners + 0.05 + rng.rand(60, 2) * 0.3], axis=1)
+    scores = rng.rand(60)
+    from detect_onnx import nms_numpy
+    expected = nms(torch.from_numpy(boxes), torch.from_numpy(scores), 0.3).numpy()
+    assert nms_numpy(boxes, scores, 0.3).tolist() == expected.tolist()
+
+
+@pytest.fixture(scope="module")
+def onnx_model(random_checkpoint, tmp_path_factory):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    import export
+
+    path = str(tmp_path_factory.mktemp("onnx") / "ssd300_nms.onnx")
+    # Every prior a candidate and detect.py's NMS threshold, so that it selects as detect_objects does.
+    assert export.main(["--checkpoint", random_checkpoint, "--output", path, "--with-postprocess",
+                        "--max-candidates", "8732", "--max-overlap", "0.5"]) == 0
+    return path
+
+
+def test_onnx_path_gives_the_checkpoints_detections(onnx_model, random_checkpoint, noise_image, tmp_path):
+    results = {}
+    for name, model_option in (("torch", ["--checkpoint", random_checkpoint, "--device", "cpu"]),
+                               ("onnx", ["--onnx", onnx_model])):
+        out = tmp_path / name
+        assert detect.main([noise_image, *model_option, "--output", str(out), "--min-score", "0.5"]) == 0
+        results[name] = json.loads((out / "noise_detections.json").read_text())
+    ours, theirs = results["onnx"], results["torch"]
+    assert ours and len(ours) == len(theirs)
+    # An untrained network has near-ties, which the two runtimes may order differently: compare the scores in
+    # order, the labels as counts, and the best detection whole.
+    assert [d["score"] for d in ours] == pytest.approx([d["score"] for d in theirs], abs=2e-4)
+    assert sorted(d["label"] for d in ours) == sorted(d["label"] for d in theirs)
+    assert ours[0]["label"] == theirs[0]["label"] and ours[0]["box"] == pytest.approx(theirs[0]["box"], abs=0.2)
+
+    # --classes applies to the ONNX model's detections too.
+    out = tmp_path / "classes"
+    assert detect.main([noise_image, "--onnx", onnx_model, "--output", str(out), "--min-score", "0.5",
+                        "--classes", "dog"]) == 0
+    dogs = json.loads((out / "noise_detections.json").read_text())
+    assert dogs == [d for d in ours if d["label"] == "dog"]
+
+
+def test_onnx_path_runs_without_torch(onnx_model, noise_image, tmp_path):
+    """torch made unimportable: the --onnx path still runs (and so builds no torch model)."""
+    code = ("import sys; sys.modules['torch'] = None; import detect; "
+            f"sys.exit(detect.main([{noise_image!r}, '--onnx', {onnx_model!r}, '--output', {str(tmp_path)!r}]))")
+    completed = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True,
+                               timeout=120)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert "noise.png:" in completed.stdout and (tmp_path / "noise_detections.json").exists()
+
+
+def test_onnx_without_postprocess_is_a_one_line_error(random_checkpoint, noise_image, tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    import export
+
+    plain = str(tmp_path / "plain.onnx")
+    assert export.main(["--checkpoint", random_checkpoint, "--output", plain]) == 0
+    capsys.readouterr()
+    assert detect.main([noise_image, "--onnx", plain, "--output", str(tmp_path)]) == 1
+    error = capsys.readouterr().err.strip()
+    assert "plain.onnx: has no detection outputs" in error and "--with-postprocess" in error
+    assert len(error.splitlines()) == 1
+
+
+def test_missing_optional_packages_are_one_line_errors(monkeypatch, tmp_path):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def without(name, *args, **kwargs):
+        if name in ("cv2", "onnxruntime"):
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", without)
+    with pytest.raises(ImportError, match="need OpenCV: pip install opencv-python-headless"):
+        detect.detect_video(str(tmp_path / "clip.mp4"), str(tmp_path / "out"), box_detector([]), LABEL_MAP)
+    from detect_onnx import OnnxDetector
+    with pytest.raises(ImportError, match="--onnx needs onnxruntime: pip install onnxruntime"):
+        OnnxDetector(str(tmp_path / "model.onnx"))
+
+
+def test_webcam_window_with_headless_opencv_says_what_to_install():
+    cv2 = pytest.importorskip("cv2")
+    import re
+
+    if not re.search(r"GUI:\s+NONE", cv2.getBuildInformation()):
+        pytest.skip("this OpenCV can open windows (the test needs the headless build)")
+    with pytest.raises(ImportError, match="pip install opencv-python"):
+        detect.show_in_window(np.zeros((4, 4, 3), dtype=np.uint8))

@@ -1,0 +1,240 @@
+"""The training features around the recipe: a VAL split and best.pt, --epochs, --tensorboard, --sync-bn.
+
+Training runs here are 1-3 iterations on 2-3 toy images (SSD300 costs ~1.5 s per image per step on a CPU).
+"""
+
+import contextlib
+import io
+import json
+import os
+import sys
+
+import pytest
+import torch
+
+import create_data_lists as cdl
+import train
+import train_support
+from datasets import PascalVOCDataset
+from train_support import DistInfo
+
+
+def quiet_args(data_folder, checkpoint_dir, *extra):
+    """CPU, random init, no workers, no progress bar, a log row every step."""
+    return ["--data-folder", data_folder, "--checkpoint-dir", str(checkpoint_dir), "--device", "cpu",
+            "--no-pretrained", "--workers", "0", "--no-progress", "--log-every", "1", *extra]
+
+
+def copy_lists(source, folder, n_train, n_test=1):
+    """A data folder with the first ``n_train`` TRAIN and ``n_test`` TEST images of ``source`` (absolute paths)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, n in (("TRAIN", n_train), ("TEST", n_test)):
+        with open(os.path.join(source, f"{split}_images.json")) as file:
+            images = [p if os.path.isabs(p) else os.path.join(source, p) for p in json.load(file)][:n]
+        with open(os.path.join(source, f"{split}_objects.json")) as file:
+            objects = json.load(file)[:n]
+        (folder / f"{split}_images.json").write_text(json.dumps(images))
+        (folder / f"{split}_objects.json").write_text(json.dumps(objects))
+    with open(os.path.join(source, "label_map.json")) as file:
+        (folder / "label_map.json").write_text(file.read())
+    return str(folder)
+
+
+def read_json(path):
+    with open(path) as file:
+        return json.load(file)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# create_data_lists.py --val-fraction, and the VAL split in datasets.py
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_val_fraction_moves_a_seeded_share_of_train_into_val(toy_data_folder, tmp_path):
+    original = read_json(os.path.join(toy_data_folder, "TRAIN_images.json"))  # 8 images
+    original_objects = read_json(os.path.join(toy_data_folder, "TRAIN_objects.json"))
+    draws = []
+    for name, seed in (("a", 0), ("b", 0), ("c", 1)):
+        folder = copy_lists(toy_data_folder, tmp_path / name, n_train=8)
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert cdl.split_validation(folder, 0.25, seed=seed) == (2, 6)
+        train_list = read_json(os.path.join(folder, "TRAIN_images.json"))
+        val_list = read_json(os.path.join(folder, "VAL_images.json"))
+        absolute = [p if os.path.isabs(p) else os.path.join(toy_data_folder, p) for p in original]
+        # A partition of the old TRAIN, each image with its own objects, in the old order.
+        assert sorted(train_list + val_list) == sorted(absolute) and not set(train_list) & set(val_list)
+        assert val_list == [p for p in absolute if p in val_list]
+        val_objects = read_json(os.path.join(folder, "VAL_objects.json"))
+        assert val_objects == [original_objects[absolute.index(p)] for p in val_list]
+        assert len(read_json(os.path.join(folder, "TRAIN_objects.json"))) == 6
+        draws.append(val_list)
+    assert draws[0] == draws[1]  # same seed, same split
+    assert draws[0] != draws[2]  # another seed, another split (for these 8 images and seeds 0 / 1)
+
+    val = PascalVOCDataset(str(tmp_path / "a"), "val", keep_difficult=True)
+    assert len(val) == 2 and not val.augment  # VAL is measured like TEST: resized, not augmented
+
+
+def test_val_fraction_on_the_command_line_and_a_stale_val_split_removed(tmp_path, capsys):
+    folder = str(tmp_path / "toy")
+    small = ["--toy", folder, "--toy-train", "5", "--toy-test", "1"]
+    assert cdl.main([*small, "--val-fraction", "0.4", "--val-seed", "3"]) == 0
+    assert "VAL: 2 images drawn from TRAIN" in capsys.readouterr().out
+    assert len(read_json(os.path.join(folder, "TRAIN_images.json"))) == 3
+    assert len(read_json(os.path.join(folder, "VAL_images.json"))) == 2
+    # Lists made again without --val-fraction: the old VAL would overlap the new TRAIN, so it goes.
+    assert cdl.main(small) == 0
+    assert not os.path.exists(os.path.join(folder, "VAL_images.json"))
+    assert len(read_json(os.path.join(folder, "TRAIN_images.json"))) == 5
+    with pytest.raises(SystemExit):
+        cdl.parse_args([*small, "--val-fraction", "1.5"])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# --epochs
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_epochs_give_iterations_and_the_papers_decay_proportions():
+    # 10 epochs of 500 images at 32 per step: ceil(5000 / 32) = 157; decays at 2/3 and 5/6 of it.
+    assert train.schedule_for_epochs(10, 500, 32, 1, warmup=500) == (157, [105, 131], 105)
+    # 4 processes x 8 images is the same step size; a short warmup is kept.
+    assert train.schedule_for_epochs(10, 500, 8, 4, warmup=50) == (157, [105, 131], 50)
+    # Decay points the user chose are kept; the paper's full run is the paper's schedule.
+    assert train.schedule_for_epochs(1, 100, 10, 1, warmup=0, decay_at=[7]) == (10, [7], 0)
+    assert train.schedule_for_epochs(120_000 * 32 / 16_551, 16_551, 32, 1, warmup=500) == (
+        120_000, [80_000, 100_000], 500)
+
+
+def test_epochs_and_iterations_are_alternatives():
+    args = train.parse_args(["--data-folder", "d", "--epochs", "2.5", "--batch-size", "8"])
+    note = train.apply_epochs(args, n_images=40, world_size=2)
+    # ceil(2.5 x 40 / (8 x 2)) = 7; decays at round(7 x 2/3) = 5 and round(7 x 5/6) = 6; warmup 500 cut to 5.
+    assert (args.iterations, args.decay_at, args.warmup) == (7, [5, 6], 5)
+    assert "--epochs 2.5 = 7 iterations" in note
+    unchanged = train.parse_args(["--data-folder", "d"])
+    assert train.apply_epochs(unchanged, 40, 2) == "" and unchanged.iterations == 120_000
+    with pytest.raises(SystemExit):
+        train.parse_args(["--data-folder", "d", "--epochs", "2", "--iterations", "10"])
+    with pytest.raises(SystemExit):
+        train.parse_args(["--data-folder", "d", "--epochs", "0"])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Evaluation on VAL and best.pt
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_eval_on_val_keeps_best_pt_by_val_map(toy_data_folder, tmp_path, monkeypatch, capsys):
+    """3 steps, an evaluation after each, with VAL mAPs 0.2, 0.5, 0.3: best.pt holds step 2's weights, the
+    summary names it, and neither pruning nor --resume latest ever takes it for a periodic checkpoint."""
+    folder = copy_lists(toy_data_folder, tmp_path / "data", n_train=2)
+    with contextlib.redirect_stdout(io.StringIO()):
+        cdl.split_validation(folder, 0.5)  # 1 VAL image, 1 TRAIN image
+    maps, asked, weights = iter([0.2, 0.5, 0.3]), [], {}
+
+    def fake_evaluate_map(model, args, label_map, device, split="TEST"):
+        asked.append(split)
+        weights[len(asked)] = {k: v.clone() for k, v in model.state_dict().items()}
+        return {"map_11pt": next(maps)}
+
+    monkeypatch.setattr(train, "evaluate_map", fake_evaluate_map)
+    checkpoints = tmp_path / "ckpt"
+    result = train.main(quiet_args(folder, checkpoints, "--epochs", "3", "--batch-size", "1", "--eval-every", "1",
+                                   "--save-every", "2", "--keep-checkpoints", "1", "--warmup", "0"))
+    assert "--epochs 3 = 3 iterations" in capsys.readouterr().out
+    assert asked == ["VAL"] * 3 and result["iteration"] == 3
+
+    best = torch.load(checkpoints / "best.pt", weights_only=True)
+    assert best["iteration"] == 2 and best["val_map_11pt"] == 0.5
+    for name, tensor in weights[2].items():
+        assert torch.equal(best["model"][name], tensor), name
+    assert set(best) >= {"model", "config", "optimizer", "scaler", "rng", "args"}  # the periodic format
+
+    summary = read_json(checkpoints / "train_summary.json")
+    assert summary["best_checkpoint"] == str(checkpoints / "best.pt") and summary["best_val_map_11pt"] == 0.5
+    assert summary["eval_split"] == "VAL"
+    assert sorted(os.listdir(checkpoints)) == ["best.pt", "loss_curve.png", "ssd300_iter_000003.pt",
+                                               "train_log.csv", "train_summary.json"]
+    assert train_support.resolve_resume_path("latest", str(checkpoints)).endswith("ssd300_iter_000003.pt")
+
+    # Resumed for one more step at mAP 0.4: below the best of the whole run (0.5), so best.pt stays.
+    maps = iter([0.4])
+    train.main(quiet_args(folder, checkpoints, "--epochs", "4", "--batch-size", "1", "--eval-every", "1",
+                          "--warmup", "0", "--resume", "latest"))
+    assert torch.load(checkpoints / "best.pt", weights_only=True)["iteration"] == 2
+
+
+def test_eval_without_val_measures_test_and_warns(toy_data_folder, tmp_path, capsys):
+    folder = copy_lists(toy_data_folder, tmp_path / "data", n_train=1)
+    result = train.main(quiet_args(folder, tmp_path / "ckpt", "--iterations", "1", "--batch-size", "1",
+                                   "--eval-every", "1"))
+    err = capsys.readouterr().err
+    assert "no VAL split" in err and "tunes on the test set" in err
+    assert 0.0 <= result["eval"]["map_11pt"] <= 1.0  # a real evaluation, on TEST
+    assert not os.path.exists(tmp_path / "ckpt" / "best.pt")
+    assert read_json(tmp_path / "ckpt" / "train_summary.json")["eval_split"] == "TEST"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# --tensorboard
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_tensorboard_gets_the_logged_scalars(toy_data_folder, tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    folder = copy_lists(toy_data_folder, tmp_path / "data", n_train=2)
+    with contextlib.redirect_stdout(io.StringIO()):
+        cdl.split_validation(folder, 0.5)
+    events = tmp_path / "tb"
+    result = train.main(quiet_args(folder, tmp_path / "ckpt", "--iterations", "2", "--batch-size", "1",
+                                   "--eval-every", "2", "--tensorboard", str(events)))
+    accumulator = EventAccumulator(str(events))
+    accumulator.Reload()
+    tags = set(accumulator.Tags()["scalars"])
+    assert {"loss/total", "loss/localization", "loss/confidence", "lr", "images_per_s", "mAP_11pt/VAL"} <= tags
+    logged = [float(row["loss"]) for row in result["log"] if row["loss"] != ""]
+    assert [e.step for e in accumulator.Scalars("loss/total")] == [1, 2]
+    assert [e.value for e in accumulator.Scalars("loss/total")] == pytest.approx(logged, rel=1e-4)
+    assert accumulator.Scalars("mAP_11pt/VAL")[0].value == pytest.approx(result["eval"]["map_11pt"], abs=1e-6)
+
+
+def test_tensorboard_missing_is_one_clear_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # as if the package were not installed
+    with pytest.raises(ImportError, match="pip install tensorboard"):
+        train_support.require_tensorboard()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# --sync-bn
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_sync_bn_converts_resnet50_batch_norms_under_several_processes(capsys):
+    from model import build_ssd
+
+    torch.manual_seed(0)
+    network = build_ssd(4, base="resnet50")
+    weights = {name: p for name, p in network.named_parameters()}
+    n_batch_norms = sum(isinstance(m, torch.nn.BatchNorm2d) for m in network.modules())
+    args = train.parse_args(["--data-folder", "d", "--base", "resnet50", "--sync-bn"])
+
+    # One process: nothing to synchronise with; said, and nothing changed.
+    same = train.convert_sync_batchnorm(network, args, DistInfo(0, 1, torch.device("cpu")))
+    assert same is network and "single process" in capsys.readouterr().out
+    assert not any(isinstance(m, torch.nn.SyncBatchNorm) for m in network.modules())
+    # Several CPU processes: refused (SyncBatchNorm is GPU-only).
+    with pytest.raises(train.TrainingSetupError, match="GPUs only"):
+        train.convert_sync_batchnorm(network, args, DistInfo(0, 2, torch.device("cpu")))
+    # Several GPU processes: every batch norm converted, the parameters (the optimizer's) kept.
+    converted = train.convert_sync_batchnorm(network, args, DistInfo(0, 2, torch.device("cuda", 0)))
+    assert sum(isinstance(m, torch.nn.SyncBatchNorm) for m in converted.modules()) == n_batch_norms > 0
+    assert not any(type(m) is torch.nn.BatchNorm2d for m in converted.modules())
+    assert all(p is weights[name] for name, p in converted.named_parameters())
+
+    vgg = build_ssd(4)
+    vgg_args = train.parse_args(["--data-folder", "d", "--sync-bn"])
+    assert train.convert_sync_batchnorm(vgg, vgg_args, DistInfo(0, 2, torch.device("cuda", 0))) is vgg
+    assert "no batch norm" in capsys.readouterr().out
