@@ -52,7 +52,6 @@ import difflib
 import hashlib
 import json
 import os
-import random
 import re
 import sys
 import xml.etree.ElementTree as ET
@@ -766,10 +765,11 @@ def split_validation(output_folder, fraction, seed=0, out=None):
     if len(images) < 2:
         raise DataListError(f"{images_path}: {len(images)} TRAIN image(s), too few to draw a VAL split from")
     n_val = min(max(1, round(fraction * len(images))), len(images) - 1)
-    # A private generator: the draw depends on the seed and the list only.
-    chosen = set(random.Random(seed).sample(range(len(images)), n_val))
-    keep = [i for i in range(len(images)) if i not in chosen]
-    val = sorted(chosen)  # in list order, so VAL reads like the lists it came from
+    # The same seeded draw as the --annotations TRAIN/TEST split, on the image paths.
+    _, val_paths = split_ids(images, n_val / len(images), seed)
+    val_paths = set(val_paths)
+    val = [i for i, path in enumerate(images) if path in val_paths]  # in list order, as the lists it came from
+    keep = [i for i, path in enumerate(images) if path not in val_paths]
     _write_json(os.path.join(output_folder, "VAL_images.json"), [images[i] for i in val])
     _write_json(os.path.join(output_folder, "VAL_objects.json"), [objects[i] for i in val])
     # TRAIN last: if anything fails before, TRAIN is still whole.
