@@ -192,9 +192,9 @@ def loader_error_message(error):
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     if not lines:
         return type(error).__name__
-    line = lines[-1]
-    prefix = f"{type(error).__name__}: "
-    return line[len(prefix):] if line.startswith(prefix) else line
+    # The traceback's last line is "TypeName: message", or "module.TypeName: message" for a type of our own.
+    match = re.match(rf"^(?:\S+\.)?{re.escape(type(error).__name__)}: (.*)$", lines[-1])
+    return match.group(1) if match else lines[-1]
 
 
 def make_train_loader(dataset, args, dist_info, start_iteration):

@@ -153,6 +153,27 @@ def test_an_image_lost_mid_run_saves_the_progress_and_names_the_file(toy_data_fo
     assert steps >= 1 and [int(r["iteration"]) for r in log_rows(tmp_path / "run")] == list(range(1, steps + 1))
 
 
+def test_loader_errors_become_the_original_one_line_message():
+    """From the main process (--workers 0) and re-raised from a worker (ExceptionWrapper: same type, the
+    worker's traceback as message), for a built-in type and for one of a module (datasets' image errors)."""
+    from torch.utils.data._utils.worker import ExceptionWrapper
+
+    class UnreadableImageError(ValueError):
+        pass
+
+    for error in (OSError("/data/a.jpg: cannot read image (truncated)"),
+                  UnreadableImageError("/data/a.jpg: cannot read image (truncated)")):
+        assert train_support.loader_error_message(error) == "/data/a.jpg: cannot read image (truncated)"
+        try:
+            raise error
+        except type(error):
+            wrapped = ExceptionWrapper(where="in DataLoader worker process 0")
+        with pytest.raises(type(error)) as reraised:
+            wrapped.reraise()
+        assert "Traceback" in str(reraised.value)
+        assert train_support.loader_error_message(reraised.value) == "/data/a.jpg: cannot read image (truncated)"
+
+
 def test_a_full_disk_names_the_file_and_keeps_the_earlier_checkpoints(toy_data_folder, tmp_path, monkeypatch):
     """The second checkpoint's write fails with ENOSPC after some bytes: "cannot write PATH: no space left on
     device", the first checkpoint intact, no temporary file left behind."""
