@@ -41,7 +41,7 @@ import warnings
 import torch
 
 from model import (SSD300_VGG16, apply_checkpoint_config, build_ssd, configured_network, network_config,
-                   torchvision_ssd_to_ssd300_state_dict)
+                   read_checkpoint, torchvision_ssd_to_ssd300_state_dict)
 from utils import make_label_map, write_atomically
 
 SOURCES = ("torchvision_coco", "nvidia_coco")
@@ -358,12 +358,7 @@ def init_from_checkpoint(model, path, label_map, log=print):
         "new_classes": our classes initialised afresh, "initialised": tensors left as they were}
     :raises ValueError: one line naming the file, for an unreadable checkpoint or one of another network
     """
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise ValueError(f"{path}: not a readable checkpoint ({type(error).__name__})") from None
-    if not isinstance(checkpoint, dict) or "model" not in checkpoint or "config" not in checkpoint:
-        raise ValueError(f"{path}: not an SSD checkpoint (expected the keys 'model' and 'config')")
+    checkpoint = read_checkpoint(path)
     config, source = checkpoint["config"], checkpoint["model"]
     base, image_size = configured_network(config)
     if (base, image_size) != (model.base_name, model.image_size):

@@ -914,6 +914,29 @@ def apply_checkpoint_config(model, config):
     return model
 
 
+def read_checkpoint(path, required=("model", "config")):
+    """Read a checkpoint written by ``train.py`` safely: the one checkpoint reader of the project.
+
+    ``torch.load(weights_only=True)`` runs no code from the file (a malicious pickle is refused), and every
+    way a file can fail to be a checkpoint (missing, empty, truncated, text, another pickle) becomes one line.
+
+    :param path: the ``.pt`` file
+    :param required: keys the checkpoint dict must have
+    :return: the checkpoint dict, its tensors on the CPU
+    :raises ValueError: "PATH: not a readable checkpoint (...)" / "PATH: not an SSD checkpoint (...)"
+    """
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # a truncated file, or not a checkpoint at all
+        reason = (str(error).strip().splitlines() or [""])[0][:200]
+        raise ValueError(f"{path}: not a readable checkpoint ({type(error).__name__}: {reason})") from None
+    missing = [key for key in required if not isinstance(checkpoint, dict) or key not in checkpoint]
+    if missing:
+        raise ValueError(f"{path}: not an SSD checkpoint (expected the keys {', '.join(map(repr, required))}; "
+                         f"missing {', '.join(map(repr, missing))})")
+    return checkpoint
+
+
 def load_model_from_checkpoint(path, device="cpu"):
     """Rebuild a trained SSD from a checkpoint written by ``train.py``.
 
@@ -924,12 +947,7 @@ def load_model_from_checkpoint(path, device="cpu"):
         (class name -> label). The config's "priors" (if any) are the model's priors, its "preprocess" (if any)
         becomes ``model.preprocess_config``: pass it to ``utils.preprocess_settings`` to prepare images
     """
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # a truncated file, or not a checkpoint at all
-        raise ValueError(f"{path}: not a readable checkpoint ({type(error).__name__}: {error})") from None
-    if not isinstance(checkpoint, dict) or "model" not in checkpoint or "config" not in checkpoint:
-        raise ValueError(f"{path}: not an SSD checkpoint (expected the keys 'model' and 'config')")
+    checkpoint = read_checkpoint(path)
     config = checkpoint["config"]
     base, image_size = configured_network(config)
     try:

@@ -45,19 +45,17 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
-from train_support import (StopRequest, TensorBoardLog, ThroughputMeter, TrainingLog, all_ranks_sum,
-                           capture_rng_state, checkpoint_path, list_checkpoints, make_train_loader, prune_checkpoints,
-                           require_tensorboard, resolve_resume_path, restore_rng_state, save_atomically,
-                           setup_distributed, stop_on_signals, weights_are_finite, weights_digest)
+from train_support import (CheckpointWriteError, DataLoadError, StopRequest, TensorBoardLog, ThroughputMeter,
+                           TrainingLog, TrainingSetupError, all_ranks_sum, capture_rng_state, checkpoint_path,
+                           claim_checkpoint_dir, list_checkpoints, loader_error_message, make_train_loader,
+                           prune_checkpoints, require_tensorboard, resolve_resume_path, restore_rng_state,
+                           save_atomically, setup_distributed, stop_loader_workers, stop_on_signals,
+                           stop_requested_anywhere, weights_are_finite, weights_digest)
 from utils import MultiBoxLoss
 
 
 class NonFiniteLossError(RuntimeError):
     """Raised when the loss (or the weights) stop being finite; the last good checkpoint is left untouched."""
-
-
-class TrainingSetupError(ValueError):
-    """Raised for unusable input (an empty data set, a checkpoint that does not fit the data folder)."""
 
 
 @dataclass
@@ -79,6 +77,9 @@ class TrainingRun:
     best_map: Optional[float] = None  # the best VAL mAP so far (best.pt holds those weights)
     best_checkpoint: Optional[str] = None
     tensorboard: Any = None  # a train_support.TensorBoardLog with --tensorboard, else None
+    # (checkpoint written after the previous step, the good one before it): the next step's loss tells
+    # whether training can go on from its weights (train_step)
+    on_trial: Optional[tuple] = None
 
 
 # =====================================================================================
@@ -162,7 +163,10 @@ def parse_args(argv=None):
                      help="cuda, cuda:1, cpu ... (default: cuda if available; under torchrun cuda:LOCAL_RANK)")
     run.add_argument("--seed", type=int, default=0,
                      help="seed for the initial weights, the data order and augmentation")
-    run.add_argument("--amp", action="store_true", help="mixed precision (autocast) for the forward pass")
+    run.add_argument("--amp", action="store_true",
+                     help="mixed precision (autocast) for the forward pass; on a CPU only with --amp-on-cpu")
+    run.add_argument("--amp-on-cpu", action="store_true",
+                     help="use --amp on a CPU too (without fast bf16/fp16 units a step is 20-40x slower)")
     run.add_argument("--amp-dtype", choices=("bf16", "fp16"), default="bf16",
                      help="autocast dtype; fp16 also uses a GradScaler, bf16 needs none")
     run.add_argument("--checkpoint-dir", default="checkpoints",
@@ -172,6 +176,10 @@ def parse_args(argv=None):
     run.add_argument("--keep-checkpoints", type=int, default=3, help="keep only the newest N checkpoints (0: all)")
     run.add_argument("--resume", default=None,
                      help="checkpoint to continue from, or 'latest' for the newest one in --checkpoint-dir")
+    run.add_argument("--allow-changed-settings", action="store_true",
+                     help="--resume even though --batch-size, --seed, --no-augment, --skip-difficult, "
+                          "--max-images, --optimizer or the number of processes differ from the checkpoint's "
+                          "(the batches then differ from the uninterrupted run's; another optimizer starts afresh)")
     run.add_argument("--log-every", type=int, default=20, help="write a train_log.csv row every N iterations")
     run.add_argument("--eval-every", type=int, default=0,
                      help="compute the VOC mAP every N iterations and at the end (0: never), on the VAL split "
@@ -205,6 +213,9 @@ def parse_args(argv=None):
         parser.error(f"--freeze-base must be between 0 and 5, got {args.freeze_base}")
     if args.init_from:
         args.no_pretrained = True  # every weight of the base comes from the checkpoint: no ImageNet download
+    if args.base == "resnet50" and args.batch_size < 2:
+        parser.error("--base resnet50 needs --batch-size 2 or more: its last extra block's batch norm sees a "
+                     "1x1 map, and one value per channel has no batch statistics")
     if args.bias_lr_mult is None:
         args.bias_lr_mult = 2.0 if args.base == "vgg16" else 1.0
     return args
@@ -423,7 +434,8 @@ def prepare_training(args, dist_info):
     start_iteration, rng_state, last_checkpoint = 0, None, None
     if args.resume:
         last_checkpoint = resolve_resume_path(args.resume, args.checkpoint_dir)
-        start_iteration, rng_state = load_resume_state(last_checkpoint, model, optimizer, scaler, label_map)
+        start_iteration, rng_state = load_resume_state(last_checkpoint, model, optimizer, scaler, label_map, args,
+                                                       dist_info.world_size)
         if dist_info.is_main:
             print(f"Resumed from {last_checkpoint} at iteration {start_iteration}.", flush=True)
 
@@ -511,29 +523,29 @@ def forward_and_loss(model, loss_fn, images, boxes, labels, autocast_context):
     return loc_loss + conf_loss, {"loc": loc_loss.item(), "conf": conf_loss.item()}
 
 
-def train_step(run, images, boxes, labels, args, dist_info, stop_requested, iteration):
+def train_step(run, images, boxes, labels, args, dist_info, iteration):
     """One optimizer step: forward, loss, (checks), backward, step.
 
-    :param stop_requested: whether this process received SIGINT/SIGTERM
     :param iteration: number of steps done before this one (the log calls this step iteration + 1)
-    :return: dict with the loss, loc and conf averaged over all processes, and "stop" (True when any process
-             asked to stop)
+    :return: dict with the loss, loc and conf averaged over all processes
     :raises NonFiniteLossError: before any weight is touched, when the loss is NaN/inf on any process
     """
     loss, parts = forward_and_loss(run.model, run.loss_fn, images, boxes, labels, run.autocast)
     # One all-reduce per step carries the loss for the log and tells every rank whether any rank saw a
-    # non-finite loss or a stop signal, so that all of them stop at the same iteration (a rank that skipped
-    # backward() would leave the others waiting in DDP's gradient all-reduce forever).
+    # non-finite loss, so that all of them stop at the same iteration (a rank that skipped backward() would
+    # leave the others waiting in DDP's gradient all-reduce forever).
     world = dist_info.world_size
-    sums = all_ranks_sum([loss.item(), parts["loc"], parts["conf"],
-                          float(stop_requested)], dist_info)
-    stats = {"loss": sums[0] / world, "loc": sums[1] / world, "conf": sums[2] / world, "stop": sums[3] > 0}
+    sums = all_ranks_sum([loss.item(), parts["loc"], parts["conf"]], dist_info)
+    stats = {"loss": sums[0] / world, "loc": sums[1] / world, "conf": sums[2] / world}
     if not math.isfinite(stats["loss"]):
+        last_good = discard_checkpoint_on_trial(run, dist_info)
+        advice = (f"The last good checkpoint is {last_good}: continue from it with --resume {last_good} and a "
+                  f"lower --lr" if last_good else "There is no last good checkpoint yet: try a lower --lr")
         raise NonFiniteLossError(
             f"the loss is not finite at iteration {iteration + 1} (loss {stats['loss']}, localization {stats['loc']}, "
-            f"confidence {stats['conf']}); training stopped. The last good checkpoint is "
-            f"{run.last_checkpoint or 'none (none was written yet)'}. Try a lower --lr, a longer --warmup, "
-            f"--grad-clip, or --amp-dtype bf16 instead of fp16.")
+            f"confidence {stats['conf']}); training stopped. {advice}, a longer --warmup, --grad-clip, or "
+            f"--amp-dtype bf16 instead of fp16.")
+    run.on_trial = None  # the checkpoint of the previous step gives a finite loss: one can train on from it
 
     run.optimizer.zero_grad(set_to_none=True)
     run.scaler.scale(loss).backward()
@@ -545,16 +557,76 @@ def train_step(run, images, boxes, labels, args, dist_info, stop_requested, iter
     return stats
 
 
+def discard_checkpoint_on_trial(run, dist_info):
+    """After a non-finite loss: delete the checkpoint of the previous step, whose weights gave that loss.
+
+    A checkpoint is only good if training can go on from it, and the loss of the step after it is exactly the
+    first loss a run resumed from it computes (same weights, same batch): with a lower --lr it would fail at
+    once all the same. The good checkpoint before it was kept by pruning (save_checkpoint's ``protect``).
+
+    :return: the path of the last good checkpoint, or None
+    """
+    if run.on_trial is not None:
+        bad, previous = run.on_trial
+        if dist_info.is_main and os.path.isfile(bad):
+            os.remove(bad)
+        run.last_checkpoint, run.on_trial = previous, None
+    return run.last_checkpoint
+
+
+def settle_device_options(args, device):
+    """Settings that depend on the device: --amp on a CPU falls back to float32 unless --amp-on-cpu.
+
+    Without fast bf16/fp16 units, autocast on a CPU is 20-40x slower than float32 for SSD300 (measured: one
+    step 10.9 s in float32, 240 s in bf16, 420 s in fp16 on a laptop CPU), so --amp there is a trap.
+    """
+    if args.amp and device.type == "cpu" and not args.amp_on_cpu:
+        print("train.py: warning: --amp on a CPU is usually 20-40x slower than float32; training in float32 "
+              "(pass --amp-on-cpu to use it anyway)", file=sys.stderr, flush=True)
+        args.amp = False
+
+
+def split_size(data_folder, split):
+    """Number of images in ``<data_folder>/<split>_images.json`` (0 when the file is missing or unreadable)."""
+    try:
+        with open(os.path.join(data_folder, f"{split}_images.json")) as file:
+            return len(json.load(file))
+    except (OSError, ValueError):
+        return 0
+
+
 def train(args, dist_info):
     """The body of main(), once the process group (if any) is up. Same return value as main()."""
+    device, is_main = dist_info.device, dist_info.is_main
+    # The folder is checked and locked before the model is built (a minute with ImageNet weights), and held
+    # until the run ends.
+    with claim_checkpoint_dir(args.checkpoint_dir, enabled=is_main):
+        settle_device_options(args, device)
+        eval_split = "VAL" if has_val_split(args.data_folder) else "TEST"
+        if args.eval_every and split_size(args.data_folder, eval_split) == 0:
+            if is_main:
+                print(f"train.py: note: {args.data_folder} has no {eval_split} images; --eval-every is ignored",
+                      file=sys.stderr, flush=True)
+            args.eval_every = 0
+        if args.tensorboard and is_main:
+            require_tensorboard()  # before the model is built: a missing package should not cost a minute
+        run = prepare_training(args, dist_info)
+        try:
+            epochs_note = apply_epochs(args, run.n_images, dist_info.world_size)
+            prepare_evaluation(run, args, dist_info)
+            if args.tensorboard and is_main:
+                run.tensorboard = TensorBoardLog(args.tensorboard, run.start_iteration)
+            return run_training(args, dist_info, run, epochs_note)
+        finally:
+            stop_loader_workers(run.batches)
+
+
+def run_training(args, dist_info, run, epochs_note=""):
+    """The training loop of a prepared run, then the summary. Same return value as main().
+
+    :param epochs_note: what --epochs made of the run, for the start-up line
+    """
     device, is_main, world = dist_info.device, dist_info.is_main, dist_info.world_size
-    if args.tensorboard and is_main:
-        require_tensorboard()  # before the model is built: a missing package should not cost a minute
-    run = prepare_training(args, dist_info)
-    epochs_note = apply_epochs(args, run.n_images, world)
-    prepare_evaluation(run, args, dist_info)
-    if args.tensorboard and is_main:
-        run.tensorboard = TensorBoardLog(args.tensorboard, run.start_iteration)
     log = TrainingLog(args.checkpoint_dir, run.start_iteration, enabled=is_main)
     log.eval_split = run.eval_split
     if is_main:
@@ -571,11 +643,16 @@ def train(args, dist_info):
             step_start = time.perf_counter()
             lr = learning_rate_at(iteration, args.lr, args.decay_at, args.lr_gamma, args.warmup, args.warmup_factor)
             set_learning_rate(run.optimizer, lr)
-            images, boxes, labels = next_batch(run, device)
-            stats = train_step(run, images, boxes, labels, args, dist_info, stop_request.stop, iteration)
+            try:
+                images, boxes, labels = next_batch(run, device)
+            except (OSError, ValueError, RuntimeError) as error:  # an image deleted or overwritten mid-run
+                save_after_loader_error(run, args, log, iteration, dist_info, error)
+            stats = train_step(run, images, boxes, labels, args, dist_info, iteration)
             iteration += 1
             meter.add(images.shape[0] * world, time.perf_counter() - step_start)
-            interrupted = stats["stop"] and iteration < args.iterations
+            # Read after the step, so that a signal during step k stops after step k (SIGTERM's grace period is
+            # often 30 s: shorter than a step on a CPU).
+            interrupted = stop_requested_anywhere(stop_request, dist_info) and iteration < args.iterations
             finished = iteration == args.iterations
 
             if iteration % args.log_every == 0 or finished or interrupted:
@@ -613,6 +690,23 @@ def train(args, dist_info):
             "iteration": iteration, "log": log.rows, "eval": eval_result, "interrupted": interrupted}
 
 
+def save_after_loader_error(run, args, log, iteration, dist_info, error):
+    """A batch could not be loaded: save the progress since the last checkpoint (as on Ctrl-C), then stop.
+
+    :param error: the loader's exception (from a worker, its type with the worker's traceback as message)
+    :raises DataLoadError: always, one line naming the file and the checkpoint to continue from
+    """
+    reason = loader_error_message(error)
+    if dist_info.world_size > 1:  # the other ranks wait in a collective: no consistent checkpoint is possible
+        raise DataLoadError(f"cannot load a training batch: {reason}") from error
+    if iteration > run.start_iteration and (run.last_checkpoint is None or
+                                            not run.last_checkpoint.endswith(f"_iter_{iteration:06d}.pt")):
+        checkpoint_now(run, args, log, iteration, dist_info)
+    where = (f"saved {run.last_checkpoint}; once the file is readable again (or the lists are rebuilt), continue "
+             f"with --resume {run.last_checkpoint}" if run.last_checkpoint else "no checkpoint to save yet")
+    raise DataLoadError(f"cannot load a training batch at iteration {iteration + 1}: {reason} ({where})") from None
+
+
 def evaluate_and_log(run, args, log, progress, iteration, dist_info, run_start):
     """--eval-every: the mAP of ``run.eval_split`` (VAL, else TEST) on rank 0 (the others wait), written to the
     log; on VAL, a new best is kept as best.pt (keep_best).
@@ -625,7 +719,7 @@ def evaluate_and_log(run, args, log, progress, iteration, dist_info, run_start):
         log.add(iteration=iteration, map_11pt=f"{result['map_11pt']:.4f}",
                 elapsed_s=f"{time.perf_counter() - run_start:.1f}")
         note = ""
-        if run.eval_split == "VAL" and keep_best(run, args, iteration, result["map_11pt"]):
+        if run.eval_split == "VAL" and keep_best(run, args, iteration, result["map_11pt"], dist_info.world_size):
             note = f" (best so far: {run.best_checkpoint})"
         progress.write(f"iteration {iteration}: {run.eval_split} mAP (11-point) {result['map_11pt']:.4f}{note}")
         if run.tensorboard is not None:
@@ -682,12 +776,14 @@ def prepare_evaluation(run, args, dist_info):
     path = os.path.join(args.checkpoint_dir, BEST_CHECKPOINT)
     if run.start_iteration > 0 and os.path.isfile(path):
         # Resuming: a later evaluation must beat the best of the run so far, not just of this session.
-        saved = torch.load(path, map_location="cpu", weights_only=True)
+        from model import read_checkpoint
+
+        saved = read_checkpoint(path)
         if saved.get("iteration", 0) <= run.start_iteration and saved.get("val_map_11pt") is not None:
             run.best_map, run.best_checkpoint = float(saved["val_map_11pt"]), path
 
 
-def keep_best(run, args, iteration, val_map):
+def keep_best(run, args, iteration, val_map, world_size=1):
     """Write best.pt (atomically, the periodic checkpoints' format plus ``val_map_11pt``) when ``val_map`` beats
     the best VAL mAP so far. Rank 0 only.
 
@@ -696,7 +792,8 @@ def keep_best(run, args, iteration, val_map):
     if run.best_map is not None and not val_map > run.best_map:
         return False
     path = os.path.join(args.checkpoint_dir, BEST_CHECKPOINT)
-    state = make_checkpoint(run.model_without_ddp, run.optimizer, run.scaler, iteration, run.label_map, args)
+    state = make_checkpoint(run.model_without_ddp, run.optimizer, run.scaler, iteration, run.label_map, args,
+                            world_size)
     state["val_map_11pt"] = float(val_map)
     save_atomically(state, path)
     run.best_map, run.best_checkpoint = float(val_map), path
@@ -713,15 +810,20 @@ def checkpoint_now(run, args, log, iteration, dist_info):
     if not weights_are_finite(run.model_without_ddp):
         raise NonFiniteLossError(f"the weights are not finite after iteration {iteration}; training stopped "
                                  f"without saving. The last good checkpoint is {run.last_checkpoint or 'none'}.")
+    previous = run.last_checkpoint
     if dist_info.is_main:
         run.last_checkpoint = save_checkpoint(run.model_without_ddp, run.optimizer, run.scaler, iteration,
-                                              run.label_map, args, log)
+                                              run.label_map, args, log, dist_info.world_size, protect=previous)
+    else:
+        run.last_checkpoint = checkpoint_path(args.checkpoint_dir, iteration, args.image_size)
+    run.on_trial = (run.last_checkpoint, previous)
     if dist_info.world_size > 1:
         dist.barrier()
 
 
 def write_summary(args, log, run, iteration, interrupted, eval_result, wall_time):
-    """Write train_summary.json (what was run, how far it got, the last loss and mAP)."""
+    """Write train_summary.json (what was run, how far it got, the last loss and mAP); NaN/inf are written as
+    null, since strict JSON parsers reject a bare NaN."""
     summary = {"iterations_done": iteration, "interrupted": interrupted, "last_checkpoint": run.last_checkpoint,
                "eval_split": run.eval_split if args.eval_every else None,
                "best_checkpoint": run.best_checkpoint, "best_val_map_11pt": run.best_map,
@@ -729,7 +831,18 @@ def write_summary(args, log, run, iteration, interrupted, eval_result, wall_time
                "final_loss": next((float(r["loss"]) for r in reversed(log.rows) if r["loss"] != ""), None),
                "eval": eval_result, "args": vars(args)}
     with open(os.path.join(args.checkpoint_dir, "train_summary.json"), "w") as file:
-        json.dump(summary, file, indent=2)
+        json.dump(finite_or_null(summary), file, indent=2, allow_nan=False)
+
+
+def finite_or_null(value):
+    """``value`` with every NaN/inf float (in nested dicts and lists) replaced by None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: finite_or_null(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_null(item) for item in value]
+    return value
 
 
 # =====================================================================================
@@ -737,8 +850,11 @@ def write_summary(args, log, run, iteration, interrupted, eval_result, wall_time
 # =====================================================================================
 
 
-def make_checkpoint(model, optimizer, scaler, iteration, label_map, args):
-    """The checkpoint dict: tensors and plain Python only, so torch.load(weights_only=True) reads it."""
+def make_checkpoint(model, optimizer, scaler, iteration, label_map, args, world_size=1):
+    """The checkpoint dict: tensors and plain Python only, so torch.load(weights_only=True) reads it.
+
+    ``args`` and ``world_size`` (the number of processes) are what a resume checks (check_resume_settings).
+    """
     from model import network_config
 
     return {
@@ -749,30 +865,65 @@ def make_checkpoint(model, optimizer, scaler, iteration, label_map, args):
         "scaler": scaler.state_dict(),
         "rng": capture_rng_state(),
         "args": vars(args),
+        "world_size": world_size,
     }
 
 
-def save_checkpoint(model, optimizer, scaler, iteration, label_map, args, log):
+def save_checkpoint(model, optimizer, scaler, iteration, label_map, args, log, world_size=1, protect=None):
     """Write ``ssd300_iter_<iteration>.pt`` (``ssd512_...``) atomically, prune old ones and redraw the loss curve.
 
+    :param protect: a checkpoint that pruning must keep (the last one known to be good)
     :return: the path written
+    :raises CheckpointWriteError: when the file cannot be written (disk full...); nothing is pruned then
     """
     path = checkpoint_path(args.checkpoint_dir, iteration, args.image_size)
-    save_atomically(make_checkpoint(model, optimizer, scaler, iteration, label_map, args), path)
-    prune_checkpoints(args.checkpoint_dir, args.keep_checkpoints)
+    save_atomically(make_checkpoint(model, optimizer, scaler, iteration, label_map, args, world_size), path)
+    prune_checkpoints(args.checkpoint_dir, args.keep_checkpoints, protect=protect)
     log.plot()
     return path
 
 
-def load_resume_state(path, model, optimizer, scaler, label_map):
-    """Load a checkpoint into the model, optimizer and scaler.
+# Settings that decide which batches (and augmentations) the run sees, or what the optimizer state means.
+RESUME_SETTINGS = ("batch_size", "seed", "no_augment", "skip_difficult", "max_images", "optimizer")
+
+
+def check_resume_settings(checkpoint, path, args, world_size):
+    """Compare the run's settings with those the checkpoint was trained with.
+
+    A resumed run sees the batches the uninterrupted run would have seen only with the same batch size, seed,
+    augmentation, objects, images and number of processes (a larger batch would skip images); the optimizer
+    state only fits the same optimizer.
+
+    :param checkpoint: the checkpoint dict ("args": the run's vars(args), "world_size"; older ones lack them)
+    :return: list of "--setting NEW (was OLD)" strings that differ (only with --allow-changed-settings)
+    :raises TrainingSetupError: naming the changed settings, unless args.allow_changed_settings
+    """
+    saved_args = checkpoint.get("args") or {}
+    changed = [f"--{name.replace('_', '-')} {getattr(args, name)} (was {saved_args[name]})"
+               for name in RESUME_SETTINGS if name in saved_args and saved_args[name] != getattr(args, name)]
+    if "world_size" in checkpoint and checkpoint["world_size"] != world_size:
+        changed.append(f"{world_size} process(es) (was {checkpoint['world_size']})")
+    if changed and not args.allow_changed_settings:
+        raise TrainingSetupError(f"{path}: this run changes what the checkpoint was trained with: {', '.join(changed)}; "
+                                 f"resume with the same settings, or pass --allow-changed-settings to accept "
+                                 f"other batches (and a fresh optimizer state if --optimizer changed)")
+    return changed
+
+
+def load_resume_state(path, model, optimizer, scaler, label_map, args, world_size=1):
+    """Load a checkpoint into the model, optimizer and scaler, after checking it fits this run.
 
     :return: (iteration the checkpoint was written after, its RNG states dict or None)
+    :raises TrainingSetupError: one line naming the file: not a readable checkpoint, another network or label
+        map, or changed settings (check_resume_settings)
     """
     # On the CPU first: the RNG states must stay CPU tensors; load_state_dict moves the rest where it belongs.
-    from model import apply_checkpoint_config, configured_network
+    from model import apply_checkpoint_config, configured_network, read_checkpoint
 
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    try:  # on the CPU: the RNG states must stay CPU tensors; load_state_dict moves the rest where it belongs
+        checkpoint = read_checkpoint(path, required=("model", "optimizer", "iteration"))
+    except ValueError as error:
+        raise TrainingSetupError(str(error)) from None
     config = checkpoint.get("config", {})
     saved_network = configured_network(config)
     if saved_network != (model.base_name, model.image_size):
@@ -782,9 +933,16 @@ def load_resume_state(path, model, optimizer, scaler, label_map):
     if saved_map is not None and dict(saved_map) != dict(label_map):
         raise TrainingSetupError(f"{path}: checkpoint was trained with labels {sorted(saved_map, key=saved_map.get)}, "
                          f"but the data folder has {sorted(label_map, key=label_map.get)}")
-    apply_checkpoint_config(model, config)  # a run fine-tuned from converted weights keeps their priors and input
-    model.load_state_dict(checkpoint["model"])
-    optimizer.load_state_dict(checkpoint["optimizer"])
+    changed = check_resume_settings(checkpoint, path, args, world_size)
+    if changed:
+        print(f"train.py: warning: resuming with changed settings: {', '.join(changed)}", file=sys.stderr, flush=True)
+    try:
+        apply_checkpoint_config(model, config)  # a run fine-tuned from converted weights keeps their priors and input
+        model.load_state_dict(checkpoint["model"])
+        if (checkpoint.get("args") or {}).get("optimizer", args.optimizer) == args.optimizer:
+            optimizer.load_state_dict(checkpoint["optimizer"])
+    except (RuntimeError, ValueError, KeyError) as error:
+        raise TrainingSetupError(f"{path}: does not fit this run ({str(error).splitlines()[0]})") from None
     if checkpoint.get("scaler"):
         scaler.load_state_dict(checkpoint["scaler"])
     return int(checkpoint["iteration"]), checkpoint.get("rng")
@@ -816,6 +974,7 @@ def main(argv=None):
 if __name__ == "__main__":
     try:
         result = main()
-    except (NonFiniteLossError, TrainingSetupError, FileNotFoundError, ImportError) as error:
+    except (NonFiniteLossError, TrainingSetupError, FileNotFoundError, ImportError, CheckpointWriteError,
+            DataLoadError) as error:
         sys.exit(f"train.py: {error}")
     sys.exit(130 if result["interrupted"] else 0)

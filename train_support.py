@@ -14,8 +14,10 @@ run of 120,000 iterations survive Ctrl-C, preemption and several GPUs:
 """
 
 import csv
+import glob
 import hashlib
 import importlib
+import io
 import os
 import random
 import re
@@ -29,6 +31,24 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from utils import write_atomically
+
+try:
+    import fcntl  # POSIX; on Windows the checkpoint folder is not locked
+except ImportError:  # pragma: no cover
+    fcntl = None
+
+
+class TrainingSetupError(ValueError):
+    """Raised for unusable input (an empty data set, a checkpoint or folder that does not fit the run); the
+    message is one line naming the file or the setting."""
+
+
+class CheckpointWriteError(OSError):
+    """Raised when a checkpoint cannot be written (disk full, no permission); the earlier ones are intact."""
+
+
+class DataLoadError(RuntimeError):
+    """Raised when a training batch cannot be loaded (an image deleted or overwritten during the run)."""
 
 
 class DistInfo(NamedTuple):
@@ -134,13 +154,48 @@ class SeededAugmentation(Dataset):
             return self.dataset[index]
 
 
-def ignore_ctrl_c(worker_id):
-    """DataLoader worker_init_fn: workers ignore SIGINT.
+def ignore_stop_signals(worker_id):
+    """DataLoader worker_init_fn: workers ignore SIGINT and SIGTERM.
 
-    Ctrl-C in a terminal reaches the whole process group; a worker that died of it would make the main
-    process's next batch fail before it could save its checkpoint. The main process stops the workers itself.
+    Ctrl-C in a terminal reaches the whole process group, and so does SIGTERM from SLURM's scancel, a
+    preemption or systemd; a worker that died of either would make the main process's next batch fail
+    ("DataLoader worker ... killed by signal") before it could save its checkpoint. The main process handles
+    both (stop_on_signals) and stops the workers itself when it leaves.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def stop_loader_workers(batches):
+    """Stop the DataLoader workers behind the iterator ``batches`` now, the orderly way (asking them to finish).
+
+    The workers ignore SIGTERM (ignore_stop_signals), so the fallback of Python's exit, terminate() with
+    SIGTERM and an endless join(), would hang: they must be stopped before the process exits. PyTorch has no
+    public call for this; its iterator's own shutdown (what its ``__del__`` runs) is used when present.
+
+    :param batches: an iterator over a DataLoader (anything else is left alone)
+    """
+    shutdown = getattr(batches, "_shutdown_workers", None)
+    if shutdown is not None:
+        shutdown()
+
+
+def loader_error_message(error):
+    """One line describing an exception raised while loading a batch, naming the file when it is known.
+
+    A DataLoader worker's exception reaches the main process re-raised with the same type but a message of the
+    form "Caught OSError in DataLoader worker process 0.\nOriginal Traceback ...\nOSError: PATH: ...";
+    its last line is the original message. In the main process (``--workers 0``) the message is already that.
+
+    :param error: the exception
+    :return: str, one line
+    """
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    # The traceback's last line is "TypeName: message", or "module.TypeName: message" for a type of our own.
+    match = re.match(rf"^(?:\S+\.)?{re.escape(type(error).__name__)}: (.*)$", lines[-1])
+    return match.group(1) if match else lines[-1]
 
 
 def make_train_loader(dataset, args, dist_info, start_iteration):
@@ -162,7 +217,7 @@ def make_train_loader(dataset, args, dist_info, start_iteration):
         collate_fn=collate_fn,
         num_workers=args.workers,
         pin_memory=dist_info.device.type == "cuda",
-        worker_init_fn=ignore_ctrl_c,
+        worker_init_fn=ignore_stop_signals,
         # A private generator: creating the loader's iterator must not draw from the global RNG, or a resumed
         # run's global RNG stream would drift from the uninterrupted run's.
         generator=torch.Generator().manual_seed(args.seed),
@@ -203,18 +258,31 @@ def latest_checkpoint(checkpoint_dir):
     return found[-1][1] if found else None
 
 
-def prune_checkpoints(checkpoint_dir, keep):
-    """Delete all but the newest ``keep`` checkpoints (``keep`` <= 0: delete none)."""
+def prune_checkpoints(checkpoint_dir, keep, protect=None):
+    """Delete all but the newest ``keep`` checkpoints (``keep`` <= 0: delete none), never ``protect``."""
     if keep <= 0:
         return
     for _, path in list_checkpoints(checkpoint_dir)[:-keep]:
-        os.remove(path)
+        if protect is None or os.path.abspath(path) != os.path.abspath(protect):
+            os.remove(path)
 
 
 def save_atomically(state, path):
     """torch.save ``state`` to ``path`` atomically (utils.write_atomically): a crash or Ctrl-C while
-    writing leaves the previous checkpoint intact, never half a checkpoint."""
-    write_atomically(path, lambda file: torch.save(state, file), binary=True)
+    writing leaves the previous checkpoint intact, never half a checkpoint.
+
+    :raises CheckpointWriteError: "cannot write PATH: no space left on device" (or the OS's reason); nothing
+        is left behind and the earlier checkpoints are untouched
+    """
+    # Serialised in memory first: torch's zip writer turns a failed write (a full disk) into a RuntimeError
+    # "unexpected pos ...", while a plain file write raises the OSError that says what happened.
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    try:
+        write_atomically(path, lambda file: file.write(buffer.getbuffer()), binary=True)
+    except OSError as error:
+        reason = os.strerror(error.errno).lower() if error.errno else str(error)
+        raise CheckpointWriteError(f"cannot write {path}: {reason}") from None
 
 
 def capture_rng_state():
@@ -256,6 +324,55 @@ def resolve_resume_path(resume, checkpoint_dir):
     if not os.path.isfile(resume):
         raise FileNotFoundError(f"{resume}: --resume checkpoint does not exist")
     return resume
+
+
+LOCK_NAME = ".train.lock"
+
+
+@contextmanager
+def claim_checkpoint_dir(folder, enabled=True):
+    """Hold ``folder`` for this run: create it, check it can be written, lock it, clear stale temporary files.
+
+    Two runs writing into one folder would replace each other's checkpoints and interleave train_log.csv, so
+    an exclusive lock (``fcntl.flock`` on ``folder/.train.lock``) is held until the block ends; the operating
+    system releases it when the process dies, even of SIGKILL. Under the lock, the hidden ``.tmp_*`` files
+    that a kill during a save leaves behind (up to a whole checkpoint each) are deleted: no other run can be
+    writing them.
+
+    :param folder: the --checkpoint-dir
+    :param enabled: False on ranks other than 0, which write nothing (the block then does nothing)
+    :raises TrainingSetupError: one line, when the folder is a file, cannot be created or written, or another
+        run holds it
+    """
+    if not enabled:
+        yield
+        return
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise TrainingSetupError(f"{folder}: --checkpoint-dir is a file, not a folder")
+    try:
+        os.makedirs(folder, exist_ok=True)
+        lock_file = open(os.path.join(folder, LOCK_NAME), "a+")
+    except OSError as error:
+        raise TrainingSetupError(f"{folder}: cannot write into --checkpoint-dir "
+                                 f"({os.strerror(error.errno).lower() if error.errno else error})") from None
+    with lock_file:
+        if fcntl is not None:
+            try:
+                fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                lock_file.seek(0)
+                holder = lock_file.read().strip() or "?"
+                raise TrainingSetupError(f"{folder}: another training run (pid {holder}) is using this "
+                                         f"--checkpoint-dir; wait for it to end, or pick another folder") from None
+        lock_file.seek(0)
+        lock_file.truncate()
+        lock_file.write(f"{os.getpid()}\n")
+        lock_file.flush()
+        if not os.access(folder, os.W_OK):
+            raise TrainingSetupError(f"{folder}: cannot write into --checkpoint-dir (permission denied)")
+        for stale in glob.glob(os.path.join(glob.escape(folder), ".tmp_*")):
+            os.remove(stale)
+        yield
 
 
 def weights_are_finite(model):
@@ -388,6 +505,12 @@ def setup_distributed(device_argument):
     if device_argument is None:
         device_argument = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(device_argument)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise TrainingSetupError(f"--device {device_argument}: no CUDA GPU is available here (torch "
+                                 f"{torch.__version__}, torch.cuda.is_available() is False); use --device cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise TrainingSetupError(f"--device {device_argument}: this machine has {torch.cuda.device_count()} "
+                                 f"GPU(s), numbered from 0")
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", local_rank if world_size > 1 else torch.cuda.current_device())
     if device.type == "cuda":
@@ -395,6 +518,17 @@ def setup_distributed(device_argument):
     if world_size > 1 and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     return DistInfo(rank=rank, world_size=world_size, device=device)
+
+
+def stop_requested_anywhere(request, dist_info):
+    """Whether any process received SIGINT/SIGTERM, so that all of them stop after the same step.
+
+    :param request: this process's StopRequest
+    :return: bool (one all-reduce of one number under torchrun; just the flag on a single process)
+    """
+    if dist_info.world_size == 1:
+        return request.stop
+    return all_ranks_sum([float(request.stop)], dist_info)[0] > 0
 
 
 def all_ranks_sum(values, dist_info):

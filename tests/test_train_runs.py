@@ -136,10 +136,12 @@ def test_torchrun_two_cpu_processes_keep_identical_weights_and_write_one_checkpo
 
 
 def test_non_finite_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(toy_data_folder, tmp_path):
-    """An absurd learning rate blows the weights up; training stops instead of writing NaN checkpoints."""
+    """An absurd learning rate (reached after a 1e-3 first step) blows the weights up; training stops instead
+    of writing NaN checkpoints."""
     with pytest.raises(train.NonFiniteLossError, match=r"not finite .*iteration \d+") as error:
         train.main(quiet_args(toy_data_folder, tmp_path, "--batch-size", "1", "--max-images", "1", "--lr", "1e30",
-                              "--warmup", "0", "--iterations", "6", "--save-every", "1", "--keep-checkpoints", "0"))
+                              "--warmup", "4", "--warmup-factor", "1e-33", "--iterations", "6", "--save-every", "1",
+                              "--keep-checkpoints", "0"))
     assert "last good checkpoint" in str(error.value)
     saved = checkpoint_files(tmp_path)
     assert saved, "the first step(s) were finite and should have been saved"
