@@ -345,17 +345,38 @@ CROP_ASPECT_RANGE = (0.5, 2.0)  # (width fraction) / (height fraction) of the cr
 FLIP_PROBABILITY = 0.5
 
 
-def _maybe_adjust(image, adjust, value_range):
-    """Apply one photometric adjustment with probability 0.5, with a factor drawn uniformly from a range.
+def _draw_photometric():
+    """Draw which photometric distortions apply, in which order and with which factors.
 
-    :param image: a PIL RGB image
-    :param adjust: a torchvision.transforms.v2.functional function taking (image, factor)
-    :param value_range: (low, high) of the factor
-    :return: the adjusted (or untouched) PIL image
+    The draws are those of the Caffe SSD recipe, in its order: brightness (p=0.5), a coin for whether
+    contrast comes first or last, then contrast / saturation / hue / contrast, each with probability 0.5
+    and a factor uniform in its range. Drawing them before touching any pixel lets the fast TRAIN path
+    (``transform``) apply them to the final 300x300 image, and ``photometric_distort`` to the whole one,
+    from the same draws of Python's ``random``.
+
+    :return: list of (name, factor) in application order, name in "brightness", "contrast",
+        "saturation", "hue"; empty when none applies
     """
-    if random.random() < PHOTOMETRIC_PROBABILITY:
-        image = adjust(image, random.uniform(*value_range))
-    return image
+    operations = []
+
+    def maybe(name, value_range):
+        if random.random() < PHOTOMETRIC_PROBABILITY:
+            operations.append((name, random.uniform(*value_range)))
+
+    maybe("brightness", BRIGHTNESS_RANGE)
+    contrast_first = random.random() < 0.5
+    if contrast_first:
+        maybe("contrast", CONTRAST_RANGE)
+    maybe("saturation", SATURATION_RANGE)
+    maybe("hue", HUE_RANGE)
+    if not contrast_first:
+        maybe("contrast", CONTRAST_RANGE)
+    return operations
+
+
+# The PIL kernels of torchvision (Pillow's ImageEnhance; hue through an HSV round trip).
+_PIL_PHOTOMETRIC = {"brightness": TF.adjust_brightness, "contrast": TF.adjust_contrast,
+                    "saturation": TF.adjust_saturation, "hue": TF.adjust_hue}
 
 
 def photometric_distort(image):
@@ -363,20 +384,30 @@ def photometric_distort(image):
 
     The order is the Caffe SSD one: brightness first, then contrast either before or after the
     saturation and hue changes (a coin decides), as in the paper's code, ssd.pytorch and torchvision.
-    Done on the PIL image, whose C kernels are 2-4x faster here than the same ops on tensors.
+    Done on the whole PIL image with torchvision's PIL kernels: this is the reference the fast TRAIN
+    path (which distorts only the final 300x300 pixels) is tested against.
 
     :param image: a PIL RGB image
     :return: the distorted PIL RGB image, same size
     """
-    image = _maybe_adjust(image, TF.adjust_brightness, BRIGHTNESS_RANGE)
-    contrast_first = random.random() < 0.5
-    if contrast_first:
-        image = _maybe_adjust(image, TF.adjust_contrast, CONTRAST_RANGE)
-    image = _maybe_adjust(image, TF.adjust_saturation, SATURATION_RANGE)
-    image = _maybe_adjust(image, TF.adjust_hue, HUE_RANGE)
-    if not contrast_first:
-        image = _maybe_adjust(image, TF.adjust_contrast, CONTRAST_RANGE)
+    for name, factor in _draw_photometric():
+        image = _PIL_PHOTOMETRIC[name](image, factor)
     return image
+
+
+def _draw_zoom_out(width, height, max_scale=ZOOM_OUT_MAX_SCALE):
+    """Draw the zoom-out canvas: its size (a scale uniform in [1, max_scale]) and where the image sits on it.
+
+    :param width: image width in pixels
+    :param height: image height in pixels
+    :return: (canvas_width, canvas_height, left, top), integers; the image covers
+        [left, left + width) x [top, top + height) of the canvas
+    """
+    scale = random.uniform(1.0, max_scale)
+    canvas_height, canvas_width = int(scale * height), int(scale * width)
+    top = random.randint(0, canvas_height - height)
+    left = random.randint(0, canvas_width - width)
+    return canvas_width, canvas_height, left, top
 
 
 def zoom_out(image, boxes, max_scale=ZOOM_OUT_MAX_SCALE):
@@ -389,11 +420,7 @@ def zoom_out(image, boxes, max_scale=ZOOM_OUT_MAX_SCALE):
     :return: the canvas, a uint8 tensor of size (3, H', W'), and the boxes moved onto it, size (n_objects, 4)
     """
     _, height, width = image.shape
-    scale = random.uniform(1.0, max_scale)
-    canvas_height, canvas_width = int(scale * height), int(scale * width)
-    top = random.randint(0, canvas_height - height)
-    left = random.randint(0, canvas_width - width)
-
+    canvas_width, canvas_height, left, top = _draw_zoom_out(width, height, max_scale)
     fill = torch.tensor(MEAN_FILL_UINT8, dtype=torch.uint8).view(3, 1, 1)
     canvas = fill.expand(3, canvas_height, canvas_width).clone()
     canvas[:, top:top + height, left:left + width] = image
@@ -425,6 +452,50 @@ def _sample_crop_windows(width, height, n_windows):
     return torch.stack([left, top, left + crop_width, top + crop_height], dim=1)
 
 
+def _draw_crop(width, height, boxes, labels, difficulties, max_trials=CROP_MAX_TRIALS):
+    """The decision of the SSD random crop, without pixels: which window, and which objects survive it.
+
+    See ``random_crop`` for the rule. Only the image size is needed, so the fast TRAIN path can decide the
+    crop before it decodes or resamples anything.
+
+    :param width: image (or zoom-out canvas) width in pixels
+    :param height: its height in pixels
+    :param boxes: boxes in pixel boundary coordinates, a tensor of size (n_objects, 4)
+    :param labels: labels of the objects, a tensor of size (n_objects)
+    :param difficulties: difficulties of the objects, a tensor of size (n_objects)
+    :return: window (left, top, right, bottom) as Python ints, or None for "keep the whole image";
+        the kept boxes (n_kept, 4) in the window's pixel coordinates, labels (n_kept), difficulties (n_kept)
+    """
+    min_iou = random.choice(CROP_MIN_IOU_CHOICES)
+    if min_iou is None:
+        return None, boxes, labels, difficulties
+    has_objects = boxes.size(0) > 0
+    if not has_objects and min_iou > 0:
+        return None, boxes, labels, difficulties
+
+    windows = _sample_crop_windows(width, height, max_trials)  # (n_trials, 4)
+    centres = (boxes[:, :2] + boxes[:, 2:]) / 2  # (n_objects, 2)
+    # (n_trials, n_objects): is the object's centre inside the window (edges included, as in Caffe)?
+    centre_inside = ((centres >= windows[:, None, :2]) & (centres <= windows[:, None, 2:])).all(dim=2)
+    if has_objects:
+        # (a) The IoU test. An implementation whose test never rejects (a known bug elsewhere)
+        # silently weakens the augmentation, so this is the line to get right.
+        overlap_ok = find_jaccard_overlap(windows, boxes).max(dim=1).values >= min_iou
+        # (b) At least one object must survive the crop.
+        valid = overlap_ok & centre_inside.any(dim=1)
+    else:
+        valid = torch.ones(max_trials, dtype=torch.bool)
+    if not valid.any():
+        return None, boxes, labels, difficulties
+
+    trial = int(valid.nonzero()[0])  # the first valid trial, as a sequential loop would take
+    window, keep = windows[trial], centre_inside[trial]
+    # A centre inside the window makes the clipped box keep a positive width and height.
+    kept = torch.cat([torch.max(boxes[keep, :2], window[:2]), torch.min(boxes[keep, 2:], window[2:])], dim=1)
+    kept = kept - window[:2].repeat(2)
+    return tuple(int(v) for v in window), kept, labels[keep], difficulties[keep]
+
+
 def random_crop(image, boxes, labels, difficulties, max_trials=CROP_MAX_TRIALS):
     """The SSD random crop: a window that overlaps some object enough, keeping the objects centred in it.
 
@@ -442,35 +513,16 @@ def random_crop(image, boxes, labels, difficulties, max_trials=CROP_MAX_TRIALS):
         labels (n_kept) and difficulties (n_kept)
     """
     _, height, width = image.shape
-    min_iou = random.choice(CROP_MIN_IOU_CHOICES)
-    if min_iou is None:
+    window, boxes, labels, difficulties = _draw_crop(width, height, boxes, labels, difficulties, max_trials)
+    if window is None:
         return image, boxes, labels, difficulties
-    has_objects = boxes.size(0) > 0
-    if not has_objects and min_iou > 0:
-        return image, boxes, labels, difficulties
+    left, top, right, bottom = window
+    return image[:, top:bottom, left:right], boxes, labels, difficulties
 
-    windows = _sample_crop_windows(width, height, max_trials)  # (n_trials, 4)
-    centres = (boxes[:, :2] + boxes[:, 2:]) / 2  # (n_objects, 2)
-    # (n_trials, n_objects): is the object's centre inside the window (edges included, as in Caffe)?
-    centre_inside = ((centres >= windows[:, None, :2]) & (centres <= windows[:, None, 2:])).all(dim=2)
-    if has_objects:
-        # (a) The IoU test. An implementation whose test never rejects (a known bug elsewhere)
-        # silently weakens the augmentation, so this is the line to get right.
-        overlap_ok = find_jaccard_overlap(windows, boxes).max(dim=1).values >= min_iou
-        # (b) At least one object must survive the crop.
-        valid = overlap_ok & centre_inside.any(dim=1)
-    else:
-        valid = torch.ones(max_trials, dtype=torch.bool)
-    if not valid.any():
-        return image, boxes, labels, difficulties
 
-    trial = int(valid.nonzero()[0])  # the first valid trial, as a sequential loop would take
-    window, keep = windows[trial], centre_inside[trial]
-    # A centre inside the window makes the clipped box keep a positive width and height.
-    kept = torch.cat([torch.max(boxes[keep, :2], window[:2]), torch.min(boxes[keep, 2:], window[2:])], dim=1)
-    kept = kept - window[:2].repeat(2)
-    left, top, right, bottom = (int(v) for v in window)
-    return image[:, top:bottom, left:right], kept, labels[keep], difficulties[keep]
+def _flip_boxes(boxes, width):
+    """Mirror boxes (n_objects, 4) in pixel boundary coordinates left to right in an image ``width`` wide."""
+    return torch.stack([width - boxes[:, 2], boxes[:, 1], width - boxes[:, 0], boxes[:, 3]], dim=1)
 
 
 def horizontal_flip(image, boxes):
@@ -480,9 +532,7 @@ def horizontal_flip(image, boxes):
     :param boxes: boxes in pixel boundary coordinates, a tensor of size (n_objects, 4)
     :return: the flipped image (3, H, W) and boxes (n_objects, 4)
     """
-    width = image.shape[-1]
-    flipped_boxes = torch.stack([width - boxes[:, 2], boxes[:, 1], width - boxes[:, 0], boxes[:, 3]], dim=1)
-    return TF.horizontal_flip(image), flipped_boxes
+    return TF.horizontal_flip(image), _flip_boxes(boxes, image.shape[-1])
 
 
 def resize(image, boxes, size=SSD_INPUT_SIZE):
