@@ -98,7 +98,7 @@ def detect_batch(images, model, label_map, min_score=0.2, max_overlap=0.5, top_k
     """Detect objects in a batch of images in one forward pass.
 
     :param images: list of PIL RGB images, any sizes
-    :param model: an SSD300 or SSD512 in eval mode; it runs on whatever device its parameters are on
+    :param model: an SSD300 or SSD512 in eval mode, run on the device of its priors (or an export.OnnxRuntimeSSD)
     :param label_map: {class name: label}, background 0
     :param min_score: minimum class score of a detection
     :param max_overlap: NMS IoU threshold
@@ -110,7 +110,7 @@ def detect_batch(images, model, label_map, min_score=0.2, max_overlap=0.5, top_k
     if not images:
         return []
     names = {label: name for name, label in label_map.items()}
-    device = next(model.parameters()).device
+    device = model.priors_cxcy.device
     batch = torch.stack([preprocess(image, model.image_size) for image in images]).to(device)
     with torch.inference_mode():
         predicted_locs, predicted_scores = model(batch)
@@ -219,6 +219,11 @@ def parse_args(argv=None):
     parser.add_argument("--top-k", type=int, default=200, help="at most this many detections per image")
     parser.add_argument("--batch-size", type=int, default=8, help="images per forward pass")
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
+    parser.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch",
+                        help="run the network in PyTorch, or in onnxruntime on the CPU (needs onnx and onnxruntime)")
+    parser.add_argument("--onnx", default=None,
+                        help="with --backend onnxruntime: this export.py file of the same checkpoint (default: "
+                             "export the network into a temporary file first)")
     return parser.parse_args(argv)
 
 
@@ -248,6 +253,16 @@ def main(argv=None):
         report(str(error).splitlines()[0])
         return 1
     use_fast_cpu_layout(model)  # channels-last weights on the CPU: same detections, ~1.25x the images/s
+    if args.backend == "onnxruntime":
+        if model.priors_cxcy.device.type != "cpu":
+            report("--backend onnxruntime runs on the CPU: pass --device cpu")
+            return 1
+        try:
+            from export import OnnxRuntimeSSD
+            model = OnnxRuntimeSSD(model, args.onnx)
+        except ImportError as error:
+            report(f"--backend onnxruntime needs onnx and onnxruntime ({error})")
+            return 1
 
     files, errors = expand_inputs(args.images)
     for message in errors:
