@@ -98,7 +98,8 @@ def detect_batch(images, model, label_map, min_score=0.2, max_overlap=0.5, top_k
     """Detect objects in a batch of images in one forward pass.
 
     :param images: list of PIL RGB images, any sizes
-    :param model: an SSD300 or SSD512 in eval mode, run on the device of its priors (or an export.OnnxRuntimeSSD)
+    :param model: an SSD300 or SSD512 in eval mode, run on the device of its parameters (or an
+        export.OnnxRuntimeSSD, on the CPU)
     :param label_map: {class name: label}, background 0
     :param min_score: minimum class score of a detection
     :param max_overlap: NMS IoU threshold
@@ -110,7 +111,7 @@ def detect_batch(images, model, label_map, min_score=0.2, max_overlap=0.5, top_k
     if not images:
         return []
     names = {label: name for name, label in label_map.items()}
-    device = model.priors_cxcy.device
+    device = next(model.parameters()).device
     batch = torch.stack([preprocess(image, model.image_size) for image in images]).to(device)
     with torch.inference_mode():
         predicted_locs, predicted_scores = model(batch)
