@@ -46,7 +46,9 @@ import argparse
 import inspect
 import io
 import json
+import os
 import sys
+import tempfile
 import warnings
 
 import torch
@@ -282,6 +284,62 @@ def export_checkpoint(checkpoint, output, opset=DEFAULT_OPSET, with_postprocess=
     with torch.no_grad():  # traced with 2 images; any number can be given to the exported model
         export_onnx(module, (torch.zeros(2, 3, size, size),), output, ("images",), output_names, opset, metadata)
     return module
+
+
+class OnnxRuntimeSSD(nn.Module):
+    """An SSD whose forward pass runs in onnxruntime on its exported network; everything else is the SSD's.
+
+    A drop-in for the network in ``detect.detect_batch`` (``detect.py --backend onnxruntime``) and inside
+    ``SSDDetector``: ``forward`` returns the same ``(predicted_locs, predicted_scores)`` tensors (to about 1e-5,
+    see tests/test_export.py), and ``detect_objects``, ``image_size``, ``priors_cxcy`` and ``parameters()`` are
+    the wrapped network's. onnxruntime's CPU kernels fold and prepack the convolutions once, where PyTorch's
+    eager CPU path reorders tensors on every call.
+
+    :param network: an ``SSD`` in eval mode, on the CPU
+    :param onnx_path: an exported network (``export.py`` without --with-postprocess) of this same network's
+        weights; None: export it now into a temporary file (a few seconds)
+    :param threads: onnxruntime's intra-op threads (None: its default, one per core)
+    """
+
+    def __init__(self, network, onnx_path=None, threads=None):
+        import onnxruntime  # optional: only this backend needs it
+
+        super().__init__()
+        self.network = network
+        self.image_size, self.n_classes = network.image_size, network.n_classes
+        options = onnxruntime.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = threads
+        if onnx_path is None:
+            with tempfile.TemporaryDirectory() as folder:
+                onnx_path = os.path.join(folder, "network.onnx")
+                size = network.image_size
+                with torch.no_grad():
+                    export_onnx(ExportableSSD(network).eval(), (torch.zeros(1, 3, size, size),), onnx_path,
+                                ("images",), NETWORK_OUTPUTS)
+                self.session = onnxruntime.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
+        else:
+            self.session = onnxruntime.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
+
+    @property
+    def priors_cxcy(self):
+        """The wrapped network's priors (n_priors, 4)."""
+        return self.network.priors_cxcy
+
+    @property
+    def preprocess_config(self):
+        """The wrapped network's preprocessing (a converted checkpoint's mean/std/antialias, or None)."""
+        return getattr(self.network, "preprocess_config", None)
+
+    def forward(self, images):
+        """:param images: (N, 3, S, S) normalized float32 images
+        :return: predicted_locs (N, n_priors, 4), predicted_scores (N, n_priors, n_classes), CPU tensors"""
+        locs, scores = self.session.run(list(NETWORK_OUTPUTS), {"images": images.detach().cpu().float().numpy()})
+        return torch.from_numpy(locs), torch.from_numpy(scores)
+
+    def detect_objects(self, *args, **kwargs):
+        """The wrapped network's ``detect_objects``."""
+        return self.network.detect_objects(*args, **kwargs)
 
 
 def parse_args(argv=None):

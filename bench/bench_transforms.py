@@ -1,33 +1,40 @@
-"""Benchmark our TRAIN augmentation (utils.transform) against torchvision.transforms.v2's SSD pipeline.
+"""Benchmark the TRAIN data pipeline, JPEG decoding included: ours, torchvision.transforms.v2's, decoding alone.
 
-Both pipelines get the same decoded PIL images and boxes in the same run, and both produce what SSD300
-trains on: a (3, 300, 300) ImageNet-normalized float tensor plus the surviving boxes and labels.
+Every contender reads the same JPEG files (VOC-sized photos written to a temporary folder, or the TRAIN images
+of --data-folder) and produces what SSD300 trains on: a (3, 300, 300) ImageNet-normalized float tensor plus the
+surviving boxes and labels. The contenders:
 
-torchvision's pipeline is its detection reference's "ssd" preset plus the resize and normalization that
-SSD300 needs: RandomPhotometricDistort -> RandomZoomOut(side_range (1, 4), mean fill) -> RandomIoUCrop ->
-RandomHorizontalFlip -> Resize(300x300) -> SanitizeBoundingBoxes -> ToImage -> ToDtype -> Normalize.
-It is timed twice, on PIL input (the reference's default backend) and on uint8 tensor input; the faster
-of the two is the reference the ratio is taken against. Two differences in what the pipelines do:
-torchvision's RandomPhotometricDistort also permutes the channels with probability 0.5 (Caffe's SSD
-recipe leaves that off), and its RandomIoUCrop draws a new minimum IoU until some crop qualifies, where
-ours (like Caffe) keeps the whole image after 50 failed trials.
+- decode only          -- PIL.Image.open(path).convert("RGB"), the floor every pipeline pays;
+- ours                 -- decode + utils.transform(..., "TRAIN") (utils.augment_train: one resample of the composed
+                          zoom-out + crop window, photometric distortions on the 300x300 result);
+- ours, reference      -- decode + utils.transform_reference, the same draws applied step by step on whole
+                          images (the chain this repository used before; tests/test_augment.py checks that the
+                          two agree);
+- torchvision v2       -- decode + its detection reference's "ssd" preset plus the resize and normalization SSD300
+                          needs: RandomPhotometricDistort -> RandomZoomOut(side_range (1, 4), mean fill) ->
+                          RandomIoUCrop -> RandomHorizontalFlip -> Resize(300x300) -> SanitizeBoundingBoxes ->
+                          ToImage -> ToDtype -> Normalize, on PIL input and on uint8 tensor input; the faster of
+                          the two is the reference the ratio is taken against. (It also permutes the channels with
+                          probability 0.5, which Caffe's SSD recipe leaves off, and its RandomIoUCrop draws a new
+                          minimum IoU until some crop qualifies, where ours keeps the whole image after 50 trials.)
 
-Where the time goes: ours tests all 50 crop trials in one IoU call and resizes uint8 tensors; most of
-torchvision's time is its crop search (a Python loop over trials) and PIL resizes of zoomed-out canvases.
-
-    python bench/bench_transforms.py                    # 200 synthetic VOC-sized images, 5 rounds
+    python bench/bench_transforms.py                    # 200 VOC-sized JPEGs written to a temporary folder
     python bench/bench_transforms.py --data-folder DIR  # the first --images images of DIR/TRAIN_*.json
 
-Timing is single-threaded (torch.set_num_threads(1)), as in a DataLoader worker, and the rounds of the
-pipelines are interleaved so that a busy shared machine slows them alike; the median round is reported.
+Timing is single-threaded (torch.set_num_threads(1)), as in a DataLoader worker, so images/s is per core. Both
+the wall clock and this process's CPU time are measured: on a machine shared with other jobs the CPU time is the
+steadier figure of what one core delivers. The rounds of the contenders are interleaved so that a busy moment
+slows them alike; the median round is reported, and every ratio is taken within this one run.
 """
 
 import argparse
+import functools
 import json
 import os
 import random
 import statistics
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -40,25 +47,32 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from datasets import read_image_list  # noqa: E402
 from images import load_image  # noqa: E402
-from utils import IMAGENET_MEAN, IMAGENET_STD, MEAN_FILL_UINT8, transform  # noqa: E402
+from utils import IMAGENET_MEAN, IMAGENET_STD, MEAN_FILL_UINT8, transform, transform_reference  # noqa: E402
 
 # Typical Pascal VOC image sizes (width, height).
 VOC_SIZES = [(500, 375), (375, 500), (500, 333), (333, 500), (500, 400), (486, 500)]
 
 
-def synthetic_samples(n_images, seed):
-    """VOC-sized images of smooth noise with 1-4 random boxes each.
+def write_synthetic_jpegs(folder, n_images, seed):
+    """Write VOC-sized JPEGs (quality 90, about 100 kB each, like VOC's photos) with 1-4 random boxes each.
 
+    The pictures are blocks of random colour, smoothed, plus pixel noise: JPEG then has detail to decode at every
+    scale, as in a photo (a flat synthetic image would decode several times faster than a real one).
+
+    :param folder: where to write img_NNNN.jpg
     :param n_images: how many
     :param seed: the random seed
-    :return: list of (PIL image, boxes (n, 4) float pixel x1y1x2y2, labels (n,) int64)
+    :return: list of (path, boxes (n, 4) float pixel x1y1x2y2, labels (n,) int64)
     """
     rng = np.random.default_rng(seed)
     samples = []
     for i in range(n_images):
         width, height = VOC_SIZES[i % len(VOC_SIZES)]
         small = rng.integers(0, 256, size=(height // 8 + 1, width // 8 + 1, 3), dtype=np.uint8)
-        image = Image.fromarray(small).resize((width, height), Image.BILINEAR)
+        smooth = np.asarray(Image.fromarray(small).resize((width, height), Image.BICUBIC), dtype=np.float32)
+        noisy = np.clip(smooth + rng.normal(0, 12, size=smooth.shape), 0, 255).astype(np.uint8)
+        path = os.path.join(folder, f"img_{i:04d}.jpg")
+        Image.fromarray(noisy).save(path, quality=90)
         n_objects = int(rng.integers(1, 5))
         x = np.sort(rng.uniform(0, width, size=(n_objects, 2)), axis=1)
         y = np.sort(rng.uniform(0, height, size=(n_objects, 2)), axis=1)
@@ -66,24 +80,27 @@ def synthetic_samples(n_images, seed):
         boxes[:, 2].clamp_(max=width)
         boxes[:, 3].clamp_(max=height)
         labels = torch.from_numpy(rng.integers(1, 21, size=n_objects)).long()
-        samples.append((image, boxes, labels))
+        samples.append((path, boxes, labels))
     return samples
 
 
 def folder_samples(data_folder, n_images):
-    """The first ``n_images`` images of a data folder's TRAIN lists, decoded.
+    """The first ``n_images`` images of a data folder's TRAIN lists (paths, not decoded: decoding is timed).
 
-    :return: list of (PIL image, boxes (n, 4) float pixel x1y1x2y2, labels (n,) int64)
+    :return: list of (path, boxes (n, 4) float pixel x1y1x2y2, labels (n,) int64)
     """
     paths = read_image_list(data_folder, "TRAIN")[:n_images]  # the lists hold paths relative to their folder
     with open(os.path.join(data_folder, "TRAIN_objects.json")) as f:
         objects = json.load(f)[:n_images]
-    samples = []
-    for path, objs in zip(paths, objects):
-        image = load_image(path)
-        boxes = torch.tensor(objs["boxes"], dtype=torch.float32).reshape(-1, 4)
-        samples.append((image, boxes, torch.tensor(objs["labels"], dtype=torch.int64)))
-    return samples
+    # read_image_list already resolved the paths against the data folder
+    return [(path, torch.tensor(objs["boxes"], dtype=torch.float32).reshape(-1, 4),
+             torch.tensor(objs["labels"], dtype=torch.int64))
+            for path, objs in zip(paths, objects)]
+
+
+def decode(path):
+    """Read a file as training reads it: the project's one image loader (images.load_image)."""
+    return load_image(path)
 
 
 def torchvision_ssd_pipeline():
@@ -101,20 +118,27 @@ def torchvision_ssd_pipeline():
     ])
 
 
-def run_ours(samples):
-    """Push every sample through utils.transform(..., "TRAIN"); return the number of boxes kept."""
+def run_decode(samples):
+    """Decode every file; return the number of pixels (so that the work cannot be skipped)."""
+    return sum(decode(path).width for path, _, _ in samples)
+
+
+def run_ours(samples, chain):
+    """Decode every file and push it through ``chain`` (utils.transform's TRAIN path or the reference);
+    return the number of boxes kept."""
     kept = 0
-    for image, boxes, labels in samples:
+    for path, boxes, labels in samples:
         difficulties = torch.zeros_like(labels, dtype=torch.uint8)
-        _, new_boxes, _, _ = transform(image, boxes, labels, difficulties, "TRAIN")
+        _, new_boxes, _, _ = chain(decode(path), boxes, labels, difficulties)
         kept += new_boxes.size(0)
     return kept
 
 
 def run_torchvision(samples, pipeline, as_tensor):
-    """Push every sample through torchvision's pipeline (PIL or uint8 tensor input); return boxes kept."""
+    """Decode every file and push it through torchvision's pipeline (PIL or uint8 tensor input); return boxes kept."""
     kept = 0
-    for image, boxes, labels in samples:
+    for path, boxes, labels in samples:
+        image = decode(path)
         if as_tensor:
             image = tv_tensors.Image(image)
         target = {
@@ -137,53 +161,71 @@ def image_width(image):
 
 
 def time_once(fn, seed):
-    """Seconds one call of ``fn`` takes, with Python's and torch's generators seeded first."""
+    """(wall seconds, CPU seconds of this process) of one call of ``fn``, Python's and torch's generators seeded first."""
     random.seed(seed)
     torch.manual_seed(seed)
-    start = time.perf_counter()
+    wall, cpu = time.perf_counter(), time.process_time()
     fn()
-    return time.perf_counter() - start
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def main(argv=None):
-    """Time the three pipelines and print images per second and the ratio; returns the exit status 0."""
+    """Time the contenders and print images/s (wall and CPU time) and the ratios; returns the exit status 0."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=200, help="images per round")
-    parser.add_argument("--rounds", type=int, default=5, help="timed rounds per pipeline (median reported)")
+    parser.add_argument("--rounds", type=int, default=5, help="timed rounds per contender (median reported)")
     parser.add_argument("--data-folder", default=None, help="use the TRAIN images of this data folder")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 = like a DataLoader worker)")
+    parser.add_argument("--skip-reference", action="store_true", help="leave out the slow reference chain")
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
-    if args.data_folder:
-        samples = folder_samples(args.data_folder, args.images)
-    else:
-        samples = synthetic_samples(args.images, args.seed)
-    n = len(samples)
-    tv_pipeline = torchvision_ssd_pipeline()
-    contenders = {
-        "ours (utils.transform)": lambda: run_ours(samples),
-        "torchvision v2, PIL input": lambda: run_torchvision(samples, tv_pipeline, as_tensor=False),
-        "torchvision v2, tensor input": lambda: run_torchvision(samples, tv_pipeline, as_tensor=True),
-    }
-    for fn in contenders.values():  # warm-up (first calls allocate, load kernels)
-        time_once(fn, args.seed)
+    with tempfile.TemporaryDirectory() as folder:
+        if args.data_folder:
+            samples = folder_samples(args.data_folder, args.images)
+            source = f"folder {args.data_folder}"
+        else:
+            samples = write_synthetic_jpegs(folder, args.images, args.seed)
+            size = sum(os.path.getsize(path) for path, _, _ in samples) / len(samples) / 1000
+            source = f"VOC-sized synthetic JPEGs, {size:.0f} kB on average"
+        n = len(samples)
+        tv_pipeline = torchvision_ssd_pipeline()
+        train = functools.partial(transform, split="TRAIN")
+        contenders = {
+            "decode only": lambda: run_decode(samples),
+            "ours (utils.transform)": lambda: run_ours(samples, train),
+            "ours, reference chain": lambda: run_ours(samples, transform_reference),
+            "torchvision v2, PIL input": lambda: run_torchvision(samples, tv_pipeline, as_tensor=False),
+            "torchvision v2, tensor input": lambda: run_torchvision(samples, tv_pipeline, as_tensor=True),
+        }
+        if args.skip_reference:
+            del contenders["ours, reference chain"]
+        for fn in contenders.values():  # warm-up (first calls allocate, load kernels, fill the file cache)
+            time_once(fn, args.seed)
 
-    times = {name: [] for name in contenders}
-    for r in range(args.rounds):
-        for name, fn in contenders.items():
-            times[name].append(time_once(fn, args.seed + 1 + r))
+        times = {name: [] for name in contenders}
+        for r in range(args.rounds):
+            for name, fn in contenders.items():
+                times[name].append(time_once(fn, args.seed + 1 + r))
 
-    print(f"{n} images of {'folder ' + args.data_folder if args.data_folder else 'synthetic VOC sizes'}, "
-          f"{args.rounds} rounds, {args.threads} thread(s), median round:")
-    rates = {}
+    print(f"{n} images ({source}), decoding included, {args.rounds} rounds, {args.threads} thread(s), "
+          f"median round, torch {torch.__version__}:")
+    print(f"  {'':30s} {'images/s (wall)':>16s} {'images/s (CPU time)':>20s}")
+    wall, cpu = {}, {}
     for name, ts in times.items():
-        rates[name] = n / statistics.median(ts)
-        print(f"  {name:<30s} {rates[name]:8.1f} images/s")
-    ours = rates["ours (utils.transform)"]
-    reference_name = max((k for k in rates if k.startswith("torchvision")), key=rates.get)
-    print(f"ratio ours / best torchvision ({reference_name}): {ours / rates[reference_name]:.2f}x")
+        wall[name] = n / statistics.median(t[0] for t in ts)
+        cpu[name] = n / statistics.median(t[1] for t in ts)
+        print(f"  {name:<30s} {wall[name]:16.1f} {cpu[name]:20.1f}")
+    ours = "ours (utils.transform)"
+    reference_name = max((k for k in cpu if k.startswith("torchvision")), key=cpu.get)
+    print("ratios (wall / CPU time):")
+    print(f"  ours / best torchvision ({reference_name}): {wall[ours] / wall[reference_name]:.2f}x / "
+          f"{cpu[ours] / cpu[reference_name]:.2f}x")
+    if "ours, reference chain" in cpu:
+        print(f"  ours / ours reference chain: {wall[ours] / wall['ours, reference chain']:.2f}x / "
+              f"{cpu[ours] / cpu['ours, reference chain']:.2f}x")
+    print(f"  ours / decode only: {wall[ours] / wall['decode only']:.2f}x / {cpu[ours] / cpu['decode only']:.2f}x")
     return 0
 
 

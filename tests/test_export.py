@@ -202,3 +202,35 @@ def test_resnet50_base_exports_with_its_batch_norms_folded_in_eval_mode(tmp_path
         # norm into its convolution, which rounds differently through ResNet-50's 50-odd layers (measured:
         # 1.1e-4 absolute, 7e-7 of the largest output).
         torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=2e-6 * float(theirs.abs().max()))
+
+
+def test_detect_py_onnxruntime_backend_gives_the_torch_backends_detections(checkpoint, tmp_path):
+    """detect.py --backend onnxruntime (the network exported on the fly) writes the same detections as the
+    default PyTorch backend: same labels, scores to 1e-3, boxes to 0.5 px; --onnx (an exported model with its
+    own NMS) is not a backend option."""
+    import detect
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    generator = torch.Generator().manual_seed(3)
+    for index, size in enumerate(((120, 90), (64, 100))):
+        pixels = torch.randint(0, 256, (size[1], size[0], 3), dtype=torch.uint8, generator=generator)
+        Image.fromarray(pixels.numpy()).save(photos / f"photo{index}.png")
+    results = {}
+    for name, extra in (("torch", []), ("ort", ["--backend", "onnxruntime"])):
+        output = tmp_path / name
+        common = ["--checkpoint", checkpoint, "--output", str(output), "--device", "cpu", "--min-score", "0.3"]
+        assert detect.main([str(photos), *common, *extra]) == 0
+        results[name] = {path.name: json.loads(path.read_text()) for path in sorted(output.glob("*.json"))}
+    assert len(results["torch"]) == 2 and sum(len(d) for d in results["torch"].values()) > 0
+    for name in ("ort",):
+        assert results[name].keys() == results["torch"].keys()
+        for key, expected in results["torch"].items():
+            actual = results[name][key]
+            assert [d["label"] for d in actual] == [d["label"] for d in expected], (name, key)
+            for a, e in zip(actual, expected):
+                assert abs(a["score"] - e["score"]) <= 1e-3
+                assert max(abs(x - y) for x, y in zip(a["box"], e["box"])) <= 0.5
+    with pytest.raises(SystemExit):
+        detect.parse_args([str(photos), "--backend", "onnxruntime", "--onnx", "model.onnx"])

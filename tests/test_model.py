@@ -274,3 +274,22 @@ def test_checkpoints_from_before_ssd512_load_as_the_vgg16_ssd300(tmp_path, save_
                                                     "image_size": 512}
     resnet_path = save_checkpoint(tmp_path / "resnet.pt", SSD300(3, base="resnet50"), label_map)
     assert load_model_from_checkpoint(resnet_path)[0].base_name == "resnet50"
+
+
+def test_fast_cpu_layout_keeps_the_outputs_and_detections():
+    """use_fast_cpu_layout (what detect.py and eval.py apply on the CPU) stores the convolution weights
+    channels-last and leaves the predictions equal up to float summation order, so the detections agree."""
+    from model import use_fast_cpu_layout
+
+    torch.manual_seed(0)
+    network = SSD300(n_classes=4).eval()
+    images = torch.randn(2, 3, 300, 300)
+    with torch.inference_mode():
+        expected_locs, expected_scores = network(images)
+        use_fast_cpu_layout(network)
+        assert network.base.conv1_1.weight.is_contiguous(memory_format=torch.channels_last)
+        locs, scores = network(images)
+        assert torch.allclose(locs, expected_locs, atol=1e-4) and torch.allclose(scores, expected_scores, atol=1e-4)
+        expected = network.detect_objects(expected_locs, expected_scores, 0.2, 0.45, 50)
+        actual = network.detect_objects(locs, scores, 0.2, 0.45, 50)
+    assert torch.equal(expected[1][0], actual[1][0]) and torch.allclose(expected[0][0], actual[0][0], atol=1e-4)
