@@ -4,9 +4,10 @@
 
 For devices that have onnxruntime but no torch: this file imports neither torch nor the repository's torch
 code. The label map, input side and the settings the graph was exported with are read from the ONNX file's
-metadata (export.py writes them). Preprocessing is ``utils.preprocess`` redone in NumPy and Pillow: bilinear
-resize to S x S (Pillow's bilinear filter widens when it shrinks, as torchvision's ``antialias=True`` does),
-[0, 1] RGB, ImageNet mean and std.
+metadata (export.py writes them), and so is the preprocessing: ``utils.preprocess`` redone in NumPy and
+Pillow, bilinear resize to S x S (antialiased as torchvision's ``antialias=True``: Pillow's bilinear filter
+widens when it shrinks; plain bilinear for a checkpoint converted from torchvision's SSD), [0, 1] RGB, then
+the mean and std the file names (ImageNet's when it names none).
 
 The NMS is inside the graph (per class, at the exported ``max_overlap``, keeping up to the exported
 ``top_k``); --min-score, --top-k, --classes and --thresholds then select among those detections, and
@@ -28,15 +29,44 @@ class OnnxModelError(ValueError):
     """The ONNX file cannot be used: missing, not ONNX, or exported without the post-processing."""
 
 
-def preprocess_numpy(image, size):
+def bilinear_resize(pixels, size):
+    """Plain bilinear resizing (no low-pass filter), as ``torch.nn.functional.interpolate(mode="bilinear",
+    align_corners=False, antialias=False)`` computes it, rounded to whole grey levels as torch does for uint8.
+
+    :param pixels: (H, W, 3) array
+    :param size: output side
+    :return: float32 array (size, size, 3) of whole numbers 0-255
+    """
+    def axis(n_in):
+        source = np.maximum((np.arange(size) + 0.5) * n_in / size - 0.5, 0.0)  # torch clamps below at 0
+        low = np.minimum(np.floor(source).astype(np.int64), n_in - 1)
+        return low, np.minimum(low + 1, n_in - 1), (source - low).astype(np.float32)
+
+    pixels = np.asarray(pixels, dtype=np.float32)
+    y0, y1, wy = axis(pixels.shape[0])
+    x0, x1, wx = axis(pixels.shape[1])
+    rows = pixels[y0] * (1 - wy)[:, None, None] + pixels[y1] * wy[:, None, None]
+    out = rows[:, x0] * (1 - wx)[None, :, None] + rows[:, x1] * wx[None, :, None]
+    return np.clip(np.round(out), 0, 255)
+
+
+def preprocess_numpy(image, size, mean=IMAGENET_MEAN, std=IMAGENET_STD, antialias=True):
     """``utils.preprocess`` without torch: resize, scale to [0, 1], normalize.
 
     :param image: a PIL RGB image
     :param size: the model's input side (300 or 512)
+    :param mean: per-channel mean of [0, 1] RGB (the file's metadata "preprocess"; ImageNet's by default)
+    :param std: per-channel standard deviation
+    :param antialias: low-pass filter when shrinking (False: a checkpoint converted from torchvision's SSD)
     :return: float32 array (3, size, size)
     """
-    resized = np.asarray(image.convert("RGB").resize((size, size), Image.BILINEAR), dtype=np.float32) / 255.0
-    return ((resized - IMAGENET_MEAN) / IMAGENET_STD).transpose(2, 0, 1)
+    image = image.convert("RGB")
+    if antialias:
+        resized = np.asarray(image.resize((size, size), Image.BILINEAR), dtype=np.float32)
+    else:
+        resized = bilinear_resize(np.asarray(image), size)
+    mean, std = np.asarray(mean, dtype=np.float32), np.asarray(std, dtype=np.float32)
+    return ((resized / 255.0 - mean) / std).transpose(2, 0, 1).astype(np.float32)
 
 
 def nms_numpy(boxes, scores, iou_threshold):
@@ -92,6 +122,9 @@ class OnnxDetector:
         try:
             self.label_map = {name: int(label) for name, label in json.loads(metadata["label_map"]).items()}
             self.image_size = int(metadata["image_size"])
+            # How the exported network wants its input (a converted COCO checkpoint names its own); files
+            # exported before this was recorded used ImageNet's mean/std with antialiasing.
+            self.preprocess = json.loads(metadata.get("preprocess", "null")) or {}
         except (KeyError, ValueError) as error:
             raise OnnxModelError(f"{path}: no usable label_map / image_size metadata ({error}); export it with "
                                  f"export.py") from None
@@ -118,7 +151,7 @@ class OnnxDetector:
         if not images:
             return []
         names = {label: name for name, label in self.label_map.items()}
-        batch = np.stack([preprocess_numpy(image, self.image_size) for image in images])
+        batch = np.stack([preprocess_numpy(image, self.image_size, **self.preprocess) for image in images])
         boxes, scores, labels, counts = self.session.run(self.output_names, {"images": batch})
         floors = None if class_min_scores is None else np.asarray(class_min_scores, dtype=np.float64)
         results = []

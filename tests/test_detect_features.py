@@ -279,6 +279,42 @@ def test_onnx_path_gives_the_checkpoints_detections(onnx_model, random_checkpoin
     assert dogs == [d for d in ours if d["label"] == "dog"]
 
 
+def test_onnx_path_prepares_images_as_the_exported_checkpoint_says(tmp_path, save_checkpoint):
+    """A checkpoint converted from torchvision's SSD wants 0-255 input minus a mean and no antialiasing; its
+    export records that, and --onnx must prepare images so (ImageNet's mean/std gave other detections, silently).
+    A photo larger than the input, so that antialiasing would matter."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    import export
+    from detect_onnx import preprocess_numpy
+    from utils import preprocess
+
+    torch.manual_seed(1)
+    converted = SSD300(n_classes=len(LABEL_MAP)).eval()
+    converted.preprocess_config = {"mean": [0.48235, 0.45882, 0.40784], "std": [1 / 255] * 3, "antialias": False}
+    checkpoint = save_checkpoint(tmp_path / "converted.pt", converted, LABEL_MAP)
+    photo = tmp_path / "photo.png"
+    Image.fromarray((np.random.RandomState(1).rand(480, 640, 3) * 255).astype(np.uint8)).save(photo)
+    for antialias in (True, False):  # the NumPy preprocessing equals utils.preprocess, to a grey level
+        settings = dict(converted.preprocess_config, antialias=antialias)
+        expected = preprocess(Image.open(photo), 300, **settings).numpy()
+        assert np.abs(preprocess_numpy(Image.open(photo), 300, **settings) - expected).max() <= 1.01
+
+    onnx_file = str(tmp_path / "converted_nms.onnx")
+    assert export.main(["--checkpoint", checkpoint, "--output", onnx_file, "--with-postprocess",
+                        "--max-candidates", "8732", "--max-overlap", "0.5"]) == 0
+    results = {}
+    for name, model_option in (("torch", ["--checkpoint", checkpoint, "--device", "cpu"]),
+                               ("onnx", ["--onnx", onnx_file])):
+        out = tmp_path / name
+        assert detect.main([str(photo), *model_option, "--output", str(out), "--min-score", "0.3"]) == 0
+        results[name] = json.loads((out / "photo_detections.json").read_text())
+    ours, theirs = results["onnx"], results["torch"]
+    assert ours and len(ours) == len(theirs)
+    assert [d["score"] for d in ours] == pytest.approx([d["score"] for d in theirs], abs=2e-3)
+    assert ours[0]["label"] == theirs[0]["label"] and ours[0]["box"] == pytest.approx(theirs[0]["box"], abs=1.0)
+
+
 def test_onnx_path_runs_without_torch(onnx_model, noise_image, tmp_path):
     """torch made unimportable: the --onnx path still runs (and so builds no torch model)."""
     code = ("import sys; sys.modules['torch'] = None; import detect; "
