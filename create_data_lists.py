@@ -652,6 +652,31 @@ def create_folder_data_lists(annotations_folder, images_folder=None, output_fold
     return _build_and_write(sources, classes, skip_bad, output_folder, names, out or sys.stdout)
 
 
+def _leave_out_duplicate_images(lists, problems):
+    """Find every image listed more than once: twice in one split (two annotation files, or two ImageSets lines,
+    name it: which boxes are right?) or in both TRAIN and TEST (the test set would score an image the network
+    trained on). Each extra listing is a "duplicate image" problem naming the image; it is left out of the lists
+    (TEST is read first, so a shared image stays in TEST and leaves TRAIN), which --skip-bad then accepts.
+
+    :param lists: {split: (image paths, objects)}, changed in place
+    :param problems: the list of AnnotationProblem, appended to
+    """
+    first_split = {}
+    for split in ("TEST", "TRAIN"):
+        images, objects = lists[split]
+        kept = []
+        for path, image_objects in zip(images, objects):
+            key = os.path.normcase(os.path.abspath(path))
+            if key in first_split:
+                where = (f"twice in {split}: two annotations (or ImageSets lines) name it" if first_split[key] == split
+                         else "in both TEST and TRAIN: the test set would score an image the network trained on")
+                problems.append(AnnotationProblem("duplicate image", path, f"listed {where}; left out of {split}"))
+                continue
+            first_split[key] = split
+            kept.append((path, image_objects))
+        lists[split] = ([path for path, _ in kept], [image_objects for _, image_objects in kept])
+
+
 def _report_problems(problems, skip_bad):
     """Print the problems, one line each (the first MAX_PRINTED_PROBLEMS), and fail unless skip_bad.
 
@@ -697,6 +722,7 @@ def _report_and_write(lists, label_map, label_map_source, n_clipped, problems, s
     :return: the summary dict :func:`create_data_lists` documents
     :raises DataListError: on problems without skip_bad, or when there is nothing to write
     """
+    _leave_out_duplicate_images(lists, problems)
     _report_problems(problems, skip_bad)
     if not lists["TRAIN"][0] and not lists["TEST"][0]:
         raise DataListError("no usable images found in " + ", ".join(sources))

@@ -455,6 +455,43 @@ def test_annotations_folder_with_a_seeded_split(tmp_path, capsys):
     capsys.readouterr()
 
 
+def test_an_image_listed_twice_is_a_problem_not_a_silent_duplicate(tmp_path, capsys):
+    """Each way one image reaches the lists twice is one line naming it: b.xml without b.jpg whose <filename>
+    names a1.jpg (which has its own XML); an ID in both trainval.txt and test.txt; an ID twice in test.txt.
+    --skip-bad keeps one listing, TEST's when TRAIN and TEST share the image."""
+    folder = tmp_path / "labelimg"
+    folder.mkdir()
+    for name, filename, cls in (("a1", "a1", "dog"), ("a2", "a2", "dog"), ("b", "a1", "cat")):
+        if name == filename:
+            object_image((120, 80), (10, 20, 49, 59)).save(folder / f"{name}.jpg")
+        (folder / f"{name}.xml").write_text(voc_xml([(cls, (11, 21, 50, 60))], (120, 80), f"{filename}.jpg"))
+    out = tmp_path / "out"
+    assert cdl.main(["--annotations", str(folder), "--images", str(folder), "--test-fraction", "0",
+                     "--output", str(out)]) == 1
+    error = capsys.readouterr().err
+    assert f"{folder / 'a1.jpg'}: listed twice in TRAIN" in error and "1 duplicate image" in error
+    assert cdl.main(["--annotations", str(folder), "--images", str(folder), "--test-fraction", "0",
+                     "--output", str(out), "--skip-bad"]) == 0
+    assert sorted(os.path.basename(p) for p in datasets.read_image_list(str(out), "TRAIN")) == ["a1.jpg", "a2.jpg"]
+    capsys.readouterr()
+
+    root = voc_tree(tmp_path / "VOC", ["p1", "p2"], image_sets={"trainval": b"p1\np2\n", "test": b"p2\np3\np3\n"})
+    for name in ("p1", "p2", "p3"):
+        object_image((120, 80), (10, 20, 49, 59)).save(root / "JPEGImages" / f"{name}.jpg")
+        (root / "Annotations" / f"{name}.xml").write_text(voc_xml([("dog", (11, 21, 50, 60))], (120, 80)))
+    with pytest.raises(cdl.DataListError, match="2 problem"):
+        quiet(cdl.create_data_lists, voc07_path=str(root), output_folder=str(out), classes=["dog"])
+    error = capsys.readouterr().err
+    assert f"{root / 'JPEGImages' / 'p2.jpg'}: listed in both TEST and TRAIN" in error
+    assert f"{root / 'JPEGImages' / 'p3.jpg'}: listed twice in TEST" in error
+    summary, _ = quiet(cdl.create_data_lists, voc07_path=str(root), output_folder=str(out), classes=["dog"],
+                       skip_bad=True)
+    assert [os.path.basename(p) for p in datasets.read_image_list(str(out), "TRAIN")] == ["p1.jpg"]
+    assert [os.path.basename(p) for p in datasets.read_image_list(str(out), "TEST")] == ["p2.jpg", "p3.jpg"]
+    assert summary["skipped"] == {"duplicate image": 2}
+    capsys.readouterr()
+
+
 def test_roboflow_export_with_its_own_test_split(tmp_path):
     """Roboflow's VOC export: train/ and valid/ with images and XMLs side by side; --test-annotations gives TEST."""
     labelimg_folders(tmp_path / "export" / "train", 3, side_by_side=True, prefix="train")
