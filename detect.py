@@ -209,9 +209,10 @@ def _output_stem(path, used):
 
 def load_thresholds(path):
     """Read per-class minimum scores: eval.py --thresholds-out's file ({"thresholds": {class: score}, ...}), or
-    a plain {class: score} JSON object.
+    a plain {class: score} JSON object. A null score (eval.py found no threshold at which any detection of the
+    class was right) means the class is not reported at all.
 
-    :return: {class name: float}
+    :return: {class name: float, inf for null}
     :raises ValueError: one line naming the file, when it is missing, not JSON or not such a mapping
     """
     try:
@@ -223,17 +224,19 @@ def load_thresholds(path):
         raise ValueError(f"{path}: not a readable JSON file ({error})") from None
     thresholds = document.get("thresholds", document) if isinstance(document, dict) else None
     if not isinstance(thresholds, dict) or not all(
-            isinstance(value, (int, float)) and not isinstance(value, bool) for value in thresholds.values()):
-        raise ValueError(f"{path}: expected {{class: score}} (or eval.py --thresholds-out's file)")
-    return {name: float(value) for name, value in thresholds.items()}
+            value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+            for value in thresholds.values()):
+        raise ValueError(f"{path}: expected {{class: score or null}} (or eval.py --thresholds-out's file)")
+    return {name: float("inf") if value is None else float(value) for name, value in thresholds.items()}
 
 
 def class_min_scores(label_map, classes=None, thresholds=None):
     """Per-class score floors for ``detect_objects``: --classes and --thresholds in one list.
 
     :param label_map: {class name: label}, background 0, labels 1..n-1
-    :param classes: names of the classes to keep (None: all)
-    :param thresholds: {class name: minimum score} (None: none; other classes keep --min-score alone)
+    :param classes: names of the classes to keep (None: all), in any letter case
+    :param thresholds: {class name: minimum score} (None: none; other classes keep --min-score alone), in any
+        letter case
     :return: None when neither is given, else a list of n-1 floats, one per object class in label order: 0 (no
         floor), the class's threshold, or inf for a class left out
     :raises ValueError: naming the unknown class names and the known ones
@@ -241,8 +244,11 @@ def class_min_scores(label_map, classes=None, thresholds=None):
     if classes is None and thresholds is None:
         return None
     known = {name for name, label in label_map.items() if label != 0}
-    for option, names in (("--classes", classes or ()), ("--thresholds", thresholds or {})):
-        unknown = sorted(set(names) - known)
+    # Names as people type them (Dog, dog): matched without regard to letter case, as create_data_lists does.
+    classes = None if classes is None else {name.lower() for name in classes}
+    thresholds = {name.lower(): score for name, score in (thresholds or {}).items()}
+    for option, names in (("--classes", classes or ()), ("--thresholds", thresholds)):
+        unknown = sorted(set(names) - {name.lower() for name in known})
         if unknown:
             raise ValueError(f"{option}: unknown class(es) {', '.join(unknown)}; the model knows "
                              f"{', '.join(sorted(known))}")
@@ -250,10 +256,10 @@ def class_min_scores(label_map, classes=None, thresholds=None):
     for name, label in label_map.items():
         if label == 0:
             continue
-        if classes is not None and name not in classes:
+        if classes is not None and name.lower() not in classes:
             floors[label - 1] = float("inf")
-        elif thresholds and name in thresholds:
-            floors[label - 1] = thresholds[name]
+        elif name.lower() in thresholds:
+            floors[label - 1] = thresholds[name.lower()]
     return floors
 
 
@@ -426,6 +432,10 @@ def make_detector(args):
     """
     classes = None if args.classes is None else [name.strip() for name in args.classes.split(",") if name.strip()]
     thresholds = load_thresholds(args.thresholds) if args.thresholds else None
+    never = sorted(name for name, score in (thresholds or {}).items() if score == float("inf"))
+    if never:
+        print(f"detect.py: note: {args.thresholds} has no threshold for {', '.join(never)} (no detection of theirs "
+              f"was right where it was measured): they are not reported", file=sys.stderr)
     if args.onnx:
         from detect_onnx import OnnxDetector  # no torch on this path
 

@@ -345,10 +345,11 @@ def format_operating_point(points, score):
 def write_thresholds(path, thresholds, checkpoint, data_folder, split):
     """Write --thresholds-out: {"thresholds": {class: score}, "per_class": {...}, where they came from}.
 
-    ``detect.py --thresholds FILE`` reads the "thresholds" dict (classes with no useful threshold are left out
-    of it and keep detect.py's --min-score).
+    ``detect.py --thresholds FILE`` reads the "thresholds" dict. A class none of whose detections was right on
+    the split (best F1 0) gets null there, and detect.py does not report it: any threshold would only give
+    false positives. Classes without objects in the split are left out (they keep detect.py's --min-score).
     """
-    document = {"thresholds": {name: t["score"] for name, t in thresholds.items() if t["score"] is not None},
+    document = {"thresholds": {name: t["score"] for name, t in thresholds.items()},
                 "criterion": "the score maximising F1 (detections kept at score >= it)",
                 "checkpoint": checkpoint, "data_folder": data_folder, "split": split, "per_class": thresholds}
     write_atomically(path, lambda file: json.dump(document, file, indent=2))

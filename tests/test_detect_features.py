@@ -57,7 +57,12 @@ def test_class_floors_from_classes_and_thresholds(tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps(["cat", 0.7]))
     assert detect.load_thresholds(tmp_path / "eval.json") == detect.load_thresholds(tmp_path / "plain.json") == {
         "cat": 0.7}
-    for name, reason in (("bad.json", "expected {class: score}"), ("missing.json", "no such file")):
+    # Names in any letter case; a null threshold (eval.py: no detection of the class was ever right) drops it.
+    assert detect.class_min_scores(LABEL_MAP, classes=["Dog"], thresholds={"CAT": 0.5}) == [inf, 0.0, inf]
+    (tmp_path / "null.json").write_text(json.dumps({"thresholds": {"cat": None, "dog": 0.4}}))
+    assert detect.class_min_scores(LABEL_MAP, thresholds=detect.load_thresholds(tmp_path / "null.json")) == [
+        inf, 0.4, 0.0]
+    for name, reason in (("bad.json", "expected {class: score"), ("missing.json", "no such file")):
         with pytest.raises(ValueError, match=reason) as error:
             detect.load_thresholds(str(tmp_path / name))
         assert name in str(error.value) and "\n" not in str(error.value)

@@ -101,7 +101,7 @@ def test_command_line_thresholds_out_and_operating_score_on_val(tmp_path, monkey
     assert f"{folder} VAL: {len(val)} images" in printed
     saved = json.loads(out.read_text())
     assert saved["split"] == "VAL" and saved["thresholds"]
-    for name, score in saved["thresholds"].items():
+    for name, score in saved["thresholds"].items():  # every class has right detections here: none is null
         assert score == pytest.approx(0.8), name
         assert saved["per_class"][name]["precision"] == pytest.approx(1.0)
         assert saved["per_class"][name]["recall"] == pytest.approx(1.0)
@@ -111,3 +111,18 @@ def test_command_line_thresholds_out_and_operating_score_on_val(tmp_path, monkey
     # At 0.4 the circles' wrong boxes (one per image) are kept: precision n / (n + images), recall 1.
     assert float(row[1]) == pytest.approx(n_circles / (n_circles + len(val)), abs=1e-4)
     assert float(row[2]) == pytest.approx(1.0)
+
+
+def test_a_class_never_detected_right_is_null_and_detect_py_drops_it(tmp_path):
+    """best F1 0 (no detection of the class was ever right): no threshold helps, so --thresholds-out writes null
+    and detect.py --thresholds reports none of that class (it kept --min-score, and an untrained class flooded)."""
+    import detect
+
+    per_class = {"circle": {"score": None, "precision": 0.0, "recall": 0.0, "f1": 0.0, "n_positives": 3},
+                 "square": {"score": 0.6, "precision": 1.0, "recall": 0.5, "f1": 2 / 3, "n_positives": 2}}
+    path = tmp_path / "thresholds.json"
+    eval_script.write_thresholds(str(path), per_class, "c.pt", "data", "VAL")
+    assert json.loads(path.read_text())["thresholds"] == {"circle": None, "square": 0.6}
+    floors = detect.class_min_scores({"background": 0, "circle": 1, "square": 2, "triangle": 3},
+                                     thresholds=detect.load_thresholds(str(path)))
+    assert floors == [float("inf"), 0.6, 0.0]
