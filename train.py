@@ -193,7 +193,9 @@ def parse_args(argv=None):
                           "their statistics come from the whole batch, not each GPU's share; a no-op with a "
                           "message for vgg16 (no batch norm) or a single process")
     run.add_argument("--eval-batch-size", type=int, default=32, help="batch size for --eval-every")
-    run.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
+    run.add_argument("--no-progress", action="store_true",
+                     help="no tqdm progress bar: a plain line per --log-every row instead (for logs under nohup or a "
+                          "batch scheduler)")
     args = parser.parse_args(argv)
 
     for name in ("batch_size", "iterations", "save_every", "log_every"):
@@ -667,6 +669,9 @@ def run_training(args, dist_info, run, epochs_note=""):
                 progress.set_postfix(loss=f"{stats['loss']:.3f}", loc=f"{stats['loc']:.3f}",
                                      conf=f"{stats['conf']:.3f}", lr=f"{lr:.2e}", img_s=f"{images_per_s:.1f}",
                                      refresh=False)
+                if args.no_progress and is_main:  # under nohup or a batch scheduler: a plain line per log row
+                    print(f"iteration {iteration}: loss {stats['loss']:.4f} (localization {stats['loc']:.4f}, "
+                          f"confidence {stats['conf']:.4f}), lr {lr:.3g}, {images_per_s:.1f} images/s", flush=True)
             progress.update(1)
             if args.eval_every and (iteration % args.eval_every == 0 or finished):
                 eval_result = evaluate_and_log(run, args, log, progress, iteration, dist_info, run_start)

@@ -142,7 +142,11 @@ def test_eval_on_val_keeps_best_pt_by_val_map(toy_data_folder, tmp_path, monkeyp
     checkpoints = tmp_path / "ckpt"
     result = train.main(quiet_args(folder, checkpoints, "--epochs", "3", "--batch-size", "1", "--eval-every", "1",
                                    "--save-every", "2", "--keep-checkpoints", "1", "--warmup", "0"))
-    assert "--epochs 3 = 3 iterations" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "--epochs 3 = 3 iterations" in printed
+    # --no-progress: a plain line per log row (--log-every 1), for logs under nohup or a batch scheduler.
+    assert [line.split(":")[0] for line in printed.splitlines() if line.startswith("iteration ") and "loss" in line
+            ] == ["iteration 1", "iteration 2", "iteration 3"]
     assert asked == ["VAL"] * 3 and result["iteration"] == 3
 
     best = torch.load(checkpoints / "best.pt", weights_only=True)
