@@ -46,10 +46,12 @@ from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 from train_support import (CheckpointWriteError, DataLoadError, StopRequest, TensorBoardLog, ThroughputMeter,
-                           TrainingLog, TrainingSetupError, all_ranks_sum, capture_rng_state, checkpoint_path,
-                           claim_checkpoint_dir, list_checkpoints, loader_error_message, make_train_loader,
-                           prune_checkpoints, require_tensorboard, resolve_resume_path, restore_rng_state,
-                           save_atomically, setup_distributed, stop_loader_workers, stop_on_signals,
+                           TrainingLog, TrainingSetupError, all_ranks_sum, capture_rng_state, check_resume_settings,
+                           checkpoint_path, claim_checkpoint_dir, convert_sync_batchnorm,
+                           discard_checkpoint_on_trial, finite_or_null, has_val_split, list_checkpoints,
+                           loader_error_message, make_train_loader, prune_checkpoints, require_tensorboard,
+                           resolve_resume_path, restore_rng_state, save_atomically, settle_device_options,
+                           setup_distributed, split_size, stop_loader_workers, stop_on_signals,
                            stop_requested_anywhere, weights_are_finite, weights_digest)
 from utils import MultiBoxLoss
 
@@ -458,41 +460,6 @@ def prepare_training(args, dist_info):
         n_images=len(dataset))
 
 
-def convert_sync_batchnorm(model, args, dist_info):
-    """--sync-bn: replace the model's batch norms by ``torch.nn.SyncBatchNorm``, which under torchrun computes
-    the batch statistics over the images of all processes (each GPU alone may see only 8 images).
-
-    The parameters and buffers are kept (the same tensors), so the optimizer built before still holds them and
-    checkpoints keep their keys. Nothing is converted for a single process (nothing to synchronise with) or a
-    model without batch norm (vgg16); a message says so.
-
-    :param model: the SSD, before DDP wraps it
-    :param args: parse_args's namespace (``sync_bn``, ``base``)
-    :param dist_info: the DistInfo of this process
-    :return: the model (converted in place where there is something to convert)
-    :raises TrainingSetupError: for several CPU processes: SyncBatchNorm runs on GPUs only
-    """
-    if not args.sync_bn:
-        return model
-    n_batch_norms = sum(isinstance(module, torch.nn.modules.batchnorm._BatchNorm) for module in model.modules())
-    reason = None
-    if n_batch_norms == 0:
-        reason = f"the {args.base} network has no batch norm"
-    elif dist_info.world_size == 1:
-        reason = "a single process has no other batch to synchronise with (run under torchrun)"
-    if reason is not None:
-        if dist_info.is_main:
-            print(f"--sync-bn: nothing converted: {reason}.", flush=True)
-        return model
-    if dist_info.device.type == "cpu":
-        raise TrainingSetupError("--sync-bn: SyncBatchNorm runs on GPUs only, not with --device cpu")
-    model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    if dist_info.is_main:
-        print(f"--sync-bn: {n_batch_norms} batch norms synchronised over {dist_info.world_size} processes.",
-              flush=True)
-    return model
-
-
 def next_batch(run, device):
     """The next training batch, on ``device`` (images channels_last on CUDA).
 
@@ -557,44 +524,6 @@ def train_step(run, images, boxes, labels, args, dist_info, iteration):
     run.scaler.step(run.optimizer)
     run.scaler.update()
     return stats
-
-
-def discard_checkpoint_on_trial(run, dist_info):
-    """After a non-finite loss: delete the checkpoint of the previous step, whose weights gave that loss.
-
-    A checkpoint is only good if training can go on from it, and the loss of the step after it is exactly the
-    first loss a run resumed from it computes (same weights, same batch): with a lower --lr it would fail at
-    once all the same. The good checkpoint before it was kept by pruning (save_checkpoint's ``protect``).
-
-    :return: the path of the last good checkpoint, or None
-    """
-    if run.on_trial is not None:
-        bad, previous = run.on_trial
-        if dist_info.is_main and os.path.isfile(bad):
-            os.remove(bad)
-        run.last_checkpoint, run.on_trial = previous, None
-    return run.last_checkpoint
-
-
-def settle_device_options(args, device):
-    """Settings that depend on the device: --amp on a CPU falls back to float32 unless --amp-on-cpu.
-
-    Without fast bf16/fp16 units, autocast on a CPU is 20-40x slower than float32 for SSD300 (measured: one
-    step 10.9 s in float32, 240 s in bf16, 420 s in fp16 on a laptop CPU), so --amp there is a trap.
-    """
-    if args.amp and device.type == "cpu" and not args.amp_on_cpu:
-        print("train.py: warning: --amp on a CPU is usually 20-40x slower than float32; training in float32 "
-              "(pass --amp-on-cpu to use it anyway)", file=sys.stderr, flush=True)
-        args.amp = False
-
-
-def split_size(data_folder, split):
-    """Number of images in ``<data_folder>/<split>_images.json`` (0 when the file is missing or unreadable)."""
-    try:
-        with open(os.path.join(data_folder, f"{split}_images.json")) as file:
-            return len(json.load(file))
-    except (OSError, ValueError):
-        return 0
 
 
 def train(args, dist_info):
@@ -757,11 +686,6 @@ def evaluate_map(model, args, label_map, device, split="TEST"):
 BEST_CHECKPOINT = "best.pt"  # not ssd300_iter_N.pt: --resume latest and pruning never see it
 
 
-def has_val_split(data_folder):
-    """True when create_data_lists.py --val-fraction wrote VAL lists into ``data_folder``."""
-    return all(os.path.isfile(os.path.join(data_folder, f"VAL_{kind}.json")) for kind in ("images", "objects"))
-
-
 def prepare_evaluation(run, args, dist_info):
     """Decide what --eval-every measures and, when resuming, what the best VAL mAP so far was.
 
@@ -839,17 +763,6 @@ def write_summary(args, log, run, iteration, interrupted, eval_result, wall_time
         json.dump(finite_or_null(summary), file, indent=2, allow_nan=False)
 
 
-def finite_or_null(value):
-    """``value`` with every NaN/inf float (in nested dicts and lists) replaced by None."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: finite_or_null(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite_or_null(item) for item in value]
-    return value
-
-
 # =====================================================================================
 # Checkpoints: what is saved, and resuming from one
 # =====================================================================================
@@ -886,33 +799,6 @@ def save_checkpoint(model, optimizer, scaler, iteration, label_map, args, log, w
     prune_checkpoints(args.checkpoint_dir, args.keep_checkpoints, protect=protect)
     log.plot()
     return path
-
-
-# Settings that decide which batches (and augmentations) the run sees, or what the optimizer state means.
-RESUME_SETTINGS = ("batch_size", "seed", "no_augment", "skip_difficult", "max_images", "optimizer")
-
-
-def check_resume_settings(checkpoint, path, args, world_size):
-    """Compare the run's settings with those the checkpoint was trained with.
-
-    A resumed run sees the batches the uninterrupted run would have seen only with the same batch size, seed,
-    augmentation, objects, images and number of processes (a larger batch would skip images); the optimizer
-    state only fits the same optimizer.
-
-    :param checkpoint: the checkpoint dict ("args": the run's vars(args), "world_size"; older ones lack them)
-    :return: list of "--setting NEW (was OLD)" strings that differ (only with --allow-changed-settings)
-    :raises TrainingSetupError: naming the changed settings, unless args.allow_changed_settings
-    """
-    saved_args = checkpoint.get("args") or {}
-    changed = [f"--{name.replace('_', '-')} {getattr(args, name)} (was {saved_args[name]})"
-               for name in RESUME_SETTINGS if name in saved_args and saved_args[name] != getattr(args, name)]
-    if "world_size" in checkpoint and checkpoint["world_size"] != world_size:
-        changed.append(f"{world_size} process(es) (was {checkpoint['world_size']})")
-    if changed and not args.allow_changed_settings:
-        raise TrainingSetupError(f"{path}: this run changes what the checkpoint was trained with: {', '.join(changed)}; "
-                                 f"resume with the same settings, or pass --allow-changed-settings to accept "
-                                 f"other batches (and a fresh optimizer state if --optimizer changed)")
-    return changed
 
 
 def load_resume_state(path, model, optimizer, scaler, label_map, args, world_size=1):

@@ -33,22 +33,25 @@ def single_thread():
 @pytest.fixture
 def known_folder(tmp_path):
     """A data folder with two train images: a 200x100 grey image holding a white object whose VOC box is
-    (21, 11, 120, 60) plus a difficult one at (161, 71, 190, 95), and an image without objects."""
+    (21, 11, 120, 60) plus a difficult one at (161, 71, 190, 95), and an image without objects; TEST holds a
+    copy of the first."""
     voc = tmp_path / "VOC"
     for sub in ("JPEGImages", "Annotations", "ImageSets/Main"):
         (voc / sub).mkdir(parents=True)
     image = Image.new("RGB", (200, 100), GREY)
     ImageDraw.Draw(image).rectangle([20, 10, 119, 59], fill=(255, 255, 255))  # pixels 20..119, 10..59
     image.save(voc / "JPEGImages" / "a.png")
+    image.save(voc / "JPEGImages" / "t.png")  # the TEST image: the same pixels under its own ID
     Image.new("RGB", (150, 120), GREY).save(voc / "JPEGImages" / "b.jpg")
     objects = ("<object><name>dog</name><difficult>0</difficult><bndbox><xmin>21</xmin><ymin>11</ymin>"
                "<xmax>120</xmax><ymax>60</ymax></bndbox></object>"
                "<object><name>cat</name><difficult>1</difficult><bndbox><xmin>161</xmin><ymin>71</ymin>"
                "<xmax>190</xmax><ymax>95</ymax></bndbox></object>")
     (voc / "Annotations" / "a.xml").write_text(f"<annotation><filename>a.png</filename>{objects}</annotation>")
+    (voc / "Annotations" / "t.xml").write_text(f"<annotation><filename>t.png</filename>{objects}</annotation>")
     (voc / "Annotations" / "b.xml").write_text("<annotation><filename>b.jpg</filename></annotation>")
     (voc / "ImageSets" / "Main" / "trainval.txt").write_text("a\nb\n")
-    (voc / "ImageSets" / "Main" / "test.txt").write_text("a\n")
+    (voc / "ImageSets" / "Main" / "test.txt").write_text("t\n")  # an image in TRAIN and TEST is refused
     with contextlib.redirect_stdout(io.StringIO()):
         create_data_lists(voc07_path=str(voc), output_folder=str(tmp_path), classes=["dog", "cat"])
     return str(tmp_path)

@@ -229,19 +229,19 @@ def test_sync_bn_converts_resnet50_batch_norms_under_several_processes(capsys):
     args = train.parse_args(["--data-folder", "d", "--base", "resnet50", "--sync-bn"])
 
     # One process: nothing to synchronise with; said, and nothing changed.
-    same = train.convert_sync_batchnorm(network, args, DistInfo(0, 1, torch.device("cpu")))
+    same = train_support.convert_sync_batchnorm(network, args, DistInfo(0, 1, torch.device("cpu")))
     assert same is network and "single process" in capsys.readouterr().out
     assert not any(isinstance(m, torch.nn.SyncBatchNorm) for m in network.modules())
     # Several CPU processes: refused (SyncBatchNorm is GPU-only).
     with pytest.raises(train.TrainingSetupError, match="GPUs only"):
-        train.convert_sync_batchnorm(network, args, DistInfo(0, 2, torch.device("cpu")))
+        train_support.convert_sync_batchnorm(network, args, DistInfo(0, 2, torch.device("cpu")))
     # Several GPU processes: every batch norm converted, the parameters (the optimizer's) kept.
-    converted = train.convert_sync_batchnorm(network, args, DistInfo(0, 2, torch.device("cuda", 0)))
+    converted = train_support.convert_sync_batchnorm(network, args, DistInfo(0, 2, torch.device("cuda", 0)))
     assert sum(isinstance(m, torch.nn.SyncBatchNorm) for m in converted.modules()) == n_batch_norms > 0
     assert not any(type(m) is torch.nn.BatchNorm2d for m in converted.modules())
     assert all(p is weights[name] for name, p in converted.named_parameters())
 
     vgg = build_ssd(4)
     vgg_args = train.parse_args(["--data-folder", "d", "--sync-bn"])
-    assert train.convert_sync_batchnorm(vgg, vgg_args, DistInfo(0, 2, torch.device("cuda", 0))) is vgg
+    assert train_support.convert_sync_batchnorm(vgg, vgg_args, DistInfo(0, 2, torch.device("cuda", 0))) is vgg
     assert "no batch norm" in capsys.readouterr().out

@@ -310,7 +310,7 @@ def test_amp_on_a_cpu_warns_and_trains_in_float32_unless_insisted(toy_data_folde
     assert json.loads((tmp_path / "train_summary.json").read_text())["args"]["amp"] is False
 
     insisted = train.parse_args(["--data-folder", "x", "--amp", "--amp-on-cpu"])
-    train.settle_device_options(insisted, torch.device("cpu"))
+    train_support.settle_device_options(insisted, torch.device("cpu"))
     assert insisted.amp
 
 
@@ -322,4 +322,4 @@ def test_eval_every_with_an_empty_test_split_says_so_once_and_writes_strict_json
     summary = json.loads((tmp_path / "run" / "train_summary.json").read_text(),
                          parse_constant=lambda name: pytest.fail(f"bare {name} in train_summary.json"))
     assert summary["eval"] is None and summary["iterations_done"] == 2
-    assert train.finite_or_null({"a": [float("nan"), 1.0], "b": float("inf")}) == {"a": [None, 1.0], "b": None}
+    assert train_support.finite_or_null({"a": [float("nan"), 1.0], "b": float("inf")}) == {"a": [None, 1.0], "b": None}
