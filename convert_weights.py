@@ -175,7 +175,7 @@ def download(url, file_name, progress=True, hash_prefix=None):
         torch.hub.download_url_to_file(url, path, hash_prefix=hash_prefix, progress=progress)
     except Exception as error:  # offline (URLError), proxy, disk, ...: the same advice in every case
         raise WeightsError(f"cannot download {file_name} ({type(error).__name__}); download {url} and put it at "
-                           f"{path}, or pass --file PATH") from None
+                           f"{path}, or pass convert_weights.py --file PATH") from None
     return path
 
 
@@ -405,7 +405,7 @@ def init_from_checkpoint(model, path, label_map, log=print):
                 initialised.append(name)
     if log is not None:
         renamed = [f"{ours} (from {theirs})" if ours != theirs else ours for ours, theirs in class_rows.items()]
-        log(f"--init-from {path}: copied {len(copied)} of {len(own) - 1} tensors"
+        log(f"--init-from {path}: copied {len(copied)} of {len(own) - 1} tensors (class heads row by row)"
             + (f"; initialised afresh: {', '.join(initialised)}" if initialised else "") + ".\n"
             f"  class rows copied: background, {', '.join(renamed) or 'no class'}\n"
             f"  new classes (fresh rows): {', '.join(new_classes) or 'none'}")
