@@ -14,7 +14,6 @@ import sys
 import pytest
 import torch
 from PIL import Image
-from torch import nn
 
 import create_data_lists as cdl
 import datasets
@@ -23,6 +22,7 @@ import model as model_module
 from datasets import PascalVOCDataset, load_label_map
 from coco_eval import build_coco_detections, build_coco_ground_truth, coco_average_precision
 from utils import make_label_map
+from replay_ssd import ReplaySSD
 
 COCO_STATS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
 
@@ -361,23 +361,6 @@ def test_agrees_with_pycocotools_on_json_files(tmp_path, seed):
 # ---------------------------------------------------------------------------------------------------------
 # eval.py
 # ---------------------------------------------------------------------------------------------------------
-
-
-class ReplaySSD(nn.Module):
-    """Stands in for an SSD: returns a prepared list of per-image detections, in data-loader order."""
-
-    def __init__(self, detections):
-        """:param detections: list of (boxes (n, 4), labels (n,), scores (n,)), one per image"""
-        super().__init__()
-        self.anchor = nn.Parameter(torch.zeros(1))
-        self.pending = list(detections)
-
-    def forward(self, images):
-        return torch.zeros(images.shape[0], 8732, 4), torch.zeros(images.shape[0], 8732, 4)
-
-    def detect_objects(self, predicted_locs, predicted_scores, min_score, max_overlap, top_k):
-        batch, self.pending = self.pending[:predicted_locs.shape[0]], self.pending[predicted_locs.shape[0]:]
-        return tuple(list(part) for part in zip(*batch))
 
 
 def test_ground_truth_from_a_data_folder_equals_its_coco_file(toy_coco_folder):

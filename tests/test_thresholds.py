@@ -4,13 +4,13 @@ import json
 
 import pytest
 import torch
-from torch import nn
 
 import create_data_lists
 import eval as eval_script
 import model as model_module
 from datasets import PascalVOCDataset, load_label_map
 from utils import make_label_map
+from replay_ssd import ReplaySSD
 
 LABEL_MAP = make_label_map(["cat", "dog"])
 CAT_OBJECTS = [[0.0, 0.0, 0.1, 0.1], [0.2, 0.0, 0.3, 0.1], [0.4, 0.0, 0.5, 0.1]]
@@ -57,22 +57,6 @@ def test_operating_point_at_a_score():
     assert eval_script.operating_point(curves, scores, 0.2)["cat"]["recall"] == pytest.approx(2 / 3)
     table = eval_script.format_operating_point(points, 0.75)
     assert table.splitlines()[3].split() == ["cat", "0.5000", "0.3333", "0.4000", "2"]
-
-
-class ReplaySSD(nn.Module):
-    """Stands in for an SSD: returns prepared per-image detections, in data-loader order."""
-
-    def __init__(self, detections):
-        super().__init__()
-        self.anchor = nn.Parameter(torch.zeros(1))
-        self.pending = list(detections)
-
-    def forward(self, images):
-        return torch.zeros(images.shape[0], 8732, 4), torch.zeros(images.shape[0], 8732, 3)
-
-    def detect_objects(self, predicted_locs, predicted_scores, min_score, max_overlap, top_k):
-        batch, self.pending = self.pending[:predicted_locs.shape[0]], self.pending[predicted_locs.shape[0]:]
-        return [list(column) for column in zip(*batch)]
 
 
 def test_command_line_thresholds_out_and_operating_score_on_val(tmp_path, monkeypatch, capsys):
