@@ -16,8 +16,10 @@ Two variants share all of this but the layers and the priors, each described by 
 ``SSD300(base="resnet50")`` (NVIDIA's SSD300 v1.1: ResNet-50 instead of VGG16, ``ResNet50Base`` and
 ``ResNetAuxiliaryConvolutions``).
 
-At the end: building a network from a (base, size) pair, converting torchvision's weights, and
-loading checkpoints. ``detector.py`` puts any of these networks behind torchvision's detection interface.
+At the end: building a network from a (base, size) pair, the priors and preprocessing a checkpoint may name
+(converted COCO weights), the paper's evaluation settings, converting torchvision's weights, reading and
+loading checkpoints (``read_checkpoint``, ``load_model_from_checkpoint``) and ``use_fast_cpu_layout`` for CPU
+inference. ``detector.py`` puts any of these networks behind torchvision's detection interface.
 """
 
 import math

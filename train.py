@@ -25,6 +25,9 @@ RNG states, iteration and the label map; plain tensors, so torch.load(weights_on
 atomically, the newest --keep-checkpoints kept; train_log.csv; loss_curve.png; train_summary.json.
 Ctrl-C (or SIGTERM) finishes the current step, saves a checkpoint and exits with status 130; a NaN/inf loss
 stops training with a message naming the last good checkpoint.
+
+This file is the recipe and the loop; what makes a run resumable, lockable, observable and distributable is
+in train_support.py.
 """
 
 import argparse
