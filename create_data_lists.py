@@ -582,7 +582,7 @@ def create_data_lists(voc07_path=None, voc12_path=None, output_folder="data", cl
     return _build_and_write(sources, classes, skip_bad, output_folder, [folder for folder, _ in voc_folders], out)
 
 
-def split_ids(ids, test_fraction, seed=0):
+def split_ids(ids, test_fraction, seed=0, key=None):
     """Split image IDs into TRAIN and TEST by a seeded, deterministic draw.
 
     Each ID is ranked by a hash of (seed, ID) and the first round(test_fraction * n) go to TEST: the same IDs and
@@ -592,9 +592,11 @@ def split_ids(ids, test_fraction, seed=0):
     :param ids: image IDs
     :param test_fraction: the fraction of them that go to TEST, 0 to 1
     :param seed: an integer; another seed, another split
+    :param key: what of an ID is hashed (default: the ID itself)
     :return: (TRAIN IDs, TEST IDs), each sorted
     """
-    ranked = sorted(ids, key=lambda image_id: hashlib.sha256(f"{seed}:{image_id}".encode()).hexdigest())
+    key = key or str
+    ranked = sorted(ids, key=lambda image_id: hashlib.sha256(f"{seed}:{key(image_id)}".encode()).hexdigest())
     n_test = round(test_fraction * len(ranked))
     return sorted(ranked[n_test:]), sorted(ranked[:n_test])
 
@@ -791,8 +793,9 @@ def split_validation(output_folder, fraction, seed=0, out=None):
     if len(images) < 2:
         raise DataListError(f"{images_path}: {len(images)} TRAIN image(s), too few to draw a VAL split from")
     n_val = min(max(1, round(fraction * len(images))), len(images) - 1)
-    # The same seeded draw as the --annotations TRAIN/TEST split, on the image paths.
-    _, val_paths = split_ids(images, n_val / len(images), seed)
+    # The same seeded draw as the --annotations TRAIN/TEST split, ranked by file name: where the data folder
+    # lives (the lists may hold absolute paths) must not change which images go to VAL.
+    _, val_paths = split_ids(images, n_val / len(images), seed, key=os.path.basename)
     val_paths = set(val_paths)
     val = [i for i, path in enumerate(images) if path in val_paths]  # in list order, as the lists it came from
     keep = [i for i, path in enumerate(images) if path not in val_paths]
