@@ -16,13 +16,13 @@ import torch
 from PIL import Image
 
 import create_data_lists as cdl
-import datasets
 import eval as eval_script
 import model as model_module
 from datasets import PascalVOCDataset, load_label_map
 from coco_eval import build_coco_detections, build_coco_ground_truth, coco_average_precision
 from utils import make_label_map
 from replay_ssd import ReplaySSD
+from data_lists import read_lists
 
 COCO_STATS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
 
@@ -44,16 +44,6 @@ def write_coco(folder, name, images, annotations, categories):
             "annotations": annotations, "categories": [{"id": i, "name": n} for i, n in categories]}
     (folder / name).write_text(json.dumps(data))
     return str(folder / name), str(image_folder)
-
-
-def read_lists(folder):
-    """The five JSON files create_data_lists writes, by name without .json; image paths resolved as datasets.py
-    resolves them (the files store them relative to the folder)."""
-    lists = {name: json.load(open(os.path.join(folder, name + ".json")))
-             for name in ("TRAIN_images", "TRAIN_objects", "TEST_images", "TEST_objects", "label_map")}
-    for split in ("TRAIN", "TEST"):
-        lists[f"{split}_images"] = datasets.read_image_list(str(folder), split)
-    return lists
 
 
 def ann(ann_id, image_id, category_id, bbox, iscrowd=0):

@@ -8,9 +8,9 @@ import pytest
 from PIL import Image
 
 import create_data_lists as cdl
-import datasets
 import toy_data
 from utils import VOC_LABELS, make_label_map
+from data_lists import read_lists
 
 
 def voc_object(name, box, difficult="0", extra=""):
@@ -46,16 +46,6 @@ def annotation(*objects, size=(200, 100)):
     """The XML of one image of the given size holding the given object XML snippets."""
     return (f"<annotation><filename>x.jpg</filename><size><width>{size[0]}</width><height>{size[1]}</height>"
             f"<depth>3</depth></size>{''.join(objects)}</annotation>")
-
-
-def read_lists(folder):
-    """The five JSON files create_data_lists writes, by name without .json; image paths resolved as datasets.py
-    resolves them (the files store them relative to the folder)."""
-    lists = {name: json.load(open(os.path.join(folder, name + ".json")))
-             for name in ("TRAIN_images", "TRAIN_objects", "TEST_images", "TEST_objects", "label_map")}
-    for split in ("TRAIN", "TEST"):
-        lists[f"{split}_images"] = datasets.read_image_list(str(folder), split)
-    return lists
 
 
 # ---------------------------------------------------------------------------------------------------------
