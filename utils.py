@@ -14,6 +14,7 @@ import os
 import random
 import tempfile
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -422,18 +423,20 @@ def _sample_crop_windows(width, height, n_windows):
 def _sample_crop_windows_numpy(width, height, n_windows):
     """``_sample_crop_windows`` as a float32 numpy array (n_windows, 4).
 
-    The draws come from torch's generator (so seeding torch reproduces them); the arithmetic, the same float32
-    operations in the same order, runs in numpy, whose per-call cost on 50 numbers is a fraction of torch's.
+    The draws come from torch's generator (so seeding torch reproduces them); the float32 arithmetic runs in
+    numpy, whose per-call cost on 50 numbers is a fraction of torch's.
     """
-    scale = torch.empty(n_windows).uniform_(*CROP_SCALE_RANGE).numpy()
-    low = np.maximum(np.square(scale), np.float32(CROP_ASPECT_RANGE[0]))
-    high = np.minimum(np.reciprocal(np.square(scale)), np.float32(CROP_ASPECT_RANGE[1]))
-    aspect = low + (high - low) * torch.rand(n_windows).numpy()
-    crop_width = np.clip(np.round(scale * np.sqrt(aspect) * width), 1, width)
-    crop_height = np.clip(np.round(scale / np.sqrt(aspect) * height), 1, height)
-    left = np.minimum(np.floor(torch.rand(n_windows).numpy() * (width - crop_width + 1)), width - crop_width)
-    top = np.minimum(np.floor(torch.rand(n_windows).numpy() * (height - crop_height + 1)), height - crop_height)
-    return np.stack([left, top, left + crop_width, top + crop_height], axis=1).astype(np.float32)
+    draws = torch.rand(4, n_windows).numpy()  # one call: torch's per-call cost is most of the time here
+    scale = CROP_SCALE_RANGE[0] + (CROP_SCALE_RANGE[1] - CROP_SCALE_RANGE[0]) * draws[0]
+    square = scale * scale
+    low = np.maximum(square, np.float32(CROP_ASPECT_RANGE[0]))
+    high = np.minimum(1 / square, np.float32(CROP_ASPECT_RANGE[1]))
+    root_aspect = np.sqrt(low + (high - low) * draws[1])
+    crop_width = np.minimum(np.maximum(np.round(scale * root_aspect * width), 1), width)
+    crop_height = np.minimum(np.maximum(np.round(scale / root_aspect * height), 1), height)
+    left = np.minimum(np.floor(draws[2] * (width - crop_width + 1)), width - crop_width)
+    top = np.minimum(np.floor(draws[3] * (height - crop_height + 1)), height - crop_height)
+    return np.stack([left, top, left + crop_width, top + crop_height], axis=1)
 
 
 def _iou_numpy(set_1, set_2):
@@ -447,51 +450,48 @@ def _iou_numpy(set_1, set_2):
     return intersection / (area_1[:, None] + area_2 - intersection)
 
 
-def _draw_crop(width, height, boxes, labels, difficulties, max_trials=CROP_MAX_TRIALS):
+def _draw_crop(width, height, boxes, max_trials=CROP_MAX_TRIALS):
     """The decision of the SSD random crop, without pixels: which window, and which objects survive it.
 
     See ``random_crop`` for the rule. Only the image size is needed, so the fast TRAIN path can decide the
-    crop before it decodes or resamples anything.
+    crop before it decodes or resamples anything. numpy throughout: the same float32 arithmetic as torch
+    (torchvision's box_iou), without torch's per-call overhead on arrays this small.
 
     :param width: image (or zoom-out canvas) width in pixels
     :param height: its height in pixels
-    :param boxes: boxes in pixel boundary coordinates, a tensor of size (n_objects, 4)
-    :param labels: labels of the objects, a tensor of size (n_objects)
-    :param difficulties: difficulties of the objects, a tensor of size (n_objects)
+    :param boxes: boxes in pixel boundary coordinates, a float32 numpy array (n_objects, 4)
     :return: window (left, top, right, bottom) as Python ints, or None for "keep the whole image";
-        the kept boxes (n_kept, 4) in the window's pixel coordinates, labels (n_kept), difficulties (n_kept)
+        keep, a bool array (n_objects) of the objects that survive (None with the whole image); the kept boxes,
+        float32 (n_kept, 4), in the window's pixel coordinates
     """
     min_iou = random.choice(CROP_MIN_IOU_CHOICES)
     if min_iou is None:
-        return None, boxes, labels, difficulties
-    has_objects = boxes.size(0) > 0
+        return None, None, boxes
+    has_objects = boxes.shape[0] > 0
     if not has_objects and min_iou > 0:
-        return None, boxes, labels, difficulties
+        return None, None, boxes
 
-    # numpy for the tests of the 50 trials: the same float32 arithmetic as torch (torchvision's box_iou),
-    # without torch's per-call overhead on tensors this small.
     windows = _sample_crop_windows_numpy(width, height, max_trials)  # (n_trials, 4)
-    boxes_np = boxes.numpy()
-    centres = (boxes_np[:, :2] + boxes_np[:, 2:]) / 2  # (n_objects, 2)
+    centres = (boxes[:, :2] + boxes[:, 2:]) / 2  # (n_objects, 2)
     # (n_trials, n_objects): is the object's centre inside the window (edges included, as in Caffe)?
     centre_inside = ((centres >= windows[:, None, :2]) & (centres <= windows[:, None, 2:])).all(axis=2)
     if has_objects:
         # (a) The IoU test. An implementation whose test never rejects (a known bug elsewhere)
         # silently weakens the augmentation, so this is the line to get right.
-        overlap_ok = _iou_numpy(windows, boxes_np).max(axis=1) >= min_iou
+        overlap_ok = _iou_numpy(windows, boxes).max(axis=1) >= min_iou
         # (b) At least one object must survive the crop.
         valid = overlap_ok & centre_inside.any(axis=1)
     else:
         valid = np.ones(max_trials, dtype=bool)
     if not valid.any():
-        return None, boxes, labels, difficulties
+        return None, None, boxes
 
     trial = int(np.argmax(valid))  # the first valid trial, as a sequential loop would take
-    window, keep = torch.from_numpy(windows[trial]), torch.from_numpy(centre_inside[trial])
+    window, keep = windows[trial], centre_inside[trial]
     # A centre inside the window makes the clipped box keep a positive width and height.
-    kept = torch.cat([torch.max(boxes[keep, :2], window[:2]), torch.min(boxes[keep, 2:], window[2:])], dim=1)
-    kept = kept - window[:2].repeat(2)
-    return tuple(int(v) for v in window), kept, labels[keep], difficulties[keep]
+    kept = np.concatenate([np.maximum(boxes[keep, :2], window[:2]), np.minimum(boxes[keep, 2:], window[2:])],
+                          axis=1) - np.tile(window[:2], 2)
+    return tuple(int(v) for v in window), keep, kept
 
 
 def random_crop(image, boxes, labels, difficulties, max_trials=CROP_MAX_TRIALS):
@@ -511,16 +511,23 @@ def random_crop(image, boxes, labels, difficulties, max_trials=CROP_MAX_TRIALS):
         labels (n_kept) and difficulties (n_kept)
     """
     _, height, width = image.shape
-    window, boxes, labels, difficulties = _draw_crop(width, height, boxes, labels, difficulties, max_trials)
+    window, keep, kept_boxes = _draw_crop(width, height, boxes.to(torch.float32).numpy(), max_trials)
     if window is None:
         return image, boxes, labels, difficulties
     left, top, right, bottom = window
-    return image[:, top:bottom, left:right], boxes, labels, difficulties
+    keep = torch.from_numpy(keep)
+    return image[:, top:bottom, left:right], torch.from_numpy(kept_boxes), labels[keep], difficulties[keep]
 
 
 def _flip_boxes(boxes, width):
-    """Mirror boxes (n_objects, 4) in pixel boundary coordinates left to right in an image ``width`` wide."""
-    return torch.stack([width - boxes[:, 2], boxes[:, 1], width - boxes[:, 0], boxes[:, 3]], dim=1)
+    """Mirror boxes (n_objects, 4) in pixel boundary coordinates left to right in an image ``width`` wide.
+
+    :param boxes: a tensor or a numpy array (n_objects, 4)
+    :return: (width - x_max, y_min, width - x_min, y_max), of the same type, size (n_objects, 4)
+    """
+    flipped = boxes[:, [2, 1, 0, 3]]  # advanced indexing: a copy, in torch as in numpy
+    flipped[:, 0::2] = width - flipped[:, 0::2]
+    return flipped
 
 
 def horizontal_flip(image, boxes):
@@ -582,136 +589,144 @@ def _to_rgb_pil(image):
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
+def _as_uint8_tensor(image):
+    """Accept a PIL image (any mode) or a uint8 RGB tensor (3, H, W); return a uint8 RGB tensor (3, H, W).
+
+    :raises ValueError: for a tensor that is not uint8 (3, H, W)
+    """
+    if isinstance(image, torch.Tensor):
+        if image.dtype != torch.uint8 or image.dim() != 3 or image.size(0) != 3:
+            raise ValueError(f"expected a uint8 RGB image tensor (3, H, W), got {image.dtype} {tuple(image.shape)}")
+        return image
+    return TF.pil_to_tensor(image if image.mode == "RGB" else image.convert("RGB"))
+
+
+def _as_hwc_array(image):
+    """A uint8 (3, H, W) tensor as an (H, W, 3) numpy array with contiguous rows (what OpenCV takes); no copy
+    when its memory is already (H, W, 3)."""
+    return np.ascontiguousarray(image.permute(1, 2, 0).numpy())
+
+
 def preprocess(image, size=SSD_INPUT_SIZE, mean=IMAGENET_MEAN, std=IMAGENET_STD, antialias=True):
     """The TEST path without boxes, for inference: resize to size x size and normalize.
 
-    :param image: a PIL image
+    :param image: a PIL image (any mode) or a uint8 RGB tensor (3, H, W)
     :param size: the model's input side (``model.image_size``)
     :param mean: normalization mean (``preprocess_settings(model.preprocess_config)`` gives the model's)
     :param std: normalization standard deviation
     :param antialias: low-pass filter before shrinking
     :return: a float tensor of size (3, size, size), normalized (ImageNet's mean/std by default)
     """
-    image, _ = resize(TF.pil_to_tensor(_to_rgb_pil(image)), torch.zeros(0, 4), size, antialias=antialias)
+    image, _ = resize(_as_uint8_tensor(image), torch.zeros(0, 4), size, antialias=antialias)
     return normalize(image, mean, std)
 
 
 # ---- The fast TRAIN path ----
 #
 # The chain above, written step by step on whole images, is the reference (``transform_reference``). A data
-# loader worker runs the same chain about 2x faster, decoding included (bench/bench_transforms.py) by changing only
-# where the pixel work is done, not what is drawn:
+# loader worker runs the same chain several times faster, decoding included (bench/bench_transforms.py), by
+# changing only where the pixel work is done, not what is drawn:
 # 1. every random parameter is drawn first, in the reference's order, from the image *size* alone;
 # 2. zoom-out and crop compose into one window in the original image's coordinates (it may reach outside the
 #    image, where the canvas is the mean colour); only the final size x size image is resampled, with the same
 #    antialiased bilinear kernel, never the up-to-4x canvas: the rows and columns outside the image are a fill;
-# 3. the photometric distortions run on the size x size result, in uint8, only on the pixels the image covers;
-#    contrast blends towards the grey mean of the *whole* image, as in the reference (measured on a reduced copy);
+# 3. the photometric distortions run on the size x size result, in uint8, only on the pixels the image covers,
+#    with OpenCV's kernels on (H, W, 3) memory; contrast blends towards the grey mean of the *whole* image, as in
+#    the reference (measured on a reduced copy);
 # 4. the flip mirrors the size x size result.
 # Brightness, contrast, saturation and hue act on each pixel alone, so they commute with the resampling up to
 # uint8 rounding (and clipping at 0 / 255); tests/test_augment.py measures the difference against the reference.
+# Brightness and contrast are exactly Pillow's bytes (a lookup table of its arithmetic), saturation within one
+# level of them, and hue goes through 8-bit HSV as Pillow's does, with OpenCV's rounding instead of Pillow's.
 
 
-def _adjust_hue_uint8(pixels, hue_factor):
-    """Rotate the hue of a uint8 RGB image, keeping each pixel's max (HSV value) and min channel.
+def _blend_table(grey, factor):
+    """Pillow's ``Image.blend(constant grey image, image, factor)`` as a table of its 256 results.
 
-    The same change as torchvision's adjust_hue (an HSV round trip with the hue shifted by
-    ``int(hue_factor * 255)`` 255ths of a turn) written in integer RGB arithmetic: about 3x faster than PIL's
-    HSV conversions here, and without their 8-bit quantization of hue and saturation (which alone moves pixels
-    by up to ~6 levels; this rotation is exact up to rounding the shift to an integer).
+    Pillow computes grey + factor * (value - grey) in float32, clips to [0, 255] and truncates; ImageEnhance's
+    brightness is this blend with grey 0, its contrast the blend with the image's mean grey level. A value map,
+    so one table lookup per byte (``cv2.LUT``) gives Pillow's bytes exactly.
 
-    :param pixels: uint8 tensor (3, H, W)
+    :param grey: the constant grey level, 0-255
+    :param factor: the blend factor (1: the image unchanged)
+    :return: numpy uint8 (256,), the output for each input byte
+    """
+    values, grey = np.arange(256, dtype=np.float32), np.float32(grey)
+    return np.clip(grey + np.float32(factor) * (values - grey), 0, 255).astype(np.uint8)
+
+
+def _mean_grey(pixels):
+    """The image's mean grey level (ITU-R 601-2 luma) rounded to an integer, as ImageEnhance.Contrast takes it.
+
+    :param pixels: uint8 RGB array (H, W, 3), or a view of one
+    :return: an int 0-255
+    """
+    return int(cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY).mean() + 0.5)
+
+
+def _saturate(pixels, factor):
+    """ImageEnhance.Color: blend each pixel with its own grey level, in place; within one level of Pillow's bytes.
+
+    :param pixels: uint8 RGB array (H, W, 3), or a view of one; overwritten
+    :param factor: 0 makes the image grey, 1 leaves it, above 1 saturates
+    """
+    grey = cv2.cvtColor(cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+    # OpenCV rounds where Pillow truncates: -0.499 turns the rounding into truncation (but for values within
+    # 0.001 below an integer, about 1 byte in 2000).
+    cv2.addWeighted(pixels, factor, grey, 1 - factor, -0.499, dst=pixels)
+
+
+def _rotate_hue(pixels, hue_factor):
+    """torchvision's adjust_hue, in place: to 8-bit HSV, hue shifted by ``int(hue_factor * 255)``, back to RGB.
+
+    Hue is in 256ths of a turn and wraps around, as in Pillow's HSV; OpenCV's conversions round differently from
+    Pillow's (mean difference about one level; each round trip alone moves pixels by about half a level).
+
+    :param pixels: uint8 RGB array (H, W, 3), or a view of one; overwritten
     :param hue_factor: the hue shift in turns, in [-0.5, 0.5]
-    :return: uint8 tensor (3, H, W)
     """
-    # Written with shifts and arithmetic on int16 rather than torch.where, comparisons (bool tensors), integer
-    # division or remainder, each 5-30x slower per element than an int16 add on the CPU. For int16 values in
-    # [-2^15, 2^15), ``d >> 15`` is -1 where d < 0 and 0 elsewhere.
-    x = pixels.to(torch.int16)
-    r, g, b = x.unbind(0)
-    value = torch.maximum(torch.maximum(r, g), b)
-    low = torch.minimum(torch.minimum(r, g), b)
-    chroma = value - low
-    # The hue position times the chroma, in sextants of the circle (red 0, yellow 1, green 2, cyan 3, blue 4,
-    # magenta 5): red max: g - b (in [-C, C]); green max: 2C + b - r; blue max: 4C + r - g. Ties go to red,
-    # then green, as in Pillow's rgb2hsv.
-    red_max = -((value - r - 1) >> 15)  # 1 where r == value, else 0
-    green_max = -((value - g - 1) >> 15) * (1 - red_max)
-    from_blue = 4 * chroma + r - g
-    hue = from_blue + red_max * (g - b - from_blue) + green_max * (2 * chroma + b - r - from_blue)
-    # Shift by int(hue_factor * 255) 255ths of a turn (torchvision's integer shift) = 6 * shift / 255 sextants.
-    shift = int(np.int32(hue_factor * 255))
-    hue += (chroma.float() * (6 * shift / 255)).round_().to(torch.int16)
-    six = 6 * chroma
-    hue -= six * (hue >> 15)  # |shift| < 1.3 sextants and hue <= 5C before it: one wrap at most, upwards
-    # Each channel is low + chroma * trapezoid(hue): red is full on [5, 1] and empty on [2, 4] (sextants),
-    # green is red's trapezoid turned by 2 sextants, blue by 4: position + (0, 4C, 2C) on red's trapezoid.
-    positions = torch.stack([hue, hue + 4 * chroma, hue + 2 * chroma])
-    positions -= six * (((positions - six) >> 15) + 1)  # minus 6C where position >= 6C
-    out = (positions - 3 * chroma).abs_().sub_(chroma).clamp_(min=0)
-    return torch.minimum(out, chroma).add_(low).to(torch.uint8)
+    hsv = cv2.cvtColor(pixels, cv2.COLOR_RGB2HSV_FULL)
+    hsv[..., 0] += np.uint8(int(hue_factor * 255) % 256)  # uint8 arithmetic wraps: the hue circle
+    cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB_FULL, dst=pixels)
 
 
-def _blend_uint8(degenerate, pixels, factor):
-    """Pillow's ``Image.blend(degenerate, image, factor)`` on uint8 tensors, with Pillow's arithmetic.
+def _distort(pixels, operations, grey_mean=None):
+    """Apply the drawn photometric distortions, in their order, to a uint8 RGB array in place.
 
-    degenerate + factor * (image - degenerate) in float32, clipped to [0, 255] and truncated, which is what
-    Pillow's ImageEnhance (and so torchvision's PIL kernels) compute for brightness, contrast and saturation.
-
-    :param degenerate: a number, or a tensor broadcastable to ``pixels``
-    :param pixels: uint8 tensor (3, H, W)
-    :return: uint8 tensor (3, H, W)
-    """
-    base = degenerate.float() if isinstance(degenerate, torch.Tensor) else float(degenerate)
-    blended = pixels.float().sub_(base).mul_(factor).add_(base).clamp_(0, 255)
-    # Truncation, as Pillow's cast; float -> int16 -> uint8 is 4x faster in torch than float -> uint8.
-    return blended.to(torch.int16).to(torch.uint8)
-
-
-def _grey_uint8(pixels):
-    """Pillow's RGB -> L conversion (ITU-R 601-2 luma, 16-bit fixed point, rounded) of a uint8 (3, H, W) tensor.
-
-    :return: float32 tensor (H, W) of whole numbers 0-255
-    """
-    # In float32, exactly: every product and sum is an integer below 2^24, and / 65536 is a power of two.
-    r, g, b = pixels.float().unbind(0)
-    return (r * 19595).add_(g * 38470).add_(b * 7471).add_(0x8000).div_(65536).floor_()
-
-
-def _distort_uint8(pixels, operations, grey_mean=None):
-    """Apply the drawn photometric distortions to a uint8 (3, H, W) tensor, as Pillow would on that image.
-
-    :param operations: the (name, factor) list of _draw_photometric, applied in its order
-    :param grey_mean: the grey level contrast blends towards; None: this image's own rounded mean (Pillow's)
-    :return: uint8 tensor (3, H, W)
+    :param pixels: uint8 RGB array (H, W, 3), or a view of one (a rectangle of a larger image); overwritten
+    :param operations: the (name, factor) list of _draw_photometric
+    :param grey_mean: the grey level contrast blends towards; None: this image's own (Pillow's rule)
+    :return: ``pixels``
     """
     for name, factor in operations:
         if name == "brightness":
-            pixels = _blend_uint8(0, pixels, factor)
+            cv2.LUT(pixels, _blend_table(0, factor), dst=pixels)
         elif name == "contrast":
-            mean = int(_grey_uint8(pixels).mean() + 0.5) if grey_mean is None else grey_mean
-            pixels = _blend_uint8(mean, pixels, factor)
+            grey = _mean_grey(pixels) if grey_mean is None else grey_mean
+            cv2.LUT(pixels, _blend_table(grey, factor), dst=pixels)
         elif name == "saturation":
-            pixels = _blend_uint8(_grey_uint8(pixels), pixels, factor)
+            _saturate(pixels, factor)
         else:
-            pixels = _adjust_hue_uint8(pixels, factor)
+            _rotate_hue(pixels, factor)
     return pixels
 
 
 def _grey_mean_before_contrast(image, operations):
     """The grey level contrast blends towards: the mean of the whole image after the distortions before it.
 
-    Pillow rounds this mean to an integer; measuring it on a copy reduced to 64-127 pixels a side (box
-    averages) changes it by at most about one grey level.
+    Pillow rounds this mean to an integer; measuring it on a copy reduced to 64-127 pixels a side changes it by
+    about one grey level at most.
 
-    :param image: the whole PIL RGB image
+    :param image: the whole image, uint8 RGB array (H, W, 3)
     :param operations: the (name, factor) list of _draw_photometric
     :return: an int 0-255
     """
-    factor = max(1, min(image.size) // 64)
-    small = TF.pil_to_tensor(image.reduce(factor) if factor > 1 else image)
+    height, width = image.shape[:2]
+    factor = max(1, min(height, width) // 64)
+    # Bilinear samples (each the mean of 2x2 pixels), not box averages: a tenth of the cost, same mean to ~0.5 level.
+    small = cv2.resize(image, (width // factor, height // factor), interpolation=cv2.INTER_LINEAR)
     before = operations[:[name for name, _ in operations].index("contrast")]
-    return int(_grey_uint8(_distort_uint8(small, before)).mean() + 0.5)
+    return _mean_grey(_distort(small, before))
 
 
 def _covered_outputs(first, last, in_size, out_size, antialias=True):
@@ -755,6 +770,16 @@ def _normalize_fast(pixels, mean=IMAGENET_MEAN, std=IMAGENET_STD):
     return torch.sub(pixels, mean, out=out).mul_(inverse_std)
 
 
+def _dense_channels_last(pixels):
+    """A (3, H, W) view of dense (H, W, 3) memory holding ``pixels``: a copy unless it already is one.
+
+    torch's uint8 antialiased resampler runs its vectorized kernel on dense channels-last memory only; a window
+    cut out of an image is not dense (its rows are strided), and would be resampled at about half the speed
+    through two layout conversions, which is more than this copy costs.
+    """
+    return pixels.permute(1, 2, 0).contiguous().permute(2, 0, 1)
+
+
 def resample_window(pixels, window, size=SSD_INPUT_SIZE, antialias=True):
     """Resample a window of an image, which may reach outside it, to size x size; outside is the mean colour.
 
@@ -778,9 +803,10 @@ def resample_window(pixels, window, size=SSD_INPUT_SIZE, antialias=True):
     if x0 >= x1 or y0 >= y1:  # an "any crop" window of an image without objects can lie on the fill alone
         return _fill_buffer(size, size), None
     if (x0, y0, x1, y1) == (left, top, right, bottom):  # inside the image: one plain resize
-        return TF.resize(pixels[:, top:bottom, left:right], [size, size], antialias=antialias), (0, 0, size, size)
+        inside = _dense_channels_last(pixels[:, top:bottom, left:right])
+        return TF.resize(inside, [size, size], antialias=antialias), (0, 0, size, size)
 
-    rows = pixels[:, y0:y1, x0:x1]
+    rows = _dense_channels_last(pixels[:, y0:y1, x0:x1])
     if x0 > left or x1 < right:
         padded = _fill_buffer(y1 - y0, window_width)
         padded[:, :, x0 - left:x1 - left] = rows
@@ -806,9 +832,10 @@ def augment_train(image, boxes, labels, difficulties, size=SSD_INPUT_SIZE, mean=
     zoom-out (p=0.5, up to 4x), the IoU crop, the flip (p=0.5). The boxes go through exactly the reference's
     arithmetic. The pixels: the zoom-out canvas and the crop make one window in the image's coordinates,
     resampled once to size x size (``resample_window``); the distortions then act on the covered pixels; the
-    flip mirrors the result. See the comment above ``_adjust_hue_uint8`` for what differs (rounding only).
+    flip mirrors the result. See the comment above ``_blend_table`` for what differs (rounding only).
 
-    :param image: a PIL RGB image
+    :param image: a uint8 RGB tensor (3, H, W) (fastest in (H, W, 3) memory, as ``images.load_image_tensor``
+        gives it), or a PIL image
     :param boxes: float tensor (n_objects, 4), pixel boundary coordinates
     :param labels: int64 tensor (n_objects)
     :param difficulties: uint8 tensor (n_objects)
@@ -819,36 +846,45 @@ def augment_train(image, boxes, labels, difficulties, size=SSD_INPUT_SIZE, mean=
     :return: image (3, size, size) normalized float, boxes (n_kept, 4) fractional, labels (n_kept),
         difficulties (n_kept)
     """
+    image = _as_uint8_tensor(image)
     operations = _draw_photometric()
-    width, height = image.size
+    _, height, width = image.shape
+    # The boxes go through numpy float32: the reference's torch arithmetic, bit for bit, at a tenth of the cost
+    # per operation on a handful of numbers.
+    boxes_np = boxes.to(torch.float32).numpy()
     canvas_width, canvas_height, left, top = width, height, 0, 0
     if random.random() < ZOOM_OUT_PROBABILITY:
         canvas_width, canvas_height, left, top = _draw_zoom_out(width, height)
-        boxes = boxes + torch.tensor([left, top, left, top], dtype=boxes.dtype)
-    window, boxes, labels, difficulties = _draw_crop(canvas_width, canvas_height, boxes, labels, difficulties)
+        boxes_np = boxes_np + np.array([left, top, left, top], dtype=np.float32)
+    window, keep, boxes_np = _draw_crop(canvas_width, canvas_height, boxes_np)
     if window is None:
         window = (0, 0, canvas_width, canvas_height)
+    else:
+        keep = torch.from_numpy(keep)
+        labels, difficulties = labels[keep], difficulties[keep]
     window_width, window_height = window[2] - window[0], window[3] - window[1]
     flip = random.random() < FLIP_PROBABILITY
     if flip:
-        boxes = _flip_boxes(boxes, window_width)
-    boxes = boxes / torch.tensor([window_width, window_height, window_width, window_height], dtype=boxes.dtype)
+        boxes_np = _flip_boxes(boxes_np, window_width)
+    boxes = torch.from_numpy(boxes_np / np.array([window_width, window_height] * 2, dtype=np.float32))
 
     # The window in the image's own coordinates (the image sits at (left, top) of the canvas).
     window_in_image = (window[0] - left, window[1] - top, window[2] - left, window[3] - top)
-    pixels, covered = resample_window(TF.pil_to_tensor(image), window_in_image, size, antialias)
-    # One copy into planar (channel by channel) memory: the resampler returns pixel-interleaved memory, on
-    # which every elementwise op below would be several times slower (numpy's transposing copy is the fastest).
-    pixels = torch.from_numpy(np.ascontiguousarray(pixels.numpy()))
+    resampled, covered = resample_window(image, window_in_image, size, antialias)
+    # (size, size, 3): the resampler's output memory as it is (channels last), which OpenCV works in. A copy only
+    # where the resampler handed back the image itself (nothing to resize).
+    pixels = resampled.permute(1, 2, 0).numpy()
+    if resampled.data_ptr() == image.data_ptr() or not pixels.flags.c_contiguous:
+        pixels = np.ascontiguousarray(pixels).copy()
     if operations and covered is not None:
         x0, y0, x1, y1 = covered
         grey_mean = None
         if any(name == "contrast" for name, _ in operations):
-            grey_mean = _grey_mean_before_contrast(image, operations)
-        pixels[:, y0:y1, x0:x1] = _distort_uint8(pixels[:, y0:y1, x0:x1], operations, grey_mean)
+            grey_mean = _grey_mean_before_contrast(_as_hwc_array(image), operations)
+        _distort(pixels[y0:y1, x0:x1], operations, grey_mean)
     if flip:
-        pixels = pixels.flip(-1)
-    return _normalize_fast(pixels, mean, std), boxes, labels, difficulties
+        pixels = cv2.flip(pixels, 1)
+    return _normalize_fast(torch.from_numpy(pixels).permute(2, 0, 1), mean, std), boxes, labels, difficulties
 
 
 def transform_reference(image, boxes, labels, difficulties, size=SSD_INPUT_SIZE):
@@ -859,7 +895,7 @@ def transform_reference(image, boxes, labels, difficulties, size=SSD_INPUT_SIZE)
 
     :return: as ``augment_train``
     """
-    image = TF.pil_to_tensor(photometric_distort(image))
+    image = TF.pil_to_tensor(photometric_distort(_to_rgb_pil(image)))
     if random.random() < ZOOM_OUT_PROBABILITY:
         image, boxes = zoom_out(image, boxes)
     image, boxes, labels, difficulties = random_crop(image, boxes, labels, difficulties)
@@ -879,7 +915,7 @@ def transform(image, boxes, labels, difficulties, split, size=SSD_INPUT_SIZE, me
     TRAIN runs ``augment_train``: the chain's draws with the pixel work composed into one resample
     (``transform_reference`` is the same chain step by step).
 
-    :param image: a PIL image
+    :param image: a PIL image (any mode) or a uint8 RGB tensor (3, H, W) (``images.load_image_tensor``: fastest)
     :param boxes: boxes in pixel boundary coordinates (x_min, y_min, x_max, y_max), size (n_objects, 4)
     :param labels: labels of the objects, a tensor of size (n_objects)
     :param difficulties: difficulties of the objects (0/1), a tensor of size (n_objects)
@@ -895,14 +931,14 @@ def transform(image, boxes, labels, difficulties, split, size=SSD_INPUT_SIZE, me
     split = split.upper()
     if split not in ("TRAIN", "TEST"):
         raise ValueError(f"split must be 'TRAIN' or 'TEST', got {split!r}")
-    image = _to_rgb_pil(image)
+    image = _as_uint8_tensor(image)
     boxes = torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4)
     labels = torch.as_tensor(labels, dtype=torch.int64).reshape(-1)
     difficulties = torch.as_tensor(difficulties, dtype=torch.uint8).reshape(-1)
 
     if split == "TRAIN":
         return augment_train(image, boxes, labels, difficulties, size, mean, std, antialias)
-    image, boxes = resize(TF.pil_to_tensor(image), boxes, size, antialias=antialias)
+    image, boxes = resize(image, boxes, size, antialias=antialias)
     return normalize(image, mean, std), boxes, labels, difficulties
 
 

@@ -4,24 +4,28 @@ Every contender reads the same JPEG files (VOC-sized photos written to a tempora
 of --data-folder) and produces what SSD300 trains on: a (3, 300, 300) ImageNet-normalized float tensor plus the
 surviving boxes and labels. The contenders:
 
-- decode only          -- PIL.Image.open(path).convert("RGB"), the floor every pipeline pays;
-- ours                 -- decode + utils.transform(..., "TRAIN") (utils.augment_train: one resample of the composed
-                          zoom-out + crop window, photometric distortions on the 300x300 result);
-- ours, reference      -- decode + utils.transform_reference, the same draws applied step by step on whole
+- decode only          -- images.load_image (Pillow: PIL.Image.open(path), EXIF applied, RGB), the floor every
+                          pipeline on PIL images pays;
+- decode only, tensor  -- images.load_image_tensor (what datasets.py reads with: libjpeg-turbo through
+                          torchvision.io.decode_jpeg straight into a uint8 tensor, the same pixels);
+- ours                 -- tensor decode + utils.transform(..., "TRAIN") (utils.augment_train: one resample of the
+                          composed zoom-out + crop window, photometric distortions on the 300x300 result);
+- ours, reference      -- Pillow decode + utils.transform_reference, the same draws applied step by step on whole
                           images (the chain this repository used before; tests/test_augment.py checks that the
                           two agree);
 - torchvision v2       -- decode + its detection reference's "ssd" preset plus the resize and normalization SSD300
                           needs: RandomPhotometricDistort -> RandomZoomOut(side_range (1, 4), mean fill) ->
                           RandomIoUCrop -> RandomHorizontalFlip -> Resize(300x300) -> SanitizeBoundingBoxes ->
-                          ToImage -> ToDtype -> Normalize, on PIL input and on uint8 tensor input; the faster of
-                          the two is the reference the ratio is taken against. (It also permutes the channels with
+                          ToImage -> ToDtype -> Normalize, on PIL input (Pillow decode) and on uint8 tensor input
+                          (tensor decode, as ours); the faster of the two is the reference the ratio is taken
+                          against. (It also permutes the channels with
                           probability 0.5, which Caffe's SSD recipe leaves off, and its RandomIoUCrop draws a new
                           minimum IoU until some crop qualifies, where ours keeps the whole image after 50 trials.)
 
     python bench/bench_transforms.py                    # 200 VOC-sized JPEGs written to a temporary folder
     python bench/bench_transforms.py --data-folder DIR  # the first --images images of DIR/TRAIN_*.json
 
-Timing is single-threaded (torch.set_num_threads(1)), as in a DataLoader worker, so images/s is per core. Both
+Timing is single-threaded (torch.set_num_threads(1), cv2.setNumThreads(1)), as in a DataLoader worker, so images/s is per core. Both
 the wall clock and this process's CPU time are measured: on a machine shared with other jobs the CPU time is the
 steadier figure of what one core delivers. The rounds of the contenders are interleaved so that a busy moment
 slows them alike; the median round is reported, and every ratio is taken within this one run.
@@ -37,6 +41,7 @@ import sys
 import tempfile
 import time
 
+import cv2
 import numpy as np
 import torch
 from PIL import Image
@@ -46,7 +51,7 @@ from torchvision.transforms import v2 as T
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from datasets import read_image_list  # noqa: E402
-from images import load_image  # noqa: E402
+from images import load_image, load_image_tensor  # noqa: E402
 from utils import IMAGENET_MEAN, IMAGENET_STD, MEAN_FILL_UINT8, transform, transform_reference  # noqa: E402
 
 # Typical Pascal VOC image sizes (width, height).
@@ -98,11 +103,6 @@ def folder_samples(data_folder, n_images):
             for path, objs in zip(paths, objects)]
 
 
-def decode(path):
-    """Read a file as training reads it: the project's one image loader (images.load_image)."""
-    return load_image(path)
-
-
 def torchvision_ssd_pipeline():
     """torchvision.transforms.v2's SSD augmentation, ending in a normalized (3, 300, 300) float tensor."""
     return T.Compose([
@@ -118,14 +118,14 @@ def torchvision_ssd_pipeline():
     ])
 
 
-def run_decode(samples):
-    """Decode every file; return the number of pixels (so that the work cannot be skipped)."""
-    return sum(decode(path).width for path, _, _ in samples)
+def run_decode(samples, decode):
+    """Decode every file with ``decode``; return the number of rows (so that the work cannot be skipped)."""
+    return sum(image_height(decode(path)) for path, _, _ in samples)
 
 
-def run_ours(samples, chain):
-    """Decode every file and push it through ``chain`` (utils.transform's TRAIN path or the reference);
-    return the number of boxes kept."""
+def run_ours(samples, chain, decode):
+    """Decode every file with ``decode`` and push it through ``chain`` (utils.transform's TRAIN path or the
+    reference); return the number of boxes kept."""
     kept = 0
     for path, boxes, labels in samples:
         difficulties = torch.zeros_like(labels, dtype=torch.uint8)
@@ -138,9 +138,7 @@ def run_torchvision(samples, pipeline, as_tensor):
     """Decode every file and push it through torchvision's pipeline (PIL or uint8 tensor input); return boxes kept."""
     kept = 0
     for path, boxes, labels in samples:
-        image = decode(path)
-        if as_tensor:
-            image = tv_tensors.Image(image)
+        image = tv_tensors.Image(load_image_tensor(path)) if as_tensor else load_image(path)
         target = {
             "boxes": tv_tensors.BoundingBoxes(boxes, format="XYXY", canvas_size=(image_height(image), image_width(image))),
             "labels": labels,
@@ -181,6 +179,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
+    cv2.setNumThreads(args.threads)
     with tempfile.TemporaryDirectory() as folder:
         if args.data_folder:
             samples = folder_samples(args.data_folder, args.images)
@@ -193,9 +192,10 @@ def main(argv=None):
         tv_pipeline = torchvision_ssd_pipeline()
         train = functools.partial(transform, split="TRAIN")
         contenders = {
-            "decode only": lambda: run_decode(samples),
-            "ours (utils.transform)": lambda: run_ours(samples, train),
-            "ours, reference chain": lambda: run_ours(samples, transform_reference),
+            "decode only": lambda: run_decode(samples, load_image),
+            "decode only, tensor": lambda: run_decode(samples, load_image_tensor),
+            "ours (utils.transform)": lambda: run_ours(samples, train, load_image_tensor),
+            "ours, reference chain": lambda: run_ours(samples, transform_reference, load_image),
             "torchvision v2, PIL input": lambda: run_torchvision(samples, tv_pipeline, as_tensor=False),
             "torchvision v2, tensor input": lambda: run_torchvision(samples, tv_pipeline, as_tensor=True),
         }

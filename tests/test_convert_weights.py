@@ -355,7 +355,7 @@ def test_detect_and_the_data_sets_prepare_images_as_the_checkpoint_says(tmp_path
     torch.testing.assert_close(seen[0][0], expected(image), rtol=0, atol=1e-5)
 
     dataset = PascalVOCDataset(toy_data_folder, "TEST", preprocess=preprocess)
-    torch.testing.assert_close(dataset[0][0], expected(dataset.load_image(0)), rtol=0, atol=1e-5)
+    torch.testing.assert_close(dataset[0][0], expected(TF.to_pil_image(dataset.load_image(0))), rtol=0, atol=1e-5)
     default = PascalVOCDataset(toy_data_folder, "TEST")[0][0]
     assert (default - dataset[0][0]).abs().max() > 1  # the checkpoint's preprocessing made a difference
 
