@@ -28,6 +28,7 @@ import sys
 from contextlib import contextmanager
 from typing import NamedTuple
 
+import cv2
 import numpy as np
 import torch
 import torch.distributed as dist
@@ -157,14 +158,18 @@ class SeededAugmentation(Dataset):
             return self.dataset[index]
 
 
-def ignore_stop_signals(worker_id):
-    """DataLoader worker_init_fn: workers ignore SIGINT and SIGTERM.
+def init_loader_worker(worker_id):
+    """DataLoader worker_init_fn: one thread per worker, and workers ignore SIGINT and SIGTERM.
 
     Ctrl-C in a terminal reaches the whole process group, and so does SIGTERM from SLURM's scancel, a
     preemption or systemd; a worker that died of either would make the main process's next batch fail
     ("DataLoader worker ... killed by signal") before it could save its checkpoint. The main process handles
     both (stop_on_signals) and stops the workers itself when it leaves.
+
+    PyTorch already gives each worker one torch thread; OpenCV (the photometric augmentations) would start a
+    thread pool per worker, as many threads as cores, which only fight the other workers for them.
     """
+    cv2.setNumThreads(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
@@ -172,7 +177,7 @@ def ignore_stop_signals(worker_id):
 def stop_loader_workers(batches):
     """Stop the DataLoader workers behind the iterator ``batches`` now, the orderly way (asking them to finish).
 
-    The workers ignore SIGTERM (ignore_stop_signals), so the fallback of Python's exit, terminate() with
+    The workers ignore SIGTERM (init_loader_worker), so the fallback of Python's exit, terminate() with
     SIGTERM and an endless join(), would hang: they must be stopped before the process exits. PyTorch has no
     public call for this; its iterator's own shutdown (what its ``__del__`` runs) is used when present.
 
@@ -220,7 +225,7 @@ def make_train_loader(dataset, args, dist_info, start_iteration):
         collate_fn=collate_fn,
         num_workers=args.workers,
         pin_memory=dist_info.device.type == "cuda",
-        worker_init_fn=ignore_stop_signals,
+        worker_init_fn=init_loader_worker,
         # A private generator: creating the loader's iterator must not draw from the global RNG, or a resumed
         # run's global RNG stream would drift from the uninterrupted run's.
         generator=torch.Generator().manual_seed(args.seed),
