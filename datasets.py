@@ -1,6 +1,6 @@
 """The PyTorch Dataset over the JSON lists that create_data_lists.py writes.
 
-Images are read with the project's one loader, ``images.load_image`` (as tensors: ``images.load_image_tensor``)."""
+Images are read with the project's one loader, ``images.load_image`` (as arrays: ``images.load_image_array``)."""
 
 import json
 import os
@@ -8,7 +8,7 @@ import os
 import torch
 from torch.utils.data import Dataset
 
-from images import load_image_tensor
+from images import load_image_array
 from utils import preprocess_settings, transform
 
 SPLITS = ("TRAIN", "VAL", "TEST")  # VAL: create_data_lists.py --val-fraction
@@ -119,12 +119,12 @@ class PascalVOCDataset(Dataset):
         return len(self.images)
 
     def load_image(self, i):
-        """Read image ``i`` upright, as 8-bit RGB: a uint8 tensor (3, H, W) (:func:`images.load_image_tensor`, the
-        pixels of the project's one loader, ``images.load_image``).
+        """Read image ``i`` upright, as 8-bit RGB: a uint8 tensor (3, H, W), a view of (H, W, 3) memory
+        (:func:`images.load_image_array`: the pixels of the project's one loader, ``images.load_image``).
 
         :raises UnreadableImageError: naming the file, when it cannot be read
         """
-        return load_image_tensor(self.images[i])
+        return torch.from_numpy(load_image_array(self.images[i])).permute(2, 0, 1)
 
     def load_objects(self, i):
         """The objects of image ``i`` as tensors, difficult ones left out unless keep_difficult.

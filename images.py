@@ -3,13 +3,14 @@
 create_data_lists.py (sizes, through :func:`image_size`), training and evaluation (datasets.py), detect.py and
 the README's Python examples all see the same pixels: upright as viewers show them (the EXIF orientation
 applied), 8-bit RGB (16-bit, 32-bit and float images scaled by their range), and every failure one
-``UnreadableImageError`` whose message is one line naming the file. Pillow only at import, no torch, so that
-``detect.py --onnx`` runs where torch is not installed; :func:`load_image_tensor` (the data loader's form of
-:func:`load_image`) imports torchvision when called.
+``UnreadableImageError`` whose message is one line naming the file. Pillow and OpenCV (:func:`load_image_array`,
+the data loader's form of :func:`load_image`), no torch, so that ``detect.py --onnx`` runs where torch is not
+installed.
 """
 
 import struct
 
+import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -25,6 +26,9 @@ WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I;16S", "I", "F")
 # EXIF orientations 5 to 8 turn the image by 90 degrees: the upright width is the stored height.
 EXIF_ORIENTATION_TAG = 0x0112
 QUARTER_TURN_ORIENTATIONS = (5, 6, 7, 8)
+
+# OpenCV 4.11 and later decode straight to RGB; earlier versions give BGR, which load_image_array turns in place.
+JPEG_DECODE_FLAGS = getattr(cv2, "IMREAD_COLOR_RGB", cv2.IMREAD_COLOR)
 
 # What Pillow raises on a file it cannot read. DecompressionBombError (an image whose header claims more than
 # twice Image.MAX_IMAGE_PIXELS, e.g. a 69-byte PNG saying 20000x20000) is not an OSError; SyntaxError,
@@ -106,31 +110,28 @@ def _plain_jpeg(path):
         raise _unreadable(path, error) from None
 
 
-def load_image_tensor(path):
-    """:func:`load_image` as a uint8 tensor (3, H, W): what the data loader feeds the augmentations.
+def load_image_array(path):
+    """:func:`load_image` as a uint8 (H, W, 3) RGB numpy array: what the data loader feeds the augmentations.
 
-    A plain colour JPEG (nearly every photo of VOC and COCO) is decoded by ``torchvision.io.decode_jpeg`` straight
-    into a tensor: the same libjpeg-turbo pixels as Pillow's (tests/test_images.py checks it, byte for byte), without
-    Pillow's copy of the decoded image into an array, which costs a third of the decoding time. Every other file
-    goes through :func:`load_image`. The tensor is a (3, H, W) view of (H, W, 3) memory, the layout the resampler
-    and OpenCV work in.
+    A plain colour JPEG (nearly every photo of VOC and COCO) is decoded by OpenCV straight into an array: the same
+    libjpeg-turbo pixels as Pillow's (tests/test_images.py checks it, byte for byte), without Pillow's copy of the
+    decoded image into an array, which costs a third of the decoding time. Every other file, and a JPEG that does
+    not end with its end-of-image marker (truncated, or with bytes after it), goes through :func:`load_image`,
+    which names the problem of a broken one.
 
     :param path: an image file
-    :return: uint8 tensor (3, upright height, upright width), RGB
+    :return: uint8 numpy array (upright height, upright width, 3), RGB, writable
     :raises UnreadableImageError: as :func:`load_image`
     """
-    import torch  # here, not at the top: images.py stays importable without torch (detect.py --onnx)
-    from torchvision.io import ImageReadMode, decode_jpeg
-
     if _plain_jpeg(path):
-        with open(path, "rb") as file:
-            data = torch.frombuffer(bytearray(file.read()), dtype=torch.uint8)
-        try:
-            return decode_jpeg(data, mode=ImageReadMode.RGB)
-        except RuntimeError:
-            pass  # a truncated or corrupt file: Pillow's reading of it decides, and names the problem
-    pixels = np.asarray(load_image(path))  # (H, W, 3), read-only view of Pillow's bytes
-    return torch.from_numpy(pixels.copy()).permute(2, 0, 1)
+        data = np.fromfile(path, dtype=np.uint8)
+        if data[-2:].tobytes() == b"\xff\xd9":
+            # The EXIF orientation is 1 here (_plain_jpeg): OpenCV must not apply it a second time either way.
+            pixels = cv2.imdecode(data, JPEG_DECODE_FLAGS | cv2.IMREAD_IGNORE_ORIENTATION)
+            if pixels is not None:
+                return pixels if JPEG_DECODE_FLAGS != cv2.IMREAD_COLOR else cv2.cvtColor(
+                    pixels, cv2.COLOR_BGR2RGB, dst=pixels)
+    return np.array(load_image(path))
 
 
 def image_size(path):

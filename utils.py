@@ -834,7 +834,7 @@ def augment_train(image, boxes, labels, difficulties, size=SSD_INPUT_SIZE, mean=
     resampled once to size x size (``resample_window``); the distortions then act on the covered pixels; the
     flip mirrors the result. See the comment above ``_blend_table`` for what differs (rounding only).
 
-    :param image: a uint8 RGB tensor (3, H, W) (fastest in (H, W, 3) memory, as ``images.load_image_tensor``
+    :param image: a uint8 RGB tensor (3, H, W) (fastest in (H, W, 3) memory, as ``PascalVOCDataset.load_image``
         gives it), or a PIL image
     :param boxes: float tensor (n_objects, 4), pixel boundary coordinates
     :param labels: int64 tensor (n_objects)
@@ -915,7 +915,7 @@ def transform(image, boxes, labels, difficulties, split, size=SSD_INPUT_SIZE, me
     TRAIN runs ``augment_train``: the chain's draws with the pixel work composed into one resample
     (``transform_reference`` is the same chain step by step).
 
-    :param image: a PIL image (any mode) or a uint8 RGB tensor (3, H, W) (``images.load_image_tensor``: fastest)
+    :param image: a PIL image (any mode) or a uint8 RGB tensor (3, H, W) (``PascalVOCDataset.load_image``: fastest)
     :param boxes: boxes in pixel boundary coordinates (x_min, y_min, x_max, y_max), size (n_objects, 4)
     :param labels: labels of the objects, a tensor of size (n_objects)
     :param difficulties: difficulties of the objects (0/1), a tensor of size (n_objects)

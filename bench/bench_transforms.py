@@ -6,8 +6,8 @@ surviving boxes and labels. The contenders:
 
 - decode only          -- images.load_image (Pillow: PIL.Image.open(path), EXIF applied, RGB), the floor every
                           pipeline on PIL images pays;
-- decode only, tensor  -- images.load_image_tensor (what datasets.py reads with: libjpeg-turbo through
-                          torchvision.io.decode_jpeg straight into a uint8 tensor, the same pixels);
+- decode only, tensor  -- images.load_image_array viewed as a (3, H, W) tensor, as datasets.py reads (libjpeg-turbo
+                          through cv2.imdecode straight into an array: the same pixels, without Pillow's copy);
 - ours                 -- tensor decode + utils.transform(..., "TRAIN") (utils.augment_train: one resample of the
                           composed zoom-out + crop window, photometric distortions on the 300x300 result);
 - ours, reference      -- Pillow decode + utils.transform_reference, the same draws applied step by step on whole
@@ -51,7 +51,7 @@ from torchvision.transforms import v2 as T
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from datasets import read_image_list  # noqa: E402
-from images import load_image, load_image_tensor  # noqa: E402
+from images import load_image, load_image_array  # noqa: E402
 from utils import IMAGENET_MEAN, IMAGENET_STD, MEAN_FILL_UINT8, transform, transform_reference  # noqa: E402
 
 # Typical Pascal VOC image sizes (width, height).
@@ -118,6 +118,11 @@ def torchvision_ssd_pipeline():
     ])
 
 
+def read_tensor(path):
+    """Read a file as datasets.py does: images.load_image_array, viewed as a uint8 (3, H, W) tensor."""
+    return torch.from_numpy(load_image_array(path)).permute(2, 0, 1)
+
+
 def run_decode(samples, decode):
     """Decode every file with ``decode``; return the number of rows (so that the work cannot be skipped)."""
     return sum(image_height(decode(path)) for path, _, _ in samples)
@@ -138,7 +143,7 @@ def run_torchvision(samples, pipeline, as_tensor):
     """Decode every file and push it through torchvision's pipeline (PIL or uint8 tensor input); return boxes kept."""
     kept = 0
     for path, boxes, labels in samples:
-        image = tv_tensors.Image(load_image_tensor(path)) if as_tensor else load_image(path)
+        image = tv_tensors.Image(read_tensor(path)) if as_tensor else load_image(path)
         target = {
             "boxes": tv_tensors.BoundingBoxes(boxes, format="XYXY", canvas_size=(image_height(image), image_width(image))),
             "labels": labels,
@@ -193,8 +198,8 @@ def main(argv=None):
         train = functools.partial(transform, split="TRAIN")
         contenders = {
             "decode only": lambda: run_decode(samples, load_image),
-            "decode only, tensor": lambda: run_decode(samples, load_image_tensor),
-            "ours (utils.transform)": lambda: run_ours(samples, train, load_image_tensor),
+            "decode only, tensor": lambda: run_decode(samples, read_tensor),
+            "ours (utils.transform)": lambda: run_ours(samples, train, read_tensor),
             "ours, reference chain": lambda: run_ours(samples, transform_reference, load_image),
             "torchvision v2, PIL input": lambda: run_torchvision(samples, tv_pipeline, as_tensor=False),
             "torchvision v2, tensor input": lambda: run_torchvision(samples, tv_pipeline, as_tensor=True),

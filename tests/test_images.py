@@ -1,0 +1,114 @@
+"""images.load_image_array, the data loader's reader: the pixels of images.load_image, as a tensor, for every kind
+of file, and the fast TRAIN path gives the same result from it as from the PIL image."""
+
+import random
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import utils
+from datasets import PascalVOCDataset
+from images import UnreadableImageError, load_image, load_image_array
+
+
+def photo_like(height, width, seed):
+    """A smooth random-colour picture with pixel noise (JPEG then has detail at every scale), uint8 (H, W, 3)."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, 256, size=(height // 8 + 1, width // 8 + 1, 3), dtype=np.uint8)
+    smooth = np.asarray(Image.fromarray(coarse).resize((width, height), Image.BICUBIC), dtype=np.float32)
+    return np.clip(smooth + rng.normal(0, 12, size=smooth.shape), 0, 255).astype(np.uint8)
+
+
+def write_files(folder):
+    """One file of each kind the loader meets; returns {name: path}."""
+    pixels = photo_like(61, 83, seed=0)  # odd sizes: partial JPEG blocks and chroma pairs at the edges
+    paths = {}
+
+    def save(name, image, **options):
+        paths[name] = str(folder / name)
+        image.save(paths[name], **options)
+
+    for subsampling in (0, 1, 2):  # 4:4:4, 4:2:2, 4:2:0
+        save(f"sub{subsampling}.jpg", Image.fromarray(pixels), quality=90, subsampling=subsampling)
+    save("progressive.jpg", Image.fromarray(pixels), quality=90, progressive=True)
+    save("grey.jpg", Image.fromarray(pixels).convert("L"), quality=90)
+    save("cmyk.jpg", Image.fromarray(pixels).convert("CMYK"), quality=90)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways: viewers turn it upright
+    save("rotated.jpg", Image.fromarray(pixels), quality=90, exif=exif)
+    save("plain.png", Image.fromarray(pixels))
+    save("sixteen.png", Image.fromarray((pixels[..., 0].astype(np.uint16) * 200)))
+    return paths
+
+
+def load_image_tensor(path):
+    """The dataset's reading: load_image_array viewed as (3, H, W)."""
+    return torch.from_numpy(load_image_array(path)).permute(2, 0, 1)
+
+
+def test_array_reader_gives_the_pixels_of_the_one_loader_for_every_kind_of_file(tmp_path):
+    """Byte for byte what load_image gives (decoded by libjpeg-turbo through OpenCV for plain colour JPEGs,
+    through Pillow for the others), upright, writable (H, W, 3) arrays."""
+    for name, path in write_files(tmp_path).items():
+        expected = np.asarray(load_image(path))
+        array = load_image_array(path)
+        assert array.dtype == np.uint8 and array.shape == expected.shape and array.flags.writeable, name
+        assert np.array_equal(array, expected), name
+        assert array.flags.c_contiguous, name
+    assert load_image_array(str(tmp_path / "rotated.jpg")).shape == (83, 61, 3)
+
+
+def test_jpeg_with_bytes_after_its_end_marker_is_read_as_pillow_reads_it(tmp_path):
+    """Some cameras append data after the image: the file does not end with the end-of-image marker, and goes
+    through Pillow, which reads it."""
+    path = tmp_path / "trailer.jpg"
+    Image.fromarray(photo_like(40, 50, seed=3)).save(path, quality=90)
+    path.write_bytes(path.read_bytes() + b"camera maker notes")
+    assert np.array_equal(load_image_array(str(path)), np.asarray(load_image(str(path))))
+
+
+def test_array_reader_refuses_a_broken_file_in_one_line_naming_it(tmp_path):
+    """A truncated JPEG, a file that is not an image, and a missing file: UnreadableImageError naming the file,
+    as load_image raises, never a partly grey image."""
+    good = tmp_path / "good.jpg"
+    Image.fromarray(photo_like(100, 120, seed=1)).save(good, quality=90)
+    data = good.read_bytes()
+    for fraction in (0.3, 0.9):
+        truncated = tmp_path / f"cut{fraction}.jpg"
+        truncated.write_bytes(data[:int(len(data) * fraction)])
+        with pytest.raises(UnreadableImageError, match=f"^{truncated}: unreadable image"):
+            load_image_array(str(truncated))
+    text = tmp_path / "notes.jpg"
+    text.write_text("not a picture")
+    with pytest.raises(UnreadableImageError, match=f"^{text}: not an image"):
+        load_image_array(str(text))
+    with pytest.raises(UnreadableImageError, match="no such file"):
+        load_image_array(str(tmp_path / "gone.jpg"))
+
+
+def test_fast_train_path_gives_the_same_result_from_the_tensor_as_from_the_pil_image(tmp_path):
+    """augment_train on the dataset's tensor (load_image_array's memory) equals augment_train on load_image's PIL image, for the same
+    draws: pixels, boxes, labels."""
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(photo_like(150, 200, seed=2)).save(path, quality=90)
+    boxes = torch.tensor([[20.0, 30.0, 120.0, 140.0], [100.0, 10.0, 190.0, 80.0]])
+    labels, difficulties = torch.tensor([1, 2]), torch.zeros(2, dtype=torch.uint8)
+    for seed in range(12):
+        outputs = []
+        for image in (load_image_tensor(str(path)), load_image(str(path))):
+            random.seed(seed)
+            torch.manual_seed(seed)
+            outputs.append(utils.transform(image, boxes, labels, difficulties, "TRAIN"))
+        for a, b in zip(*outputs):
+            assert torch.equal(a, b), seed
+
+
+def test_dataset_items_are_unchanged_by_the_tensor_reader(tmp_path, toy_data_folder):
+    """A TEST item of the dataset (read through load_image_array) is exactly transform() of load_image's image."""
+    dataset = PascalVOCDataset(toy_data_folder, "TEST")
+    for i in range(2):
+        image, boxes, labels, difficulties = dataset[i]
+        expected = utils.transform(load_image(dataset.images[i]), *dataset.load_objects(i), "TEST")
+        assert torch.equal(image, expected[0]) and torch.equal(boxes, expected[1])
