@@ -10,6 +10,8 @@ so that only a few hundred priors per image pass the score threshold, as with a 
 
     python bench/bench_detector.py                          # CPU, 4 images
     python bench/bench_detector.py --device cuda --batch-size 32 --repeats 20
+    python bench/bench_detector.py --folder                 # detect.py's path on a folder of JPEG photos
+    python bench/bench_detector.py --folder DIR             # ... on the images of DIR
 
 It prints the images/s of both and their ratio (ours / torchvision's; above 1: ours is faster), timing the
 models alternately so that a slow moment of the machine hits all of them. A third contender is ours with the
@@ -18,20 +20,34 @@ convolutions then run without reordering activations), checked to give the same 
 layout (same labels, boxes within 1e-2 pixels, scores within 1e-5) before it is timed. On the CPU a fourth is
 ours with the network run by onnxruntime on its ONNX export (``export.OnnxRuntimeSSD``, what ``detect.py
 --backend onnxruntime`` uses), checked the same way.
+
+``--folder`` times what ``detect.py`` does with a folder of photos instead, file reading and JPEG decoding
+included, batch by batch (``--batch-size``): images.load_image, then detect.detect_batch on the network as
+detect.py prepares it (channels-last weights on the CPU; ``--backend onnxruntime``: export.OnnxRuntimeSSD), with
+torchvision's settings (score 0.01, NMS 0.45, 200 detections per image), against torchvision's documented
+inference (``PIL.Image.open`` -> ``to_tensor`` -> ``model(images)``) with the same weights. The detections of
+detect.py's two backends are checked to agree (same labels, boxes within 0.1 pixel, scores within 1e-4, as
+detect.py rounds them); drawing and writing the results, the same for every backend, is left out.
 """
 
 import argparse
 import copy
+import glob
 import os
 import sys
+import tempfile
 import time
 
+import numpy as np
 import torch
+from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from detect import detect_batch  # noqa: E402
 from detector import SSDDetector  # noqa: E402
-from model import SSD300, torchvision_ssd_to_ssd300_state_dict  # noqa: E402
+from images import load_image  # noqa: E402
+from model import SSD300, torchvision_ssd_to_ssd300_state_dict, use_fast_cpu_layout  # noqa: E402
 
 N_CLASSES = 21
 PHOTO_SIZES = ((375, 500), (500, 375), (333, 500), (480, 640), (427, 640), (500, 500))
@@ -84,8 +100,13 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3, help="timed calls per model (after one warm-up call)")
     parser.add_argument("--trained-like", action="store_true", help="few candidates per image, as a trained net")
     parser.add_argument("--skip-onnxruntime", action="store_true", help="leave out the onnxruntime contender")
+    parser.add_argument("--folder", nargs="?", const="", default=None,
+                        help="time detect.py's path on the JPEGs of this folder (none named: --photos written ones)")
+    parser.add_argument("--photos", type=int, default=24, help="photos written for --folder without a folder")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
+    if args.folder is not None:
+        return folder_benchmark(args, device)
     tv_model, ours = make_models(device, args.trained_like)
     ours_channels_last = copy.deepcopy(ours)
     ours_channels_last.network.to(memory_format=torch.channels_last)
@@ -117,6 +138,91 @@ def main(argv=None):
         print(f"  {name:20s} {rates[name]:8.2f} images/s")
     for name in list(models)[1:]:
         print(f"  ratio {name} / torchvision: {rates[name] / rates['torchvision']:.2f}x")
+    return 0
+
+
+def write_photos(folder, n_photos, seed=0):
+    """Write ``n_photos`` JPEGs of typical photo sizes (smooth random colour plus noise, quality 90); their paths."""
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i in range(n_photos):
+        height, width = PHOTO_SIZES[i % len(PHOTO_SIZES)]
+        coarse = rng.integers(0, 256, size=(height // 8 + 1, width // 8 + 1, 3), dtype=np.uint8)
+        smooth = np.asarray(Image.fromarray(coarse).resize((width, height), Image.BICUBIC), dtype=np.float32)
+        pixels = np.clip(smooth + rng.normal(0, 12, size=smooth.shape), 0, 255).astype(np.uint8)
+        paths.append(os.path.join(folder, f"photo_{i:03d}.jpg"))
+        Image.fromarray(pixels).save(paths[-1], quality=90)
+    return paths
+
+
+def folder_benchmark(args, device):
+    """Time detect.py's path (both backends on the CPU) and torchvision's inference on a folder of photos."""
+    from torchvision.transforms.functional import to_tensor
+
+    tv_model, ours = make_models(device, trained_like=True)
+    network = use_fast_cpu_layout(ours.network)  # as detect.py prepares a checkpoint's network
+    label_map = {f"class_{label}": label for label in range(1, N_CLASSES)}
+    settings = {"min_score": 0.01, "max_overlap": 0.45, "top_k": 200}  # torchvision's score threshold
+
+    def torchvision_path(paths):
+        images = [to_tensor(Image.open(path).convert("RGB")).to(device) for path in paths]
+        with torch.inference_mode():
+            return tv_model(images)
+
+    def detect_py_path(model):
+        return lambda paths: detect_batch([load_image(path) for path in paths], model, label_map, **settings)
+
+    contenders = {"torchvision": torchvision_path, "detect.py": detect_py_path(network)}
+    if device.type == "cpu" and not args.skip_onnxruntime:
+        from export import OnnxRuntimeSSD
+
+        start = time.perf_counter()
+        onnx_network = OnnxRuntimeSSD(copy.deepcopy(network))
+        print(f"(--backend onnxruntime: exporting the network took {time.perf_counter() - start:.1f} s at start-up)")
+        contenders["detect.py --backend onnxruntime"] = detect_py_path(onnx_network)
+
+    with tempfile.TemporaryDirectory() as temporary:
+        paths = (sorted(p for p in glob.glob(os.path.join(args.folder, "*")) if p.lower().endswith((".jpg", ".jpeg")))
+                 if args.folder else write_photos(temporary, args.photos))
+        batches = [paths[i:i + args.batch_size] for i in range(0, len(paths), args.batch_size)]
+        if "detect.py --backend onnxruntime" in contenders:
+            for batch in batches:
+                check_same_pixel_detections(contenders["detect.py"](batch),
+                                            contenders["detect.py --backend onnxruntime"](batch))
+        for run in contenders.values():
+            run(batches[0])  # warm-up
+        times = {name: [] for name in contenders}
+        for _ in range(args.repeats):
+            for name, run in contenders.items():  # alternately, so that a slow moment hits all of them
+                start = time.perf_counter()
+                for batch in batches:
+                    run(batch)
+                times[name].append(time.perf_counter() - start)
+    rates = {name: len(paths) / min(values) for name, values in times.items()}
+    print(f"device {device}, {len(paths)} JPEG photos ({args.folder or 'written'}), batches of {args.batch_size}, "
+          f"file reading and decoding included, best of {args.repeats} passes, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads")
+    for name, rate in rates.items():
+        print(f"  {name:32s} {rate:8.2f} images/s")
+    for name in list(rates)[1:]:
+        print(f"  ratio {name} / torchvision: {rates[name] / rates['torchvision']:.2f}x")
+    return 0
+
+
+def check_same_pixel_detections(expected, actual):
+    """Raise AssertionError unless detect_batch's results of two backends agree: every detection of each has one
+    in the other with the same label, its box within 0.1 pixel and its score within 1e-4 (detect.py rounds boxes
+    to 0.1 pixel and scores to 1e-4). Near-equal scores may come in either order, and those within 1e-4 of the
+    last one kept may be cut by top_k in one backend and not the other."""
+    def matched(a, b):
+        cut = min((d["score"] for d in a), default=0) + 1.01e-4
+        return all(any(x["label"] == y["label"] and abs(x["score"] - y["score"]) <= 1.01e-4
+                       and max(abs(p - q) for p, q in zip(x["box"], y["box"])) <= 0.11 for y in b)
+                   for x in a if x["score"] > cut)
+
+    for image_index, (a, b) in enumerate(zip(expected, actual)):
+        if not (matched(a, b) and matched(b, a)):
+            raise AssertionError(f"image {image_index}: the onnxruntime backend's detections differ from torch's")
 
 
 def check_same_detections(expected, actual, name):
@@ -130,4 +236,4 @@ def check_same_detections(expected, actual, name):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
