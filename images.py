@@ -3,14 +3,15 @@
 create_data_lists.py (sizes, through :func:`image_size`), training and evaluation (datasets.py), detect.py and
 the README's Python examples all see the same pixels: upright as viewers show them (the EXIF orientation
 applied), 8-bit RGB (16-bit, 32-bit and float images scaled by their range), and every failure one
-``UnreadableImageError`` whose message is one line naming the file. Pillow and OpenCV (:func:`load_image_array`,
-the data loader's form of :func:`load_image`), no torch, so that ``detect.py --onnx`` runs where torch is not
-installed.
+``UnreadableImageError`` whose message is one line naming the file. Pillow only at import, no torch, so that
+``detect.py --onnx`` runs where torch is not installed (:func:`load_image_array`, the data loader's form of
+:func:`load_image`, imports torchvision's JPEG decoder when called).
 """
 
 import struct
 
-import cv2
+import warnings
+
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -26,9 +27,6 @@ WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I;16S", "I", "F")
 # EXIF orientations 5 to 8 turn the image by 90 degrees: the upright width is the stored height.
 EXIF_ORIENTATION_TAG = 0x0112
 QUARTER_TURN_ORIENTATIONS = (5, 6, 7, 8)
-
-# OpenCV 4.11 and later decode straight to RGB; earlier versions give BGR, which load_image_array turns in place.
-JPEG_DECODE_FLAGS = getattr(cv2, "IMREAD_COLOR_RGB", cv2.IMREAD_COLOR)
 
 # What Pillow raises on a file it cannot read. DecompressionBombError (an image whose header claims more than
 # twice Image.MAX_IMAGE_PIXELS, e.g. a 69-byte PNG saying 20000x20000) is not an OSError; SyntaxError,
@@ -110,14 +108,40 @@ def _plain_jpeg(path):
         raise _unreadable(path, error) from None
 
 
+def _decode_jpeg(data):
+    """Decode JPEG bytes with libjpeg-turbo through ``torchvision.io.decode_jpeg``, straight into an array.
+
+    torchvision's decoder is strict where Pillow is: corrupt data that Pillow refuses raises here too (OpenCV's
+    ``imdecode``, for one, returns such images with a warning on stderr and garbage pixels, so it is not used).
+    torchvision 0.29 deprecated its image decoders in favour of TorchCodec; where they are gone, or the data is
+    broken, this returns None and the caller reads the file with Pillow.
+
+    :param data: the file's bytes, numpy uint8 (n,)
+    :return: uint8 (H, W, 3) RGB array, or None
+    """
+    try:
+        from torchvision.io import ImageReadMode, decode_jpeg  # here: images.py imports no torch at the top
+    except ImportError:
+        return None
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            decoded = decode_jpeg(torch.from_numpy(data), mode=ImageReadMode.RGB)  # (3, H, W) view of (H, W, 3)
+        except RuntimeError:
+            return None
+    return decoded.permute(1, 2, 0).numpy()
+
+
 def load_image_array(path):
     """:func:`load_image` as a uint8 (H, W, 3) RGB numpy array: what the data loader feeds the augmentations.
 
-    A plain colour JPEG (nearly every photo of VOC and COCO) is decoded by OpenCV straight into an array: the same
-    libjpeg-turbo pixels as Pillow's (tests/test_images.py checks it, byte for byte), without Pillow's copy of the
-    decoded image into an array, which costs a third of the decoding time. Every other file, and a JPEG that does
-    not end with its end-of-image marker (truncated, or with bytes after it), goes through :func:`load_image`,
-    which names the problem of a broken one.
+    A plain colour JPEG (nearly every photo of VOC and COCO) is decoded by libjpeg-turbo straight into an array
+    (:func:`_decode_jpeg`): the same pixels as Pillow's (tests/test_images.py checks it, byte for byte), without
+    Pillow's copying of the decoded image into an array, which costs a third of the decoding time. Every other
+    file, and a JPEG that does not end with its end-of-image marker (truncated, or with bytes after it) or that
+    the decoder refuses, goes through :func:`load_image`, which names the problem of a broken one.
 
     :param path: an image file
     :return: uint8 numpy array (upright height, upright width, 3), RGB, writable
@@ -126,11 +150,9 @@ def load_image_array(path):
     if _plain_jpeg(path):
         data = np.fromfile(path, dtype=np.uint8)
         if data[-2:].tobytes() == b"\xff\xd9":
-            # The EXIF orientation is 1 here (_plain_jpeg): OpenCV must not apply it a second time either way.
-            pixels = cv2.imdecode(data, JPEG_DECODE_FLAGS | cv2.IMREAD_IGNORE_ORIENTATION)
+            pixels = _decode_jpeg(data)
             if pixels is not None:
-                return pixels if JPEG_DECODE_FLAGS != cv2.IMREAD_COLOR else cv2.cvtColor(
-                    pixels, cv2.COLOR_BGR2RGB, dst=pixels)
+                return pixels
     return np.array(load_image(path))
 
 

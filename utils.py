@@ -282,9 +282,10 @@ class MultiBoxLoss(nn.Module):
 # =====================================================================================
 
 # The pixel work is done by torchvision.transforms.v2.functional (imported as TF: F is torch.nn.functional
-# above); the SSD logic -- what to distort, where to put the canvas, which crop is valid -- is written out.
-# All randomness comes from Python's `random`, so seeding it (train.py does) makes the augmentation
-# reproducible, and PyTorch's DataLoader gives every worker its own seed for it.
+# above) and, in the fast TRAIN path below, OpenCV's colour kernels; the SSD logic -- what to distort, where to
+# put the canvas, which crop is valid -- is written out.
+# The randomness comes from Python's `random` and, for the crop windows, torch's generator: seeding both
+# (train.py seeds every sample's draws) makes the augmentation reproducible.
 
 # The input side of SSD300 (SSD512: 512); images are resized to a square of this side.
 SSD_INPUT_SIZE = 300
@@ -516,7 +517,8 @@ def random_crop(image, boxes, labels, difficulties, max_trials=CROP_MAX_TRIALS):
         return image, boxes, labels, difficulties
     left, top, right, bottom = window
     keep = torch.from_numpy(keep)
-    return image[:, top:bottom, left:right], torch.from_numpy(kept_boxes), labels[keep], difficulties[keep]
+    kept_boxes = torch.from_numpy(kept_boxes).to(boxes.dtype)
+    return image[:, top:bottom, left:right], kept_boxes, labels[keep], difficulties[keep]
 
 
 def _flip_boxes(boxes, width):
@@ -583,28 +585,21 @@ def preprocess_settings(preprocess_config=None):
 
 
 def _to_rgb_pil(image):
-    """Accept a PIL image (any mode) or a uint8 (3, H, W) tensor; return a PIL RGB image."""
+    """Accept a PIL image (any mode) or an image tensor (C, H, W) (``TF.to_pil_image``); return a PIL RGB image."""
     if isinstance(image, torch.Tensor):
         image = TF.to_pil_image(image)
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
 def _as_uint8_tensor(image):
-    """Accept a PIL image (any mode) or a uint8 RGB tensor (3, H, W); return a uint8 RGB tensor (3, H, W).
+    """Accept a PIL image (any mode) or an image tensor (C, H, W); return a uint8 RGB tensor (3, H, W).
 
-    :raises ValueError: for a tensor that is not uint8 (3, H, W)
+    A uint8 (3, H, W) tensor is returned as it is; other tensors (float in [0, 1], one or four channels) go
+    through ``TF.to_pil_image`` and its conversion to RGB, as ``_to_rgb_pil``.
     """
-    if isinstance(image, torch.Tensor):
-        if image.dtype != torch.uint8 or image.dim() != 3 or image.size(0) != 3:
-            raise ValueError(f"expected a uint8 RGB image tensor (3, H, W), got {image.dtype} {tuple(image.shape)}")
+    if isinstance(image, torch.Tensor) and image.dtype == torch.uint8 and image.dim() == 3 and image.size(0) == 3:
         return image
-    return TF.pil_to_tensor(image if image.mode == "RGB" else image.convert("RGB"))
-
-
-def _as_hwc_array(image):
-    """A uint8 (3, H, W) tensor as an (H, W, 3) numpy array with contiguous rows (what OpenCV takes); no copy
-    when its memory is already (H, W, 3)."""
-    return np.ascontiguousarray(image.permute(1, 2, 0).numpy())
+    return TF.pil_to_tensor(_to_rgb_pil(image))
 
 
 def preprocess(image, size=SSD_INPUT_SIZE, mean=IMAGENET_MEAN, std=IMAGENET_STD, antialias=True):
@@ -715,16 +710,19 @@ def _grey_mean_before_contrast(image, operations):
     """The grey level contrast blends towards: the mean of the whole image after the distortions before it.
 
     Pillow rounds this mean to an integer; measuring it on a copy reduced to 64-127 pixels a side changes it by
-    about one grey level at most.
+    about one grey level at most. The reduction is the antialiased resampler of the TRAIN path: a copy that
+    skips pixels (nearest or plain bilinear sampling) would alias, and on stripes or a fence whose period divides
+    the reduction factor it measures a mean that is far off.
 
-    :param image: the whole image, uint8 RGB array (H, W, 3)
+    :param image: the whole image, uint8 RGB tensor (3, H, W)
     :param operations: the (name, factor) list of _draw_photometric
     :return: an int 0-255
     """
-    height, width = image.shape[:2]
+    _, height, width = image.shape
     factor = max(1, min(height, width) // 64)
-    # Bilinear samples (each the mean of 2x2 pixels), not box averages: a tenth of the cost, same mean to ~0.5 level.
-    small = cv2.resize(image, (width // factor, height // factor), interpolation=cv2.INTER_LINEAR)
+    if factor > 1:
+        image = TF.resize(image, [height // factor, width // factor], antialias=True)
+    small = np.array(image.permute(1, 2, 0).numpy(), order="C")  # a copy: _distort works in place
     before = operations[:[name for name, _ in operations].index("contrast")]
     return _mean_grey(_distort(small, before))
 
@@ -872,15 +870,15 @@ def augment_train(image, boxes, labels, difficulties, size=SSD_INPUT_SIZE, mean=
     window_in_image = (window[0] - left, window[1] - top, window[2] - left, window[3] - top)
     resampled, covered = resample_window(image, window_in_image, size, antialias)
     # (size, size, 3): the resampler's output memory as it is (channels last), which OpenCV works in. A copy only
-    # where the resampler handed back the image itself (nothing to resize).
+    # where the resampler handed back (a window of) the caller's image itself: a size x size window needs no resize.
     pixels = resampled.permute(1, 2, 0).numpy()
-    if resampled.data_ptr() == image.data_ptr() or not pixels.flags.c_contiguous:
-        pixels = np.ascontiguousarray(pixels).copy()
+    if resampled.untyped_storage().data_ptr() == image.untyped_storage().data_ptr() or not pixels.flags.c_contiguous:
+        pixels = np.array(pixels, order="C")
     if operations and covered is not None:
         x0, y0, x1, y1 = covered
         grey_mean = None
         if any(name == "contrast" for name, _ in operations):
-            grey_mean = _grey_mean_before_contrast(_as_hwc_array(image), operations)
+            grey_mean = _grey_mean_before_contrast(image, operations)
         _distort(pixels[y0:y1, x0:x1], operations, grey_mean)
     if flip:
         pixels = cv2.flip(pixels, 1)

@@ -438,3 +438,53 @@ def test_distortions_change_only_the_rectangle_they_are_given():
     out[10:40, 20:50] = pixels[10:40, 20:50]
     assert np.array_equal(out, pixels)
     assert not np.array_equal(expected, pixels[10:40, 20:50])
+
+
+def test_contrast_grey_mean_is_not_fooled_by_stripes():
+    """The grey level contrast blends towards is measured on a reduced copy; an antialiased reduction keeps the
+    mean of stripes whose period divides the reduction factor (a copy that skips pixels measured 255 here)."""
+    stripes = torch.zeros(3, 512, 512, dtype=torch.uint8)
+    columns = torch.arange(512) % 8
+    stripes[:, :, (columns >= 3) & (columns <= 4)] = 255  # true mean grey 63.75
+    assert abs(utils._grey_mean_before_contrast(stripes, [("contrast", 1.5)]) - 63.75) <= 1
+    brighter = utils._grey_mean_before_contrast(stripes, [("brightness", 1.1), ("contrast", 1.5)])
+    assert abs(brighter - 63.75 * 1.1) <= 1.5
+
+
+def test_fast_path_never_writes_into_the_callers_image(monkeypatch):
+    """A 300x300 window of a 300-wide image needs no resampling: the resampler hands back a view of the caller's
+    image, which the photometric step must not distort in place."""
+    pixels = torch.randint(0, 256, (400, 300, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(3))
+    image = pixels.permute(2, 0, 1)  # (3, H, W) view of (H, W, 3) memory, as the dataset reads images
+    before = image.clone()
+    boxes = torch.tensor([[20.0, 80.0, 200.0, 300.0]])
+    monkeypatch.setattr(utils, "ZOOM_OUT_PROBABILITY", 0.0)
+    monkeypatch.setattr(utils, "_draw_photometric", lambda: [("brightness", 1.12)])
+    monkeypatch.setattr(utils, "_draw_crop", lambda width, height, boxes_np, *rest: (
+        (0, 50, 300, 350), np.ones(len(boxes_np), dtype=bool), boxes_np - np.float32([0, 50, 0, 50])))
+    out, *_ = utils.augment_train(image, boxes, torch.tensor([1]), torch.zeros(1, dtype=torch.uint8))
+    assert torch.equal(image, before)
+    expected = utils._blend_table(0, 1.12)[before[:, 50:350].numpy()]
+    assert torch.allclose(unnormalize(out).round(), torch.from_numpy(expected).float(), atol=1e-3)
+
+
+def test_image_tensors_of_any_kind_are_taken_as_before():
+    """Float [0, 1], one-channel and four-channel tensors go through TF.to_pil_image, as they always did: the TEST
+    path gives what the same image gives as a PIL image."""
+    generator = torch.Generator().manual_seed(4)
+    rgb = torch.randint(0, 256, (3, 50, 70), dtype=torch.uint8, generator=generator)
+    cases = {"float": rgb.float() / 255, "grey": rgb[:1], "rgba": torch.cat([rgb, rgb[:1]])}
+    for name, tensor in cases.items():
+        expected = transform(utils.TF.to_pil_image(tensor), torch.zeros(0, 4), [], [], "TEST")[0]
+        assert torch.equal(transform(tensor, torch.zeros(0, 4), [], [], "TEST")[0], expected), name
+
+
+def test_random_crop_keeps_the_boxes_dtype():
+    """float64 boxes stay float64 whether or not the crop happens."""
+    image = torch.zeros(3, 100, 120, dtype=torch.uint8)
+    boxes = torch.tensor([[10.0, 10.0, 90.0, 80.0]], dtype=torch.float64)
+    dtypes = set()
+    for seed in range(20):
+        seed_all(seed)
+        dtypes.add(random_crop(image, boxes, torch.tensor([1]), torch.tensor([0]))[1].dtype)
+    assert dtypes == {torch.float64}

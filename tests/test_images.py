@@ -49,7 +49,7 @@ def load_image_tensor(path):
 
 
 def test_array_reader_gives_the_pixels_of_the_one_loader_for_every_kind_of_file(tmp_path):
-    """Byte for byte what load_image gives (decoded by libjpeg-turbo through OpenCV for plain colour JPEGs,
+    """Byte for byte what load_image gives (decoded by libjpeg-turbo through torchvision for plain colour JPEGs,
     through Pillow for the others), upright, writable (H, W, 3) arrays."""
     for name, path in write_files(tmp_path).items():
         expected = np.asarray(load_image(path))
@@ -70,8 +70,8 @@ def test_jpeg_with_bytes_after_its_end_marker_is_read_as_pillow_reads_it(tmp_pat
 
 
 def test_array_reader_refuses_a_broken_file_in_one_line_naming_it(tmp_path):
-    """A truncated JPEG, a file that is not an image, and a missing file: UnreadableImageError naming the file,
-    as load_image raises, never a partly grey image."""
+    """A truncated JPEG, a JPEG with garbage in the middle (it still ends with its end marker), a file that is not
+    an image, and a missing file: UnreadableImageError naming the file, as load_image raises."""
     good = tmp_path / "good.jpg"
     Image.fromarray(photo_like(100, 120, seed=1)).save(good, quality=90)
     data = good.read_bytes()
@@ -80,6 +80,24 @@ def test_array_reader_refuses_a_broken_file_in_one_line_naming_it(tmp_path):
         truncated.write_bytes(data[:int(len(data) * fraction)])
         with pytest.raises(UnreadableImageError, match=f"^{truncated}: unreadable image"):
             load_image_array(str(truncated))
+    rng = np.random.default_rng(0)
+    n_refused = 0
+    for trial in range(6):
+        corrupt = tmp_path / f"corrupt{trial}.jpg"
+        damaged = bytearray(data)
+        middle = len(damaged) // 2
+        damaged[middle:middle + 300] = rng.integers(0, 256, 300, dtype=np.uint8).tobytes()
+        corrupt.write_bytes(bytes(damaged))
+        try:
+            load_image(str(corrupt))
+        except UnreadableImageError as error:
+            n_refused += 1
+            with pytest.raises(UnreadableImageError) as refused:
+                load_image_array(str(corrupt))
+            assert str(refused.value) == str(error)
+        else:  # Pillow reads some damaged files without complaint; then both give the same pixels
+            assert np.array_equal(load_image_array(str(corrupt)), np.asarray(load_image(str(corrupt))))
+    assert n_refused >= 2  # the refusing case was exercised
     text = tmp_path / "notes.jpg"
     text.write_text("not a picture")
     with pytest.raises(UnreadableImageError, match=f"^{text}: not an image"):
