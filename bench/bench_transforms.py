@@ -7,7 +7,7 @@ surviving boxes and labels. The contenders:
 - decode only          -- images.load_image (Pillow: PIL.Image.open(path), EXIF applied, RGB), the floor every
                           pipeline on PIL images pays;
 - decode only, tensor  -- images.load_image_array viewed as a (3, H, W) tensor, as datasets.py reads (libjpeg-turbo
-                          through cv2.imdecode straight into an array: the same pixels, without Pillow's copy);
+                          through torchvision.io.decode_jpeg straight into an array: the same pixels, without Pillow's copy);
 - ours                 -- tensor decode + utils.transform(..., "TRAIN") (utils.augment_train: one resample of the
                           composed zoom-out + crop window, photometric distortions on the 300x300 result);
 - ours, reference      -- Pillow decode + utils.transform_reference, the same draws applied step by step on whole
