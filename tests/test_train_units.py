@@ -175,3 +175,18 @@ def test_resnet50_param_groups_leave_batch_norm_and_biases_undecayed():
     assert sum(len(g["params"]) for g in (weights, biases, norms)) == len(named)
     with pytest.raises(SystemExit):
         train.parse_args(["--data-folder", "x", "--base", "resnet50", "--image-size", "512"])
+
+
+def test_loader_workers_run_opencv_on_one_thread_and_ignore_stop_signals():
+    """init_loader_worker, run in a process of its own as a DataLoader worker is: OpenCV's pool down to one thread
+    (the photometric kernels would otherwise start one thread per core in every worker), SIGINT and SIGTERM
+    ignored (the main process saves the checkpoint and stops the workers itself)."""
+    import subprocess
+    import sys
+
+    code = ("import signal, cv2, train_support; train_support.init_loader_worker(0); "
+            "print(cv2.getNumThreads(), signal.getsignal(signal.SIGINT) is signal.SIG_IGN, "
+            "signal.getsignal(signal.SIGTERM) is signal.SIG_IGN)")
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    result = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["1", "True", "True"]
