@@ -17,7 +17,9 @@ returns a ``detector.SSDDetector``.
 import os
 import sys
 
-dependencies = ["torch", "torchvision"]
+# torch.hub checks that these modules import before it loads an entry point; cv2 (pip: opencv-python-headless) runs
+# the photometric augmentations of utils.py, which the networks' module imports.
+dependencies = ["torch", "torchvision", "cv2"]
 
 _REPO_DIR = os.path.dirname(os.path.realpath(__file__))
 

@@ -47,7 +47,8 @@ def test_entry_points_and_their_help():
     spec.loader.exec_module(hubconf)
     entry_points = [name for name in dir(hubconf) if callable(getattr(hubconf, name)) and not name.startswith("_")]
     assert entry_points == ["ssd300", "ssd300_resnet50", "ssd512"]  # torch.hub.list's rule
-    assert hubconf.dependencies == ["torch", "torchvision"]
+    assert hubconf.dependencies == ["torch", "torchvision", "cv2"]
+    assert all(importlib.util.find_spec(module) is not None for module in hubconf.dependencies)
     for name in entry_points:  # torch.hub.help shows the docstring
         assert "checkpoint" in getattr(hubconf, name).__doc__ and "detector" in getattr(hubconf, name).__doc__
 
