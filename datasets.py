@@ -64,6 +64,17 @@ def load_label_map(data_folder):
     return _read_json(os.path.join(data_folder, "label_map.json"))
 
 
+def load_image_tensor(path):
+    """Read an image file as the dataset does: upright, 8-bit RGB, a uint8 tensor (3, H, W) viewing (H, W, 3) memory.
+
+    :func:`images.load_image_array` (the pixels of the project's one loader, ``images.load_image``), in the layout
+    the TRAIN path's resampler and OpenCV kernels work in.
+
+    :raises UnreadableImageError: naming the file, when it cannot be read
+    """
+    return torch.from_numpy(load_image_array(path)).permute(2, 0, 1)
+
+
 def collate_fn(batch):
     """Stack a batch of images; keep boxes, labels and difficulties as per-image lists.
 
@@ -119,12 +130,11 @@ class PascalVOCDataset(Dataset):
         return len(self.images)
 
     def load_image(self, i):
-        """Read image ``i`` upright, as 8-bit RGB: a uint8 tensor (3, H, W), a view of (H, W, 3) memory
-        (:func:`images.load_image_array`: the pixels of the project's one loader, ``images.load_image``).
+        """Read image ``i`` upright, as 8-bit RGB: a uint8 tensor (3, H, W) (:func:`load_image_tensor`).
 
         :raises UnreadableImageError: naming the file, when it cannot be read
         """
-        return torch.from_numpy(load_image_array(self.images[i])).permute(2, 0, 1)
+        return load_image_tensor(self.images[i])
 
     def load_objects(self, i):
         """The objects of image ``i`` as tensors, difficult ones left out unless keep_difficult.

@@ -6,7 +6,9 @@ and written in the real formats, so that every tool reads them as it reads user 
 - ``make_toy_dataset(root)``: a Pascal VOC-format folder (JPEGImages, Annotations, ImageSets/Main), with a few
   real-world quirks in the XML (difficult flags, sub-boxes, float coordinates) that the parser must take;
 - ``make_toy_coco_dataset(root)``: the same kind of images with COCO ``instances_*.json`` files (non-contiguous
-  category ids, crowd regions).
+  category ids, crowd regions);
+- ``photo_like_pixels(rng, height, width)``: photo-like pixels (smoothed colour blocks plus noise) for the speed
+  benchmarks and the image-reading tests.
 
 ``python create_data_lists.py --toy DIR`` (or ``--toy-coco DIR``) writes one and its lists.
 """
@@ -15,6 +17,7 @@ import json
 import os
 import random
 
+import numpy as np
 from PIL import Image, ImageDraw
 
 from utils import write_atomically
@@ -27,6 +30,22 @@ TOY_OBJECT_SIDE = (0.3, 0.7)  # object side, as a fraction of the image's shorte
 TOY_DIFFICULT_SIDE = (0.15, 0.25)  # difficult objects are the small ones
 TOY_DIFFICULT_FRACTION = 0.1
 TOY_MAX_OVERLAP = 0.1  # intersection over the smaller box allowed between two objects
+
+
+def photo_like_pixels(rng, height, width):
+    """A stand-in for a photo's pixels: blocks of random colour, smoothed, plus pixel noise.
+
+    JPEG then has detail to decode at every scale, as in a photo (a flat synthetic image would decode several
+    times faster than a real one): what the speed benchmarks and the image-reading tests write as JPEGs.
+
+    :param rng: a numpy Generator (two draws: the colour blocks, then the noise)
+    :param height: image height in pixels
+    :param width: image width in pixels
+    :return: uint8 numpy array (height, width, 3)
+    """
+    coarse = rng.integers(0, 256, size=(height // 8 + 1, width // 8 + 1, 3), dtype=np.uint8)
+    smooth = np.asarray(Image.fromarray(coarse).resize((width, height), Image.BICUBIC), dtype=np.float32)
+    return np.clip(smooth + rng.normal(0, 12, size=smooth.shape), 0, 255).astype(np.uint8)
 
 
 def _toy_background(rng, width, height):

@@ -48,6 +48,7 @@ from detect import detect_batch  # noqa: E402
 from detector import SSDDetector  # noqa: E402
 from images import load_image  # noqa: E402
 from model import SSD300, torchvision_ssd_to_ssd300_state_dict, use_fast_cpu_layout  # noqa: E402
+from toy_data import photo_like_pixels  # noqa: E402
 
 N_CLASSES = 21
 PHOTO_SIZES = ((375, 500), (500, 375), (333, 500), (480, 640), (427, 640), (500, 500))
@@ -142,16 +143,13 @@ def main(argv=None):
 
 
 def write_photos(folder, n_photos, seed=0):
-    """Write ``n_photos`` JPEGs of typical photo sizes (smooth random colour plus noise, quality 90); their paths."""
+    """Write ``n_photos`` JPEGs of typical photo sizes (toy_data.photo_like_pixels, quality 90); their paths."""
     rng = np.random.default_rng(seed)
     paths = []
     for i in range(n_photos):
         height, width = PHOTO_SIZES[i % len(PHOTO_SIZES)]
-        coarse = rng.integers(0, 256, size=(height // 8 + 1, width // 8 + 1, 3), dtype=np.uint8)
-        smooth = np.asarray(Image.fromarray(coarse).resize((width, height), Image.BICUBIC), dtype=np.float32)
-        pixels = np.clip(smooth + rng.normal(0, 12, size=smooth.shape), 0, 255).astype(np.uint8)
         paths.append(os.path.join(folder, f"photo_{i:03d}.jpg"))
-        Image.fromarray(pixels).save(paths[-1], quality=90)
+        Image.fromarray(photo_like_pixels(rng, height, width)).save(paths[-1], quality=90)
     return paths
 
 

@@ -6,7 +6,7 @@ surviving boxes and labels. The contenders:
 
 - decode only          -- images.load_image (Pillow: PIL.Image.open(path), EXIF applied, RGB), the floor every
                           pipeline on PIL images pays;
-- decode only, tensor  -- images.load_image_array viewed as a (3, H, W) tensor, as datasets.py reads (libjpeg-turbo
+- decode only, tensor  -- datasets.load_image_tensor, as the dataset reads (images.load_image_array: libjpeg-turbo
                           through torchvision.io.decode_jpeg straight into an array: the same pixels, without Pillow's copy);
 - ours                 -- tensor decode + utils.transform(..., "TRAIN") (utils.augment_train: one resample of the
                           composed zoom-out + crop window, photometric distortions on the 300x300 result);
@@ -50,8 +50,9 @@ from torchvision.transforms import v2 as T
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from datasets import read_image_list  # noqa: E402
-from images import load_image, load_image_array  # noqa: E402
+from datasets import load_image_tensor, read_image_list  # noqa: E402
+from images import load_image  # noqa: E402
+from toy_data import photo_like_pixels  # noqa: E402
 from utils import IMAGENET_MEAN, IMAGENET_STD, MEAN_FILL_UINT8, transform, transform_reference  # noqa: E402
 
 # Typical Pascal VOC image sizes (width, height).
@@ -61,8 +62,7 @@ VOC_SIZES = [(500, 375), (375, 500), (500, 333), (333, 500), (500, 400), (486, 5
 def write_synthetic_jpegs(folder, n_images, seed):
     """Write VOC-sized JPEGs (quality 90, about 100 kB each, like VOC's photos) with 1-4 random boxes each.
 
-    The pictures are blocks of random colour, smoothed, plus pixel noise: JPEG then has detail to decode at every
-    scale, as in a photo (a flat synthetic image would decode several times faster than a real one).
+    The pictures are toy_data.photo_like_pixels: JPEG has detail to decode at every scale, as in a photo.
 
     :param folder: where to write img_NNNN.jpg
     :param n_images: how many
@@ -73,11 +73,8 @@ def write_synthetic_jpegs(folder, n_images, seed):
     samples = []
     for i in range(n_images):
         width, height = VOC_SIZES[i % len(VOC_SIZES)]
-        small = rng.integers(0, 256, size=(height // 8 + 1, width // 8 + 1, 3), dtype=np.uint8)
-        smooth = np.asarray(Image.fromarray(small).resize((width, height), Image.BICUBIC), dtype=np.float32)
-        noisy = np.clip(smooth + rng.normal(0, 12, size=smooth.shape), 0, 255).astype(np.uint8)
         path = os.path.join(folder, f"img_{i:04d}.jpg")
-        Image.fromarray(noisy).save(path, quality=90)
+        Image.fromarray(photo_like_pixels(rng, height, width)).save(path, quality=90)
         n_objects = int(rng.integers(1, 5))
         x = np.sort(rng.uniform(0, width, size=(n_objects, 2)), axis=1)
         y = np.sort(rng.uniform(0, height, size=(n_objects, 2)), axis=1)
@@ -118,11 +115,6 @@ def torchvision_ssd_pipeline():
     ])
 
 
-def read_tensor(path):
-    """Read a file as datasets.py does: images.load_image_array, viewed as a uint8 (3, H, W) tensor."""
-    return torch.from_numpy(load_image_array(path)).permute(2, 0, 1)
-
-
 def run_decode(samples, decode):
     """Decode every file with ``decode``; return the number of rows (so that the work cannot be skipped)."""
     return sum(image_height(decode(path)) for path, _, _ in samples)
@@ -143,7 +135,7 @@ def run_torchvision(samples, pipeline, as_tensor):
     """Decode every file and push it through torchvision's pipeline (PIL or uint8 tensor input); return boxes kept."""
     kept = 0
     for path, boxes, labels in samples:
-        image = tv_tensors.Image(read_tensor(path)) if as_tensor else load_image(path)
+        image = tv_tensors.Image(load_image_tensor(path)) if as_tensor else load_image(path)
         target = {
             "boxes": tv_tensors.BoundingBoxes(boxes, format="XYXY", canvas_size=(image_height(image), image_width(image))),
             "labels": labels,
@@ -198,8 +190,8 @@ def main(argv=None):
         train = functools.partial(transform, split="TRAIN")
         contenders = {
             "decode only": lambda: run_decode(samples, load_image),
-            "decode only, tensor": lambda: run_decode(samples, read_tensor),
-            "ours (utils.transform)": lambda: run_ours(samples, train, read_tensor),
+            "decode only, tensor": lambda: run_decode(samples, load_image_tensor),
+            "ours (utils.transform)": lambda: run_ours(samples, train, load_image_tensor),
             "ours, reference chain": lambda: run_ours(samples, transform_reference, load_image),
             "torchvision v2, PIL input": lambda: run_torchvision(samples, tv_pipeline, as_tensor=False),
             "torchvision v2, tensor input": lambda: run_torchvision(samples, tv_pipeline, as_tensor=True),

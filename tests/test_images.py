@@ -9,16 +9,14 @@ import torch
 from PIL import Image
 
 import utils
-from datasets import PascalVOCDataset
+from datasets import PascalVOCDataset, load_image_tensor
 from images import UnreadableImageError, load_image, load_image_array
+from toy_data import photo_like_pixels
 
 
 def photo_like(height, width, seed):
-    """A smooth random-colour picture with pixel noise (JPEG then has detail at every scale), uint8 (H, W, 3)."""
-    rng = np.random.default_rng(seed)
-    coarse = rng.integers(0, 256, size=(height // 8 + 1, width // 8 + 1, 3), dtype=np.uint8)
-    smooth = np.asarray(Image.fromarray(coarse).resize((width, height), Image.BICUBIC), dtype=np.float32)
-    return np.clip(smooth + rng.normal(0, 12, size=smooth.shape), 0, 255).astype(np.uint8)
+    """toy_data.photo_like_pixels from a seed: uint8 (H, W, 3)."""
+    return photo_like_pixels(np.random.default_rng(seed), height, width)
 
 
 def write_files(folder):
@@ -41,11 +39,6 @@ def write_files(folder):
     save("plain.png", Image.fromarray(pixels))
     save("sixteen.png", Image.fromarray((pixels[..., 0].astype(np.uint16) * 200)))
     return paths
-
-
-def load_image_tensor(path):
-    """The dataset's reading: load_image_array viewed as (3, H, W)."""
-    return torch.from_numpy(load_image_array(path)).permute(2, 0, 1)
 
 
 def test_array_reader_gives_the_pixels_of_the_one_loader_for_every_kind_of_file(tmp_path):
