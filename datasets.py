@@ -90,11 +90,13 @@ def collate_fn(batch):
 class PascalVOCDataset(Dataset):
     """Images and objects of one split, augmented (TRAIN) or just resized (TEST) by utils.transform.
 
-    Each item is (image (3, S, S) ImageNet-normalized float, S = image_size (300), boxes (n_objects, 4)
-    fractional x1y1x2y2, labels (n_objects) int64, difficulties (n_objects) uint8). n_objects may be 0.
+    Each item is (image (3, S, S) ImageNet-normalized float (uint8 with ``normalized=False``), S = image_size
+    (300), boxes (n_objects, 4) fractional x1y1x2y2, labels (n_objects) int64, difficulties (n_objects) uint8).
+    n_objects may be 0.
     """
 
-    def __init__(self, data_folder, split, keep_difficult=False, augment=None, image_size=300, preprocess=None):
+    def __init__(self, data_folder, split, keep_difficult=False, augment=None, image_size=300, preprocess=None,
+                 normalized=True):
         """
         :param data_folder: folder holding {split}_images.json and {split}_objects.json
         :param split: "TRAIN", "VAL" or "TEST" (any case); VAL is resized like TEST, not augmented
@@ -105,6 +107,9 @@ class PascalVOCDataset(Dataset):
         :param image_size: side the images are resized to: the model's ``image_size`` (512 for SSD512)
         :param preprocess: the model's ``preprocess_config`` (None: ImageNet mean/std, antialiased resizing;
             a converted COCO checkpoint names its own), see ``utils.preprocess_settings``
+        :param normalized: items hold normalized float images (True) or uint8 ones (False), which the training
+            loop normalizes a batch at a time on the GPU (``utils.normalize``): the loader workers skip the float
+            work and pass a quarter of the bytes through shared memory, pinning and the copy to the GPU
         """
         self.split = split.upper()
         if self.split not in SPLITS:
@@ -114,6 +119,7 @@ class PascalVOCDataset(Dataset):
         self.augment = self.split == "TRAIN" if augment is None else augment
         self.image_size = image_size
         self.preprocess_settings = preprocess_settings(preprocess)
+        self.normalized = normalized
 
         images_path = os.path.join(data_folder, f"{self.split}_images.json")
         objects_path = os.path.join(data_folder, f"{self.split}_objects.json")
@@ -156,6 +162,6 @@ class PascalVOCDataset(Dataset):
         (n_objects)"""
         boxes, labels, difficulties = self.load_objects(i)
         return transform(self.load_image(i), boxes, labels, difficulties, split="TRAIN" if self.augment else "TEST",
-                         size=self.image_size, **self.preprocess_settings)
+                         size=self.image_size, normalized=self.normalized, **self.preprocess_settings)
 
     collate_fn = staticmethod(collate_fn)

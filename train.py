@@ -56,7 +56,7 @@ from train_support import (CheckpointWriteError, DataLoadError, StopRequest, Ten
                            resolve_resume_path, restore_rng_state, save_atomically, settle_device_options,
                            setup_distributed, split_size, stop_loader_workers, stop_on_signals,
                            stop_requested_anywhere, weights_are_finite, weights_digest)
-from utils import MultiBoxLoss
+from utils import MultiBoxLoss, normalize, preprocess_settings
 
 
 class NonFiniteLossError(RuntimeError):
@@ -76,8 +76,9 @@ class TrainingRun:
     label_map: Dict[str, int]
     start_iteration: int
     last_checkpoint: Optional[str]  # the newest checkpoint written or resumed from: the last good one
-    batches: Iterator  # endless (images, boxes, labels, difficulties) batches
+    batches: Iterator  # endless (images, boxes, labels, difficulties) batches, uint8 images
     n_images: int
+    normalization: Dict[str, Any]  # {"mean", "std"} the uint8 batches are normalized with, on the device
     eval_split: str = "TEST"  # what --eval-every measures: VAL when the data folder has it (prepare_evaluation)
     best_map: Optional[float] = None  # the best VAL mAP so far (best.pt holds those weights)
     best_checkpoint: Optional[str] = None
@@ -383,12 +384,14 @@ def make_train_dataset(args, preprocess=None):
 
     :param preprocess: the model's ``preprocess_config`` (None: ImageNet mean/std; --init-from a converted COCO
         checkpoint may name another)
-    :return: a Dataset of ``(image (3, 300, 300), boxes (n, 4) fractional, labels (n,), difficulties (n,))``
+    :return: a Dataset of ``(image (3, 300, 300) uint8, boxes (n, 4) fractional, labels (n,), difficulties (n,))``:
+        the images are normalized on the device, a batch at a time (next_batch)
     """
     from datasets import PascalVOCDataset
 
     dataset = PascalVOCDataset(args.data_folder, "TRAIN", keep_difficult=not args.skip_difficult,
-                               augment=not args.no_augment, image_size=args.image_size, preprocess=preprocess)
+                               augment=not args.no_augment, image_size=args.image_size, preprocess=preprocess,
+                               normalized=False)
     if args.max_images is not None:
         dataset = Subset(dataset, range(min(args.max_images, len(dataset))))
     if len(dataset) == 0:
@@ -401,7 +404,7 @@ def prepare_training(args, dist_info):
 
     :return: a TrainingRun with model (DDP-wrapped when distributed), model_without_ddp, loss_fn, optimizer,
              scaler, autocast (a context manager), label_map, start_iteration, last_checkpoint, batches (an endless
-             iterator of (images, boxes, labels, difficulties)) and n_images
+             iterator of (images, boxes, labels, difficulties)), n_images and normalization
     """
     from datasets import load_label_map
 
@@ -452,6 +455,8 @@ def prepare_training(args, dist_info):
         # After the loader's iterator is made, so that nothing else draws from the restored generators.
         restore_rng_state(rng_state)
 
+    settings = preprocess_settings(model.preprocess_config)
+    normalization = {"mean": settings["mean"], "std": settings["std"]}  # the rest (antialias) is the loader's
     model = convert_sync_batchnorm(model, args, dist_info)
     wrapped = model
     if dist_info.world_size > 1:
@@ -460,18 +465,24 @@ def prepare_training(args, dist_info):
         model=wrapped, model_without_ddp=model, loss_fn=MultiBoxLoss(model.priors_cxcy), optimizer=optimizer,
         scaler=scaler, autocast=torch.autocast(device.type, dtype=amp_dtype) if args.amp else nullcontext(),
         label_map=label_map, start_iteration=start_iteration, last_checkpoint=last_checkpoint, batches=batches,
-        n_images=len(dataset))
+        n_images=len(dataset), normalization=normalization)
 
 
 def next_batch(run, device):
-    """The next training batch, on ``device`` (images channels_last on CUDA).
+    """The next training batch, on ``device`` (images channels_last on CUDA), normalized there.
 
-    :return: images (N, 3, S, S) (S = --image-size), boxes list of (n_i, 4) fractional, labels list of (n_i,)
+    The loader hands over uint8 images, a quarter of the bytes of float ones through shared memory, pinned memory
+    and the copy to the GPU; normalizing a batch on the GPU costs next to nothing, in a worker about 5% of the
+    TRAIN pipeline (bench/bench_transforms.py).
+
+    :return: images (N, 3, S, S) normalized float (S = --image-size), boxes list of (n_i, 4) fractional, labels
+        list of (n_i,)
     """
     images, boxes, labels, _ = next(run.batches)
     images = images.to(device, non_blocking=True)
     if device.type == "cuda":
         images = images.contiguous(memory_format=torch.channels_last)
+    images = normalize(images, **run.normalization)
     return (images, [b.to(device, non_blocking=True) for b in boxes],
             [label.to(device, non_blocking=True) for label in labels])
 

@@ -562,11 +562,12 @@ def resize(image, boxes, size=SSD_INPUT_SIZE, antialias=True):
 def normalize(image, mean=IMAGENET_MEAN, std=IMAGENET_STD):
     """Scale a uint8 image to [0, 1] and normalize it with a mean and standard deviation (ImageNet's by default).
 
-    :param image: a uint8 image tensor of size (3, H, W)
+    :param image: a uint8 image tensor of size (3, H, W), or a batch (N, 3, H, W) on any device (train.py
+        normalizes its batches on the GPU)
     :param mean: per-channel mean, on the [0, 1] scale
     :param std: per-channel standard deviation, on the [0, 1] scale (1/255: 0-255 values minus the mean, as
         torchvision's COCO SSD300 wants)
-    :return: a float tensor of size (3, H, W), (image / 255 - mean) / std
+    :return: a float tensor of the same size, (image / 255 - mean) / std
     """
     return TF.normalize(TF.to_dtype(image, torch.float32, scale=True), list(mean), list(std))
 
@@ -688,21 +689,33 @@ def _rotate_hue(pixels, hue_factor):
 def _distort(pixels, operations, grey_mean=None):
     """Apply the drawn photometric distortions, in their order, to a uint8 RGB array in place.
 
+    Brightness and contrast are value maps, so consecutive ones compose into one table: one pass over the
+    pixels for both, with the same bytes as two.
+
     :param pixels: uint8 RGB array (H, W, 3), or a view of one (a rectangle of a larger image); overwritten
     :param operations: the (name, factor) list of _draw_photometric
     :param grey_mean: the grey level contrast blends towards; None: this image's own (Pillow's rule)
     :return: ``pixels``
     """
+    table = None  # the value map of the brightness / contrast steps not yet applied
     for name, factor in operations:
-        if name == "brightness":
-            cv2.LUT(pixels, _blend_table(0, factor), dst=pixels)
-        elif name == "contrast":
-            grey = _mean_grey(pixels) if grey_mean is None else grey_mean
-            cv2.LUT(pixels, _blend_table(grey, factor), dst=pixels)
-        elif name == "saturation":
+        if name == "contrast" and grey_mean is None and table is not None:
+            cv2.LUT(pixels, table, dst=pixels)  # its own mean: of the pixels as they are now
+            table = None
+        if name in ("brightness", "contrast"):
+            grey = 0 if name == "brightness" else (_mean_grey(pixels) if grey_mean is None else grey_mean)
+            step = _blend_table(grey, factor)
+            table = step if table is None else step[table]
+            continue
+        if table is not None:
+            cv2.LUT(pixels, table, dst=pixels)
+            table = None
+        if name == "saturation":
             _saturate(pixels, factor)
         else:
             _rotate_hue(pixels, factor)
+    if table is not None:
+        cv2.LUT(pixels, table, dst=pixels)
     return pixels
 
 
@@ -750,6 +763,28 @@ def _fill_buffer(height, width):
     # bytearray repetition is a memcpy; a broadcast tensor copy of a 3-vector is 20x slower here.
     data = bytearray(bytes(MEAN_FILL_UINT8)) * (height * width)
     return torch.frombuffer(data, dtype=torch.uint8).view(height, width, 3).permute(2, 0, 1)
+
+
+def _pad_with_fill(pixels, top, bottom, left, right):
+    """Surround an image with rows and columns of the mean colour, in (H, W, 3) memory.
+
+    One pass of OpenCV's ``copyMakeBorder`` (the fill and the copy at once; a strided window of a larger image is
+    read in place).
+
+    :param pixels: uint8 tensor (3, H, W)
+    :param top: rows added above; bottom, left, right likewise
+    :return: uint8 tensor (3, top + H + bottom, left + W + right), a view of dense (H', W', 3) memory
+    """
+    padded = cv2.copyMakeBorder(_hwc_array(pixels), top, bottom, left, right, cv2.BORDER_CONSTANT,
+                                value=MEAN_FILL_UINT8)
+    return torch.from_numpy(padded).permute(2, 0, 1)
+
+
+def _hwc_array(pixels):
+    """The (H, W, 3) numpy view of a uint8 (3, H, W) tensor, copied only where OpenCV cannot read it in place
+    (channels not adjacent in memory, as in a tensor stored channel by channel)."""
+    array = pixels.permute(1, 2, 0).numpy()
+    return array if array.strides[2] == 1 and array.strides[1] == 3 else np.ascontiguousarray(array)
 
 
 def _normalize_fast(pixels, mean=IMAGENET_MEAN, std=IMAGENET_STD):
@@ -804,17 +839,15 @@ def resample_window(pixels, window, size=SSD_INPUT_SIZE, antialias=True):
         inside = _dense_channels_last(pixels[:, top:bottom, left:right])
         return TF.resize(inside, [size, size], antialias=antialias), (0, 0, size, size)
 
-    rows = _dense_channels_last(pixels[:, y0:y1, x0:x1])
+    rows = pixels[:, y0:y1, x0:x1]
     if x0 > left or x1 < right:
-        padded = _fill_buffer(y1 - y0, window_width)
-        padded[:, :, x0 - left:x1 - left] = rows
-        rows = padded
+        rows = _pad_with_fill(rows, 0, 0, x0 - left, right - x1)
+    else:
+        rows = _dense_channels_last(rows)
     if window_width != size:
         rows = TF.resize(rows, [y1 - y0, size], antialias=antialias)
     if y0 > top or y1 < bottom:
-        padded = _fill_buffer(window_height, size)
-        padded[:, y0 - top:y1 - top] = rows
-        rows = padded
+        rows = _pad_with_fill(rows, y0 - top, bottom - y1, 0, 0)
     if window_height != size:
         rows = TF.resize(rows, [size, size], antialias=antialias)
     first_x, last_x = _covered_outputs(x0 - left, x1 - left, window_width, size, antialias)
@@ -823,7 +856,7 @@ def resample_window(pixels, window, size=SSD_INPUT_SIZE, antialias=True):
 
 
 def augment_train(image, boxes, labels, difficulties, size=SSD_INPUT_SIZE, mean=IMAGENET_MEAN, std=IMAGENET_STD,
-                  antialias=True):
+                  antialias=True, normalized=True):
     """The TRAIN chain of ``transform``, fast: the same random draws, one resample of the final window.
 
     Draws, in the order of the reference chain (``transform_reference``): the photometric distortions, the
@@ -841,8 +874,10 @@ def augment_train(image, boxes, labels, difficulties, size=SSD_INPUT_SIZE, mean=
     :param mean: normalization mean (as ``transform``)
     :param std: normalization standard deviation
     :param antialias: low-pass filter when shrinking the window
-    :return: image (3, size, size) normalized float, boxes (n_kept, 4) fractional, labels (n_kept),
-        difficulties (n_kept)
+    :param normalized: return the normalized float image (True), or its uint8 pixels (False: normalized later,
+        on the GPU, as train.py does)
+    :return: image (3, size, size) normalized float (uint8 if not ``normalized``), boxes (n_kept, 4) fractional,
+        labels (n_kept), difficulties (n_kept)
     """
     image = _as_uint8_tensor(image)
     operations = _draw_photometric()
@@ -882,16 +917,17 @@ def augment_train(image, boxes, labels, difficulties, size=SSD_INPUT_SIZE, mean=
         _distort(pixels[y0:y1, x0:x1], operations, grey_mean)
     if flip:
         pixels = cv2.flip(pixels, 1)
-    return _normalize_fast(torch.from_numpy(pixels).permute(2, 0, 1), mean, std), boxes, labels, difficulties
+    pixels = torch.from_numpy(pixels).permute(2, 0, 1)
+    return (_normalize_fast(pixels, mean, std) if normalized else pixels), boxes, labels, difficulties
 
 
-def transform_reference(image, boxes, labels, difficulties, size=SSD_INPUT_SIZE):
+def transform_reference(image, boxes, labels, difficulties, size=SSD_INPUT_SIZE, normalized=True):
     """The TRAIN chain written step by step on whole images: the reference ``augment_train`` is tested against.
 
     photometric_distort (whole image) -> zoom_out (builds the canvas) -> random_crop -> horizontal_flip ->
     resize -> normalize. Same random draws, in the same order, as ``augment_train``; about half its speed.
 
-    :return: as ``augment_train``
+    :return: as ``augment_train`` (ImageNet's mean and std; uint8 pixels if not ``normalized``)
     """
     image = TF.pil_to_tensor(photometric_distort(_to_rgb_pil(image)))
     if random.random() < ZOOM_OUT_PROBABILITY:
@@ -900,11 +936,11 @@ def transform_reference(image, boxes, labels, difficulties, size=SSD_INPUT_SIZE)
     if random.random() < FLIP_PROBABILITY:
         image, boxes = horizontal_flip(image, boxes)
     image, boxes = resize(image, boxes, size)
-    return normalize(image), boxes, labels, difficulties
+    return (normalize(image) if normalized else image), boxes, labels, difficulties
 
 
 def transform(image, boxes, labels, difficulties, split, size=SSD_INPUT_SIZE, mean=IMAGENET_MEAN,
-              std=IMAGENET_STD, antialias=True):
+              std=IMAGENET_STD, antialias=True, normalized=True):
     """Apply the paper's augmentations (TRAIN) or just the resizing (TEST) to an image and its objects.
 
     TRAIN is the Caffe SSD chain: photometric distortions -> zoom out (p=0.5, up to 4x) -> random IoU
@@ -923,8 +959,11 @@ def transform(image, boxes, labels, difficulties, split, size=SSD_INPUT_SIZE, me
         ``preprocess_settings``)
     :param std: normalization standard deviation
     :param antialias: low-pass filter before the final resize
-    :return: image (3, size, size) float normalized, boxes (n_kept, 4) as fractions of the image,
-        labels (n_kept), difficulties (n_kept)
+    :param normalized: return the image normalized, as float (True), or as its uint8 pixels (False), for
+        normalizing a whole batch on the GPU (``normalize`` takes (N, 3, H, W) too): train.py's data loader
+        workers then skip the float work and hand over a quarter of the bytes
+    :return: image (3, size, size) float normalized (uint8 if not ``normalized``), boxes (n_kept, 4) as fractions
+        of the image, labels (n_kept), difficulties (n_kept)
     """
     split = split.upper()
     if split not in ("TRAIN", "TEST"):
@@ -935,9 +974,9 @@ def transform(image, boxes, labels, difficulties, split, size=SSD_INPUT_SIZE, me
     difficulties = torch.as_tensor(difficulties, dtype=torch.uint8).reshape(-1)
 
     if split == "TRAIN":
-        return augment_train(image, boxes, labels, difficulties, size, mean, std, antialias)
+        return augment_train(image, boxes, labels, difficulties, size, mean, std, antialias, normalized)
     image, boxes = resize(image, boxes, size, antialias=antialias)
-    return normalize(image, mean, std), boxes, labels, difficulties
+    return (normalize(image, mean, std) if normalized else image), boxes, labels, difficulties
 
 
 

@@ -1,22 +1,27 @@
 """Benchmark the TRAIN data pipeline, JPEG decoding included: ours, torchvision.transforms.v2's, decoding alone.
 
 Every contender reads the same JPEG files (VOC-sized photos written to a temporary folder, or the TRAIN images
-of --data-folder) and produces what SSD300 trains on: a (3, 300, 300) ImageNet-normalized float tensor plus the
-surviving boxes and labels. The contenders:
+of --data-folder) and produces what train.py's data loader workers hand the training loop: a (3, 300, 300) uint8
+image plus the surviving boxes and labels (train.py normalizes the images on the GPU, a batch at a time: the float
+work is nothing there, and the loader passes a quarter of the bytes). The contenders:
 
 - decode only          -- images.load_image (Pillow: PIL.Image.open(path), EXIF applied, RGB), the floor every
                           pipeline on PIL images pays;
 - decode only, tensor  -- datasets.load_image_tensor, as the dataset reads (images.load_image_array: libjpeg-turbo
                           through torchvision.io.decode_jpeg straight into an array: the same pixels, without Pillow's copy);
-- ours                 -- tensor decode + utils.transform(..., "TRAIN") (utils.augment_train: one resample of the
-                          composed zoom-out + crop window, photometric distortions on the 300x300 result);
+- ours                 -- tensor decode + utils.transform(..., "TRAIN", normalized=False) (utils.augment_train: one
+                          resample of the composed zoom-out + crop window, photometric distortions on the 300x300
+                          result), as train.py's loader runs it;
+- ours, normalized on the CPU -- the same, ending in the normalized float image (normalized=True, the default of
+                          utils.transform), as a loader that does not normalize on the GPU would run it;
 - ours, reference      -- Pillow decode + utils.transform_reference, the same draws applied step by step on whole
                           images (the chain this repository used before; tests/test_augment.py checks that the
                           two agree);
-- torchvision v2       -- decode + its detection reference's "ssd" preset plus the resize and normalization SSD300
-                          needs: RandomPhotometricDistort -> RandomZoomOut(side_range (1, 4), mean fill) ->
+- torchvision v2       -- decode + its detection reference's "ssd" preset plus the resize SSD300 needs:
+                          RandomPhotometricDistort -> RandomZoomOut(side_range (1, 4), mean fill) ->
                           RandomIoUCrop -> RandomHorizontalFlip -> Resize(300x300) -> SanitizeBoundingBoxes ->
-                          ToImage -> ToDtype -> Normalize, on PIL input (Pillow decode) and on uint8 tensor input
+                          ToImage (uint8: normalized on the GPU as ours), on PIL input (Pillow decode) and on uint8
+                          tensor input
                           (tensor decode, as ours); the faster of the two is the reference the ratio is taken
                           against. (It also permutes the channels with
                           probability 0.5, which Caffe's SSD recipe leaves off, and its RandomIoUCrop draws a new
@@ -27,8 +32,9 @@ surviving boxes and labels. The contenders:
 
 Timing is single-threaded (torch.set_num_threads(1), cv2.setNumThreads(1)), as in a DataLoader worker, so images/s is per core. Both
 the wall clock and this process's CPU time are measured: on a machine shared with other jobs the CPU time is the
-steadier figure of what one core delivers. The rounds of the contenders are interleaved so that a busy moment
-slows them alike; the median round is reported, and every ratio is taken within this one run.
+steadier figure of what one core delivers. The contenders take turns every --chunk images (each round: the first
+chunk through every contender, then the next chunk, ...), so that a busy moment of the machine, which lasts
+seconds, slows them alike; the median round is reported, and every ratio is taken within this one run.
 """
 
 import argparse
@@ -53,7 +59,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from datasets import load_image_tensor, read_image_list  # noqa: E402
 from images import load_image  # noqa: E402
 from toy_data import photo_like_pixels  # noqa: E402
-from utils import IMAGENET_MEAN, IMAGENET_STD, MEAN_FILL_UINT8, transform, transform_reference  # noqa: E402
+from utils import MEAN_FILL_UINT8, transform, transform_reference  # noqa: E402
 
 # Typical Pascal VOC image sizes (width, height).
 VOC_SIZES = [(500, 375), (375, 500), (500, 333), (333, 500), (500, 400), (486, 500)]
@@ -101,7 +107,7 @@ def folder_samples(data_folder, n_images):
 
 
 def torchvision_ssd_pipeline():
-    """torchvision.transforms.v2's SSD augmentation, ending in a normalized (3, 300, 300) float tensor."""
+    """torchvision.transforms.v2's SSD augmentation, ending in a (3, 300, 300) uint8 tensor, as ours."""
     return T.Compose([
         T.RandomPhotometricDistort(p=0.5),
         T.RandomZoomOut(fill=list(MEAN_FILL_UINT8), side_range=(1.0, 4.0), p=0.5),
@@ -110,8 +116,6 @@ def torchvision_ssd_pipeline():
         T.Resize((300, 300), antialias=True),
         T.SanitizeBoundingBoxes(),
         T.ToImage(),
-        T.ToDtype(torch.float32, scale=True),
-        T.Normalize(IMAGENET_MEAN, IMAGENET_STD),
     ])
 
 
@@ -169,6 +173,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=200, help="images per round")
     parser.add_argument("--rounds", type=int, default=5, help="timed rounds per contender (median reported)")
+    parser.add_argument("--chunk", type=int, default=10, help="images per turn of a contender")
     parser.add_argument("--data-folder", default=None, help="use the TRAIN images of this data folder")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 = like a DataLoader worker)")
@@ -187,24 +192,35 @@ def main(argv=None):
             source = f"VOC-sized synthetic JPEGs, {size:.0f} kB on average"
         n = len(samples)
         tv_pipeline = torchvision_ssd_pipeline()
-        train = functools.partial(transform, split="TRAIN")
-        contenders = {
-            "decode only": lambda: run_decode(samples, load_image),
-            "decode only, tensor": lambda: run_decode(samples, load_image_tensor),
-            "ours (utils.transform)": lambda: run_ours(samples, train, load_image_tensor),
-            "ours, reference chain": lambda: run_ours(samples, transform_reference, load_image),
-            "torchvision v2, PIL input": lambda: run_torchvision(samples, tv_pipeline, as_tensor=False),
-            "torchvision v2, tensor input": lambda: run_torchvision(samples, tv_pipeline, as_tensor=True),
+        train = functools.partial(transform, split="TRAIN", normalized=False)
+        train_normalized = functools.partial(transform, split="TRAIN")
+        reference = functools.partial(transform_reference, normalized=False)
+        contenders = {  # each takes a list of samples
+            "decode only": functools.partial(run_decode, decode=load_image),
+            "decode only, tensor": functools.partial(run_decode, decode=load_image_tensor),
+            "ours (utils.transform)": functools.partial(run_ours, chain=train, decode=load_image_tensor),
+            "ours, normalized on the CPU": functools.partial(run_ours, chain=train_normalized,
+                                                             decode=load_image_tensor),
+            "ours, reference chain": functools.partial(run_ours, chain=reference, decode=load_image),
+            "torchvision v2, PIL input": functools.partial(run_torchvision, pipeline=tv_pipeline, as_tensor=False),
+            "torchvision v2, tensor input": functools.partial(run_torchvision, pipeline=tv_pipeline, as_tensor=True),
         }
         if args.skip_reference:
             del contenders["ours, reference chain"]
         for fn in contenders.values():  # warm-up (first calls allocate, load kernels, fill the file cache)
-            time_once(fn, args.seed)
+            time_once(functools.partial(fn, samples), args.seed)
 
         times = {name: [] for name in contenders}
+        chunks = [samples[i:i + args.chunk] for i in range(0, n, args.chunk)]
         for r in range(args.rounds):
-            for name, fn in contenders.items():
-                times[name].append(time_once(fn, args.seed + 1 + r))
+            round_times = {name: [0.0, 0.0] for name in contenders}
+            for c, chunk in enumerate(chunks):
+                for name, fn in contenders.items():
+                    wall_seconds, cpu_seconds = time_once(functools.partial(fn, chunk), args.seed + 1 + r * n + c)
+                    round_times[name][0] += wall_seconds
+                    round_times[name][1] += cpu_seconds
+            for name in contenders:
+                times[name].append(round_times[name])
 
     print(f"{n} images ({source}), decoding included, {args.rounds} rounds, {args.threads} thread(s), "
           f"median round, torch {torch.__version__}:")
@@ -223,6 +239,8 @@ def main(argv=None):
         print(f"  ours / ours reference chain: {wall[ours] / wall['ours, reference chain']:.2f}x / "
               f"{cpu[ours] / cpu['ours, reference chain']:.2f}x")
     print(f"  ours / decode only: {wall[ours] / wall['decode only']:.2f}x / {cpu[ours] / cpu['decode only']:.2f}x")
+    normalized = "ours, normalized on the CPU"
+    print(f"  ours normalized on the CPU / ours: {wall[normalized] / wall[ours]:.2f}x / {cpu[normalized] / cpu[ours]:.2f}x")
     return 0
 
 

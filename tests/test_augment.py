@@ -381,6 +381,8 @@ def test_resample_window_equals_cutting_a_mean_filled_canvas():
         width, height = rng.randint(20, 90), rng.randint(20, 90)
         image = torch.randint(0, 256, (3, height, width), dtype=torch.uint8,
                               generator=torch.Generator().manual_seed(trial))
+        if trial % 2:  # stored pixel by pixel, as the data loader decodes (read in place, not copied)
+            image = image.permute(1, 2, 0).contiguous().permute(2, 0, 1)
         margin = 3 * max(width, height)
         left, top = rng.randint(-margin, width - 1), rng.randint(-margin, height - 1)
         window = (left, top, left + rng.randint(1, margin), top + rng.randint(1, margin))
@@ -423,6 +425,21 @@ def test_photometric_kernels_match_pillow():
         assert np.abs(ours - expected).mean() < 1.5, factor
         assert np.abs(ours - expected).mean() < 0.2 * np.abs(grid.astype(int) - expected).mean(), factor
         assert np.array_equal(ours[grey], grid[grey])
+
+
+def test_consecutive_brightness_and_contrast_give_pillows_bytes():
+    """Brightness then contrast (the Caffe order's first two) run as one composed table: still Pillow's bytes
+    of the two steps one after the other, the contrast blending towards the grey mean it is given."""
+    generator = torch.Generator().manual_seed(9)
+    pixels = torch.randint(0, 256, (40, 50, 3), dtype=torch.uint8, generator=generator).numpy()
+    image = utils.TF.to_pil_image(torch.from_numpy(pixels).permute(2, 0, 1))
+    for brightness, contrast in ((0.88, 1.5), (1.12, 0.5), (1.1, 1.3)):
+        brightened = utils._PIL_PHOTOMETRIC["brightness"](image, brightness)
+        expected = np.asarray(utils._PIL_PHOTOMETRIC["contrast"](brightened, contrast))
+        grey = int(np.asarray(brightened.convert("L")).mean() + 0.5)  # Pillow's own grey mean
+        for grey_mean in (None, grey):
+            ours = utils._distort(pixels.copy(), [("brightness", brightness), ("contrast", contrast)], grey_mean)
+            assert np.array_equal(ours, expected), (brightness, contrast, grey_mean)
 
 
 def test_distortions_change_only_the_rectangle_they_are_given():

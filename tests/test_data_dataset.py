@@ -110,6 +110,33 @@ def test_images_without_objects_work_in_both_splits_and_in_a_batch(known_folder)
     assert boxes[1].shape == (0, 4)
 
 
+def test_uint8_items_normalized_a_batch_at_a_time_are_the_normalized_items(toy_data_folder):
+    """normalized=False (train.py's loader): the same draws give the uint8 pixels of the normalized items, and
+    train.next_batch, which normalizes them on the device, hands the step the same batch to float32 rounding."""
+    import train
+
+    normalized = PascalVOCDataset(toy_data_folder, "TRAIN", keep_difficult=True)
+    raw = PascalVOCDataset(toy_data_folder, "TRAIN", keep_difficult=True, normalized=False)
+    expected, pixels = [], []
+    for i in range(4):
+        for dataset, out in ((normalized, expected), (raw, pixels)):
+            random.seed(i)
+            torch.manual_seed(i)
+            out.append(dataset[i])
+    for want, got in zip(expected, pixels):
+        assert got[0].dtype == torch.uint8 and got[0].shape == (3, 300, 300)
+        assert torch.allclose(want[0], (got[0].float() / 255 - torch.tensor(IMAGENET_MEAN).view(3, 1, 1))
+                              / torch.tensor(IMAGENET_STD).view(3, 1, 1), atol=1e-5)
+        assert all(torch.equal(a, b) for a, b in zip(want[1:], got[1:]))
+    run = train.TrainingRun(model=None, model_without_ddp=None, loss_fn=None, optimizer=None, scaler=None,
+                            autocast=None, label_map={}, start_iteration=0, last_checkpoint=None,
+                            batches=iter([collate_fn(pixels)]), n_images=4,
+                            normalization={"mean": IMAGENET_MEAN, "std": IMAGENET_STD})
+    images, boxes, labels = train.next_batch(run, torch.device("cpu"))
+    assert images.dtype == torch.float32 and torch.allclose(images, collate_fn(expected)[0], atol=1e-5)
+    assert all(torch.equal(b, item[1]) for b, item in zip(boxes, expected))
+
+
 def test_collate_keeps_per_image_lists(toy_data_folder):
     """On the toy data: a TRAIN batch stacks the images and keeps one boxes/labels/difficulties tensor per image."""
     dataset = PascalVOCDataset(toy_data_folder, "TRAIN", keep_difficult=True)
