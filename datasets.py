@@ -75,16 +75,34 @@ def load_image_tensor(path):
     return torch.from_numpy(load_image_array(path)).permute(2, 0, 1)
 
 
+def stack_images(images):
+    """Stack images (3, S, S) into a batch (N, 3, S, S), in the memory layout they are stored in.
+
+    The TRAIN path's images (and TF.resize's) are stored pixel by pixel, (S, S, 3) in memory: stacking them into
+    a channel-by-channel batch would gather every byte from three places, ten times the time of stacking them as
+    stored (bench/bench_transforms.py prints both), in each loader worker, for every batch. So such images become
+    a channels-last batch: the same values, the layout the network runs in on the GPU (train.py), with no reorder
+    left for it to do there.
+
+    :param images: a sequence of N tensors (3, S, S), any dtype
+    :return: tensor (N, 3, S, S), channels-last when every image is stored pixel by pixel
+    """
+    if all(image.permute(1, 2, 0).is_contiguous() for image in images):
+        return torch.stack([image.permute(1, 2, 0) for image in images]).permute(0, 3, 1, 2)
+    return torch.stack(images)
+
+
 def collate_fn(batch):
     """Stack a batch of images; keep boxes, labels and difficulties as per-image lists.
 
     Images hold different numbers of objects, so their boxes cannot be stacked into one tensor.
 
     :param batch: an iterable of (image (3, 300, 300), boxes (n_i, 4), labels (n_i), difficulties (n_i))
-    :return: images (N, 3, S, S) (S: the network's input side), and lists of N tensors: boxes, labels, difficulties
+    :return: images (N, 3, S, S) (S: the network's input side; channels-last memory when the images are stored
+        pixel by pixel, see :func:`stack_images`), and lists of N tensors: boxes, labels, difficulties
     """
     images, boxes, labels, difficulties = zip(*batch)
-    return torch.stack(images, dim=0), list(boxes), list(labels), list(difficulties)
+    return stack_images(images), list(boxes), list(labels), list(difficulties)
 
 
 class PascalVOCDataset(Dataset):

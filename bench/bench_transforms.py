@@ -27,6 +27,10 @@ work is nothing there, and the loader passes a quarter of the bytes). The conten
                           probability 0.5, which Caffe's SSD recipe leaves off, and its RandomIoUCrop draws a new
                           minimum IoU until some crop qualifies, where ours keeps the whole image after 50 trials.)
 
+It also times what each loader worker does next with 32 of our images, stacking them into a batch (collate):
+torch.stack into a channel-by-channel batch, and datasets.stack_images, which stacks them as they are stored
+(pixel by pixel: a channels-last batch), in milliseconds per image.
+
     python bench/bench_transforms.py                    # 200 VOC-sized JPEGs written to a temporary folder
     python bench/bench_transforms.py --data-folder DIR  # the first --images images of DIR/TRAIN_*.json
 
@@ -56,7 +60,7 @@ from torchvision.transforms import v2 as T
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from datasets import load_image_tensor, read_image_list  # noqa: E402
+from datasets import load_image_tensor, read_image_list, stack_images  # noqa: E402
 from images import load_image  # noqa: E402
 from toy_data import photo_like_pixels  # noqa: E402
 from utils import MEAN_FILL_UINT8, transform, transform_reference  # noqa: E402
@@ -149,6 +153,26 @@ def run_torchvision(samples, pipeline, as_tensor):
     return kept
 
 
+def time_batching(samples, chain, batch_size=32, repeats=20):
+    """Milliseconds per image of stacking a batch of ``chain``'s outputs, as collate does in each loader worker:
+    torch.stack (a channel-by-channel batch) and datasets.stack_images (as the images are stored).
+
+    :return: (torch.stack ms per image, stack_images ms per image), the best of ``repeats``
+    """
+    images = []
+    for path, boxes, labels in (samples * batch_size)[:batch_size]:
+        images.append(chain(load_image_tensor(path), boxes, labels, torch.zeros_like(labels, dtype=torch.uint8))[0])
+    best = []
+    for stack in (torch.stack, stack_images):
+        seconds = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            stack(images)
+            seconds.append(time.perf_counter() - start)
+        best.append(min(seconds) / batch_size * 1000)
+    return tuple(best)
+
+
 def image_height(image):
     """Height of a PIL image or a (3, H, W) tensor."""
     return image.height if isinstance(image, Image.Image) else image.shape[-2]
@@ -210,6 +234,7 @@ def main(argv=None):
         for fn in contenders.values():  # warm-up (first calls allocate, load kernels, fill the file cache)
             time_once(functools.partial(fn, samples), args.seed)
 
+        stack_ms, stack_as_stored_ms = time_batching(samples, train)
         times = {name: [] for name in contenders}
         chunks = [samples[i:i + args.chunk] for i in range(0, n, args.chunk)]
         for r in range(args.rounds):
@@ -239,6 +264,8 @@ def main(argv=None):
         print(f"  ours / ours reference chain: {wall[ours] / wall['ours, reference chain']:.2f}x / "
               f"{cpu[ours] / cpu['ours, reference chain']:.2f}x")
     print(f"  ours / decode only: {wall[ours] / wall['decode only']:.2f}x / {cpu[ours] / cpu['decode only']:.2f}x")
+    print(f"batching ours (collate, in the loader worker), ms per image, batch 32: torch.stack {stack_ms:.3f}, "
+          f"datasets.stack_images (as stored, channels-last) {stack_as_stored_ms:.3f}")
     normalized = "ours, normalized on the CPU"
     print(f"  ours normalized on the CPU / ours: {wall[normalized] / wall[ours]:.2f}x / {cpu[normalized] / cpu[ours]:.2f}x")
     return 0

@@ -137,6 +137,19 @@ def test_uint8_items_normalized_a_batch_at_a_time_are_the_normalized_items(toy_d
     assert all(torch.equal(b, item[1]) for b, item in zip(boxes, expected))
 
 
+def test_images_stored_pixel_by_pixel_are_stacked_channels_last_with_the_same_values():
+    """stack_images: images in (S, S, 3) memory (the TRAIN path's) give a channels-last batch, others a plain one;
+    the values are torch.stack's either way."""
+    generator = torch.Generator().manual_seed(0)
+    planar = [torch.randint(0, 256, (3, 6, 6), dtype=torch.uint8, generator=generator) for _ in range(3)]
+    by_pixel = [image.permute(1, 2, 0).contiguous().permute(2, 0, 1) for image in planar]
+    batch = datasets.stack_images(by_pixel)
+    assert torch.equal(batch, torch.stack(planar)) and batch.is_contiguous(memory_format=torch.channels_last)
+    assert datasets.stack_images(planar).is_contiguous()
+    mixed = datasets.stack_images([by_pixel[0], planar[1]])
+    assert torch.equal(mixed, torch.stack(planar[:2])) and mixed.is_contiguous()
+
+
 def test_collate_keeps_per_image_lists(toy_data_folder):
     """On the toy data: a TRAIN batch stacks the images and keeps one boxes/labels/difficulties tensor per image."""
     dataset = PascalVOCDataset(toy_data_folder, "TRAIN", keep_difficult=True)
