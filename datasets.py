@@ -78,18 +78,21 @@ def load_image_tensor(path):
 def stack_images(images):
     """Stack images (3, S, S) into a batch (N, 3, S, S), in the memory layout they are stored in.
 
-    The TRAIN path's images (and TF.resize's) are stored pixel by pixel, (S, S, 3) in memory: stacking them into
-    a channel-by-channel batch would gather every byte from three places, ten times the time of stacking them as
-    stored (bench/bench_transforms.py prints both), in each loader worker, for every batch. So such images become
-    a channels-last batch: the same values, the layout the network runs in on the GPU (train.py), with no reorder
+    The TRAIN path's images, and the TEST path's when the image was decoded by the dataset (TF.resize keeps the
+    layout it is given), are stored pixel by pixel, (S, S, 3) in memory: stacking them into a channel-by-channel
+    batch gathers every byte from three places, 5-10 times the time of stacking them as stored
+    (bench/bench_transforms.py prints both), in each loader worker, for every batch. So such images become a
+    channels-last batch: the same values, the layout the network runs in on the GPU (train.py), with no reorder
     left for it to do there.
 
     :param images: a sequence of N tensors (3, S, S), any dtype
     :return: tensor (N, 3, S, S), channels-last when every image is stored pixel by pixel
+    :raises RuntimeError: torch.stack's, when the images differ in size
     """
-    if all(image.permute(1, 2, 0).is_contiguous() for image in images):
+    same_size = all(image.shape == images[0].shape for image in images)
+    if same_size and all(image.permute(1, 2, 0).is_contiguous() for image in images):
         return torch.stack([image.permute(1, 2, 0) for image in images]).permute(0, 3, 1, 2)
-    return torch.stack(images)
+    return torch.stack(images)  # images of different sizes: torch.stack's error names them (3, H, W)
 
 
 def collate_fn(batch):

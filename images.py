@@ -8,8 +8,8 @@ applied), 8-bit RGB (16-bit, 32-bit and float images scaled by their range), and
 :func:`load_image`, imports torchvision's JPEG decoder when called).
 """
 
-import io
 import struct
+
 import warnings
 
 import numpy as np
@@ -94,18 +94,14 @@ def load_image(path):
         raise _unreadable(path, error) from None
 
 
-def _plain_jpeg(data, path):
-    """Is ``data`` a colour JPEG stored upright (no EXIF rotation), whose pixels libjpeg gives as load_image does?
+def _plain_jpeg(path):
+    """Is ``path`` a colour JPEG stored upright (no EXIF rotation), whose pixels libjpeg gives as load_image does?
 
-    Only the header is parsed (Pillow's parser, with its checks, the decompression-bomb limit among them).
-    Greyscale, CMYK and rotated JPEGs, and every other format, answer False.
-
-    :param data: the file's bytes, numpy uint8 (n,)
-    :param path: the file, for the error message
-    :raises UnreadableImageError: as :func:`load_image` (a header Pillow cannot identify)
+    Only the header is read. Greyscale, CMYK and rotated JPEGs, and every other format, answer False.
+    :raises UnreadableImageError: as :func:`load_image` (a missing file, a header Pillow cannot identify)
     """
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with Image.open(path) as image:
             return (image.format == "JPEG" and image.mode == "RGB"
                     and image.getexif().get(EXIF_ORIENTATION_TAG, 1) == 1)
     except PILLOW_READ_ERRORS as error:
@@ -151,14 +147,12 @@ def load_image_array(path):
     :return: uint8 numpy array (upright height, upright width, 3), RGB, writable
     :raises UnreadableImageError: as :func:`load_image`
     """
-    try:
-        data = np.fromfile(path, dtype=np.uint8)  # read once: the header parse and the decoder share the bytes
-    except OSError as error:
-        raise _unreadable(path, error) from None
-    if _plain_jpeg(data, path) and data[-2:].tobytes() == b"\xff\xd9":
-        pixels = _decode_jpeg(data)
-        if pixels is not None:
-            return pixels
+    if _plain_jpeg(path):
+        data = np.fromfile(path, dtype=np.uint8)
+        if data[-2:].tobytes() == b"\xff\xd9":
+            pixels = _decode_jpeg(data)
+            if pixels is not None:
+                return pixels
     return np.array(load_image(path))
 
 

@@ -469,16 +469,20 @@ def prepare_training(args, dist_info):
 
 
 def next_batch(run, device):
-    """The next training batch, on ``device`` (images channels_last on CUDA), normalized there.
+    """The next training batch, on ``device``, normalized there (channels-last memory, as the loader stacks it).
 
     The loader hands over uint8 images, a quarter of the bytes of float ones through shared memory, pinned memory
-    and the copy to the GPU; normalizing a batch on the GPU costs next to nothing, in a worker about 5% of the
-    TRAIN pipeline (bench/bench_transforms.py).
+    and the copy to the GPU; normalizing a batch on the GPU costs next to nothing, in a loader worker a tenth or
+    more of the TRAIN pipeline's time (bench/bench_transforms.py).
 
     :return: images (N, 3, S, S) normalized float (S = --image-size), boxes list of (n_i, 4) fractional, labels
         list of (n_i,)
+    :raises TypeError: a batch of images that are not uint8 (already normalized ones would be normalized twice)
     """
     images, boxes, labels, _ = next(run.batches)
+    if images.dtype != torch.uint8:
+        raise TypeError(f"the training loader must hand over uint8 images (normalized here, on {device}), "
+                        f"got {images.dtype}: PascalVOCDataset(..., normalized=False)")
     images = images.to(device, non_blocking=True)
     if device.type == "cuda":
         images = images.contiguous(memory_format=torch.channels_last)

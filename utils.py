@@ -690,7 +690,8 @@ def _distort(pixels, operations, grey_mean=None):
     """Apply the drawn photometric distortions, in their order, to a uint8 RGB array in place.
 
     Brightness and contrast are value maps, so consecutive ones compose into one table: one pass over the
-    pixels for both, with the same bytes as two.
+    pixels for both, with the same bytes as two (not when contrast measures its own grey mean, ``grey_mean``
+    None: the pixels must be brightened first).
 
     :param pixels: uint8 RGB array (H, W, 3), or a view of one (a rectangle of a larger image); overwritten
     :param operations: the (name, factor) list of _draw_photometric
@@ -975,8 +976,10 @@ def transform(image, boxes, labels, difficulties, split, size=SSD_INPUT_SIZE, me
 
     if split == "TRAIN":
         return augment_train(image, boxes, labels, difficulties, size, mean, std, antialias, normalized)
-    image, boxes = resize(image, boxes, size, antialias=antialias)
-    return (normalize(image, mean, std) if normalized else image), boxes, labels, difficulties
+    resized, boxes = resize(image, boxes, size, antialias=antialias)
+    if not normalized:  # an image already size x size comes back from resize as it is: never hand out the caller's
+        return (resized.clone() if resized is image else resized), boxes, labels, difficulties
+    return normalize(resized, mean, std), boxes, labels, difficulties
 
 
 

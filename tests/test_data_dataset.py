@@ -135,6 +135,20 @@ def test_uint8_items_normalized_a_batch_at_a_time_are_the_normalized_items(toy_d
     images, boxes, labels = train.next_batch(run, torch.device("cpu"))
     assert images.dtype == torch.float32 and torch.allclose(images, collate_fn(expected)[0], atol=1e-5)
     assert all(torch.equal(b, item[1]) for b, item in zip(boxes, expected))
+    run.batches = iter([collate_fn(expected)])  # already normalized: refused, not normalized a second time
+    with pytest.raises(TypeError, match="uint8"):
+        train.next_batch(run, torch.device("cpu"))
+
+
+def test_uint8_test_items_never_hand_out_the_callers_image():
+    """normalized=False: an image that is already S x S is not resized, and comes back as a copy, not the
+    caller's tensor (which the caller may still write into)."""
+    from utils import transform
+
+    image = torch.randint(0, 256, (3, 300, 300), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    out, boxes, _, _ = transform(image, [[0, 0, 30, 60]], [1], [0], "TEST", normalized=False)
+    assert torch.equal(out, image) and out.untyped_storage().data_ptr() != image.untyped_storage().data_ptr()
+    assert torch.allclose(boxes, torch.tensor([[0.0, 0.0, 0.1, 0.2]]))
 
 
 def test_images_stored_pixel_by_pixel_are_stacked_channels_last_with_the_same_values():
@@ -148,6 +162,8 @@ def test_images_stored_pixel_by_pixel_are_stacked_channels_last_with_the_same_va
     assert datasets.stack_images(planar).is_contiguous()
     mixed = datasets.stack_images([by_pixel[0], planar[1]])
     assert torch.equal(mixed, torch.stack(planar[:2])) and mixed.is_contiguous()
+    with pytest.raises(RuntimeError, match=r"\[3, 6, 6\] at entry 0 and \[3, 5, 6\] at entry 1"):
+        datasets.stack_images([by_pixel[0], by_pixel[1][:, :5]])  # sizes named as the images have them
 
 
 def test_collate_keeps_per_image_lists(toy_data_folder):
