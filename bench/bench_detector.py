@@ -12,6 +12,7 @@ so that only a few hundred priors per image pass the score threshold, as with a 
     python bench/bench_detector.py --device cuda --batch-size 32 --repeats 20
     python bench/bench_detector.py --folder                 # detect.py's path on a folder of JPEG photos
     python bench/bench_detector.py --folder DIR             # ... on the images of DIR
+    python bench/bench_detector.py --onnxruntime-profile    # where onnxruntime's time goes, by operator and batch size
 
 It prints the images/s of both and their ratio (ours / torchvision's; above 1: ours is faster), timing the
 models alternately so that a slow moment of the machine hits all of them. A third contender is ours with the
@@ -104,8 +105,12 @@ def main(argv=None):
     parser.add_argument("--folder", nargs="?", const="", default=None,
                         help="time detect.py's path on the JPEGs of this folder (none named: --photos written ones)")
     parser.add_argument("--photos", type=int, default=24, help="photos written for --folder without a folder")
+    parser.add_argument("--onnxruntime-profile", action="store_true",
+                        help="print onnxruntime's time per operator type and its ms per image at batch 1, 2, 4, 8")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
+    if args.onnxruntime_profile:
+        return onnxruntime_profile(args.repeats)
     if args.folder is not None:
         return folder_benchmark(args, device)
     tv_model, ours = make_models(device, args.trained_like)
@@ -139,6 +144,53 @@ def main(argv=None):
         print(f"  {name:20s} {rates[name]:8.2f} images/s")
     for name in list(models)[1:]:
         print(f"  ratio {name} / torchvision: {rates[name] / rates['torchvision']:.2f}x")
+    return 0
+
+
+def onnxruntime_profile(repeats):
+    """Where export.OnnxRuntimeSSD's time goes: onnxruntime's profiler, summed by operator type (batch 4), and the
+    best time per image of ``repeats`` calls at batch 1, 2, 4 and 8 (random weights and images: the same
+    convolutions as a trained network's)."""
+    import collections
+    import json
+
+    import onnxruntime
+
+    from export import NETWORK_OUTPUTS, ExportableSSD, OnnxRuntimeSSD, export_onnx
+
+    torch.manual_seed(0)
+    network = SSD300(N_CLASSES).eval()
+    for batch_size in (1, 2, 4, 8):
+        model, images = OnnxRuntimeSSD(network), torch.randn(batch_size, 3, 300, 300)
+        model(images)  # warm-up
+        seconds = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            model(images)
+            seconds.append(time.perf_counter() - start)
+        print(f"  batch {batch_size}: {min(seconds) / batch_size * 1000:.0f} ms per image")
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "network.onnx")
+        with torch.no_grad():
+            export_onnx(ExportableSSD(network).eval(), (torch.zeros(1, 3, 300, 300),), path, ("images",),
+                        NETWORK_OUTPUTS)
+        options = onnxruntime.SessionOptions()
+        options.enable_profiling = True
+        options.profile_file_prefix = os.path.join(folder, "profile")
+        session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        images = torch.randn(4, 3, 300, 300).numpy()
+        for _ in range(repeats):
+            session.run(None, {"images": images})
+        with open(session.end_profiling()) as f:
+            events = json.load(f)
+    microseconds = collections.Counter()
+    for event in events:
+        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+            microseconds[event["args"]["op_name"]] += event["dur"]
+    total = sum(microseconds.values())
+    print(f"onnxruntime {onnxruntime.__version__}, batch 4, {repeats} calls, time by operator type:")
+    for op_type, spent in microseconds.most_common(6):
+        print(f"  {op_type:12s} {100 * spent / total:5.1f}%")
     return 0
 
 
