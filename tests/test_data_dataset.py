@@ -134,6 +134,9 @@ def test_uint8_items_normalized_a_batch_at_a_time_are_the_normalized_items(toy_d
                             normalization={"mean": IMAGENET_MEAN, "std": IMAGENET_STD})
     images, boxes, labels = train.next_batch(run, torch.device("cpu"))
     assert images.dtype == torch.float32 and torch.allclose(images, collate_fn(expected)[0], atol=1e-5)
+    # The network's layout on the CPU is the default one (build_model): the loader's channels-last batch is not
+    # handed to it as it is (that made a CPU step slower and changed the toy quickstart's mAP).
+    assert images.is_contiguous()
     assert all(torch.equal(b, item[1]) for b, item in zip(boxes, expected))
     run.batches = iter([collate_fn(expected)])  # already normalized: refused, not normalized a second time
     with pytest.raises(TypeError, match="uint8"):
