@@ -246,6 +246,19 @@ def export_onnx(module, example_inputs, path, input_names, output_names, opset=D
     write_atomically(path, lambda file: file.write(model.SerializeToString()), binary=True)
 
 
+def export_network(network, path):
+    """Export an SSD's network alone (its two raw outputs, no post-processing) to ``path``, as
+    :class:`OnnxRuntimeSSD` runs it.
+
+    :param network: an ``SSD`` in eval mode, on the CPU
+    :param path: the .onnx file to write
+    """
+    size = network.image_size
+    with torch.no_grad():
+        export_onnx(ExportableSSD(network).eval(), (torch.zeros(1, 3, size, size),), path, ("images",),
+                    NETWORK_OUTPUTS)
+
+
 def export_checkpoint(checkpoint, output, opset=DEFAULT_OPSET, with_postprocess=False, min_score=EVAL_MIN_SCORE,
                       max_overlap=EVAL_NMS_IOU, top_k=EVAL_TOP_K, max_candidates=EVAL_CANDIDATES_PER_CLASS):
     """Export the network of a ``train.py`` checkpoint, with or without the post-processing.
@@ -313,10 +326,7 @@ class OnnxRuntimeSSD(nn.Module):
         if onnx_path is None:
             with tempfile.TemporaryDirectory() as folder:
                 onnx_path = os.path.join(folder, "network.onnx")
-                size = network.image_size
-                with torch.no_grad():
-                    export_onnx(ExportableSSD(network).eval(), (torch.zeros(1, 3, size, size),), onnx_path,
-                                ("images",), NETWORK_OUTPUTS)
+                export_network(network, onnx_path)
                 self.session = onnxruntime.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
         else:
             self.session = onnxruntime.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
