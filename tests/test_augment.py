@@ -400,6 +400,23 @@ def test_resample_window_equals_cutting_a_mean_filled_canvas():
         assert (out.permute(1, 2, 0)[outside] == fill.view(3)).all(), (trial, window, covered)
 
 
+def test_resize_uint8_is_torchvisions_resize_without_the_dispatch():
+    """_resize_uint8 (the TRAIN path's resizes) gives TF.resize's bytes in TF.resize's memory layout: for images
+    stored pixel by pixel, channel by channel and for windows cut out of either, shrinking and enlarging, with and
+    without antialiasing; an image already the asked size comes back as it is, as from TF.resize."""
+    generator = torch.Generator().manual_seed(11)
+    planar = torch.randint(0, 256, (3, 61, 83), dtype=torch.uint8, generator=generator)
+    pixel_by_pixel = planar.permute(1, 2, 0).contiguous().permute(2, 0, 1)
+    for image in (planar, pixel_by_pixel, planar[:, 5:40, 7:70], pixel_by_pixel[:, 3:59, 2:31]):
+        for height, width in ((30, 30), (20, 77), (90, 45), (image.shape[1], 17)):
+            for antialias in (True, False):
+                expected = utils.TF.resize(image, [height, width], antialias=antialias)
+                ours = utils._resize_uint8(image, height, width, antialias)
+                assert torch.equal(ours, expected), (image.stride(), height, width, antialias)
+                assert ours.stride() == expected.stride(), (image.stride(), height, width, antialias)
+        assert utils._resize_uint8(image, *image.shape[1:]) is image
+
+
 def test_photometric_kernels_match_pillow():
     """The OpenCV kernels of the fast path against Pillow's (torchvision's PIL kernels, the reference's):
     brightness and contrast give Pillow's bytes exactly, saturation within one level (and the same bytes for
