@@ -330,6 +330,7 @@ class OnnxRuntimeSSD(nn.Module):
                 self.session = onnxruntime.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
         else:
             self.session = onnxruntime.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
+        self.train(False)  # inference only: the session computes no gradients
 
     @property
     def priors_cxcy(self):
@@ -343,7 +344,12 @@ class OnnxRuntimeSSD(nn.Module):
 
     def forward(self, images):
         """:param images: (N, 3, S, S) normalized float32 images
-        :return: predicted_locs (N, n_priors, 4), predicted_scores (N, n_priors, n_classes), CPU tensors"""
+        :return: predicted_locs (N, n_priors, 4), predicted_scores (N, n_priors, n_classes), CPU tensors
+        :raises RuntimeError: in training mode (e.g. inside an ``SSDDetector`` put in ``.train()``): onnxruntime
+            computes no gradients, so a loss through it could not train anything"""
+        if self.training:
+            raise RuntimeError("OnnxRuntimeSSD runs inference only (no gradients through onnxruntime): call .eval() "
+                               "on it, or on the SSDDetector holding it")
         locs, scores = self.session.run(list(NETWORK_OUTPUTS), {"images": images.detach().cpu().float().numpy()})
         return torch.from_numpy(locs), torch.from_numpy(scores)
 

@@ -234,3 +234,27 @@ def test_detect_py_onnxruntime_backend_gives_the_torch_backends_detections(check
                 assert max(abs(x - y) for x, y in zip(a["box"], e["box"])) <= 0.5
     with pytest.raises(SystemExit):
         detect.parse_args([str(photos), "--backend", "onnxruntime", "--onnx", "model.onnx"])
+
+
+def test_ssd_detector_runs_its_network_in_onnxruntime(checkpoint):
+    """SSDDetector with its network swapped for OnnxRuntimeSSD (as the README shows, and as bench_detector.py
+    times it) gives the PyTorch detector's detections: same labels, scores to 1e-4, boxes to 0.05 px; put in
+    training mode it refuses to run, naming why, instead of returning a loss nothing can train."""
+    from detector import ssd300_vgg16
+
+    torch_model = ssd300_vgg16(checkpoint=checkpoint, score_thresh=0.2).eval()
+    ort_model = ssd300_vgg16(checkpoint=checkpoint, score_thresh=0.2).eval()
+    ort_model.network = export.OnnxRuntimeSSD(ort_model.network)
+    generator = torch.Generator().manual_seed(5)
+    images = [torch.rand(3, 90, 120, generator=generator), torch.rand(3, 310, 280, generator=generator)]
+    with torch.no_grad():
+        expected, actual = torch_model(images), ort_model(images)
+    assert sum(len(e["labels"]) for e in expected) > 0
+    for e, a in zip(expected, actual):
+        assert torch.equal(e["labels"], a["labels"])
+        torch.testing.assert_close(a["scores"], e["scores"], rtol=0, atol=1e-4)
+        torch.testing.assert_close(a["boxes"], e["boxes"], rtol=0, atol=0.05)
+    ort_model.train()
+    targets = [{"boxes": torch.tensor([[10.0, 10.0, 60.0, 50.0]]), "labels": torch.tensor([1])}] * 2
+    with pytest.raises(RuntimeError, match="inference only"):
+        ort_model(images, targets)
