@@ -254,9 +254,13 @@ def export_network(network, path):
     :param path: the .onnx file to write
     """
     size = network.image_size
-    with torch.no_grad():
-        export_onnx(ExportableSSD(network).eval(), (torch.zeros(1, 3, size, size),), path, ("images",),
-                    NETWORK_OUTPUTS)
+    was_training = network.training
+    try:
+        with torch.no_grad():  # traced in eval mode (batch norm's running statistics), then left as it was
+            export_onnx(ExportableSSD(network).eval(), (torch.zeros(1, 3, size, size),), path, ("images",),
+                        NETWORK_OUTPUTS)
+    finally:
+        network.train(was_training)
 
 
 def export_checkpoint(checkpoint, output, opset=DEFAULT_OPSET, with_postprocess=False, min_score=EVAL_MIN_SCORE,
@@ -308,7 +312,7 @@ class OnnxRuntimeSSD(nn.Module):
     the wrapped network's. onnxruntime's CPU kernels fold and prepack the convolutions once, where PyTorch's
     eager CPU path reorders tensors on every call.
 
-    :param network: an ``SSD`` in eval mode, on the CPU
+    :param network: an ``SSD`` on the CPU; the wrapper starts in its mode (eval mode: ready to run)
     :param onnx_path: an exported network (``export.py`` without --with-postprocess) of this same network's
         weights; None: export it now into a temporary file (a few seconds)
     :param threads: onnxruntime's intra-op threads (None: its default, one per core)
@@ -330,7 +334,9 @@ class OnnxRuntimeSSD(nn.Module):
                 self.session = onnxruntime.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
         else:
             self.session = onnxruntime.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
-        self.train(False)  # inference only: the session computes no gradients
+        # In the wrapped network's mode: one taken from a detector in training mode refuses to run (forward) until
+        # .eval() is called, rather than handing that detector outputs a loss could not train.
+        self.train(network.training)
 
     @property
     def priors_cxcy(self):

@@ -489,11 +489,11 @@ def _draw_crop(width, height, boxes, max_trials=CROP_MAX_TRIALS):
 
     trial = int(np.argmax(valid))  # the first valid trial, as a sequential loop would take
     window, keep = windows[trial], centre_inside[trial]
-    # Clip the kept boxes to the window: a centre inside it puts x_min <= centre <= right and x_max >= centre >= left,
-    # so clipping every coordinate to [left, right] (y: [top, bottom]) moves only x_min up and x_max down, and the
-    # box keeps a positive width and height.
-    window_start, window_end = window[[0, 1, 0, 1]], window[[2, 3, 2, 3]]
-    kept = np.minimum(np.maximum(boxes[keep], window_start), window_end) - window_start
+    # A centre inside the window makes the clipped box keep a positive width and height.
+    kept = boxes[keep]  # a copy (boolean indexing)
+    np.maximum(kept[:, :2], window[:2], out=kept[:, :2])
+    np.minimum(kept[:, 2:], window[2:], out=kept[:, 2:])
+    kept -= window[[0, 1, 0, 1]]  # into the window's coordinates
     return tuple(int(v) for v in window), keep, kept
 
 
@@ -826,9 +826,11 @@ def _resize_uint8(pixels, height, width, antialias=True):
     channels, in_height, in_width = pixels.shape
     if (in_height, in_width) == (height, width):
         return pixels
-    # A batch of one whose batch stride is the image's size: torch then allocates the output in the input's layout
-    # (channels last stays channels last, as TF.resize arranges it), instead of repacking it channel by channel.
-    batch = pixels.as_strided((1, channels, in_height, in_width), (pixels.numel(),) + pixels.stride())
+    batch = pixels.reshape(1, channels, in_height, in_width)
+    if batch.is_contiguous(memory_format=torch.channels_last) and batch.stride(0) != batch.numel():
+        # As TF.resize does: a batch stride equal to the image's size makes torch allocate the output channels last
+        # like the input, instead of repacking it channel by channel.
+        batch = batch.as_strided(batch.shape, (batch.numel(),) + batch.stride()[1:])
     return F.interpolate(batch, size=(height, width), mode="bilinear", align_corners=False, antialias=antialias)[0]
 
 

@@ -403,11 +403,14 @@ def test_resample_window_equals_cutting_a_mean_filled_canvas():
 def test_resize_uint8_is_torchvisions_resize_without_the_dispatch():
     """_resize_uint8 (the TRAIN path's resizes) gives TF.resize's bytes in TF.resize's memory layout: for images
     stored pixel by pixel, channel by channel and for windows cut out of either, shrinking and enlarging, with and
-    without antialiasing; an image already the asked size comes back as it is, as from TF.resize."""
+    without antialiasing, one-row and one-column windows and one-channel images included; an image already the
+    asked size comes back as it is, as from TF.resize."""
     generator = torch.Generator().manual_seed(11)
     planar = torch.randint(0, 256, (3, 61, 83), dtype=torch.uint8, generator=generator)
     pixel_by_pixel = planar.permute(1, 2, 0).contiguous().permute(2, 0, 1)
-    for image in (planar, pixel_by_pixel, planar[:, 5:40, 7:70], pixel_by_pixel[:, 3:59, 2:31]):
+    windows = (planar[:, 5:40, 7:70], pixel_by_pixel[:, 3:59, 2:31],
+               pixel_by_pixel[:, 4:5, 1:40], pixel_by_pixel[:, 2:50, 6:7], planar[:, 9:10, :])  # one row / column
+    for image in (planar, pixel_by_pixel, *windows, pixel_by_pixel[:1], pixel_by_pixel[:1, 7:8, 3:30]):
         for height, width in ((30, 30), (20, 77), (90, 45), (image.shape[1], 17)):
             for antialias in (True, False):
                 expected = utils.TF.resize(image, [height, width], antialias=antialias)

@@ -238,8 +238,9 @@ def test_detect_py_onnxruntime_backend_gives_the_torch_backends_detections(check
 
 def test_ssd_detector_runs_its_network_in_onnxruntime(checkpoint):
     """SSDDetector with its network swapped for OnnxRuntimeSSD (as the README shows, and as bench_detector.py
-    times it) gives the PyTorch detector's detections: same labels, scores to 1e-4, boxes to 0.05 px; put in
-    training mode it refuses to run, naming why, instead of returning a loss nothing can train."""
+    times it) gives the PyTorch detector's detections: same labels, scores to 1e-4, boxes to 0.05 px; in training
+    mode (put there, or taken from a detector in it) it refuses to run, naming why, instead of returning a loss
+    nothing can train."""
     from detector import ssd300_vgg16
 
     torch_model = ssd300_vgg16(checkpoint=checkpoint, score_thresh=0.2).eval()
@@ -254,7 +255,15 @@ def test_ssd_detector_runs_its_network_in_onnxruntime(checkpoint):
         assert torch.equal(e["labels"], a["labels"])
         torch.testing.assert_close(a["scores"], e["scores"], rtol=0, atol=1e-4)
         torch.testing.assert_close(a["boxes"], e["boxes"], rtol=0, atol=0.05)
-    ort_model.train()
     targets = [{"boxes": torch.tensor([[10.0, 10.0, 60.0, 50.0]]), "labels": torch.tensor([1])}] * 2
+    ort_model.train()
     with pytest.raises(RuntimeError, match="inference only"):
         ort_model(images, targets)
+    # Swapped into a detector still in training mode (as the builders return it), it starts in that mode too.
+    fresh = ssd300_vgg16(checkpoint=checkpoint, score_thresh=0.2)
+    fresh.network = export.OnnxRuntimeSSD(fresh.network)
+    with pytest.raises(RuntimeError, match="inference only"):
+        fresh(images, targets)
+    with torch.no_grad():
+        again = fresh.eval()(images)
+    assert all(torch.equal(e["labels"], a["labels"]) for e, a in zip(expected, again))
