@@ -250,7 +250,7 @@ def export_network(network, path):
     """Export an SSD's network alone (its two raw outputs, no post-processing) to ``path``, as
     :class:`OnnxRuntimeSSD` runs it.
 
-    :param network: an ``SSD`` in eval mode, on the CPU
+    :param network: an ``SSD`` on the CPU, in either mode: it is traced in eval mode and left in the mode it was in
     :param path: the .onnx file to write
     """
     size = network.image_size
