@@ -42,7 +42,8 @@ import torch
 
 from model import (SSD300_VGG16, apply_checkpoint_config, build_ssd, configured_network, network_config,
                    read_checkpoint, torchvision_ssd_to_ssd300_state_dict)
-from utils import make_label_map, write_atomically
+from ssd_support.files import write_atomically
+from utils import make_label_map
 
 SOURCES = ("torchvision_coco", "nvidia_coco")
 

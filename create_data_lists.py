@@ -6,7 +6,7 @@ datasets.PascalVOCDataset reads.
     python create_data_lists.py --annotations PATH/labels --images PATH/photos --test-fraction 0.2 --output data/mine
     python create_data_lists.py --coco-json PATH/annotations/instances_train2017.json --coco-images PATH/train2017 \
         --coco-test-json PATH/annotations/instances_val2017.json --coco-test-images PATH/val2017 --output data/coco
-    python create_data_lists.py --toy data/toy        # a small synthetic data set (toy_data.py), and its lists
+    python create_data_lists.py --toy data/toy        # a small synthetic data set (ssd_support/toy_data.py), and its lists
     python create_data_lists.py --toy-coco data/toy_coco   # the same kind of images, in the COCO format
 
 As in the paper, TRAIN = VOC2007 trainval + VOC2012 trainval and TEST = VOC2007 test (the image IDs come
@@ -57,10 +57,11 @@ import sys
 import xml.etree.ElementTree as ET
 from collections import Counter
 
-from images import IMAGE_EXTENSIONS, UnreadableImageError
-from images import image_size as upright_image_size
-from toy_data import make_toy_coco_dataset, make_toy_dataset
-from utils import VOC_LABELS, make_label_map, write_atomically
+from ssd_support.images import IMAGE_EXTENSIONS, UnreadableImageError
+from ssd_support.images import image_size as upright_image_size
+from ssd_support.toy_data import make_toy_coco_dataset, make_toy_dataset
+from ssd_support.files import write_atomically
+from utils import VOC_LABELS, make_label_map
 
 SPLITS = ("TRAIN", "TEST")
 # Which ImageSets/Main list of each year goes into which split.

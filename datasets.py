@@ -8,7 +8,7 @@ import os
 import torch
 from torch.utils.data import Dataset
 
-from images import load_image_array
+from ssd_support.images import load_image_array
 from utils import preprocess_settings, transform
 
 SPLITS = ("TRAIN", "VAL", "TEST")  # VAL: create_data_lists.py --val-fraction

@@ -25,7 +25,7 @@ all classes together, so that one object gets one box even when two classes scor
 From Python::
 
     from model import load_model_from_checkpoint
-    from images import load_image
+    from ssd_support.images import load_image
     from detect import detect
     model, label_map = load_model_from_checkpoint("ckpt.pt")
     annotated, detections = detect(load_image("photo.jpg"), model, label_map)   # or detect("photo.jpg", ...)
@@ -41,7 +41,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 # The project's one image loader (upright, 8-bit RGB, one error type; no torch). Files are taken from a folder by
 # IMAGE_EXTENSIONS, and a file named explicitly is tried whatever its extension.
-from images import IMAGE_EXTENSIONS, UnreadableImageError, load_image, to_8bit_rgb
+from ssd_support.images import IMAGE_EXTENSIONS, UnreadableImageError, load_image, to_8bit_rgb
 
 # torch is imported where the network runs, not here: detect.py --onnx runs on machines without torch.
 
@@ -437,7 +437,7 @@ def make_detector(args):
         print(f"detect.py: note: {args.thresholds} has no threshold for {', '.join(never)} (no detection of theirs "
               f"was right where it was measured): they are not reported", file=sys.stderr)
     if args.onnx:
-        from detect_onnx import OnnxDetector  # no torch on this path
+        from ssd_support.onnx_detector import OnnxDetector  # no torch on this path
 
         detector = OnnxDetector(args.onnx)
         floors = class_min_scores(detector.label_map, classes, thresholds)

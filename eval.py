@@ -38,10 +38,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from coco_eval import coco_average_precision
-from images import image_size
+from ssd_support.coco_eval import coco_average_precision
+from ssd_support.images import image_size
 from model import EVAL_MIN_SCORE, EVAL_NMS_IOU, EVAL_TOP_K
-from utils import average_precision, average_precisions_from_curves, precision_recall_curves, write_atomically
+from ssd_support.files import write_atomically
+from utils import average_precision, average_precisions_from_curves, precision_recall_curves
 
 METRICS = ("voc", "coco", "all")
 

@@ -57,7 +57,8 @@ from torch import nn
 from torchvision.ops import batched_nms
 
 from model import EVAL_CANDIDATES_PER_CLASS, EVAL_MIN_SCORE, EVAL_NMS_IOU, EVAL_TOP_K
-from utils import cxcy_to_xy, gcxgcy_to_cxcy, preprocess_settings, write_atomically
+from ssd_support.files import write_atomically
+from utils import cxcy_to_xy, gcxgcy_to_cxcy, preprocess_settings
 
 # The lowest opset with everything the graph uses (NonMaxSuppression 10, TopK with a k input 10,
 # ScatterND 11), and the default: supported by torch 2.4 and by any onnxruntime of recent years.

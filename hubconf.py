@@ -25,20 +25,22 @@ _REPO_DIR = os.path.dirname(os.path.realpath(__file__))
 
 
 def _builders():
-    """This repository's ``detector`` module, checked to be this repository's.
+    """This repository's ``ssd_support.detector`` module, checked to be this repository's.
 
-    torch.hub imports a repository's modules by their plain names (``detector``, ``model``, ``utils``). When the calling
+    torch.hub imports a repository's modules by their plain names (``ssd_support``, ``model``, ``utils``). When the calling
     program has already imported modules of those names from somewhere else, Python would hand those back;
     say so rather than fail in an obscure way.
     """
-    for name in ("detector", "model", "utils"):
+    for name in ("ssd_support", "model", "utils"):
         module = sys.modules.get(name)
         location = os.path.dirname(os.path.realpath(getattr(module, "__file__", None) or "")) if module else None
+        if name == "ssd_support" and location:
+            location = os.path.dirname(location)  # the package's folder is inside the repository
         if module is not None and location != _REPO_DIR:
             raise ImportError(f"a module named {name!r} is already imported from {location or 'elsewhere'}; "
-                              f"torch.hub cannot load this repository's {name}.py beside it (load the model "
+                              f"torch.hub cannot load this repository's {name} beside it (load the model "
                               "first, or in a fresh process)")
-    import detector
+    from ssd_support import detector
 
     return detector
 

@@ -19,7 +19,7 @@ Two variants share all of this but the layers and the priors, each described by 
 At the end: building a network from a (base, size) pair, the priors and preprocessing a checkpoint may name
 (converted COCO weights), the paper's evaluation settings, converting torchvision's weights, reading and
 loading checkpoints (``read_checkpoint``, ``load_model_from_checkpoint``) and ``use_fast_cpu_layout`` for CPU
-inference. ``detector.py`` puts any of these networks behind torchvision's detection interface.
+inference. ``ssd_support/detector.py`` puts any of these networks behind torchvision's detection interface.
 """
 
 import math

@@ -51,11 +51,12 @@ from tqdm import tqdm
 from train_support import (CheckpointWriteError, DataLoadError, StopRequest, TensorBoardLog, ThroughputMeter,
                            TrainingLog, TrainingSetupError, all_ranks_sum, capture_rng_state, check_resume_settings,
                            checkpoint_path, claim_checkpoint_dir, convert_sync_batchnorm,
-                           discard_checkpoint_on_trial, finite_or_null, has_val_split, list_checkpoints,
+                           discard_checkpoint_on_trial, has_val_split, list_checkpoints,
                            loader_error_message, make_train_loader, prune_checkpoints, require_tensorboard,
                            resolve_resume_path, restore_rng_state, save_atomically, settle_device_options,
                            setup_distributed, split_size, stop_loader_workers, stop_on_signals,
                            stop_requested_anywhere, weights_are_finite, weights_digest)
+from ssd_support.files import finite_or_null
 from utils import MultiBoxLoss, normalize, preprocess_settings
 
 
@@ -432,7 +433,7 @@ def prepare_training(args, dist_info):
         except ValueError as error:
             raise TrainingSetupError(str(error)) from None
     if args.freeze_base:
-        from detector import freeze_backbone_stages
+        from ssd_support.detector import freeze_backbone_stages
 
         freeze_backbone_stages(model, 5 - args.freeze_base)  # before the optimizer: frozen weights are left out
     optimizer = make_optimizer(args.optimizer, make_param_groups(model, args.weight_decay, args.bias_lr_mult),

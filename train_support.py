@@ -34,7 +34,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from utils import write_atomically
+from ssd_support.files import write_atomically
 
 try:
     import fcntl  # POSIX; on Windows the checkpoint folder is not locked
@@ -726,14 +726,3 @@ def discard_checkpoint_on_trial(run, dist_info):
             os.remove(bad)
         run.last_checkpoint, run.on_trial = previous, None
     return run.last_checkpoint
-
-
-def finite_or_null(value):
-    """``value`` with every NaN/inf float (in nested dicts and lists) replaced by None."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: finite_or_null(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite_or_null(item) for item in value]
-    return value

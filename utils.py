@@ -5,14 +5,12 @@ The file is organised in sections, in the order a reader meets them:
 1. Box math      -- the coordinate systems SSD moves between (boundary, centre-size, offsets).
 2. MultiBoxLoss  -- matching priors to objects, hard negative mining, the loss of the paper.
 3. Augmentations -- the photometric / expand (zoom out) / crop / flip chain of the Caffe recipe.
-4. Evaluation    -- the Pascal VOC average precision, exactly as the devkit computes it (COCO AP: coco_eval.py).
-5. Files         -- write_atomically, which every checkpoint, list and result is written through.
+4. Evaluation    -- the Pascal VOC average precision, exactly as the devkit computes it (COCO AP: ssd_support/coco_eval.py).
 """
 
 import math
 import os
 import random
-import tempfile
 
 import cv2
 import numpy as np
@@ -1266,38 +1264,3 @@ def calculate_mAP(det_boxes, det_labels, det_scores, true_boxes, true_labels, tr
     curves = precision_recall_curves(det_boxes, det_labels, det_scores, true_boxes, true_labels,
                                      true_difficulties, label_map=label_map)
     return average_precisions_from_curves(curves, use_07_metric)
-
-
-# =====================================================================================
-# 5. Files
-# =====================================================================================
-
-
-def write_atomically(path, write, binary=False):
-    """Write a file through a temporary file in the same folder and a rename.
-
-    A crash or Ctrl-C in the middle of writing leaves the previous file intact, never half a file
-    (``os.replace`` is atomic on POSIX and Windows when both paths are on one file system).
-    Checkpoints, data lists and results are all written this way.
-
-    :param path: the file to write; its folder is created if needed
-    :param write: function that writes the content into the open file object it is given
-    :param binary: open the temporary file in binary mode (for ``torch.save``)
-    """
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp_", suffix=os.path.splitext(path)[1])
-    try:
-        with os.fdopen(handle, "wb" if binary else "w") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        # mkstemp creates the file readable by its owner only; give it the permissions a plain open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise

@@ -46,10 +46,10 @@ from PIL import Image
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from detect import detect_batch  # noqa: E402
-from detector import SSDDetector  # noqa: E402
-from images import load_image  # noqa: E402
+from ssd_support.detector import SSDDetector  # noqa: E402
+from ssd_support.images import load_image  # noqa: E402
 from model import SSD300, torchvision_ssd_to_ssd300_state_dict, use_fast_cpu_layout  # noqa: E402
-from toy_data import photo_like_pixels  # noqa: E402
+from ssd_support.toy_data import photo_like_pixels  # noqa: E402
 
 N_CLASSES = 21
 PHOTO_SIZES = ((375, 500), (500, 375), (333, 500), (480, 640), (427, 640), (500, 500))

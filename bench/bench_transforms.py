@@ -61,8 +61,8 @@ from torchvision.transforms import v2 as T
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from datasets import load_image_tensor, read_image_list, stack_images  # noqa: E402
-from images import load_image  # noqa: E402
-from toy_data import photo_like_pixels  # noqa: E402
+from ssd_support.images import load_image  # noqa: E402
+from ssd_support.toy_data import photo_like_pixels  # noqa: E402
 from utils import MEAN_FILL_UINT8, transform, transform_reference  # noqa: E402
 
 # Typical Pascal VOC image sizes (width, height).

@@ -41,7 +41,7 @@ def toy_data_folder(tmp_path_factory):
     :return: the folder's path, a str
     """
     from create_data_lists import create_data_lists
-    from toy_data import make_toy_dataset
+    from ssd_support.toy_data import make_toy_dataset
 
     folder = str(tmp_path_factory.mktemp("toy_data"))
     voc_folder = make_toy_dataset(folder, n_train=8, n_test=4, seed=0)

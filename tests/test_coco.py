@@ -19,7 +19,7 @@ import create_data_lists as cdl
 import eval as eval_script
 import model as model_module
 from datasets import PascalVOCDataset, load_label_map
-from coco_eval import build_coco_detections, build_coco_ground_truth, coco_average_precision
+from ssd_support.coco_eval import build_coco_detections, build_coco_ground_truth, coco_average_precision
 from utils import make_label_map
 from replay_ssd import ReplaySSD
 from data_lists import read_lists

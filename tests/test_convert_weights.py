@@ -17,7 +17,7 @@ from torchvision.models.detection import ssd300_vgg16 as torchvision_ssd300_vgg1
 import convert_weights
 import train
 from convert_weights import LABEL_ALIASES, coco_category_names, coco_label_map, init_from_checkpoint
-from detector import ssd300_resnet50, ssd300_vgg16
+from ssd_support.detector import ssd300_resnet50, ssd300_vgg16
 from model import build_ssd, load_model_from_checkpoint, network_config
 
 N_A_BIAS = -1e4  # the unused category ids of torchvision's head: never the best class, ~0 in the softmax
@@ -376,7 +376,7 @@ def test_export_records_the_converted_checkpoints_preprocessing(torchvision_coco
 def test_frozen_batch_norms_stay_in_eval_mode_on_the_bare_network():
     """train.py --freeze-base trains the network itself (no SSDDetector): its frozen ResNet stages must not
     update their batch-norm statistics either."""
-    from detector import freeze_backbone_stages
+    from ssd_support.detector import freeze_backbone_stages
 
     network = build_ssd(3, base="resnet50").train()
     freeze_backbone_stages(network, 5 - 2)  # --freeze-base 2: conv1/bn1 and layer1

@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 import datasets
 from create_data_lists import create_data_lists
 from datasets import PascalVOCDataset, collate_fn, load_label_map
-from images import UnreadableImageError
+from ssd_support.images import UnreadableImageError
 from utils import IMAGENET_MEAN, IMAGENET_STD
 
 GREY = (90, 90, 90)

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 import create_data_lists as cdl
-import toy_data
+from ssd_support import toy_data
 from utils import VOC_LABELS, make_label_map
 from data_lists import read_lists
 

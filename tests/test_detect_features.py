@@ -243,7 +243,7 @@ def test_numpy_nms_equals_torchvision():
     corners = rng.rand(60, 2) * 0.8
     boxes = np.concatenate([corners, corners + 0.05 + rng.rand(60, 2) * 0.3], axis=1)
     scores = rng.rand(60)
-    from detect_onnx import nms_numpy
+    from ssd_support.onnx_detector import nms_numpy
     expected = nms(torch.from_numpy(boxes), torch.from_numpy(scores), 0.3).numpy()
     assert nms_numpy(boxes, scores, 0.3).tolist() == expected.tolist()
 
@@ -291,7 +291,7 @@ def test_onnx_path_prepares_images_as_the_exported_checkpoint_says(tmp_path, sav
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
     import export
-    from detect_onnx import preprocess_numpy
+    from ssd_support.onnx_detector import preprocess_numpy
     from utils import preprocess
 
     torch.manual_seed(1)
@@ -357,7 +357,7 @@ def test_missing_optional_packages_are_one_line_errors(monkeypatch, tmp_path):
     monkeypatch.setattr(builtins, "__import__", without)
     with pytest.raises(ImportError, match="need OpenCV: pip install opencv-python-headless"):
         detect.detect_video(str(tmp_path / "clip.mp4"), str(tmp_path / "out"), box_detector([]), LABEL_MAP)
-    from detect_onnx import OnnxDetector
+    from ssd_support.onnx_detector import OnnxDetector
     with pytest.raises(ImportError, match="--onnx needs onnxruntime: pip install onnxruntime"):
         OnnxDetector(str(tmp_path / "model.onnx"))
 

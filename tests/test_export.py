@@ -241,7 +241,7 @@ def test_ssd_detector_runs_its_network_in_onnxruntime(checkpoint):
     times it) gives the PyTorch detector's detections: same labels, scores to 1e-4, boxes to 0.05 px; in training
     mode (put there, or taken from a detector in it) it refuses to run, naming why, instead of returning a loss
     nothing can train."""
-    from detector import ssd300_vgg16
+    from ssd_support.detector import ssd300_vgg16
 
     torch_model = ssd300_vgg16(checkpoint=checkpoint, score_thresh=0.2).eval()
     ort_model = ssd300_vgg16(checkpoint=checkpoint, score_thresh=0.2).eval()

@@ -8,7 +8,7 @@ import types
 import pytest
 import torch
 
-from detector import SSDDetector
+from ssd_support.detector import SSDDetector
 from model import build_ssd
 
 REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

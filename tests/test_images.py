@@ -11,8 +11,8 @@ from PIL import Image
 
 import utils
 from datasets import PascalVOCDataset, load_image_tensor
-from images import UnreadableImageError, load_image, load_image_array
-from toy_data import photo_like_pixels
+from ssd_support.images import UnreadableImageError, load_image, load_image_array
+from ssd_support.toy_data import photo_like_pixels
 
 
 def photo_like(height, width, seed):

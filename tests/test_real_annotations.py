@@ -22,9 +22,9 @@ import create_data_lists as cdl
 import datasets
 import detect
 import eval as eval_script
-from coco_eval import build_coco_ground_truth, coco_average_precision
+from ssd_support.coco_eval import build_coco_ground_truth, coco_average_precision
 from datasets import PascalVOCDataset
-from images import UnreadableImageError, image_size, load_image
+from ssd_support.images import UnreadableImageError, image_size, load_image
 from utils import IMAGENET_MEAN, IMAGENET_STD
 
 GREY, WHITE = (90, 90, 90), (255, 255, 255)

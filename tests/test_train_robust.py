@@ -20,6 +20,7 @@ import torch
 
 import train
 import train_support
+from ssd_support import files
 import utils
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -322,4 +323,4 @@ def test_eval_every_with_an_empty_test_split_says_so_once_and_writes_strict_json
     summary = json.loads((tmp_path / "run" / "train_summary.json").read_text(),
                          parse_constant=lambda name: pytest.fail(f"bare {name} in train_summary.json"))
     assert summary["eval"] is None and summary["iterations_done"] == 2
-    assert train_support.finite_or_null({"a": [float("nan"), 1.0], "b": float("inf")}) == {"a": [None, 1.0], "b": None}
+    assert files.finite_or_null({"a": [float("nan"), 1.0], "b": float("inf")}) == {"a": [None, 1.0], "b": None}

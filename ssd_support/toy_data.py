@@ -20,7 +20,7 @@ import random
 import numpy as np
 from PIL import Image, ImageDraw
 
-from utils import write_atomically
+from ssd_support.files import write_atomically
 
 
 # Plain filled shapes, each in its own saturated colour: easy enough to learn from random init in minutes.

@@ -1,0 +1,79 @@
+"""Files: the one atomic writer, the names of the list files, and JSON without NaN.
+
+A leaf of ``ssd_support`` (no project imports), so that every lesson module and every product layer can use it.
+"""
+
+import json
+import math
+import os
+import tempfile
+
+SPLITS = ("TRAIN", "VAL", "TEST")  # VAL: create_data_lists.py --val-fraction
+LABEL_MAP_FILE = "label_map.json"
+
+
+def images_list_path(data_folder, split):
+    """``<data_folder>/<split>_images.json``: the split's image paths (relative to the data folder)."""
+    return os.path.join(data_folder, f"{split}_images.json")
+
+
+def objects_list_path(data_folder, split):
+    """``<data_folder>/<split>_objects.json``: per image, its boxes (pixels), labels and difficulties."""
+    return os.path.join(data_folder, f"{split}_objects.json")
+
+
+def label_map_path(data_folder):
+    """``<data_folder>/label_map.json``: class name -> label, "background" 0."""
+    return os.path.join(data_folder, LABEL_MAP_FILE)
+
+
+def has_split(data_folder, split):
+    """True when both list files of ``split`` are in ``data_folder``."""
+    return os.path.isfile(images_list_path(data_folder, split)) and os.path.isfile(objects_list_path(data_folder, split))
+
+
+def write_atomically(path, write, binary=False):
+    """Write a file through a temporary file in the same folder and a rename.
+
+    A crash or Ctrl-C in the middle of writing leaves the previous file intact, never half a file
+    (``os.replace`` is atomic on POSIX and Windows when both paths are on one file system).
+    Checkpoints, data lists and results are all written this way.
+
+    :param path: the file to write; its folder is created if needed
+    :param write: function that writes the content into the open file object it is given
+    :param binary: open the temporary file in binary mode (for ``torch.save``)
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp_", suffix=os.path.splitext(path)[1])
+    try:
+        with os.fdopen(handle, "wb" if binary else "w") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        # mkstemp creates the file readable by its owner only; give it the permissions a plain open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+
+
+def finite_or_null(value):
+    """``value`` with every NaN/inf float (in nested dicts and lists) replaced by None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: finite_or_null(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_null(item) for item in value]
+    return value
+
+
+def write_json_atomically(path, data, **options):
+    """json.dump ``data`` to ``path`` through write_atomically, with NaN/inf written as null (finite_or_null):
+    strict JSON parsers reject a bare NaN."""
+    write_atomically(path, lambda file: json.dump(finite_or_null(data), file, allow_nan=False, **options))
