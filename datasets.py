@@ -8,6 +8,7 @@ import os
 import torch
 from torch.utils.data import Dataset
 
+from ssd_support.fast_augment import augment_train
 from ssd_support.images import load_image_array
 from utils import preprocess_settings, transform
 
@@ -109,7 +110,10 @@ def collate_fn(batch):
 
 
 class PascalVOCDataset(Dataset):
-    """Images and objects of one split, augmented (TRAIN) or just resized (TEST) by utils.transform.
+    """Images and objects of one split, augmented (TRAIN) or just resized (TEST).
+
+    TRAIN runs the paper's augmentations as ``ssd_support.fast_augment.augment_train`` (the draws and boxes of
+    ``utils.transform``, several times faster), or ``utils.transform`` itself with ``reference_augment=True``.
 
     Each item is (image (3, S, S) ImageNet-normalized float (uint8 with ``normalized=False``), S = image_size
     (300), boxes (n_objects, 4) fractional x1y1x2y2, labels (n_objects) int64, difficulties (n_objects) uint8).
@@ -117,7 +121,7 @@ class PascalVOCDataset(Dataset):
     """
 
     def __init__(self, data_folder, split, keep_difficult=False, augment=None, image_size=300, preprocess=None,
-                 normalized=True):
+                 normalized=True, reference_augment=False):
         """
         :param data_folder: folder holding {split}_images.json and {split}_objects.json
         :param split: "TRAIN", "VAL" or "TEST" (any case); VAL is resized like TEST, not augmented
@@ -131,6 +135,9 @@ class PascalVOCDataset(Dataset):
         :param normalized: items hold normalized float images (True) or uint8 ones (False), which the training
             loop normalizes a batch at a time on the GPU (``utils.normalize``): the loader workers skip the float
             work and pass a quarter of the bytes through shared memory, pinning and the copy to the GPU
+        :param reference_augment: augment with the paper's chain as ``utils.transform`` writes it, step by step on
+            whole images (train.py --reference-augment), instead of ``ssd_support.fast_augment.augment_train``:
+            the same random draws and boxes, pixels equal up to rounding (tests/test_augment.py), slower
         """
         self.split = split.upper()
         if self.split not in SPLITS:
@@ -141,6 +148,7 @@ class PascalVOCDataset(Dataset):
         self.image_size = image_size
         self.preprocess_settings = preprocess_settings(preprocess)
         self.normalized = normalized
+        self.reference_augment = reference_augment
 
         images_path = os.path.join(data_folder, f"{self.split}_images.json")
         objects_path = os.path.join(data_folder, f"{self.split}_objects.json")
@@ -182,6 +190,9 @@ class PascalVOCDataset(Dataset):
         """:return: image (3, S, S), boxes (n_objects, 4) fractional, labels (n_objects), difficulties
         (n_objects)"""
         boxes, labels, difficulties = self.load_objects(i)
+        if self.augment and not self.reference_augment:
+            return augment_train(self.load_image(i), boxes, labels, difficulties, size=self.image_size,
+                                 normalized=self.normalized, **self.preprocess_settings)
         return transform(self.load_image(i), boxes, labels, difficulties, split="TRAIN" if self.augment else "TEST",
                          size=self.image_size, normalized=self.normalized, **self.preprocess_settings)
 

@@ -9,14 +9,14 @@ work is nothing there, and the loader passes a quarter of the bytes). The conten
                           pipeline on PIL images pays;
 - decode only, tensor  -- datasets.load_image_tensor, as the dataset reads (images.load_image_array: libjpeg-turbo
                           through torchvision.io.decode_jpeg straight into an array: the same pixels, without Pillow's copy);
-- ours                 -- tensor decode + utils.transform(..., "TRAIN", normalized=False) (utils.augment_train: one
+- ours                 -- tensor decode + ssd_support.fast_augment.augment_train(..., normalized=False) (one
                           resample of the composed zoom-out + crop window, photometric distortions on the 300x300
-                          result), as train.py's loader runs it;
+                          result), as train.py's loader runs it (PascalVOCDataset's default);
 - ours, normalized on the CPU -- the same, ending in the normalized float image (normalized=True, the default of
-                          utils.transform), as a loader that does not normalize on the GPU would run it;
-- ours, reference      -- Pillow decode + utils.transform_reference, the same draws applied step by step on whole
-                          images (the chain this repository used before; tests/test_augment.py checks that the
-                          two agree);
+                          augment_train), as a loader that does not normalize on the GPU would run it;
+- ours, reference      -- Pillow decode + utils.transform(..., "TRAIN", normalized=False), the paper's chain: the
+                          same draws applied step by step on whole images (train.py --reference-augment;
+                          tests/test_augment.py checks that the two agree);
 - torchvision v2       -- decode + its detection reference's "ssd" preset plus the resize SSD300 needs:
                           RandomPhotometricDistort -> RandomZoomOut(side_range (1, 4), mean fill) ->
                           RandomIoUCrop -> RandomHorizontalFlip -> Resize(300x300) -> SanitizeBoundingBoxes ->
@@ -63,7 +63,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from datasets import load_image_tensor, read_image_list, stack_images  # noqa: E402
 from ssd_support.images import load_image  # noqa: E402
 from ssd_support.toy_data import photo_like_pixels  # noqa: E402
-from utils import MEAN_FILL_UINT8, transform, transform_reference  # noqa: E402
+from ssd_support.fast_augment import augment_train  # noqa: E402
+from utils import MEAN_FILL_UINT8, transform  # noqa: E402
 
 # Typical Pascal VOC image sizes (width, height).
 VOC_SIZES = [(500, 375), (375, 500), (500, 333), (333, 500), (500, 400), (486, 500)]
@@ -129,8 +130,8 @@ def run_decode(samples, decode):
 
 
 def run_ours(samples, chain, decode):
-    """Decode every file with ``decode`` and push it through ``chain`` (utils.transform's TRAIN path or the
-    reference); return the number of boxes kept."""
+    """Decode every file with ``decode`` and push it through ``chain`` (fast_augment.augment_train or the
+    reference, utils.transform's TRAIN chain); return the number of boxes kept."""
     kept = 0
     for path, boxes, labels in samples:
         difficulties = torch.zeros_like(labels, dtype=torch.uint8)
@@ -216,13 +217,13 @@ def main(argv=None):
             source = f"VOC-sized synthetic JPEGs, {size:.0f} kB on average"
         n = len(samples)
         tv_pipeline = torchvision_ssd_pipeline()
-        train = functools.partial(transform, split="TRAIN", normalized=False)
-        train_normalized = functools.partial(transform, split="TRAIN")
-        reference = functools.partial(transform_reference, normalized=False)
+        train = functools.partial(augment_train, normalized=False)
+        train_normalized = augment_train
+        reference = functools.partial(transform, split="TRAIN", normalized=False)
         contenders = {  # each takes a list of samples
             "decode only": functools.partial(run_decode, decode=load_image),
             "decode only, tensor": functools.partial(run_decode, decode=load_image_tensor),
-            "ours (utils.transform)": functools.partial(run_ours, chain=train, decode=load_image_tensor),
+            "ours (fast_augment)": functools.partial(run_ours, chain=train, decode=load_image_tensor),
             "ours, normalized on the CPU": functools.partial(run_ours, chain=train_normalized,
                                                              decode=load_image_tensor),
             "ours, reference chain": functools.partial(run_ours, chain=reference, decode=load_image),
@@ -255,7 +256,7 @@ def main(argv=None):
         wall[name] = n / statistics.median(t[0] for t in ts)
         cpu[name] = n / statistics.median(t[1] for t in ts)
         print(f"  {name:<30s} {wall[name]:16.1f} {cpu[name]:20.1f}")
-    ours = "ours (utils.transform)"
+    ours = "ours (fast_augment)"
     reference_name = max((k for k in cpu if k.startswith("torchvision")), key=cpu.get)
     print("ratios (wall / CPU time):")
     print(f"  ours / best torchvision ({reference_name}): {wall[ours] / wall[reference_name]:.2f}x / "

@@ -1,5 +1,7 @@
-"""The paper's augmentations (utils.py section 3): properties over many seeds on tiny images, and each step alone."""
+"""The paper's augmentations (utils.py section 3): properties over many seeds on tiny images, each step alone, and
+the fast TRAIN path (ssd_support/fast_augment.py) against them: the same draws and boxes, pixels within stated bounds."""
 
+import functools
 import random
 
 import numpy as np
@@ -8,6 +10,7 @@ import torch
 from PIL import Image
 
 import utils
+from ssd_support import fast_augment
 from utils import (IMAGENET_MEAN, IMAGENET_STD, MEAN_FILL_UINT8, find_jaccard_overlap, horizontal_flip,
                    photometric_distort, preprocess, random_crop, transform, zoom_out)
 
@@ -135,13 +138,16 @@ def test_train_transform_without_objects():
         assert out[1].shape == (0, 4) and out[2].shape == (0,) and out[3].shape == (0,)
 
 
-def test_train_transform_is_reproducible_by_seed():
-    """Seeding Python's and torch's generators makes the augmentation repeat exactly (train.py relies on it)."""
+@pytest.mark.parametrize("fast", [False, True], ids=["utils.transform", "fast_augment"])
+def test_train_transform_is_reproducible_by_seed(fast):
+    """Seeding Python's and torch's generators makes the augmentation repeat exactly (train.py relies on it), in
+    the paper's chain and in the fast path alike."""
     image, boxes, labels, difficulties = random_scene(random.Random(2))
+    chain = fast_augment.augment_train if fast else functools.partial(transform, split="TRAIN")
     outputs = []
     for _ in range(2):
         seed_all(123)
-        outputs.append(transform(image, boxes, labels, difficulties, "TRAIN"))
+        outputs.append(chain(image, boxes, labels, difficulties))
     for a, b in zip(*outputs):
         assert torch.equal(a, b)
 
@@ -299,7 +305,7 @@ def test_photometric_distort_changes_colours_only():
 
 
 # ---------------------------------------------------------------------------------------------------------
-# The fast TRAIN path (utils.augment_train, what transform runs) against the step-by-step reference chain
+# The fast TRAIN path (fast_augment.augment_train, what the data loader runs) against utils.transform's chain
 # ---------------------------------------------------------------------------------------------------------
 
 
@@ -322,12 +328,12 @@ def textured_scene(rng):
     return image, torch.tensor(boxes), labels, (labels % 2).to(torch.uint8)
 
 
-def both_paths(scene, seed):
-    """(augment_train output, transform_reference output, the next draws of both generators after each)."""
+def both_paths(scene, seed, **keywords):
+    """(augment_train output, utils.transform TRAIN output, the next draws of both generators after each)."""
     outputs = []
-    for chain in (utils.augment_train, utils.transform_reference):
+    for chain in (fast_augment.augment_train, functools.partial(utils.transform, split="TRAIN")):
         seed_all(seed)
-        out = chain(*scene)
+        out = chain(*scene, **keywords)
         outputs.append((out, random.random(), float(torch.rand(1))))
     return outputs
 
@@ -372,6 +378,29 @@ def test_fast_path_with_photometric_stays_close_to_the_reference():
     assert torch.stack(differences).mean() < 1
 
 
+def test_fast_path_follows_the_reference_for_every_setting_a_checkpoint_can_name(monkeypatch):
+    """size, mean, std, antialias and normalized reach both chains alike: without the photometric step, SSD512's
+    side, torchvision's COCO normalization (0-255 values minus the mean) and resizing without antialiasing give
+    the reference's boxes exactly and its uint8 pixels exactly (normalized=False), its floats to rounding."""
+    monkeypatch.setattr(utils, "PHOTOMETRIC_PROBABILITY", 0.0)
+    settings = {"size": 512, "mean": (0.48235, 0.45882, 0.40784), "std": (1 / 255, 1 / 255, 1 / 255),
+                "antialias": False}
+    rng = random.Random(12)
+    for seed in range(30):
+        scene = textured_scene(rng)
+        for normalized in (False, True):
+            (fast, *fast_next), (reference, *reference_next) = both_paths(scene, seed, normalized=normalized,
+                                                                          **settings)
+            assert fast_next == reference_next, seed
+            for a, b in zip(fast[1:], reference[1:]):
+                assert torch.equal(a, b), seed
+            assert fast[0].shape == reference[0].shape == (3, 512, 512)
+            if normalized:
+                assert fast[0].dtype == torch.float32 and (fast[0] - reference[0]).abs().max() < 1e-3, seed
+            else:
+                assert fast[0].dtype == torch.uint8 and torch.equal(fast[0], reference[0]), seed
+
+
 def test_resample_window_equals_cutting_a_mean_filled_canvas():
     """resample_window(image, window) == resize(window cut from the image on a mean-filled canvas), exactly,
     for windows inside, across and outside the image; the reported covered rectangle bounds the non-fill."""
@@ -391,7 +420,7 @@ def test_resample_window_equals_cutting_a_mean_filled_canvas():
         canvas[:, pad_top:pad_top + height, pad_left:pad_left + width] = image
         cut = canvas[:, window[1] + pad_top:window[3] + pad_top, window[0] + pad_left:window[2] + pad_left]
         expected = utils.TF.resize(cut, [50, 50], antialias=True)
-        out, covered = utils.resample_window(image, window, 50)
+        out, covered = fast_augment.resample_window(image, window, 50)
         assert torch.equal(out, expected), (trial, window)
         outside = torch.ones(50, 50, dtype=torch.bool)
         if covered is not None:
@@ -414,10 +443,10 @@ def test_resize_uint8_is_torchvisions_resize_without_the_dispatch():
         for height, width in ((30, 30), (20, 77), (90, 45), (image.shape[1], 17)):
             for antialias in (True, False):
                 expected = utils.TF.resize(image, [height, width], antialias=antialias)
-                ours = utils._resize_uint8(image, height, width, antialias)
+                ours = fast_augment._resize_uint8(image, height, width, antialias)
                 assert torch.equal(ours, expected), (image.stride(), height, width, antialias)
                 assert ours.stride() == expected.stride(), (image.stride(), height, width, antialias)
-        assert utils._resize_uint8(image, *image.shape[1:]) is image
+        assert fast_augment._resize_uint8(image, *image.shape[1:]) is image
 
 
 def test_photometric_kernels_match_pillow():
@@ -430,7 +459,7 @@ def test_photometric_kernels_match_pillow():
     for name, factors in (("brightness", (0.88, 1.12)), ("contrast", (0.5, 1.5)), ("saturation", (0.5, 1.5))):
         for factor in factors:
             expected = np.asarray(utils._PIL_PHOTOMETRIC[name](image, factor)).astype(int)
-            ours = utils._distort(pixels.copy(), [(name, factor)]).astype(int)
+            ours = fast_augment._distort(pixels.copy(), [(name, factor)]).astype(int)
             if name == "saturation":
                 assert np.abs(ours - expected).max() <= 1 and (ours == expected).mean() > 0.99, factor
             else:
@@ -440,7 +469,7 @@ def test_photometric_kernels_match_pillow():
     grey = (grid[..., 0] == grid[..., 1]) & (grid[..., 1] == grid[..., 2])
     for factor in (-0.05, -0.02, 0.03, 0.05):
         expected = np.asarray(utils.TF.adjust_hue(Image.fromarray(grid), factor)).astype(int)
-        ours = utils._distort(grid.copy(), [("hue", factor)])
+        ours = fast_augment._distort(grid.copy(), [("hue", factor)])
         # Both round through 8-bit HSV; the shift itself moves pixels far more than the two roundings differ.
         assert np.abs(ours - expected).mean() < 1.5, factor
         assert np.abs(ours - expected).mean() < 0.2 * np.abs(grid.astype(int) - expected).mean(), factor
@@ -458,7 +487,7 @@ def test_consecutive_brightness_and_contrast_give_pillows_bytes():
         expected = np.asarray(utils._PIL_PHOTOMETRIC["contrast"](brightened, contrast))
         grey = int(np.asarray(brightened.convert("L")).mean() + 0.5)  # Pillow's own grey mean
         for grey_mean in (None, grey):
-            ours = utils._distort(pixels.copy(), [("brightness", brightness), ("contrast", contrast)], grey_mean)
+            ours = fast_augment._distort(pixels.copy(), [("brightness", brightness), ("contrast", contrast)], grey_mean)
             assert np.array_equal(ours, expected), (brightness, contrast, grey_mean)
 
 
@@ -469,8 +498,8 @@ def test_distortions_change_only_the_rectangle_they_are_given():
     pixels = torch.randint(0, 256, (60, 70, 3), dtype=torch.uint8, generator=generator).numpy()
     operations = [("brightness", 1.1), ("contrast", 0.7), ("saturation", 1.3), ("hue", 0.04)]
     out = pixels.copy()
-    utils._distort(out[10:40, 20:50], operations, grey_mean=100)
-    expected = utils._distort(np.ascontiguousarray(pixels[10:40, 20:50]), operations, grey_mean=100)
+    fast_augment._distort(out[10:40, 20:50], operations, grey_mean=100)
+    expected = fast_augment._distort(np.ascontiguousarray(pixels[10:40, 20:50]), operations, grey_mean=100)
     assert np.array_equal(out[10:40, 20:50], expected)
     out[10:40, 20:50] = pixels[10:40, 20:50]
     assert np.array_equal(out, pixels)
@@ -483,8 +512,8 @@ def test_contrast_grey_mean_is_not_fooled_by_stripes():
     stripes = torch.zeros(3, 512, 512, dtype=torch.uint8)
     columns = torch.arange(512) % 8
     stripes[:, :, (columns >= 3) & (columns <= 4)] = 255  # true mean grey 63.75
-    assert abs(utils._grey_mean_before_contrast(stripes, [("contrast", 1.5)]) - 63.75) <= 1
-    brighter = utils._grey_mean_before_contrast(stripes, [("brightness", 1.1), ("contrast", 1.5)])
+    assert abs(fast_augment._grey_mean_before_contrast(stripes, [("contrast", 1.5)]) - 63.75) <= 1
+    brighter = fast_augment._grey_mean_before_contrast(stripes, [("brightness", 1.1), ("contrast", 1.5)])
     assert abs(brighter - 63.75 * 1.1) <= 1.5
 
 
@@ -495,13 +524,13 @@ def test_fast_path_never_writes_into_the_callers_image(monkeypatch):
     image = pixels.permute(2, 0, 1)  # (3, H, W) view of (H, W, 3) memory, as the dataset reads images
     before = image.clone()
     boxes = torch.tensor([[20.0, 80.0, 200.0, 300.0]])
-    monkeypatch.setattr(utils, "ZOOM_OUT_PROBABILITY", 0.0)
-    monkeypatch.setattr(utils, "_draw_photometric", lambda: [("brightness", 1.12)])
-    monkeypatch.setattr(utils, "_draw_crop", lambda width, height, boxes_np, *rest: (
+    monkeypatch.setattr(fast_augment, "ZOOM_OUT_PROBABILITY", 0.0)
+    monkeypatch.setattr(fast_augment, "_draw_photometric", lambda: [("brightness", 1.12)])
+    monkeypatch.setattr(fast_augment, "_draw_crop", lambda width, height, boxes_np, *rest: (
         (0, 50, 300, 350), np.ones(len(boxes_np), dtype=bool), boxes_np - np.float32([0, 50, 0, 50])))
-    out, *_ = utils.augment_train(image, boxes, torch.tensor([1]), torch.zeros(1, dtype=torch.uint8))
+    out, *_ = fast_augment.augment_train(image, boxes, torch.tensor([1]), torch.zeros(1, dtype=torch.uint8))
     assert torch.equal(image, before)
-    expected = utils._blend_table(0, 1.12)[before[:, 50:350].numpy()]
+    expected = fast_augment._blend_table(0, 1.12)[before[:, 50:350].numpy()]
     assert torch.allclose(unnormalize(out).round(), torch.from_numpy(expected).float(), atol=1e-3)
 
 

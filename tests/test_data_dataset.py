@@ -88,6 +88,35 @@ def test_train_split_without_augmentation_is_the_test_transform(known_folder):
     assert PascalVOCDataset(known_folder, "TRAIN").augment and not PascalVOCDataset(known_folder, "TEST").augment
 
 
+def test_train_items_come_from_the_fast_path_or_with_reference_augment_from_the_papers_chain(toy_data_folder):
+    """TRAIN items are fast_augment.augment_train's output for the item's image and objects (bit for bit, so the
+    default is what it always was); reference_augment=True gives utils.transform's instead. For the same seed the
+    two agree: the same boxes, labels and difficulties, pixels within rounding (mean |difference| < 1 grey level)."""
+    from ssd_support.fast_augment import augment_train
+    from utils import transform
+
+    fast = PascalVOCDataset(toy_data_folder, "TRAIN", keep_difficult=True)
+    reference = PascalVOCDataset(toy_data_folder, "TRAIN", keep_difficult=True, reference_augment=True)
+    assert not fast.reference_augment and reference.reference_augment
+    std = torch.tensor(IMAGENET_STD).view(3, 1, 1) * 255
+    for i in range(4):
+        items = {}
+        for name, dataset, chain in (("fast", fast, augment_train),
+                                     ("reference", reference, lambda *item: transform(*item, "TRAIN"))):
+            random.seed(i)
+            torch.manual_seed(i)
+            items[name] = dataset[i]
+            random.seed(i)
+            torch.manual_seed(i)
+            expected = chain(dataset.load_image(i), *dataset.load_objects(i))
+            assert all(torch.equal(a, b) for a, b in zip(items[name], expected)), (name, i)
+        assert all(torch.equal(a, b) for a, b in zip(items["fast"][1:], items["reference"][1:])), i
+        assert ((items["fast"][0] - items["reference"][0]) * std).abs().mean() < 1, i
+    # Without augmentation the keyword changes nothing: TEST items, the same with either.
+    plain = PascalVOCDataset(toy_data_folder, "TRAIN", augment=False, reference_augment=True)
+    assert torch.equal(plain[0][0], PascalVOCDataset(toy_data_folder, "TRAIN", augment=False)[0][0])
+
+
 def test_difficult_objects_are_left_out_unless_kept(known_folder):
     """keep_difficult=False (the default) drops the difficult cat, keeps the dog."""
     _, boxes, labels, difficulties = PascalVOCDataset(known_folder, "TEST")[0]

@@ -11,6 +11,7 @@ from PIL import Image
 
 import utils
 from datasets import PascalVOCDataset, load_image_tensor
+from ssd_support.fast_augment import augment_train
 from ssd_support.images import UnreadableImageError, load_image, load_image_array
 from ssd_support.toy_data import photo_like_pixels
 
@@ -113,7 +114,7 @@ def test_fast_train_path_gives_the_same_result_from_the_tensor_as_from_the_pil_i
         for image in (load_image_tensor(str(path)), load_image(str(path))):
             random.seed(seed)
             torch.manual_seed(seed)
-            outputs.append(utils.transform(image, boxes, labels, difficulties, "TRAIN"))
+            outputs.append(augment_train(image, boxes, labels, difficulties))
         for a, b in zip(*outputs):
             assert torch.equal(a, b), seed
 
