@@ -42,7 +42,8 @@ from ssd_support.coco_eval import coco_average_precision
 from ssd_support.images import image_size
 from model import EVAL_MIN_SCORE, EVAL_NMS_IOU, EVAL_TOP_K
 from ssd_support.files import write_atomically
-from utils import average_precision, average_precisions_from_curves, precision_recall_curves
+from ssd_support.voc_map import average_precisions_from_curves, precision_recall_curves
+from utils import average_precision
 
 METRICS = ("voc", "coco", "all")
 

@@ -438,7 +438,8 @@ def _sample_crop_windows_numpy(width, height, n_windows):
 
 
 def _iou_numpy(set_1, set_2):
-    """``find_jaccard_overlap`` (torchvision's box_iou) on float32 numpy arrays (n1, 4), (n2, 4) -> (n1, n2)."""
+    """``find_jaccard_overlap`` (torchvision's box_iou) on numpy arrays (n1, 4), (n2, 4) -> (n1, n2), in their
+    dtype: float32 in the crop, float64 in ``calculate_mAP``."""
     area_1 = (set_1[:, 2] - set_1[:, 0]) * (set_1[:, 3] - set_1[:, 1])
     area_2 = (set_2[:, 2] - set_2[:, 0]) * (set_2[:, 3] - set_2[:, 1])
     top_left = np.maximum(set_1[:, None, :2], set_2[:, :2])
@@ -668,201 +669,12 @@ def transform(image, boxes, labels, difficulties, split, size=SSD_INPUT_SIZE, me
 # 4. Evaluation
 # =====================================================================================
 
-# numpy rather than torch here: the VOC devkit this section follows is numpy code, and the matching is
-# sorting / segment bookkeeping that numpy expresses directly (lexsort, unique, reduceat).
-
 # A detection is a true positive when its IoU with an object is *strictly* greater than this (VOC devkit).
 VOC_IOU_THRESHOLD = 0.5
 
 # The 11 recall thresholds of the VOC2007 metric, built exactly: np.arange(0, 1.1, 0.1) gives
 # 0.30000000000000004 for the fourth one, so a recall of exactly 0.3 (e.g. 3 of 10 objects) would miss it.
 VOC07_RECALL_THRESHOLDS = tuple(i / 10 for i in range(11))
-
-
-def _concat_per_image(per_image, n_columns, dtype, what):
-    """Concatenate a list of per-image tensors into one numpy array, remembering which image each row is from.
-
-    :param per_image: list of N tensors, one per image, of size (n_i, n_columns) or (n_i,) (any device)
-    :param n_columns: 4 for boxes, None for a per-object value (label, score, difficulty)
-    :param dtype: numpy dtype of the result
-    :param what: the name of the argument, for error messages
-    :return: (values (sum n_i, n_columns) or (sum n_i,), image index of each row (sum n_i,) int64)
-    """
-    shape = (-1, n_columns) if n_columns else (-1,)
-    parts = []
-    for i, tensor in enumerate(per_image):
-        if n_columns and tensor.numel() % n_columns:
-            raise ValueError(f"{what}[{i}] has size {tuple(tensor.shape)}; expected (n, {n_columns})")
-        # .cpu() on each: the images may sit on different devices, and a CUDA tensor cannot become numpy.
-        parts.append(tensor.detach().reshape(shape).cpu())
-    counts = np.array([part.shape[0] for part in parts], dtype=np.int64)
-    if parts:
-        values = torch.cat(parts).numpy().astype(dtype, copy=False)  # one cat: far cheaper than N conversions
-    else:
-        values = np.zeros((0, n_columns) if n_columns else (0,), dtype=dtype)
-    return values, np.repeat(np.arange(len(parts), dtype=np.int64), counts)
-
-
-def _pairwise_iou(boxes_a, boxes_b):
-    """IoU of boxes_a[k] with boxes_b[k] for every k (element-wise, not all pairs).
-
-    Continuous IoU on fractional coordinates: the devkit's "+1" on widths and heights is for integer
-    pixel boxes and would be wrong here. A zero-area union gives IoU 0.
-
-    :param boxes_a: boxes x1y1x2y2, a float array of size (k, 4)
-    :param boxes_b: boxes x1y1x2y2, a float array of size (k, 4)
-    :return: IoU of each pair, a float array of size (k,)
-    """
-    inter_w = np.clip(np.minimum(boxes_a[:, 2], boxes_b[:, 2]) - np.maximum(boxes_a[:, 0], boxes_b[:, 0]), 0, None)
-    inter_h = np.clip(np.minimum(boxes_a[:, 3], boxes_b[:, 3]) - np.maximum(boxes_a[:, 1], boxes_b[:, 1]), 0, None)
-    intersection = inter_w * inter_h
-    area_a = (boxes_a[:, 2] - boxes_a[:, 0]) * (boxes_a[:, 3] - boxes_a[:, 1])
-    area_b = (boxes_b[:, 2] - boxes_b[:, 0]) * (boxes_b[:, 3] - boxes_b[:, 1])
-    union = area_a + area_b - intersection
-    return np.divide(intersection, union, out=np.zeros_like(intersection), where=union > 0)
-
-
-def _best_overlaps(det_keys, det_boxes, gt_keys, gt_boxes):
-    """For every detection, the object of the same image and class it overlaps most (the devkit's ovmax/jmax).
-
-    Equal to the devkit's loop over detections::
-
-        for d in range(n_det):
-            same = np.flatnonzero(gt_keys == det_keys[d])  # objects of the detection's image and class
-            if len(same):
-                iou = _pairwise_iou(det_boxes[[d] * len(same)], gt_boxes[same])
-                best_iou[d], best_gt[d] = iou.max(), same[iou.argmax()]
-
-    Instead of the devkit's loop over detections, every (detection, object) pair that shares an image and a
-    class is listed at once: objects are sorted by key = class * n_images + image, so the objects a detection
-    can match form one contiguous run [start, end) of that order, found with searchsorted.
-
-    :param det_keys: class * n_images + image of each detection, int array (n_det,)
-    :param det_boxes: detection boxes, float array (n_det, 4)
-    :param gt_keys: class * n_images + image of each object, int array (n_gt,), SORTED (stably)
-    :param gt_boxes: object boxes in the same order, float array (n_gt, 4)
-    :return: (best IoU (n_det,) float, -inf where the image has no object of that class;
-              index into the gt arrays of that object (n_det,) int, -1 where there is none)
-    """
-    n_det = len(det_keys)
-    starts = np.searchsorted(gt_keys, det_keys, side="left")
-    counts = np.searchsorted(gt_keys, det_keys, side="right") - starts
-    first_pair = np.cumsum(counts) - counts  # where each detection's run of pairs begins
-    pair_det = np.repeat(np.arange(n_det), counts)
-    pair_gt = np.arange(counts.sum()) + np.repeat(starts - first_pair, counts)
-    pair_iou = _pairwise_iou(det_boxes[pair_det], gt_boxes[pair_gt])
-
-    best_iou = np.full(n_det, -np.inf)
-    best_gt = np.full(n_det, -1, dtype=np.int64)
-    has_candidates = counts > 0
-    if has_candidates.any():
-        # The runs of the detections that have candidates tile pair_iou exactly, so reduceat gives their maxima.
-        best_iou[has_candidates] = np.maximum.reduceat(pair_iou, first_pair[has_candidates])
-        # Like np.argmax in the devkit, a tie between objects goes to the first one in annotation order.
-        at_max = np.flatnonzero(pair_iou == best_iou[pair_det])
-        first_at_max = at_max[np.r_[True, pair_det[at_max][1:] != pair_det[at_max][:-1]]]
-        best_gt[pair_det[first_at_max]] = pair_gt[first_at_max]
-    return best_iou, best_gt
-
-
-def precision_recall_curves(det_boxes, det_labels, det_scores, true_boxes, true_labels, true_difficulties,
-                            label_map=None, iou_threshold=VOC_IOU_THRESHOLD):
-    """Precision and recall after each detection, per class, following the Pascal VOC devkit (voc_eval.py).
-
-    Equal to the devkit's loop, for each class (``taken`` marks objects already detected)::
-
-        for d in detections_of_class_by_decreasing_score:
-            iou, j = best overlapping object of the class in d's image  (_best_overlaps)
-            if iou > 0.5 and difficult[j]: continue              # ignored
-            elif iou > 0.5 and not taken[j]: tp[d], taken[j] = 1, True
-            else: fp[d] = 1
-        recall = cumsum(tp) / n_non_difficult;  precision = cumsum(tp) / (cumsum(tp) + cumsum(fp))
-
-    For each class, detections are taken in descending score order; ties keep the order of the input (earlier
-    image first, then the order within the image), i.e. a stable sort. Each detection is compared with the
-    objects of that class in its own image and takes the one with the highest IoU (difficult ones included);
-    then, exactly as the devkit does:
-
-    - IoU <= 0.5 (or no object): false positive;
-    - IoU > 0.5 with a difficult object: ignored, neither true nor false positive (counts stay as they were);
-    - IoU > 0.5 with an object no earlier detection took: true positive, and the object is taken;
-    - IoU > 0.5 with an object already taken: false positive (a duplicate).
-
-    Recall counts non-difficult objects only. IoU is the continuous IoU of fractional boxes (the devkit's
-    "+1" pixel convention is for integer pixel boxes). The devkit loops over detections; here the matching is
-    vectorized over all classes at once (see :func:`_best_overlaps`): only "the first detection of an object
-    wins" remains, and that is "the first occurrence of each object index" in score order (np.unique).
-
-    :param det_boxes: list of N tensors (n_i, 4), detected boxes, fractional x1y1x2y2, one tensor per image
-    :param det_labels: list of N tensors (n_i,), their labels (1..n_classes-1; others are ignored)
-    :param det_scores: list of N tensors (n_i,), their scores
-    :param true_boxes: list of N tensors (m_i, 4), ground-truth boxes, fractional x1y1x2y2
-    :param true_labels: list of N tensors (m_i,), their labels
-    :param true_difficulties: list of N tensors (m_i,), 1/True for objects marked difficult
-    :param label_map: {class name: label} with "background": 0; the 20 VOC classes when None
-    :param iou_threshold: a match needs an IoU strictly greater than this (0.5 in VOC)
-    :return: dict {class name: (precision (n_c,) float64 array, recall (n_c,) float64 array, n_positives)}
-             in label order, n_c being the number of detections of the class. Classes without any
-             non-difficult object are left out: their recall, hence their AP, is undefined.
-    """
-    if label_map is None:
-        label_map = make_label_map(VOC_LABELS)
-    n_images = len(true_boxes)
-    for name, per_image in (("det_boxes", det_boxes), ("det_labels", det_labels), ("det_scores", det_scores),
-                            ("true_labels", true_labels), ("true_difficulties", true_difficulties)):
-        if len(per_image) != n_images:
-            raise ValueError(f"{name} has {len(per_image)} images but true_boxes has {n_images}")
-
-    det_box, det_image = _concat_per_image(det_boxes, 4, np.float64, "det_boxes")
-    det_label, det_label_image = _concat_per_image(det_labels, None, np.int64, "det_labels")
-    det_score, det_score_image = _concat_per_image(det_scores, None, np.float64, "det_scores")
-    gt_box, gt_image = _concat_per_image(true_boxes, 4, np.float64, "true_boxes")
-    gt_label, gt_label_image = _concat_per_image(true_labels, None, np.int64, "true_labels")
-    gt_difficult, gt_difficult_image = _concat_per_image(true_difficulties, None, bool, "true_difficulties")
-    if not (np.array_equal(det_image, det_label_image) and np.array_equal(det_image, det_score_image)):
-        raise ValueError("det_boxes, det_labels and det_scores must have the same number of entries per image")
-    if not (np.array_equal(gt_image, gt_label_image) and np.array_equal(gt_image, gt_difficult_image)):
-        raise ValueError("true_boxes, true_labels and true_difficulties must have the same number of entries "
-                         "per image")
-
-    classes = sorted((label, name) for name, label in label_map.items() if label != 0)
-    max_label = max((label for label, _ in classes), default=0)
-
-    # Objects sorted by (class, image), stably so that annotation order survives (the devkit's argmax order).
-    gt_key = gt_label * n_images + gt_image
-    gt_order = np.argsort(gt_key, kind="stable")
-    gt_key, gt_box, gt_difficult = gt_key[gt_order], gt_box[gt_order], gt_difficult[gt_order]
-    n_positives = np.bincount(gt_label[~gt_difficult[np.argsort(gt_order)]], minlength=max_label + 1)
-
-    # Detections sorted by class, then by descending score; lexsort is stable, which fixes how ties go.
-    keep = (det_label > 0) & (det_label <= max_label)
-    det_label, det_image, det_box, det_score = det_label[keep], det_image[keep], det_box[keep], det_score[keep]
-    det_order = np.lexsort((-det_score, det_label))
-    det_label, det_image, det_box = det_label[det_order], det_image[det_order], det_box[det_order]
-
-    best_iou, best_gt = _best_overlaps(det_label * n_images + det_image, det_box, gt_key, gt_box)
-    matched = best_iou > iou_threshold
-    ignored = matched & gt_difficult[best_gt]  # best_gt is -1 only where matched is False
-    candidates = np.flatnonzero(matched & ~ignored)
-    # Objects are unique across classes (one index each), so "first in this class" = "first overall".
-    _, first = np.unique(best_gt[candidates], return_index=True)
-    true_positive = np.zeros(len(det_label), dtype=bool)
-    true_positive[candidates[first]] = True
-    false_positive = ~true_positive & ~ignored
-
-    class_starts = np.searchsorted(det_label, np.arange(max_label + 2), side="left")
-    curves = {}
-    for label, name in classes:
-        if n_positives[label] == 0:
-            continue
-        segment = slice(class_starts[label], class_starts[label + 1])
-        tp = np.cumsum(true_positive[segment], dtype=np.float64)
-        fp = np.cumsum(false_positive[segment], dtype=np.float64)
-        recall = tp / n_positives[label]
-        # As in the devkit: an ignored detection before any TP/FP gives 0 / eps = precision 0.
-        precision = tp / np.maximum(tp + fp, np.finfo(np.float64).eps)
-        curves[name] = (precision, recall, int(n_positives[label]))
-    return curves
 
 
 def average_precision(precision, recall, use_07_metric=True):
@@ -892,38 +704,116 @@ def average_precision(precision, recall, use_07_metric=True):
     return float(np.sum((envelope_recall[changes + 1] - envelope_recall[changes]) * envelope[changes + 1]))
 
 
-def average_precisions_from_curves(curves, use_07_metric=True):
-    """The per-class APs and their mean, from the output of :func:`precision_recall_curves`.
+def check_detection_lists(det_boxes, det_labels, det_scores, true_boxes, true_labels, true_difficulties):
+    """Check that the six per-image lists ``calculate_mAP`` takes fit together.
 
-    :param curves: {class name: (precision, recall, n_positives)}
-    :param use_07_metric: True for 11-point AP (VOC2007), False for area AP (VOC2010+)
-    :return: ({class name: AP}, mean AP over those classes; NaN when there is no class at all)
+    :param det_boxes: list of N tensors (n_i, 4); det_labels, det_scores: lists of N tensors (n_i,)
+    :param true_boxes: list of N tensors (m_i, 4); true_labels, true_difficulties: lists of N tensors (m_i,)
+    :raises ValueError: one line naming the list and the image: a list with another number of images than
+        true_boxes, boxes not of size (n, 4), an image whose boxes, labels and scores (difficulties) differ in number
     """
-    aps = {name: average_precision(precision, recall, use_07_metric)
-           for name, (precision, recall, _) in curves.items()}
-    mean_ap = float(np.mean(list(aps.values()))) if aps else float("nan")
-    return aps, mean_ap
+    n_images = len(true_boxes)
+    for name, per_image in (("det_boxes", det_boxes), ("det_labels", det_labels), ("det_scores", det_scores),
+                            ("true_labels", true_labels), ("true_difficulties", true_difficulties)):
+        if len(per_image) != n_images:
+            raise ValueError(f"{name} has {len(per_image)} images but true_boxes has {n_images}")
+    groups = ((("det_boxes", "det_labels", "det_scores"), det_boxes, det_labels, det_scores),
+              (("true_boxes", "true_labels", "true_difficulties"), true_boxes, true_labels, true_difficulties))
+    for names, *per_image in groups:
+        for i, (boxes, *values) in enumerate(zip(*per_image)):
+            if boxes.numel() % 4:
+                raise ValueError(f"{names[0]}[{i}] has size {tuple(boxes.shape)}; expected (n, 4)")
+            counts = (boxes.numel() // 4, *(value.numel() for value in values))
+            if len(set(counts)) > 1:
+                raise ValueError(f"{names[0]}, {names[1]} and {names[2]} must have the same number of entries per "
+                                 f"image; image {i} has {counts[0]}, {counts[1]} and {counts[2]}")
 
 
 def calculate_mAP(det_boxes, det_labels, det_scores, true_boxes, true_labels, true_difficulties,
-                  use_07_metric=True, label_map=None):
-    """Mean average precision of detections, exactly as the Pascal VOC devkit computes it.
+                  use_07_metric=True, label_map=None, iou_threshold=VOC_IOU_THRESHOLD):
+    """Mean average precision of detections, as the Pascal VOC devkit computes it: its loop over detections.
 
-    See :func:`precision_recall_curves` for the matching rules (score order with ties broken by input order,
-    IoU > 0.5, difficult objects ignored, duplicates are false positives, continuous IoU on fractional boxes)
-    and :func:`average_precision` for the two metrics.
+    For each class, the detections of all images are taken in descending score order (ties keep the input order:
+    earlier image first, then the order within the image, a stable sort). Each is compared with the objects of
+    its class in its own image and takes the one it overlaps most (difficult ones included; a tie goes to the first
+    annotated, as np.argmax). Then:
+
+    - IoU <= 0.5 (or no object): a false positive;
+    - IoU > 0.5 with a difficult object: ignored, neither true nor false positive;
+    - IoU > 0.5 with an object no earlier detection took: a true positive, and the object is taken;
+    - IoU > 0.5 with an object already taken: a false positive (a duplicate).
+
+    Recall counts the non-difficult objects only; :func:`average_precision` turns the precision/recall curve into
+    the AP. IoU is the continuous IoU of fractional boxes (the devkit's "+1" is for integer pixel boxes). This is the
+    loop to read; eval.py runs ssd_support.voc_map, the same rules vectorised (tests/test_eval_map.py holds the two
+    equal, bench/bench_map.py times them).
 
     :param det_boxes: list of N tensors (n_i, 4), detected boxes, fractional x1y1x2y2, one tensor per image
-    :param det_labels: list of N tensors (n_i,), their labels
+    :param det_labels: list of N tensors (n_i,), their labels (1..n_classes-1; others are ignored)
     :param det_scores: list of N tensors (n_i,), their scores
     :param true_boxes: list of N tensors (m_i, 4), ground-truth boxes, fractional x1y1x2y2
     :param true_labels: list of N tensors (m_i,), their labels
     :param true_difficulties: list of N tensors (m_i,), 1/True for difficult objects
     :param use_07_metric: True (default) for the VOC2007 11-point AP the paper reports, False for area AP
     :param label_map: {class name: label} with "background": 0; the 20 VOC classes when None
-    :return: ({class name: AP} in label order, mean AP). A class with no non-difficult object has no AP: it
-        is absent from the dict and left out of the mean. A class with objects but no detection has AP 0.
+    :param iou_threshold: a match needs an IoU strictly greater than this (0.5 in VOC)
+    :return: ({class name: AP} in label order, mean AP; NaN when no class has an AP). A class with no non-difficult
+        object has no AP: it is absent from the dict and left out of the mean. A class with objects but no detection
+        has AP 0.
+    :raises ValueError: when the lists do not fit together (:func:`check_detection_lists`)
     """
-    curves = precision_recall_curves(det_boxes, det_labels, det_scores, true_boxes, true_labels,
-                                     true_difficulties, label_map=label_map)
-    return average_precisions_from_curves(curves, use_07_metric)
+    if label_map is None:
+        label_map = make_label_map(VOC_LABELS)
+    check_detection_lists(det_boxes, det_labels, det_scores, true_boxes, true_labels, true_difficulties)
+
+    def as_array(tensor, dtype, shape=(-1,)):  # the devkit's arrays; .cpu(): images may sit on any device
+        return tensor.detach().cpu().numpy().astype(dtype).reshape(shape)
+
+    # All detections in one list, remembering their image; the objects stay per image, as the devkit's class_recs.
+    det_box = np.concatenate([as_array(boxes, np.float64, (-1, 4)) for boxes in det_boxes] + [np.zeros((0, 4))])
+    det_label = np.concatenate([as_array(labels, np.int64) for labels in det_labels] + [np.zeros(0, np.int64)])
+    det_score = np.concatenate([as_array(scores, np.float64) for scores in det_scores] + [np.zeros(0)])
+    det_image = np.repeat(np.arange(len(det_scores)), [scores.numel() for scores in det_scores])
+    objects = [(as_array(boxes, np.float64, (-1, 4)), as_array(labels, np.int64), as_array(difficult, bool))
+               for boxes, labels, difficult in zip(true_boxes, true_labels, true_difficulties)]
+
+    aps = {}
+    for name, label in sorted(label_map.items(), key=lambda item: item[1]):
+        if label == 0:
+            continue  # background
+        # This class's objects in each image, and whether a detection has taken each one yet.
+        class_objects = [(boxes[labels == label], difficult[labels == label]) for boxes, labels, difficult in objects]
+        taken = [np.zeros(len(boxes), dtype=bool) for boxes, _ in class_objects]
+        n_positives = sum(int((~difficult).sum()) for _, difficult in class_objects)
+        if n_positives == 0:
+            continue  # no recall to measure: the class has no AP
+
+        detections = np.flatnonzero(det_label == label)
+        detections = detections[np.argsort(-det_score[detections], kind="stable")]
+        true_positive = np.zeros(len(detections))
+        false_positive = np.zeros(len(detections))
+        for d, k in enumerate(detections):
+            boxes, difficult = class_objects[det_image[k]]
+            if len(boxes) == 0:
+                false_positive[d] = 1
+                continue
+            with np.errstate(invalid="ignore"):  # 0 / 0: a zero-area box on a zero-area object, no overlap
+                overlaps = np.nan_to_num(_iou_numpy(det_box[k:k + 1], boxes)[0])
+            j = int(np.argmax(overlaps))
+            if overlaps[j] <= iou_threshold:
+                false_positive[d] = 1
+            elif difficult[j]:
+                continue  # ignored
+            elif not taken[det_image[k]][j]:
+                true_positive[d] = 1
+                taken[det_image[k]][j] = True
+            else:
+                false_positive[d] = 1  # a duplicate
+
+        true_positive, false_positive = np.cumsum(true_positive), np.cumsum(false_positive)
+        recall = true_positive / n_positives
+        # As in the devkit: an ignored detection before any TP/FP gives 0 / eps = precision 0.
+        precision = true_positive / np.maximum(true_positive + false_positive, np.finfo(np.float64).eps)
+        aps[name] = average_precision(precision, recall, use_07_metric)
+    mean_ap = float(np.mean(list(aps.values()))) if aps else float("nan")
+    return aps, mean_ap
