@@ -1,11 +1,18 @@
-"""SSD helpers: box math, the MultiBoxLoss, the paper's augmentations and the VOC mAP.
+"""SSD helpers: the label map, box math, the MultiBoxLoss, the paper's augmentations and the VOC mAP.
 
-The file is organised in sections, in the order a reader meets them:
+The file is organised in sections, in the order a reader meets them (the label map first, before section 1):
 
-1. Box math      -- the coordinate systems SSD moves between (boundary, centre-size, offsets).
+1. Box math      -- the coordinate systems SSD moves between (boundary, centre-size, offsets) and the IoU.
 2. MultiBoxLoss  -- matching priors to objects, hard negative mining, the loss of the paper.
-3. Augmentations -- the photometric / expand (zoom out) / crop / flip chain of the Caffe recipe.
-4. Evaluation    -- the Pascal VOC average precision, exactly as the devkit computes it (COCO AP: ssd_support/coco_eval.py).
+3. Augmentations -- the Caffe recipe's chain step by step (photometric_distort, zoom_out, random_crop,
+                    horizontal_flip, resize, normalize), its random draws, and ``transform`` (TRAIN: the chain;
+                    TEST: resize and normalize) and ``preprocess`` (inference).
+4. Evaluation    -- the Pascal VOC average precision (``average_precision``: 11-point and area) and
+                    ``calculate_mAP``, the devkit's loop over detections.
+
+The fast paths live in ssd_support/ and are tested equal to these: ssd_support/fast_augment.py (the TRAIN chain
+in one resample, what the data loader runs; the same draws and boxes) and ssd_support/voc_map.py (the mAP
+vectorised, what eval.py runs; the same APs). COCO AP: ssd_support/coco_eval.py.
 """
 
 import math
