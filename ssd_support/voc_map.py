@@ -6,7 +6,7 @@ np.unique): the same rules, the same per-class precision/recall curves, the same
 them equal to 1e-12 on randomized problems with difficult objects, ties and empty classes). The APs come from the
 curves through ``utils.average_precision``, the one copy of the 11-point and area rules.
 
-Why it exists: speed. On a VOC07-test-sized problem it is about ten times faster than the loop
+Why it exists: speed. On a VOC07-test-sized problem (742,483 detections) it is about 8 times faster than the loop
 (bench/bench_map.py prints the ratio), and eval.py needs the curves themselves for its plots.
 """
 
