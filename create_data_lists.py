@@ -36,6 +36,10 @@ VAL_objects.json (train.py --eval-every evaluates on VAL, so that choosing a che
 
     python create_data_lists.py --toy data/toy --val-fraction 0.2
 
+Beside the lists go statistics.json and statistics.png (ssd_support/data_statistics.py): the counts per split and
+class, the box shapes, and the share of each class's objects that some prior of SSD300 (--image-size 512: SSD512)
+fits at IoU 0.5 or more; the classes under 90% are named in the printed summary.
+
 Coordinates: VOC annotations number pixels from 1 and include the last pixel, so a box covering pixels
 xmin..xmax (1-based) spans [xmin - 1, xmax] in the continuous, 0-based coordinates written here.
 
@@ -60,6 +64,7 @@ from collections import Counter
 from ssd_support.images import IMAGE_EXTENSIONS, UnreadableImageError
 from ssd_support.images import image_size as upright_image_size
 from ssd_support.toy_data import make_toy_coco_dataset, make_toy_dataset
+from ssd_support.data_statistics import write_data_statistics
 from ssd_support.files import write_atomically
 from utils import VOC_LABELS, make_label_map
 
@@ -1093,6 +1098,9 @@ def parse_args(argv=None):
                         help="move this share of the TRAIN images (seeded, at random) into a VAL split "
                              "(VAL_images.json, VAL_objects.json), which train.py --eval-every evaluates on")
     parser.add_argument("--val-seed", type=int, default=0, help="seed of the --val-fraction draw (default 0)")
+    parser.add_argument("--image-size", type=int, choices=(300, 512), default=300,
+                        help="whose priors statistics.json / .png measure the objects against: SSD300's 8732 or "
+                             "SSD512's 24564 (default 300)")
     args = parser.parse_args(argv)
     for json_option, folder_option in (("coco_json", "coco_images"), ("coco_test_json", "coco_test_images")):
         if (getattr(args, json_option) is None) != (getattr(args, folder_option) is None):
@@ -1156,6 +1164,8 @@ def main(argv=None):
         else:
             create_data_lists(voc07, args.voc12, output, classes=classes, skip_bad=args.skip_bad)
         apply_val_fraction(output, args.val_fraction, args.val_seed)
+        # After the VAL draw, so that the statistics count the lists as they are left (ssd_support/data_statistics.py).
+        write_data_statistics(output, split_statistics, image_size=args.image_size)
     except DataListError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

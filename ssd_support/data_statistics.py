@@ -1,0 +1,550 @@
+"""Look at the data before training: counts, box shapes and how well the network's priors cover the objects.
+
+``create_data_lists.py`` calls :func:`write_data_statistics` once the lists are written; it writes, beside them,
+
+- ``statistics.json``: per split and class the images, objects and difficult objects (``split_statistics`` of
+  create_data_lists.py, passed in), the box shapes as fractions of the image, and the **prior coverage**;
+- ``statistics.png``: objects and coverage per class, a width x height scatter, size and aspect-ratio histograms
+  and a heat map of the box centres, with the network's prior scales and aspect ratios drawn over them.
+
+Prior coverage. Every image is resized to the network's square input (300x300 for SSD300), which keeps a box's
+coordinates as fractions of the image: an object covering [x1, y1, x2, y2] / [W, H, W, H] of a W x H image covers
+the same fractions of the network's input (its aspect ratio, though, is that of the resized image). The matcher
+(``utils.MultiBoxLoss``) makes a prior positive for an object when their IoU is at least 0.5, and also gives
+every object its single best prior whatever their IoU. An object is *covered* when its best IoU with any prior is
+at least 0.5: it then has one or more well-fitting priors to learn from; an object below that is still matched,
+but to one poorly fitting prior only, and the network rarely learns to find it. A class under 90% (``WELL_COVERED``)
+is named in the printed summary, with the median size and aspect ratio of its poorly covered objects against the
+smallest prior scale and the priors' aspect ratios: the scale or ratio that would fit them.
+
+The best IoU of each object with the priors (:func:`best_prior_overlaps`) does not compare it with all 8732
+(SSD300) or 24,564 (SSD512) priors. The priors of one feature map and one shape differ only in their centres,
+which lie on a grid (a product of x centres and y centres); the overlap of two boxes of fixed sizes along one axis
+can only shrink as their centres move apart, so the best prior of that map and shape is the one whose centre is the
+nearest grid point in x and in y. One candidate per map and shape (32 for SSD300) gives exactly the best IoU that
+``torchvision.ops.box_iou`` against every prior gives (:func:`best_prior_overlaps_all_pairs`, the definition; the
+tests hold the two equal on random boxes for every network). On 40,000 random boxes (VOC07+12 has about 40,000
+objects) bench/bench_prior_coverage.py measured, in one thread, 0.06 s for SSD300 against 8.0 s for box_iou with
+every prior in chunks (143x), and 0.07 s against 28.7 s for SSD512 (416x); the largest IoU difference 5e-7.
+"""
+
+import os
+import sys
+
+import torch
+from torchvision.ops import box_area, box_convert, box_iou
+
+import model
+from ssd_support.files import label_map_path, has_split, images_list_path, objects_list_path, SPLITS
+from ssd_support.files import write_atomically, write_json_atomically
+from ssd_support.images import image_size as upright_image_size
+
+STATISTICS_JSON = "statistics.json"
+STATISTICS_PNG = "statistics.png"
+COVERAGE_IOU = 0.5  # utils.MultiBoxLoss's threshold: a prior at this IoU or more with an object is a positive
+WELL_COVERED = 0.9  # a class whose coverage is under this share is named in the summary
+QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)  # of the box shapes in statistics.json
+# Object-prior pairs per box_iou call in best_prior_overlaps_all_pairs: box_iou makes a few (n, m, 2) temporaries,
+# so 2**22 pairs keep it near 100 MB.
+PAIRS_PER_CHUNK = 2 ** 22
+FIGURE_SIZE = (15, 9)  # inches; at FIGURE_DPI: a 1200 x 720 PNG, readable and some 100 KB
+FIGURE_DPI = 80
+MAX_SCATTER_POINTS = 20000  # a larger data set is drawn as a seeded sample of this many objects (the scatter only)
+
+
+def network_config(image_size=300):
+    """The default network's ``SSDConfig`` at an input size: SSD300 or SSD512 with VGG16 (model.CONFIGS).
+
+    :param image_size: 300 or 512
+    :return: model.SSDConfig
+    :raises ValueError: for another size (model.ssd_config's message)
+    """
+    return model.ssd_config("vgg16", image_size)
+
+
+def prior_shapes(config):
+    """Each feature map's prior scales and aspect ratios, as the config gives them (and create_prior_boxes uses).
+
+    :param config: model.SSDConfig
+    :return: list, one per map, of {"name", "size" (locations a side), "scale" s_k, "extra_scale" sqrt(s_k s_k+1)
+        (the extra square prior), "aspect_ratios" [1, r, 1/r, ...] (width / height)}; scales are fractions of the
+        input side
+    """
+    scales = [fmap.scale for fmap in config.feature_maps] + [config.last_scale]
+    shapes = []
+    for k, fmap in enumerate(config.feature_maps):
+        ratios = [1.0]
+        for ratio in fmap.aspect_ratios:
+            ratios += [float(ratio), 1.0 / ratio]
+        shapes.append({"name": fmap.name, "size": fmap.size, "scale": fmap.scale,
+                       "extra_scale": (scales[k] * scales[k + 1]) ** 0.5, "aspect_ratios": ratios})
+    return shapes
+
+
+def _prior_grids(priors_cxcy, config):
+    """Cut the priors into their feature maps, each a grid of locations with the same shapes at every location.
+
+    Relies on create_prior_boxes' order (location-major, row by row, one map after the other); the centres are read
+    from the priors themselves, so a ``step`` or clamped centres (NVIDIA's) are taken as they are.
+
+    :param priors_cxcy: (n_priors, 4) the priors, fractional (cx, cy, w, h)
+    :param config: the model.SSDConfig they were made from
+    :return: list of (first prior index, map size k, shapes per location, x centres (k,), y centres (k,))
+    :raises ValueError: when the priors are not the config's
+    """
+    grids, offset = [], 0
+    for fmap in config.feature_maps:
+        n_shapes = model.priors_per_location(fmap)
+        n = fmap.size ** 2 * n_shapes
+        block = priors_cxcy[offset:offset + n].reshape(fmap.size, fmap.size, n_shapes, 4)
+        grids.append((offset, fmap.size, n_shapes, block[0, :, 0, 0].contiguous(), block[:, 0, 0, 1].contiguous()))
+        offset += n
+    if offset != len(priors_cxcy):
+        raise ValueError(f"{len(priors_cxcy)} priors, but the config makes {offset}")
+    return grids
+
+
+def _nearest(centres, values):
+    """Index of the nearest of sorted ``centres`` (k,) to each of ``values`` (n,): (n,) int64."""
+    if len(centres) == 1:
+        return torch.zeros(len(values), dtype=torch.int64)
+    right = torch.searchsorted(centres, values).clamp(1, len(centres) - 1)
+    left = right - 1
+    return torch.where(values - centres[left] <= centres[right] - values, left, right)
+
+
+def _paired_iou(boxes_1, boxes_2):
+    """IoU of each box with its partner: boxes_1 (..., 4) and boxes_2 (..., 4), (x1, y1, x2, y2) -> (...)."""
+    top_left = torch.maximum(boxes_1[..., :2], boxes_2[..., :2])
+    bottom_right = torch.minimum(boxes_1[..., 2:], boxes_2[..., 2:])
+    intersection = (bottom_right - top_left).clamp(min=0).prod(dim=-1)
+    area_1 = (boxes_1[..., 2] - boxes_1[..., 0]) * (boxes_1[..., 3] - boxes_1[..., 1])
+    area_2 = (boxes_2[..., 2] - boxes_2[..., 0]) * (boxes_2[..., 3] - boxes_2[..., 1])
+    return intersection / (area_1 + area_2 - intersection)
+
+
+def best_prior_overlaps(boxes, priors_cxcy, config):
+    """The best IoU of each object with any prior, and that prior, from one candidate per feature map and shape.
+
+    Exactly what :func:`best_prior_overlaps_all_pairs` gives (see the module's docstring for why), without the
+    (n_objects, n_priors) matrix.
+
+    :param boxes: (n, 4) objects, (x1, y1, x2, y2) as fractions of the image (= of the network's square input)
+    :param priors_cxcy: (n_priors, 4) the priors of ``config`` (model.create_prior_boxes), fractional (cx, cy, w, h)
+    :param config: the model.SSDConfig of the priors
+    :return: (best IoU (n,) float32, index of the best prior (n,) int64); (0,) tensors for no boxes
+    """
+    boxes = boxes.float().reshape(-1, 4)
+    priors_xy = box_convert(priors_cxcy.float(), "cxcywh", "xyxy")
+    centre_x, centre_y = ((boxes[:, 0] + boxes[:, 2]) / 2).contiguous(), ((boxes[:, 1] + boxes[:, 3]) / 2).contiguous()
+    best = torch.full((len(boxes),), -1.0)
+    best_index = torch.zeros(len(boxes), dtype=torch.int64)
+    for offset, size, n_shapes, x_centres, y_centres in _prior_grids(priors_cxcy.float(), config):
+        location = _nearest(y_centres, centre_y) * size + _nearest(x_centres, centre_x)
+        candidates = offset + location[:, None] * n_shapes + torch.arange(n_shapes)  # (n, n_shapes)
+        overlaps, which = _paired_iou(boxes[:, None, :], priors_xy[candidates]).max(dim=1)
+        better = overlaps > best
+        best = torch.where(better, overlaps, best)
+        best_index = torch.where(better, candidates.gather(1, which[:, None])[:, 0], best_index)
+    return best.clamp(min=0.0), best_index
+
+
+def best_prior_overlaps_all_pairs(boxes, priors_cxcy, pairs_per_chunk=PAIRS_PER_CHUNK):
+    """The definition of :func:`best_prior_overlaps`: torchvision.ops.box_iou of every object with every prior.
+
+    :param boxes: (n, 4) objects, fractional (x1, y1, x2, y2)
+    :param priors_cxcy: (n_priors, 4) fractional (cx, cy, w, h)
+    :param pairs_per_chunk: objects x priors per box_iou call (bounds the memory)
+    :return: (best IoU (n,), index of the best prior (n,))
+    """
+    boxes = boxes.float().reshape(-1, 4)
+    priors_xy = box_convert(priors_cxcy.float(), "cxcywh", "xyxy")
+    chunk = max(1, pairs_per_chunk // len(priors_xy))
+    best, best_index = [torch.zeros(0)], [torch.zeros(0, dtype=torch.int64)]
+    for start in range(0, len(boxes), chunk):
+        overlaps, index = box_iou(boxes[start:start + chunk], priors_xy).max(dim=1)
+        best.append(overlaps)
+        best_index.append(index)
+    return torch.cat(best), torch.cat(best_index)
+
+
+def read_lists(data_folder):
+    """The lists create_data_lists.py wrote: every split that is there (TRAIN, VAL, TEST), and the label map.
+
+    :param data_folder: the lists' folder
+    :return: ({split: (image paths resolved against the folder, objects as in *_objects.json)}, label map)
+    :raises FileNotFoundError: naming label_map.json when it is missing
+    :raises ValueError: naming the list whose image and object lists differ in length
+    """
+    import json
+
+    path = label_map_path(data_folder)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: not found (run create_data_lists.py to make the data lists)")
+    with open(path) as file:
+        label_map = json.load(file)
+    lists = {}
+    for split in SPLITS:
+        if not has_split(data_folder, split):
+            continue
+        with open(images_list_path(data_folder, split)) as file:
+            images = [os.path.normpath(os.path.join(data_folder, image)) for image in json.load(file)]
+        with open(objects_list_path(data_folder, split)) as file:
+            objects = json.load(file)
+        if len(images) != len(objects):
+            raise ValueError(f"{objects_list_path(data_folder, split)}: {len(objects)} entries for "
+                             f"{len(images)} images in {images_list_path(data_folder, split)}")
+        lists[split] = (images, objects)
+    return lists, label_map
+
+
+def box_fractions(images, objects, image_sizes=None):
+    """Every object's box as fractions of its image, with its label.
+
+    :param images: image paths of one split
+    :param objects: their objects, as in *_objects.json (boxes in pixels, 0-based edges)
+    :param image_sizes: (width, height) of each image in pixels; None: read from the image headers (upright, as
+        images.load_image reads them)
+    :return: (boxes (n, 4) float64 fractional (x1, y1, x2, y2), labels (n,) int64)
+    :raises ssd_support.images.UnreadableImageError: naming an image that cannot be read
+    """
+    boxes, labels = [], []
+    for index, (path, image_objects) in enumerate(zip(images, objects)):
+        if not image_objects["labels"]:
+            continue
+        width, height = upright_image_size(path) if image_sizes is None else image_sizes[index]
+        scale = torch.tensor([width, height, width, height], dtype=torch.float64)
+        boxes.append(torch.tensor(image_objects["boxes"], dtype=torch.float64).reshape(-1, 4) / scale)
+        labels.append(torch.tensor(image_objects["labels"], dtype=torch.int64))
+    if not boxes:
+        return torch.zeros(0, 4, dtype=torch.float64), torch.zeros(0, dtype=torch.int64)
+    return torch.cat(boxes), torch.cat(labels)
+
+
+def _median(values):
+    """The median of a 1-D tensor as a float (the lower middle for an even count, torch.median's), None if empty."""
+    return float(values.median()) if len(values) else None
+
+
+def _share(part, whole):
+    """part / whole, None when whole is 0 (JSON null: no objects, no coverage)."""
+    return part / whole if whole else None
+
+
+def shape_measures(boxes):
+    """Width, height, scale sqrt(w h) and aspect ratio w / h of fractional boxes, as the network sees them.
+
+    :param boxes: (n, 4) fractional (x1, y1, x2, y2)
+    :return: {"width", "height", "scale", "aspect_ratio", "centre_x", "centre_y"}, each (n,) float64; width, height,
+        scale and centres are fractions of the (square) network input, the prior scales' unit
+    """
+    width, height = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    return {"width": width, "height": height, "scale": (width * height).sqrt(), "aspect_ratio": width / height,
+            "centre_x": (boxes[:, 0] + boxes[:, 2]) / 2, "centre_y": (boxes[:, 1] + boxes[:, 3]) / 2}
+
+
+def fitting_advice(median_scale, median_ratio, config):
+    """What would fit a class's poorly covered objects, in a few words.
+
+    :param median_scale: their median sqrt(w h), a fraction of the input side
+    :param median_ratio: their median w / h
+    :param config: the network's model.SSDConfig
+    :return: a phrase naming the scale or aspect ratio they would need against the priors' range
+    """
+    scales = [fmap.scale for fmap in config.feature_maps]
+    largest = (scales[-1] * config.last_scale) ** 0.5  # the last map's extra square prior
+    ratios = [r for fmap in config.feature_maps for r in fmap.aspect_ratios]
+    widest = max(ratios, default=1)
+    side = config.image_size
+    if median_scale < min(scales):
+        return (f"a prior scale near {median_scale:.3g} ({median_scale * side:.1f} px at {side}x{side}) would fit "
+                f"them; the smallest is {min(scales):.3g} ({min(scales) * side:.0f} px)")
+    if median_scale > largest:
+        return f"a prior scale near {median_scale:.3g} would fit them; the largest is {largest:.3g}"
+    if median_ratio > widest or median_ratio < 1 / widest:
+        return (f"a prior aspect ratio near {median_ratio:.3g} (w/h) would fit them; the priors' go from "
+                f"1/{widest:g} to {widest:g}")
+    return (f"their median scale {median_scale:.3g} and aspect ratio {median_ratio:.3g} are within the priors' "
+            f"range: they fall between the prior scales or centres")
+
+
+def _coverage_entry(objects, covered):
+    """{"objects", "covered", "coverage"} of a group of objects."""
+    return {"objects": int(objects), "covered": int(covered), "coverage": _share(int(covered), int(objects))}
+
+
+def compute_statistics(lists, label_map, split_counts, config, image_sizes=None):
+    """Everything statistics.json holds, and the per-object values the figure draws.
+
+    :param lists: {split: (image paths, objects)} (:func:`read_lists`)
+    :param label_map: {name: label}, "background" 0
+    :param split_counts: {split: create_data_lists.split_statistics(objects, label_map)}, the counts printed and
+        stored per split and class
+    :param config: the network's model.SSDConfig (its priors: model.create_prior_boxes)
+    :param image_sizes: {split: [(width, height), ...]} in pixels, or None to read the image headers
+    :return: (statistics, objects): statistics is the JSON document described in :func:`write_data_statistics`;
+        objects is {"split" (n,) split index into the statistics' "splits" order, "label" (n,), "best_iou" (n,),
+        and the :func:`shape_measures`} for the figure
+    """
+    priors = model.create_prior_boxes(config)
+    names = {label: name for name, label in label_map.items()}
+    classes = [name for name in label_map if name != "background"]
+    split_names = list(lists)
+    statistics = {
+        "network": {"name": f"SSD{config.image_size}", "base": "vgg16", "image_size": config.image_size,
+                    "priors": len(priors), "iou_threshold": COVERAGE_IOU, "feature_maps": prior_shapes(config)},
+        "well_covered": WELL_COVERED,
+        "splits": {},
+    }
+    parts = {"split": [], "label": [], "best_iou": [], "boxes": []}
+    for index, split in enumerate(split_names):
+        images, objects = lists[split]
+        boxes, labels = box_fractions(images, objects, None if image_sizes is None else image_sizes[split])
+        best_iou, _ = best_prior_overlaps(boxes, priors, config)
+        covered = best_iou >= COVERAGE_IOU
+        counts = {**split_counts[split], "per_class": {name: dict(entry) for name, entry in
+                                                       split_counts[split]["per_class"].items()}}
+        counts.update({key: value for key, value in _coverage_entry(len(labels), covered.sum()).items()
+                       if key != "objects"})
+        for name in classes:
+            of_class = labels == label_map[name]
+            entry = _coverage_entry(of_class.sum(), (covered & of_class).sum())
+            counts["per_class"][name].update(covered=entry["covered"], coverage=entry["coverage"])
+        statistics["splits"][split] = counts
+        parts["split"].append(torch.full((len(labels),), index))
+        parts["label"].append(labels)
+        parts["best_iou"].append(best_iou.double())
+        parts["boxes"].append(boxes)
+
+    boxes = torch.cat(parts["boxes"]) if parts["boxes"] else torch.zeros(0, 4, dtype=torch.float64)
+    per_object = {key: torch.cat(parts[key]) if parts[key] else torch.zeros(0) for key in ("split", "label", "best_iou")}
+    per_object.update(shape_measures(boxes))
+    statistics["all_splits"] = _all_splits_coverage(per_object, classes, label_map, config)
+    statistics["poorly_covered_classes"] = [
+        {"class": name, "objects": entry["objects"], "coverage": entry["coverage"],
+         "poorly_covered": entry["poorly_covered"]["objects"],
+         **{key: entry["poorly_covered"][key] for key in ("median_scale", "median_aspect_ratio", "advice")}}
+        for name, entry in statistics["all_splits"]["per_class"].items()
+        if entry["coverage"] is not None and entry["coverage"] < WELL_COVERED]
+    quantiles = torch.tensor(QUANTILES, dtype=torch.float64)
+    statistics["box_shapes"] = {"quantiles": list(QUANTILES), **{
+        key: (per_object[key].quantile(quantiles).tolist() if len(boxes) else None)
+        for key in ("width", "height", "scale", "aspect_ratio")}}
+    per_object["split_names"] = split_names
+    per_object["class_names"] = [names[label] for label in sorted(names) if label != 0]
+    return statistics, per_object
+
+
+def _all_splits_coverage(per_object, classes, label_map, config):
+    """Coverage over the objects of all splits together, per class, with what fits the poorly covered ones."""
+    covered = per_object["best_iou"] >= COVERAGE_IOU
+    result = _coverage_entry(len(covered), covered.sum())
+    result["per_class"] = {}
+    for name in classes:
+        of_class = per_object["label"] == label_map[name]
+        entry = _coverage_entry(of_class.sum(), (covered & of_class).sum())
+        entry["median_best_iou"] = _median(per_object["best_iou"][of_class])
+        poor = of_class & ~covered
+        median_scale = _median(per_object["scale"][poor])
+        median_ratio = _median(per_object["aspect_ratio"][poor])
+        entry["poorly_covered"] = {"objects": int(poor.sum()), "median_scale": median_scale,
+                                   "median_aspect_ratio": median_ratio,
+                                   "advice": None if median_scale is None else
+                                   fitting_advice(median_scale, median_ratio, config)}
+        result["per_class"][name] = entry
+    return result
+
+
+def summary_lines(statistics):
+    """The printed summary of the coverage: one line overall, one per class under WELL_COVERED.
+
+    :param statistics: the statistics.json document (:func:`compute_statistics`)
+    :return: list of str
+    """
+    network, overall = statistics["network"], statistics["all_splits"]
+    if overall["coverage"] is None:
+        return [f"Prior coverage ({network['name']}): no objects."]
+    lines = [f"Prior coverage ({network['name']}, {network['priors']} priors; an object is covered when its best IoU "
+             f"with a prior is at least {network['iou_threshold']:g}): {100 * overall['coverage']:.1f}% of "
+             f"{overall['objects']} objects, all splits."]
+    poor = statistics["poorly_covered_classes"]
+    if not poor:
+        lines.append(f"Every class is at least {100 * statistics['well_covered']:.0f}% covered.")
+    for entry in poor:
+        lines.append(f"  under {100 * statistics['well_covered']:.0f}%: {entry['class']}: "
+                     f"{100 * entry['coverage']:.1f}% of {entry['objects']} objects covered; {entry['poorly_covered']} "
+                     f"not, of median size {entry['median_scale']:.3g} (sqrt(w h) / image side) and aspect ratio "
+                     f"{entry['median_aspect_ratio']:.3g}: {entry['advice']}")
+    return lines
+
+
+def plot_statistics(statistics, per_object, path):
+    """Draw statistics.png: objects and coverage per class, width x height, sizes, aspect ratios, centres.
+
+    The prior scales (model.SSDConfig's s_k) and aspect ratios are drawn over the box shapes. The figure is
+    FIGURE_SIZE inches at FIGURE_DPI (1200 x 720 pixels), written atomically.
+
+    :param statistics: the statistics.json document
+    :param per_object: the per-object values of :func:`compute_statistics`
+    :param path: the PNG file to write
+    """
+    import numpy as np
+    # Figure + the Agg canvas, not pyplot: no global backend is chosen and nothing is left open.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import NullLocator
+
+    figure = Figure(figsize=FIGURE_SIZE, dpi=FIGURE_DPI)
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(2, 3)
+    network = statistics["network"]
+    classes = per_object["class_names"]
+    split_names = per_object["split_names"]
+    label_size = max(4, min(9, 360 // max(1, len(classes))))
+
+    # Objects per class, per split (stacked).
+    axis = axes[0, 0]
+    positions = np.arange(len(classes))
+    left = np.zeros(len(classes))
+    for split in split_names:
+        counts = np.array([statistics["splits"][split]["per_class"][name]["objects"] for name in classes])
+        axis.barh(positions, counts, left=left, label=split)
+        left += counts
+    axis.set_yticks(positions, classes, fontsize=label_size)
+    axis.invert_yaxis()
+    axis.set_xlabel("objects")
+    axis.set_title("Objects per class")
+    axis.legend(fontsize=8)
+
+    # Coverage per class (all splits).
+    axis = axes[0, 1]
+    per_class = statistics["all_splits"]["per_class"]
+    coverage = np.array([np.nan if per_class[name]["coverage"] is None else per_class[name]["coverage"]
+                         for name in classes])
+    colours = ["tab:red" if value < statistics["well_covered"] else "tab:blue" for value in np.nan_to_num(coverage)]
+    axis.barh(positions, np.nan_to_num(coverage), color=colours)
+    axis.axvline(statistics["well_covered"], color="black", linestyle="--", linewidth=1,
+                 label=f"{100 * statistics['well_covered']:.0f}%")
+    if len(classes) <= 30:  # each bar's share and count, where they still fit
+        for position, name in zip(positions, classes):
+            entry = per_class[name]
+            text = "no objects" if entry["coverage"] is None else \
+                f"{100 * entry['coverage']:.0f}% of {entry['objects']}"
+            axis.text(0.01, position, text, va="center", fontsize=label_size)
+    axis.set_yticks(positions, classes, fontsize=label_size)
+    axis.invert_yaxis()
+    axis.set_xlim(0, 1)
+    axis.set_xlabel(f"share of objects with a prior at IoU >= {network['iou_threshold']:g}")
+    axis.set_title(f"Prior coverage ({network['name']}, {network['priors']} priors)")
+    axis.legend(fontsize=8, loc="lower right")
+
+    width, height = per_object["width"].numpy(), per_object["height"].numpy()
+    covered = per_object["best_iou"].numpy() >= network["iou_threshold"]
+    shown = np.arange(len(width))
+    if len(shown) > MAX_SCATTER_POINTS:
+        shown = np.sort(np.random.default_rng(0).choice(len(shown), MAX_SCATTER_POINTS, replace=False))
+    # The axes start below both the smallest prior and the smallest box side, so that neither is cut off.
+    smallest = min([network["feature_maps"][0]["scale"] / 2]
+                   + ([float(width.min()), float(height.min())] if len(width) else []))
+
+    # Width x height, covered and not, with the prior shapes.
+    axis = axes[0, 2]
+    for mask, colour, name in ((covered[shown], "tab:blue", "covered"), (~covered[shown], "tab:red", "not covered")):
+        axis.scatter(width[shown][mask], height[shown][mask], s=3 if len(shown) > 2000 else 10, alpha=0.5, color=colour, linewidths=0,
+                     label=name, rasterized=True)
+    prior_sizes = model.create_prior_boxes(network_config(network["image_size"]))[:, 2:].unique(dim=0).numpy()
+    axis.scatter(prior_sizes[:, 0], prior_sizes[:, 1], marker="x", s=25, color="black", label="priors")
+    axis.set_xscale("log")
+    axis.set_yscale("log")
+    axis.set_xlim(smallest * 0.8, 1.1)
+    axis.set_ylim(smallest * 0.8, 1.1)
+    axis.set_xlabel("box width / image width")
+    axis.set_ylabel("box height / image height")
+    axis.set_title("Box sizes (in the resized input)")
+    axis.legend(fontsize=8, loc="lower right", markerscale=2)
+
+    # Size sqrt(w h), with the prior scales s_k.
+    axis = axes[1, 0]
+    scale = per_object["scale"].numpy()
+    bins = np.geomspace(smallest * 0.8, 1.1, 50)
+    axis.hist(scale, bins=bins, color="tab:gray")
+    for fmap in network["feature_maps"]:
+        axis.axvline(fmap["scale"], color="black", linewidth=1)
+        axis.text(fmap["scale"], 1.0, fmap["name"], rotation=90, va="top", ha="right", fontsize=7,
+                  transform=axis.get_xaxis_transform())
+    axis.set_xscale("log")
+    axis.set_xlabel("box size sqrt(w h) / image side; lines: prior scales s_k")
+    axis.set_ylabel("objects")
+    axis.set_title("Box sizes against the prior scales")
+
+    # Aspect ratio w / h, with the priors' ratios.
+    axis = axes[1, 1]
+    ratio = per_object["aspect_ratio"].numpy()
+    ratios = sorted({r for fmap in network["feature_maps"] for r in fmap["aspect_ratios"]})
+    low = min([ratios[0] / 2] + ([float(ratio.min())] if len(ratio) else []))
+    high = max([ratios[-1] * 2] + ([float(ratio.max())] if len(ratio) else []))
+    axis.hist(ratio, bins=np.geomspace(low, high, 50), color="tab:gray")
+    for r in ratios:
+        axis.axvline(r, color="black", linewidth=1)
+    axis.set_xscale("log")
+    axis.set_xticks(ratios, [f"{r:g}" if r >= 1 else f"1/{1 / r:g}" for r in ratios])
+    axis.xaxis.set_minor_locator(NullLocator())  # the log axis' own minor labels would cover the ratios
+    axis.set_xlabel("aspect ratio w / h in the resized input; lines: the priors' ratios")
+    axis.set_ylabel("objects")
+    axis.set_title("Box shapes against the prior aspect ratios")
+
+    # Where the box centres are.
+    axis = axes[1, 2]
+    heat, _, _ = np.histogram2d(per_object["centre_y"].numpy(), per_object["centre_x"].numpy(), bins=32,
+                                range=[[0, 1], [0, 1]])
+    image = axis.imshow(heat, extent=(0, 1, 1, 0), cmap="viridis", interpolation="nearest")
+    figure.colorbar(image, ax=axis, label="objects")
+    axis.set_xlabel("centre x / image width")
+    axis.set_ylabel("centre y / image height")
+    axis.set_title("Box centres")
+
+    figure.tight_layout()
+    write_atomically(path, lambda file: figure.savefig(file, format="png", dpi=FIGURE_DPI), binary=True)
+
+
+def write_data_statistics(data_folder, split_statistics, image_size=300, out=None, image_sizes=None):
+    """Write statistics.json and statistics.png beside the lists and print the coverage summary.
+
+    statistics.json (plain JSON, NaN written as null), its keys:
+
+    - ``network``: {"name" "SSD300"/"SSD512", "base", "image_size", "priors" (8732 / 24564), "iou_threshold" 0.5,
+      "feature_maps": [{"name", "size", "scale", "extra_scale", "aspect_ratios"}]} (:func:`prior_shapes`);
+    - ``well_covered``: 0.9, the coverage under which a class is named;
+    - ``splits``: {split: split_statistics's {"images", "objects", "difficult", "empty_images", "per_class": {class:
+      {"images", "objects", "difficult", "covered", "coverage"}}} plus "covered" and "coverage" of the split}, for
+      each split the folder has (TRAIN, VAL, TEST); "covered" counts the objects whose best IoU with a prior is at
+      least iou_threshold, "coverage" is covered / objects (null without objects);
+    - ``all_splits``: {"objects", "covered", "coverage", "per_class": {class: {"objects", "covered", "coverage",
+      "median_best_iou", "poorly_covered": {"objects", "median_scale", "median_aspect_ratio", "advice"}}}}, the
+      splits together; scales are sqrt(w h) as fractions of the image side, ratios w / h in the resized input;
+    - ``poorly_covered_classes``: [{"class", "objects", "coverage", "poorly_covered" (objects not covered),
+      "median_scale", "median_aspect_ratio" (of those), "advice"}] for each class under well_covered (all splits),
+      as printed;
+    - ``box_shapes``: {"quantiles": [0.05, 0.25, 0.5, 0.75, 0.95], "width", "height", "scale", "aspect_ratio": the
+      quantiles of each over all objects (fractions of the image; null without objects)}.
+
+    :param data_folder: the folder of the lists (create_data_lists.py's --output)
+    :param split_statistics: create_data_lists.split_statistics, ``(objects, label_map) -> counts``: passed in,
+        not imported (ssd_support imports no script), so that the counts are the ones it prints
+    :param image_size: 300 (SSD300's priors) or 512 (SSD512's)
+    :param out: where to print the summary (default stdout)
+    :param image_sizes: {split: [(width, height), ...]} in pixels, or None to read them from the image headers
+    :return: the statistics.json document
+    :raises FileNotFoundError, ValueError: naming a list that is missing or inconsistent
+    """
+    out = out or sys.stdout
+    config = network_config(image_size)
+    lists, label_map = read_lists(data_folder)
+    counts = {split: split_statistics(objects, label_map) for split, (_, objects) in lists.items()}
+    statistics, per_object = compute_statistics(lists, label_map, counts, config, image_sizes)
+    write_json_atomically(os.path.join(data_folder, STATISTICS_JSON), statistics, indent=1)
+    plot_statistics(statistics, per_object, os.path.join(data_folder, STATISTICS_PNG))
+    for line in summary_lines(statistics):
+        print(line, file=out)
+    print(f"Wrote {STATISTICS_JSON} and {STATISTICS_PNG} to {os.path.abspath(data_folder)}", file=out)
+    return statistics
