@@ -13,7 +13,7 @@ the same fractions of the network's input (its aspect ratio, though, is that of 
 (``utils.MultiBoxLoss``) makes a prior positive for an object when their IoU is at least 0.5, and also gives
 every object its single best prior whatever their IoU. An object is *covered* when its best IoU with any prior is
 at least 0.5: it then has one or more well-fitting priors to learn from; an object below that is still matched,
-but to one poorly fitting prior only, and the network rarely learns to find it. A class under 90% (``WELL_COVERED``)
+but to that one poorly fitting prior only. A class under 90% (``WELL_COVERED``)
 is named in the printed summary, with the median size and aspect ratio of its poorly covered objects against the
 smallest prior scale and the priors' aspect ratios: the scale or ratio that would fit them.
 
