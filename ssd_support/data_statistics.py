@@ -28,9 +28,11 @@ objects) bench/bench_prior_coverage.py measured, in one thread, 0.06 s for SSD30
 every prior in chunks (143x), and 0.07 s against 28.7 s for SSD512 (416x); the largest IoU difference 5e-7.
 """
 
+import json
 import os
 import sys
 
+import numpy as np
 import torch
 from torchvision.ops import box_area, box_convert, box_iou
 
@@ -47,9 +49,9 @@ QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)  # of the box shapes in statistics.jso
 # Object-prior pairs per box_iou call in best_prior_overlaps_all_pairs: box_iou makes a few (n, m, 2) temporaries,
 # so 2**22 pairs keep it near 100 MB.
 PAIRS_PER_CHUNK = 2 ** 22
-FIGURE_SIZE = (15, 9)  # inches; at FIGURE_DPI: a 1200 x 720 PNG, readable and some 100 KB
+FIGURE_SIZE = (15, 9)  # inches; at FIGURE_DPI: a 1200 x 720 PNG, readable and 100-200 KB
 FIGURE_DPI = 80
-MAX_SCATTER_POINTS = 20000  # a larger data set is drawn as a seeded sample of this many objects (the scatter only)
+MAX_SCATTER_POINTS = 10000  # a larger data set is drawn as a seeded sample of this many objects (the scatter only)
 
 
 def network_config(image_size=300):
@@ -176,8 +178,6 @@ def read_lists(data_folder):
     :raises FileNotFoundError: naming label_map.json when it is missing
     :raises ValueError: naming the list whose image and object lists differ in length
     """
-    import json
-
     path = label_map_path(data_folder)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: not found (run create_data_lists.py to make the data lists)")
@@ -264,8 +264,7 @@ def fitting_advice(median_scale, median_ratio, config):
     if median_ratio > widest or median_ratio < 1 / widest:
         return (f"a prior aspect ratio near {median_ratio:.3g} (w/h) would fit them; the priors' go from "
                 f"1/{widest:g} to {widest:g}")
-    return (f"their median scale {median_scale:.3g} and aspect ratio {median_ratio:.3g} are within the priors' "
-            f"range: they fall between the prior scales or centres")
+    return "within the priors' scales and aspect ratios: they fall between the prior scales or centres"
 
 
 def _coverage_entry(objects, covered):
@@ -317,7 +316,8 @@ def compute_statistics(lists, label_map, split_counts, config, image_sizes=None)
         parts["boxes"].append(boxes)
 
     boxes = torch.cat(parts["boxes"]) if parts["boxes"] else torch.zeros(0, 4, dtype=torch.float64)
-    per_object = {key: torch.cat(parts[key]) if parts[key] else torch.zeros(0) for key in ("split", "label", "best_iou")}
+    per_object = {key: torch.cat(parts[key]) if parts[key] else torch.zeros(0)
+                  for key in ("split", "label", "best_iou")}
     per_object.update(shape_measures(boxes))
     statistics["all_splits"] = _all_splits_coverage(per_object, classes, label_map, config)
     statistics["poorly_covered_classes"] = [
@@ -378,32 +378,8 @@ def summary_lines(statistics):
     return lines
 
 
-def plot_statistics(statistics, per_object, path):
-    """Draw statistics.png: objects and coverage per class, width x height, sizes, aspect ratios, centres.
-
-    The prior scales (model.SSDConfig's s_k) and aspect ratios are drawn over the box shapes. The figure is
-    FIGURE_SIZE inches at FIGURE_DPI (1200 x 720 pixels), written atomically.
-
-    :param statistics: the statistics.json document
-    :param per_object: the per-object values of :func:`compute_statistics`
-    :param path: the PNG file to write
-    """
-    import numpy as np
-    # Figure + the Agg canvas, not pyplot: no global backend is chosen and nothing is left open.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import NullLocator
-
-    figure = Figure(figsize=FIGURE_SIZE, dpi=FIGURE_DPI)
-    FigureCanvasAgg(figure)
-    axes = figure.subplots(2, 3)
-    network = statistics["network"]
-    classes = per_object["class_names"]
-    split_names = per_object["split_names"]
-    label_size = max(4, min(9, 360 // max(1, len(classes))))
-
-    # Objects per class, per split (stacked).
-    axis = axes[0, 0]
+def _plot_objects_per_class(axis, statistics, classes, split_names, label_size):
+    """Horizontal bars: each class's objects, the splits stacked."""
     positions = np.arange(len(classes))
     left = np.zeros(len(classes))
     for split in split_names:
@@ -412,24 +388,26 @@ def plot_statistics(statistics, per_object, path):
         left += counts
     axis.set_yticks(positions, classes, fontsize=label_size)
     axis.invert_yaxis()
+    axis.set_xlim(0, max(1.0, float(left.max(initial=0))) * 1.25)  # room for the legend
     axis.set_xlabel("objects")
     axis.set_title("Objects per class")
-    axis.legend(fontsize=8)
+    axis.legend(fontsize=8, loc="upper right")
 
-    # Coverage per class (all splits).
-    axis = axes[0, 1]
-    per_class = statistics["all_splits"]["per_class"]
-    coverage = np.array([np.nan if per_class[name]["coverage"] is None else per_class[name]["coverage"]
-                         for name in classes])
-    colours = ["tab:red" if value < statistics["well_covered"] else "tab:blue" for value in np.nan_to_num(coverage)]
-    axis.barh(positions, np.nan_to_num(coverage), color=colours)
+
+def _plot_coverage(axis, statistics, classes, label_size):
+    """Horizontal bars: each class's prior coverage (all splits), red under well_covered, with its share written."""
+    network, per_class = statistics["network"], statistics["all_splits"]["per_class"]
+    positions = np.arange(len(classes))
+    coverage = np.array([per_class[name]["coverage"] or 0.0 for name in classes])
+    axis.barh(positions, coverage, color=["tab:red" if value < statistics["well_covered"] else "tab:blue"
+                                          for value in coverage])
     axis.axvline(statistics["well_covered"], color="black", linestyle="--", linewidth=1,
                  label=f"{100 * statistics['well_covered']:.0f}%")
     if len(classes) <= 30:  # each bar's share and count, where they still fit
         for position, name in zip(positions, classes):
             entry = per_class[name]
-            text = "no objects" if entry["coverage"] is None else \
-                f"{100 * entry['coverage']:.0f}% of {entry['objects']}"
+            text = ("no objects" if entry["coverage"] is None
+                    else f"{100 * entry['coverage']:.0f}% of {entry['objects']}")
             axis.text(0.01, position, text, va="center", fontsize=label_size)
     axis.set_yticks(positions, classes, fontsize=label_size)
     axis.invert_yaxis()
@@ -438,20 +416,18 @@ def plot_statistics(statistics, per_object, path):
     axis.set_title(f"Prior coverage ({network['name']}, {network['priors']} priors)")
     axis.legend(fontsize=8, loc="lower right")
 
+
+def _plot_widths_and_heights(axis, per_object, network, smallest):
+    """Log-log scatter of box width x height (a seeded sample of MAX_SCATTER_POINTS at most), covered objects blue,
+    the others red, with the (w, h) of every prior shape (capped at 1, as create_prior_boxes caps them)."""
     width, height = per_object["width"].numpy(), per_object["height"].numpy()
     covered = per_object["best_iou"].numpy() >= network["iou_threshold"]
     shown = np.arange(len(width))
     if len(shown) > MAX_SCATTER_POINTS:
         shown = np.sort(np.random.default_rng(0).choice(len(shown), MAX_SCATTER_POINTS, replace=False))
-    # The axes start below both the smallest prior and the smallest box side, so that neither is cut off.
-    smallest = min([network["feature_maps"][0]["scale"] / 2]
-                   + ([float(width.min()), float(height.min())] if len(width) else []))
-
-    # Width x height, covered and not, with the prior shapes.
-    axis = axes[0, 2]
     for mask, colour, name in ((covered[shown], "tab:blue", "covered"), (~covered[shown], "tab:red", "not covered")):
-        axis.scatter(width[shown][mask], height[shown][mask], s=3 if len(shown) > 2000 else 10, alpha=0.5, color=colour, linewidths=0,
-                     label=name, rasterized=True)
+        axis.scatter(width[shown][mask], height[shown][mask], s=3 if len(shown) > 2000 else 10, alpha=0.5,
+                     color=colour, linewidths=0, label=name, rasterized=True)
     prior_sizes = model.create_prior_boxes(network_config(network["image_size"]))[:, 2:].unique(dim=0).numpy()
     axis.scatter(prior_sizes[:, 0], prior_sizes[:, 1], marker="x", s=25, color="black", label="priors")
     axis.set_xscale("log")
@@ -463,11 +439,10 @@ def plot_statistics(statistics, per_object, path):
     axis.set_title("Box sizes (in the resized input)")
     axis.legend(fontsize=8, loc="lower right", markerscale=2)
 
-    # Size sqrt(w h), with the prior scales s_k.
-    axis = axes[1, 0]
-    scale = per_object["scale"].numpy()
-    bins = np.geomspace(smallest * 0.8, 1.1, 50)
-    axis.hist(scale, bins=bins, color="tab:gray")
+
+def _plot_sizes(axis, per_object, network, smallest):
+    """Histogram of the box sizes sqrt(w h) on a log axis, a line at each map's prior scale s_k."""
+    axis.hist(per_object["scale"].numpy(), bins=np.geomspace(smallest * 0.8, 1.1, 50), color="tab:gray")
     for fmap in network["feature_maps"]:
         axis.axvline(fmap["scale"], color="black", linewidth=1)
         axis.text(fmap["scale"], 1.0, fmap["name"], rotation=90, va="top", ha="right", fontsize=7,
@@ -477,13 +452,17 @@ def plot_statistics(statistics, per_object, path):
     axis.set_ylabel("objects")
     axis.set_title("Box sizes against the prior scales")
 
-    # Aspect ratio w / h, with the priors' ratios.
-    axis = axes[1, 1]
+
+def _plot_aspect_ratios(axis, per_object, network):
+    """Histogram of the box aspect ratios w / h on a log axis, a line at each of the priors' ratios."""
+    from matplotlib.ticker import NullLocator
+
     ratio = per_object["aspect_ratio"].numpy()
     ratios = sorted({r for fmap in network["feature_maps"] for r in fmap["aspect_ratios"]})
-    low = min([ratios[0] / 2] + ([float(ratio.min())] if len(ratio) else []))
-    high = max([ratios[-1] * 2] + ([float(ratio.max())] if len(ratio) else []))
-    axis.hist(ratio, bins=np.geomspace(low, high, 50), color="tab:gray")
+    # The axis spans the priors' ratios and 99% of the boxes'; the rarer extremes are counted in the end bins.
+    low = min([ratios[0] / 2] + ([float(np.quantile(ratio, 0.005))] if len(ratio) else []))
+    high = max([ratios[-1] * 2] + ([float(np.quantile(ratio, 0.995))] if len(ratio) else []))
+    axis.hist(np.clip(ratio, low, high), bins=np.geomspace(low, high, 50), color="tab:gray")
     for r in ratios:
         axis.axvline(r, color="black", linewidth=1)
     axis.set_xscale("log")
@@ -493,8 +472,9 @@ def plot_statistics(statistics, per_object, path):
     axis.set_ylabel("objects")
     axis.set_title("Box shapes against the prior aspect ratios")
 
-    # Where the box centres are.
-    axis = axes[1, 2]
+
+def _plot_centres(figure, axis, per_object):
+    """Heat map of the box centres, 32 x 32 cells over the image, y downwards as in the image."""
     heat, _, _ = np.histogram2d(per_object["centre_y"].numpy(), per_object["centre_x"].numpy(), bins=32,
                                 range=[[0, 1], [0, 1]])
     image = axis.imshow(heat, extent=(0, 1, 1, 0), cmap="viridis", interpolation="nearest")
@@ -503,6 +483,38 @@ def plot_statistics(statistics, per_object, path):
     axis.set_ylabel("centre y / image height")
     axis.set_title("Box centres")
 
+
+def plot_statistics(statistics, per_object, path):
+    """Draw statistics.png: objects and coverage per class, width x height, sizes, aspect ratios, centres.
+
+    The prior scales (model.SSDConfig's s_k) and aspect ratios are drawn over the box shapes. The figure is
+    FIGURE_SIZE inches at FIGURE_DPI (1200 x 720 pixels), written atomically.
+
+    :param statistics: the statistics.json document
+    :param per_object: the per-object values of :func:`compute_statistics`
+    :param path: the PNG file to write
+    """
+    # Imported here, as eval.py does: only writing the figure needs matplotlib. Figure + the Agg canvas, not
+    # pyplot: no global backend is chosen and no figure is left open.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=FIGURE_SIZE, dpi=FIGURE_DPI)
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(2, 3)
+    network, classes = statistics["network"], per_object["class_names"]
+    label_size = max(4, min(9, 360 // max(1, len(classes))))  # 80 COCO classes still fit their bar charts
+    # The size axes start below both the smallest prior and the smallest box side, so that neither is cut off.
+    width, height = per_object["width"], per_object["height"]
+    smallest = min([network["feature_maps"][0]["scale"] / 2]
+                   + ([float(width.min()), float(height.min())] if len(width) else []))
+
+    _plot_objects_per_class(axes[0, 0], statistics, classes, per_object["split_names"], label_size)
+    _plot_coverage(axes[0, 1], statistics, classes, label_size)
+    _plot_widths_and_heights(axes[0, 2], per_object, network, smallest)
+    _plot_sizes(axes[1, 0], per_object, network, smallest)
+    _plot_aspect_ratios(axes[1, 1], per_object, network)
+    _plot_centres(figure, axes[1, 2], per_object)
     figure.tight_layout()
     write_atomically(path, lambda file: figure.savefig(file, format="png", dpi=FIGURE_DPI), binary=True)
 

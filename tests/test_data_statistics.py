@@ -1,4 +1,4 @@
-"""statistics.json and statistics.png that create_data_lists.py writes beside the lists (ssd_support/data_statistics.py).
+"""statistics.json and statistics.png, which create_data_lists.py writes beside the lists (ssd_support/data_statistics).
 
 The data sets are hand-made VOC trees of 300x300 images whose objects are chosen against the priors: 4x4-pixel
 specks no prior fits, boxes that are SSD300 priors exactly, and boxes that are SSD512 conv4_3 priors (scale 0.07:
@@ -59,8 +59,8 @@ def conv4_3_square(config, row, column):
 @pytest.fixture(scope="module")
 def prior_tree(tmp_path_factory):
     """The hand-made tree: classes speck (4x4 px, 3 objects, one difficult), fit (SSD300 priors of four maps, 4
-    objects, one difficult), small (SSD512 conv4_3 priors, 2 objects), mixed (1 speck + 1 SSD300 prior); 4 trainval images (one
-    without objects) and 2 test images."""
+    objects, one difficult), small (SSD512 conv4_3 priors, 2 objects), mixed (1 speck + 1 SSD300 prior); 4 trainval
+    images (one without objects) and 2 test images."""
     ssd300, ssd512 = model.SSD300_VGG16, model.SSD512_VGG16
     # One prior of each kind: conv4_3 square, conv7 ratio-2 (index 2 at a location), conv8_2 extra square
     # (index 1), conv10_2 ratio-1/2 (index 3) at the centre location.
