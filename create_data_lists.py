@@ -6,6 +6,7 @@ datasets.PascalVOCDataset reads.
     python create_data_lists.py --annotations PATH/labels --images PATH/photos --test-fraction 0.2 --output data/mine
     python create_data_lists.py --coco-json PATH/annotations/instances_train2017.json --coco-images PATH/train2017 \
         --coco-test-json PATH/annotations/instances_val2017.json --coco-test-images PATH/val2017 --output data/coco
+    python create_data_lists.py --yolo PATH/export --output data/mine    # Ultralytics / Roboflow (data.yaml)
     python create_data_lists.py --toy data/toy        # a small synthetic data set (ssd_support/toy_data.py), and its lists
     python create_data_lists.py --toy-coco data/toy_coco   # the same kind of images, in the COCO format
 
@@ -19,6 +20,10 @@ split (or --test-annotations / --test-images give one).
 The image of annotation ID is ID.<ext> (jpg, jpeg, png, bmp, tif, webp, ... in any letter case) in JPEGImages/
 (or --images), as the VOC devkit reads it; <filename> is only the fallback. Its upright size (EXIF orientation
 applied, as images.load_image reads it) must be the annotation's <size> (COCO: width / height).
+
+YOLO (Ultralytics, Roboflow): --yolo gives the folder of data.yaml (or the yaml); its train / val / test become
+TRAIN / VAL / TEST (no test: VAL is also TEST; --test-fraction draws TEST from train instead), read by
+ssd_support/yolo_format.py. Boxes "class cx cy w h" are fractions of the image's upright size; difficulties are 0.
 
 COCO: --coco-json / --coco-images give the TRAIN split (an instances_*.json file and the folder its file_names
 are in), --coco-test-json / --coco-test-images the TEST split; either pair alone is enough. COCO's category
@@ -46,8 +51,11 @@ xmin..xmax (1-based) spans [xmin - 1, xmax] in the continuous, 0-based coordinat
 Problems (a class outside the label map or named "background", a degenerate box, a missing or unreadable image,
 an image of another size than annotated, a malformed or missing XML file; in a COCO file, an annotation of an
 unknown image or category) are reported one line each, naming the file; the run then fails unless --skip-bad is
-given, in which case the bad objects / images are left out and counted. A COCO file that is missing, not JSON
-or without its images / annotations / categories lists stops the run at once.
+given, in which case the bad images are left out, in every split, and counted: a bad box makes its whole image
+bad (kept without it, the object would be taught as background and its detections scored as false positives);
+only an object of a class outside the label map leaves its image in, without it. A COCO file that is missing, not
+JSON or without its images / annotations / categories lists stops the run at once. Paths that annotations write
+with the other system's separator (images\\b.jpg on Linux) are found (ssd_support.images.resolve_written_path).
 """
 
 import argparse
@@ -61,8 +69,9 @@ import sys
 import xml.etree.ElementTree as ET
 from collections import Counter
 
-from ssd_support.images import IMAGE_EXTENSIONS, UnreadableImageError
-from ssd_support.images import image_size as upright_image_size
+from ssd_support.images import IMAGE_EXTENSIONS, UnreadableImageError, multi_frame_note, resolve_written_path
+from ssd_support.images import image_size_and_frames
+from ssd_support.yolo_format import YoloDataError, read_yolo_dataset
 from ssd_support.toy_data import make_toy_coco_dataset, make_toy_dataset
 from ssd_support.data_statistics import write_data_statistics
 from ssd_support.files import write_atomically
@@ -87,10 +96,16 @@ class DataListError(ValueError):
 class AnnotationProblem(Exception):
     """One problem with one file, reported as a single line "PATH: what is wrong"."""
 
-    def __init__(self, kind, path, message):
-        """:param kind: a short category ("unknown class", ...); path: the file; message: what is wrong"""
+    def __init__(self, kind, path, message, unit="image", image=None):
+        """:param kind: a short category ("unknown class", ...); path: the file; message: what is wrong
+        :param unit: what --skip-bad leaves out: "image" (the image, in every split: a bad box makes its image bad),
+            "object" (this object alone: a class outside the label map) or "file" (a file that is no image's)
+        :param image: for unit "image", a key naming the image, so that its problems count it once (default: path)
+        """
         super().__init__(f"{path}: {message}")
         self.kind = kind  # a short category, used to count what --skip-bad left out
+        self.unit = unit
+        self.image = path if image is None else image
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -159,29 +174,42 @@ def _base_name(filename):
     return re.split(r"[\\/]", filename.strip())[-1]
 
 
-def find_image(image_folder, image_id, filename, cache=None):
+def find_image(image_folder, image_id, filename, cache=None, written_path=None, xml_folder=""):
     """Locate the image of an annotation, as the VOC devkit and torchvision do: ``<image_folder>/<ID>.<ext>``.
 
     The extension is any of IMAGE_EXTENSIONS in any letter case (jpg first, then jpeg, png, ...). The XML's
-    ``<filename>`` is only a fallback, for an ID that has no image of its own: annotation tools copy it from file
-    to file, so an ``img2.xml`` saying ``<filename>img1.jpg`` must not put img2's boxes on img1.
+    ``<filename>`` and ``<path>`` are only fallbacks, for an ID that has no image of its own: annotation tools copy
+    them from file to file, so an ``img2.xml`` saying ``<filename>img1.jpg`` must not put img2's boxes on img1.
+    Fallbacks in order: ``<filename>`` relative to the image folder, its base name there, ``<path>``'s base name
+    there, ``<path>`` itself (absolute, or relative to the XML's folder); paths with either system's separator
+    (:func:`ssd_support.images.resolve_written_path`).
 
     :param image_folder: the folder of the images (a VOC folder's JPEGImages/)
-    :param image_id: the ID (the XML file's name without .xml)
+    :param image_id: the ID (the XML file's name without .xml; an ImageSets ID may hold a sub-folder)
     :param filename: the <filename> of the XML (may be None)
     :param cache: a dict kept for the run, so that each folder is listed once
+    :param written_path: the <path> of the XML (may be None)
+    :param xml_folder: the XML's folder, which a relative <path> is relative to
     :return: (path or None, disagrees): the image's path, and whether <filename> names another image than the ID's
     """
-    listing = _listing(image_folder, {} if cache is None else cache)
+    id_folder, id_stem = os.path.split(image_id)
+    listing = _listing(os.path.join(image_folder, id_folder), {} if cache is None else cache)
     named = _base_name(filename) if filename and filename.strip() else None
     # "img2", "img2.jpg" or "IMG2.JPG" in <filename> agree with the ID img2; "img1.jpg" does not.
-    disagrees = named is not None and named.lower() != image_id.lower() and \
-        os.path.splitext(named)[0].lower() != image_id.lower()
+    disagrees = named is not None and named.lower() != id_stem.lower() and \
+        os.path.splitext(named)[0].lower() != id_stem.lower()
     for extension in IMAGE_EXTENSIONS:
-        if (image_id, extension) in listing:
-            return os.path.join(image_folder, listing[image_id, extension]), disagrees
-    if named is not None and os.path.isfile(os.path.join(image_folder, named)):
-        return os.path.join(image_folder, named), disagrees
+        if (id_stem, extension) in listing:
+            return os.path.join(image_folder, id_folder, listing[id_stem, extension]), disagrees
+    candidates = []
+    if named is not None:
+        candidates += [resolve_written_path(filename.strip(), image_folder)[0], os.path.join(image_folder, named)]
+    if written_path and written_path.strip():
+        candidates += [os.path.join(image_folder, _base_name(written_path)),
+                       resolve_written_path(written_path.strip(), xml_folder)[0]]
+    for candidate in candidates:
+        if candidate is not None and os.path.isfile(candidate):
+            return candidate, disagrees
     return None, disagrees
 
 
@@ -256,7 +284,7 @@ def size_mismatch(annotated, actual, image_path):
     return text + "; its boxes would land on the wrong pixels"
 
 
-def parse_annotation(xml_path, image_folder, image_id, cache=None):
+def parse_annotation(xml_path, image_folder, image_id, cache=None, frames=None):
     """Read one VOC XML file, as real annotation tools write it, and check it against its image.
 
     Accepts float coordinates ("107.37"), empty or missing <difficult/> and <truncated/> tags, the <part> sub-boxes
@@ -264,30 +292,41 @@ def parse_annotation(xml_path, image_folder, image_id, cache=None):
     ``image_folder`` (:func:`find_image`); its upright size (EXIF orientation applied, as images.load_image reads
     it) must be the annotation's <size>. Boxes reaching outside the image are clipped to it and counted. An empty
     box, or an object named "background" (label 0 is reserved for "no object"), is a problem of that object; a
-    missing image, a size that differs or a malformed file is a problem of the whole annotation.
+    missing image, a size that differs or a malformed file is a problem of the whole annotation. An empty box
+    makes the image bad (unit "image": --skip-bad leaves the image out, not just the box); an object named
+    "background" is left out alone (unit "object": its annotator called the region background).
 
     :param xml_path: path of the XML file
     :param image_folder: the folder holding the image (a VOC folder's JPEGImages/)
     :param image_id: the image ID (from ImageSets/Main, or the XML's name)
     :param cache: a dict kept for the run (folder listings)
+    :param frames: a dict that {image path: frames} is added to for an image of more than one frame, or None
     :return: (annotation, object_problems): annotation is {"xml": path, "image": path, "objects": [{"name", "box" [x1,
         y1, x2, y2] in 0-based pixels, "difficult" 0/1}], "n_clipped": int, "filename_disagrees": bool};
-        object_problems a list of AnnotationProblem for single objects that are left out
+        object_problems a list of AnnotationProblem of its objects (unit "image" ones make the image bad)
     :raises AnnotationProblem: when the file cannot be used at all
     """
     if not os.path.isfile(xml_path):
         raise AnnotationProblem("missing annotation", xml_path, "annotation file not found")
     root = read_xml(xml_path)
 
-    image_path, filename_disagrees = find_image(image_folder, image_id, root.findtext("filename"), cache)
+    filename, written_path = root.findtext("filename"), root.findtext("path")
+    image_path, filename_disagrees = find_image(image_folder, image_id, filename, cache, written_path,
+                                                os.path.dirname(xml_path))
     if image_path is None:
         expected = os.path.join(image_folder, image_id + ".jpg")
+        written = "".join(f"; <{tag}> {text.strip()!r} tried as {resolve_written_path(text.strip(), folder)[1]}"
+                          for tag, text, folder in (("filename", filename, image_folder),
+                                                    ("path", written_path, os.path.dirname(xml_path)))
+                          if text and text.strip())
         raise AnnotationProblem("missing image", xml_path, f"image not found (looked for {expected}, any of "
-                                                           f"{', '.join(IMAGE_EXTENSIONS)})")
+                                                           f"{', '.join(IMAGE_EXTENSIONS)}{written})")
     try:
-        width, height = upright_image_size(image_path)
+        width, height, n_frames = image_size_and_frames(image_path)
     except UnreadableImageError as error:
         raise AnnotationProblem("unreadable image", xml_path, str(error)) from None
+    if n_frames > 1 and frames is not None:
+        frames[os.path.abspath(image_path)] = n_frames
     mismatch = size_mismatch(_annotated_size(root, xml_path), (width, height), image_path)
     if mismatch:
         raise AnnotationProblem("size mismatch", xml_path, mismatch)
@@ -302,7 +341,8 @@ def parse_annotation(xml_path, image_folder, image_id, cache=None):
         if canonical_class_name(name) == "background":
             object_problems.append(AnnotationProblem(
                 "reserved class name", xml_path,
-                f"{where} is named {name!r}, which is reserved for label 0 (no object); rename the class"))
+                f"{where} is named {name!r}, which is reserved for label 0 (no object); rename the class",
+                unit="object"))
             continue
         try:
             xmin, ymin, xmax, ymax = (float(bndbox.findtext(tag)) for tag in ("xmin", "ymin", "xmax", "ymax"))
@@ -359,16 +399,24 @@ def resolve_image_id(annotations_folder, line):
     """The image ID an ImageSets line means: the whole line, unless only its first part has an annotation and the
     rest is a VOC per-class flag (``000005  1`` / ``000005 -1`` / ``000005  0``).
 
+    A line written with the other system's separator (``2008\\000001`` on Linux) means the ID with this system's
+    (:func:`ssd_support.images.resolve_written_path`).
+
     :param annotations_folder: the folder of the XML files
     :param line: a stripped line of an ImageSets list
     :return: the ID
     """
-    if os.path.isfile(os.path.join(annotations_folder, line + ".xml")):
-        return line
+    def existing_id(written):
+        """The ID whose XML ``written`` names, in this system's form, or None."""
+        found, _ = resolve_written_path(written + ".xml", annotations_folder)
+        return os.path.relpath(found, annotations_folder)[:-4] if found and os.path.isfile(found) else None
+
     per_class = re.fullmatch(r"(.+?)\s+(-?1|0)", line)
-    if per_class and os.path.isfile(os.path.join(annotations_folder, per_class.group(1) + ".xml")):
-        return per_class.group(1)
-    return line
+    found = existing_id(line) or (existing_id(per_class.group(1)) if per_class else None)
+    if found is not None:
+        return found
+    # None exists: the ID in this system's form, so that the "not found" line names the path tried.
+    return os.path.relpath(resolve_written_path(line, annotations_folder)[1], annotations_folder)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -436,30 +484,45 @@ def _voc_sources(voc_folders):
     for folder, image_sets in voc_folders:
         annotations_folder = os.path.join(folder, "Annotations")
         for image_set, split in image_sets:
-            ids = [resolve_image_id(annotations_folder, line) for line in read_image_ids(folder, image_set)]
-            sources.append((split, annotations_folder, os.path.join(folder, "JPEGImages"), ids))
+            lines = read_image_ids(folder, image_set)
+            ids = [resolve_image_id(annotations_folder, line) for line in lines]
+            written = {image_id: line for image_id, line in zip(ids, lines) if image_id != line}
+            sources.append((split, annotations_folder, os.path.join(folder, "JPEGImages"), ids, written))
     return sources
 
 
-def _collect(sources, problems):
+def _collect(sources, problems, frames=None):
     """Parse every annotation of every source into per-split lists of annotations.
 
-    :param sources: list of (split, annotations folder, image folder, [image IDs])
+    Each XML file is read once: one listed in two splits is reported once, and an image made bad by any of its
+    objects (an empty box) is left out of every split that lists it.
+
+    :param sources: list of (split, annotations folder, image folder, [image IDs], {ID: ImageSets line as written,
+        where it differs}), the last entry optional
     :param problems: a list that the AnnotationProblem of every bad file or object is appended to
+    :param frames: a dict for {image path: frames} of the multi-frame images, or None
     :return: {split: [annotation, ...]} with annotations as parse_annotation returns them
     """
     annotations = {split: [] for split in SPLITS}
-    cache = {}
-    for split, annotations_folder, image_folder, ids in sources:
+    cache, parsed = {}, {}
+    for split, annotations_folder, image_folder, ids, *written in sources:
+        written = written[0] if written else {}
         for image_id in ids:
             xml_path = os.path.join(annotations_folder, image_id + ".xml")
-            try:
-                annotation, object_problems = parse_annotation(xml_path, image_folder, image_id, cache)
-            except AnnotationProblem as problem:
-                problems.append(problem)
-                continue
-            problems.extend(object_problems)
-            annotations[split].append(annotation)
+            if xml_path not in parsed:
+                try:
+                    annotation, object_problems = parse_annotation(xml_path, image_folder, image_id, cache, frames)
+                except AnnotationProblem as problem:
+                    if problem.kind == "missing annotation" and image_id in written:
+                        problem = AnnotationProblem(problem.kind, xml_path, f"annotation file not found (ImageSets "
+                                                                            f"line {written[image_id]!r})")
+                    problems.append(problem)
+                    annotation, object_problems = None, []
+                problems.extend(object_problems)
+                bad = annotation is None or any(p.unit == "image" for p in object_problems)
+                parsed[xml_path] = None if bad else annotation
+            if parsed[xml_path] is not None:
+                annotations[split].append(parsed[xml_path])
     return annotations
 
 
@@ -475,8 +538,10 @@ def _to_lists(annotations, label_map, problems):
         for obj in annotation["objects"]:
             name = resolve_class_name(obj["name"], known)
             if name is None:
+                # Left out alone (unit "object"): a class kept out of the label map (--classes) is not this
+                # detector's, so its region is background for it.
                 problems.append(AnnotationProblem("unknown class", annotation["xml"],
-                                                  f"class {obj['name']!r} is not in the label map"))
+                                                  f"class {obj['name']!r} is not in the label map", unit="object"))
                 continue
             boxes.append(obj["box"])
             labels.append(label_map[name])
@@ -492,8 +557,8 @@ def _build_and_write(sources, classes, skip_bad, output_folder, source_names, ou
     :param sources: list of (split, annotations folder, image folder, [image IDs])
     :return: the summary dict of :func:`create_data_lists`
     """
-    problems = []
-    annotations = _collect(sources, problems)
+    problems, frames = [], {}
+    annotations = _collect(sources, problems, frames)
     all_annotations = [a for split in SPLITS for a in annotations[split]]
     name_counts = Counter(obj["name"] for a in all_annotations for obj in a["objects"])
     label_map, label_map_source = choose_label_map(classes, name_counts)
@@ -506,6 +571,7 @@ def _build_and_write(sources, classes, skip_bad, output_folder, source_names, ou
     if n_disagree:
         notes.append(f"Note: {n_disagree} annotation(s) name another image in <filename> than their own ID's; the "
                      f"image of the ID (ID.jpg, .png, ...) was used, <filename> only where the ID has none.")
+    notes += multi_frame_notes(frames)
     extra = {"rare_non_voc_names": rare, "filename_disagreements": n_disagree}
     return _report_and_write(lists, label_map, label_map_source, n_clipped, problems, skip_bad, output_folder,
                              source_names, out, notes=notes, extra=extra)
@@ -575,7 +641,9 @@ def create_data_lists(voc07_path=None, voc12_path=None, output_folder="data", cl
     :param skip_bad: leave bad objects / images out (counted) instead of failing
     :param out: a file to print the report to (default stdout; problems go to stderr)
     :return: {"label_map", "label_map_source", "TRAIN": statistics, "TEST": statistics, "clipped": int,
-        "skipped": {kind: count}}
+        "skipped": {kind: problems}, "skipped_images": {kind: images left out, each once, by its first problem},
+        "skipped_objects": {kind: objects left out of images kept}, "skipped_files": {kind: files that are no
+        image's}}
     :raises DataListError: on problems without skip_bad, or when there is nothing to read
     """
     out = out or sys.stdout
@@ -662,27 +730,76 @@ def create_folder_data_lists(annotations_folder, images_folder=None, output_fold
 
 def _leave_out_duplicate_images(lists, problems):
     """Find every image listed more than once: twice in one split (two annotation files, or two ImageSets lines,
-    name it: which boxes are right?) or in both TRAIN and TEST (the test set would score an image the network
-    trained on). Each extra listing is a "duplicate image" problem naming the image; it is left out of the lists
-    (TEST is read first, so a shared image stays in TEST and leaves TRAIN), which --skip-bad then accepts.
+    name it: which boxes are right?) or in two splits (the test set would score an image the network trained on).
+    Each extra listing is a "duplicate image" problem naming the image; it is left out of the lists (TEST is read
+    first, then VAL, so a shared image stays in TEST and leaves TRAIN), which --skip-bad then accepts. A VAL that
+    is the same list as TEST (a YOLO data set without test split) is one split here.
 
-    :param lists: {split: (image paths, objects)}, changed in place
+    :param lists: {split: (image paths, objects)}, "VAL" optional, changed in place
     :param problems: the list of AnnotationProblem, appended to
     """
+    val_is_test = lists.get("VAL") is not None and lists.get("VAL") is lists.get("TEST")
     first_split = {}
-    for split in ("TEST", "TRAIN"):
+    for split in [s for s in ("TEST", "VAL", "TRAIN") if s in lists and not (s == "VAL" and val_is_test)]:
         images, objects = lists[split]
         kept = []
-        for path, image_objects in zip(images, objects):
+        for index, (path, image_objects) in enumerate(zip(images, objects)):
             key = os.path.normcase(os.path.abspath(path))
             if key in first_split:
                 where = (f"twice in {split}: two annotations (or ImageSets lines) name it" if first_split[key] == split
-                         else "in both TEST and TRAIN: the test set would score an image the network trained on")
-                problems.append(AnnotationProblem("duplicate image", path, f"listed {where}; left out of {split}"))
+                         else f"in both {first_split[key]} and {split}: the {first_split[key]} split would score an "
+                              f"image the network trained on" if split == "TRAIN" else
+                         f"in both {first_split[key]} and {split}")
+                problems.append(AnnotationProblem("duplicate image", path, f"listed {where}; left out of {split}",
+                                                  image=(split, key, index)))
                 continue
             first_split[key] = split
             kept.append((path, image_objects))
         lists[split] = ([path for path, _ in kept], [image_objects for _, image_objects in kept])
+    if val_is_test:
+        lists["VAL"] = lists["TEST"]
+
+
+def skipped_counts(problems):
+    """What --skip-bad leaves out, by unit and reason: each image once (under the kind of its first problem),
+    each object, each file that is no image's.
+
+    :param problems: AnnotationProblem (or ssd_support.yolo_format.YoloProblem) instances
+    :return: {"images": {kind: n}, "objects": {kind: n}, "files": {kind: n}}
+    """
+    counts, seen = {"images": Counter(), "objects": Counter(), "files": Counter()}, set()
+    for problem in problems:
+        if problem.unit == "object":
+            counts["objects"][problem.kind] += 1
+        elif problem.unit == "file":
+            counts["files"][problem.kind] += 1
+        elif problem.image not in seen:
+            seen.add(problem.image)
+            counts["images"][problem.kind] += 1
+    return {unit: dict(sorted(counter.items())) for unit, counter in counts.items()}
+
+
+def _counted(counts, noun):
+    """ "3 images (1 degenerate box, 2 missing image)" for {kind: n}, or "" when there are none."""
+    total = sum(counts.values())
+    if not total:
+        return ""
+    return f"{total} {noun}{'s' * (total != 1)} (" + ", ".join(f"{n} {kind}" for kind, n in counts.items()) + ")"
+
+
+def multi_frame_notes(frames):
+    """One note per image file of more than one frame (ssd_support.images.multi_frame_note), the first
+    MAX_PRINTED_PROBLEMS, then a count of the others.
+
+    :param frames: {image path: frames}
+    :return: the note lines
+    """
+    paths = sorted(frames)
+    notes = [multi_frame_note(path, frames[path]) for path in paths[:MAX_PRINTED_PROBLEMS]]
+    if len(paths) > MAX_PRINTED_PROBLEMS:
+        notes.append(f"Note: ... and {len(paths) - MAX_PRINTED_PROBLEMS} more image file(s) of several frames; "
+                     f"only the first frame of each is read.")
+    return notes
 
 
 def _report_problems(problems, skip_bad):
@@ -716,7 +833,8 @@ def _report_and_write(lists, label_map, label_map_source, n_clipped, problems, s
                       out, notes=(), extra=None):
     """Report the problems, write the five JSON files and print the per-class counts (VOC and COCO alike).
 
-    :param lists: {split: (image paths, objects in the JSON format)}
+    :param lists: {split: (image paths, objects in the JSON format)} for TRAIN and TEST, and VAL where the source
+        has one (a YOLO data set; the same tuple as TEST when VAL is also TEST)
     :param label_map: {"background": 0, name: label, ...}
     :param label_map_source: a few words saying where the label map came from
     :param n_clipped: how many boxes were clipped to their image
@@ -736,7 +854,8 @@ def _report_and_write(lists, label_map, label_map_source, n_clipped, problems, s
         raise DataListError("no usable images found in " + ", ".join(sources))
 
     os.makedirs(output_folder, exist_ok=True)
-    for split in SPLITS:
+    written_splits = [split for split in ("TRAIN", "VAL", "TEST") if split in lists]
+    for split in written_splits:
         images, objects = lists[split]
         _write_json(os.path.join(output_folder, f"{split}_images.json"),
                     [_list_path(path, output_folder) for path in images])
@@ -748,21 +867,27 @@ def _report_and_write(lists, label_map, label_map_source, n_clipped, problems, s
         "label_map_source": label_map_source,
         "clipped": n_clipped,
         "skipped": dict(Counter(p.kind for p in problems)),
+        **{f"skipped_{unit}": counts for unit, counts in skipped_counts(problems).items()},
         **(extra or {}),
     }
-    for split in SPLITS:
+    for split in written_splits:
         summary[split] = split_statistics(lists[split][1], label_map)
 
     print(f"Label map: {len(label_map) - 1} classes + background ({label_map_source}).", file=out)
     print_statistics(summary, label_map, out=out)
     print(f"Images without objects: TRAIN {summary['TRAIN']['empty_images']}, TEST {summary['TEST']['empty_images']}."
           f" Boxes clipped to their image: {summary['clipped']}.", file=out)
+    if "VAL" in lists:
+        val = summary["VAL"]
+        print(f"VAL: {val['images']} images, {val['objects']} objects ({val['difficult']} difficult)"
+              + (", the same as TEST." if lists["VAL"] is lists["TEST"] else "."), file=out)
     if problems:
-        print("Left out (--skip-bad): " + ", ".join(f"{n} {kind}" for kind, n in sorted(summary["skipped"].items()))
-              + ".", file=out)
+        left_out = [_counted(summary[f"skipped_{unit}"], noun) for unit, noun in
+                    (("images", "image"), ("objects", "object"), ("files", "file"))]
+        print("Left out (--skip-bad): " + "; ".join(part for part in left_out if part) + ".", file=out)
     for note in notes:
         print(note, file=out)
-    print(f"Wrote TRAIN/TEST lists and label_map.json to {os.path.abspath(output_folder)}", file=out)
+    print(f"Wrote {'/'.join(written_splits)} lists and label_map.json to {os.path.abspath(output_folder)}", file=out)
     return summary
 
 
@@ -892,10 +1017,14 @@ def coco_label_map(categories):
     return make_label_map(categories[i] for i in ids), {category_id: k + 1 for k, category_id in enumerate(ids)}
 
 
-def _coco_images(data, json_path, images_folder, problems):
+def _coco_images(data, json_path, images_folder, problems, frames=None):
     """The images of a COCO file: where each is and how large, checking that its file exists and has the size the
     file gives (upright, EXIF orientation applied; when the file gives none, the image's own).
 
+    A ``file_name`` written with the other system's separator (``images\\b.jpg`` on Linux) is found
+    (:func:`ssd_support.images.resolve_written_path`); a missing one is named as written and as tried.
+
+    :param frames: a dict for {image path: frames} of the multi-frame images, or None
     :return: {image id: {"image": absolute path, "width", "height", "objects": []}} in file order; images with a
         problem (a malformed entry, a repeated id, a missing or unreadable file, another size) are reported in
         ``problems`` and left out
@@ -907,26 +1036,33 @@ def _coco_images(data, json_path, images_folder, problems):
             width, height = entry.get("width"), entry.get("height")
         except (KeyError, TypeError, AttributeError):
             problems.append(AnnotationProblem("malformed entry", json_path,
-                                              f"image {index + 1} has no 'id' or no 'file_name'"))
+                                              f"image {index + 1} has no 'id' or no 'file_name'",
+                                              image=(json_path, "entry", index)))
             continue
-        path = os.path.abspath(os.path.join(images_folder, file_name))
+        key = (json_path, "image", image_id)  # the image's problems count it once
         if image_id in images:
-            problems.append(AnnotationProblem("malformed entry", json_path, f"image id {image_id} appears twice"))
+            problems.append(AnnotationProblem("malformed entry", json_path, f"image id {image_id} appears twice",
+                                              image=(json_path, "entry", index)))
             continue
-        if not os.path.isfile(path):
-            problems.append(AnnotationProblem("missing image", json_path,
-                                              f"image {image_id}: {path} not found"))
+        found, tried = resolve_written_path(file_name, images_folder)
+        if found is None or not os.path.isfile(found):
+            problems.append(AnnotationProblem("missing image", json_path, f"image {image_id}: {os.path.abspath(tried)}"
+                                                                          f" not found (file_name {file_name!r})",
+                                              image=key))
             continue
+        path = os.path.abspath(found)
         try:  # the header alone says it, EXIF orientation applied as images.load_image applies it
-            actual = upright_image_size(path)
+            *actual, n_frames = image_size_and_frames(path)
         except UnreadableImageError as error:
-            problems.append(AnnotationProblem("unreadable image", json_path, f"image {image_id}: {error}"))
+            problems.append(AnnotationProblem("unreadable image", json_path, f"image {image_id}: {error}", image=key))
             continue
+        if n_frames > 1 and frames is not None:
+            frames[path] = n_frames
         given = (width, height) if all(isinstance(v, (int, float)) and v > 0 for v in (width, height)) else None
         # A file giving 640x480 for images shrunk to 320x240 would put every box up to twice too far out.
         mismatch = size_mismatch(given, actual, path)
         if mismatch:
-            problems.append(AnnotationProblem("size mismatch", json_path, f"image {image_id}: {mismatch}"))
+            problems.append(AnnotationProblem("size mismatch", json_path, f"image {image_id}: {mismatch}", image=key))
             continue
         width, height = actual
         images[image_id] = {"image": path, "width": width, "height": height, "objects": []}
@@ -941,20 +1077,30 @@ def _coco_object(annotation, images, categories, json_path):
     difficult objects, which the VOC metric ignores as COCO's does.
 
     :return: (image id, {"category_id", "box", "difficult"}, clipped: bool)
-    :raises AnnotationProblem: when the annotation cannot be used (its kind says why)
+    :raises AnnotationProblem: when the annotation cannot be used (its kind says why); of unit "image" (its
+        image is bad: --skip-bad leaves it out) when the annotation names a known image, else of unit "object"
     """
     where = f"annotation {annotation.get('id', '?')}" if isinstance(annotation, dict) else "an annotation"
+    image_id = annotation.get("image_id") if isinstance(annotation, dict) else None
+    try:
+        hash(image_id)
+    except TypeError:
+        image_id = None
+    # A broken annotation of a known image makes that image bad; one of no known image is left out alone.
+    unit = {"unit": "image", "image": (json_path, "image", image_id)} if image_id in images else {"unit": "object"}
     try:
         image_id, category_id = annotation["image_id"], annotation["category_id"]
         x, y, w, h = (float(v) for v in annotation["bbox"])
     except (KeyError, TypeError, ValueError):
         raise AnnotationProblem("malformed entry", json_path,
-                                f"{where} has no 'image_id', no 'category_id' or no 'bbox' of 4 numbers") from None
+                                f"{where} has no 'image_id', no 'category_id' or no 'bbox' of 4 numbers",
+                                **unit) from None
     if image_id not in images:
-        raise AnnotationProblem("unknown image", json_path, f"{where}: image_id {image_id} is not in 'images'")
+        raise AnnotationProblem("unknown image", json_path, f"{where}: image_id {image_id} is not in 'images'",
+                                unit="object")
     if category_id not in categories:
         raise AnnotationProblem("unknown category", json_path,
-                                f"{where}: category_id {category_id} is not in 'categories'")
+                                f"{where}: category_id {category_id} is not in 'categories'", **unit)
     width, height = images[image_id]["width"], images[image_id]["height"]
     box = [x, y, x + w, y + h]
     clipped = [min(max(box[0], 0.0), width), min(max(box[1], 0.0), height),
@@ -962,12 +1108,13 @@ def _coco_object(annotation, images, categories, json_path):
     if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
         raise AnnotationProblem("degenerate box", json_path,
                                 f"{where} (image {image_id}) has an empty box (bbox [{x:g}, {y:g}, {w:g}, {h:g}]) "
-                                f"in a {width}x{height} image")
-    obj = {"category_id": category_id, "box": clipped, "difficult": int(bool(annotation.get("iscrowd", 0)))}
+                                f"in a {width}x{height} image", **unit)
+    obj = {"category_id": category_id, "box": clipped, "difficult": int(bool(annotation.get("iscrowd", 0))),
+           "clipped": clipped != box}
     return image_id, obj, clipped != box
 
 
-def read_coco_split(json_path, images_folder, problems):
+def read_coco_split(json_path, images_folder, problems, frames=None):
     """Read one COCO-format annotation file and its image folder.
 
     Images without annotations are kept, with no objects, as the VOC path keeps them (COCO has about 1% of
@@ -976,7 +1123,9 @@ def read_coco_split(json_path, images_folder, problems):
 
     :param json_path: a COCO instances file
     :param images_folder: the folder its "file_name"s are relative to
-    :param problems: a list that the AnnotationProblem of every bad image or annotation is appended to
+    :param problems: a list that the AnnotationProblem of every bad image or annotation is appended to; an image
+        with a bad annotation (an empty box, an unknown category) is left out whole
+    :param frames: a dict for {image path: frames} of the multi-frame images, or None
     :return: (categories {id: name}, images {image id: {"image", "width", "height", "objects": [{"category_id",
         "box" [x1, y1, x2, y2] pixels, "difficult"}]}}, number of boxes clipped to their image)
     :raises DataListError: when the file or the folder cannot be used at all
@@ -985,9 +1134,9 @@ def read_coco_split(json_path, images_folder, problems):
     if not os.path.isdir(images_folder):
         raise DataListError(f"{images_folder}: image folder not found (the images of {json_path})")
     categories = coco_categories(data, json_path)
-    images = _coco_images(data, json_path, images_folder, problems)
+    images = _coco_images(data, json_path, images_folder, problems, frames)
     image_ids = {entry.get("id") for entry in data["images"] if isinstance(entry, dict)}
-    n_clipped = 0
+    n_clipped, bad = 0, set()
     for annotation in data["annotations"]:
         try:
             image_id, obj, clipped = _coco_object(annotation, images, categories, json_path)
@@ -995,9 +1144,16 @@ def read_coco_split(json_path, images_folder, problems):
             # The annotations of an image that was itself left out (e.g. its file is missing) go with it.
             if not (problem.kind == "unknown image" and annotation.get("image_id") in image_ids):
                 problems.append(problem)
+            if problem.unit == "image":
+                bad.add(problem.image[2])
             continue
         images[image_id]["objects"].append(obj)
         n_clipped += clipped
+    for image_id in bad:  # kept with a box less, its object would be taught as background
+        n_clipped -= sum(obj["clipped"] for obj in images.pop(image_id)["objects"])
+    for image in images.values():
+        for obj in image["objects"]:
+            del obj["clipped"]
     return categories, images, n_clipped
 
 
@@ -1021,9 +1177,9 @@ def create_coco_data_lists(train_json=None, train_images=None, test_json=None, t
     if not splits:
         raise DataListError("give --coco-json and/or --coco-test-json (or --toy-coco)")
 
-    problems, categories, read = [], {}, {}
+    problems, categories, read, frames = [], {}, {}, {}
     for split, json_path, folder in splits:
-        split_categories, images, n_clipped = read_coco_split(json_path, folder, problems)
+        split_categories, images, n_clipped = read_coco_split(json_path, folder, problems, frames)
         for category_id, name in split_categories.items():
             if categories.get(category_id, name) != name:
                 raise DataListError(f"{json_path}: category {category_id} is {name!r} here but "
@@ -1044,7 +1200,77 @@ def create_coco_data_lists(train_json=None, train_images=None, test_json=None, t
     source = f"the {len(categories)} categories of the COCO file(s), in category-id order"
     n_clipped = sum(n for _, n in read.values())
     return _report_and_write(lists, label_map, source, n_clipped, problems, skip_bad, output_folder,
-                             [json_path for _, json_path, _ in splits], out)
+                             [json_path for _, json_path, _ in splits], out, notes=multi_frame_notes(frames))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# YOLO data sets (Ultralytics, Roboflow): ssd_support/yolo_format.py reads them
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _yolo_lists(images):
+    """The lists of YOLO images (as ssd_support.yolo_format.read_yolo_dataset gives them): (image paths, objects
+    in the JSON format), class id k as label k + 1 and every difficulty 0 (YOLO has no difficult flag)."""
+    return ([image["image"] for image in images],
+            [{"boxes": [obj["box"] for obj in image["objects"]],
+              "labels": [obj["class_id"] + 1 for obj in image["objects"]],
+              "difficulties": [0] * len(image["objects"])} for image in images])
+
+
+def create_yolo_data_lists(source, output_folder="data", test_fraction=None, seed=0, skip_bad=False, out=None):
+    """Read an Ultralytics / Roboflow YOLO data set and write the TRAIN / VAL / TEST lists and the label map.
+
+    data.yaml's train, val and test become TRAIN, VAL and TEST; without a test split, VAL is also written as
+    TEST (said in a note), unless ``test_fraction`` draws TEST from train (seeded, as --annotations draws it: the
+    same images and seed give the same split). The label map is data.yaml's names in class-id order (class k is
+    label k + 1). The checks are ssd_support.yolo_format's; a bad image (a bad line in its label file) is left out
+    of every split with skip_bad.
+
+    :param source: the data set's folder (holding data.yaml) or its yaml file
+    :param output_folder: where the JSON files go
+    :param test_fraction: the fraction of train drawn for TEST, 0 <= f < 1 (default 0: none)
+    :param seed: the seed of that draw
+    :param skip_bad: leave bad images / lines out (counted) instead of failing
+    :param out: a file to print the report to
+    :return: the summary dict of :func:`create_data_lists`, with "VAL" statistics and "val_is_test",
+        "background_images", "polygons"
+    :raises DataListError: when the data set cannot be read, on problems without skip_bad
+    """
+    out = out or sys.stdout
+    test_fraction = 0.0 if test_fraction is None else test_fraction
+    if not 0 <= test_fraction < 1:
+        raise DataListError(f"--test-fraction {test_fraction}: must be at least 0 and below 1")
+    try:
+        dataset = read_yolo_dataset(source)
+    except YoloDataError as error:
+        raise DataListError(str(error)) from None
+    splits, names, notes = dataset["splits"], dataset["names"], list(dataset["notes"])
+    yaml_folder = os.path.dirname(os.path.abspath(dataset["yaml"]))
+    train, test = splits["TRAIN"], list(splits.get("TEST", []))
+    same_test = "TEST" in splits and [i["image"] for i in splits["TEST"]] == [i["image"] for i in splits["VAL"]]
+    if same_test:
+        test = []
+    if test_fraction > 0:
+        # Drawn among every listed train image, bad ones too, as --annotations draws among the XML files: fixing
+        # one file does not move the others. Ranked by the path inside the data set, not where it lies.
+        _, drawn = split_ids(dataset["listed"]["TRAIN"], test_fraction, seed,
+                             key=lambda path: os.path.relpath(path, yaml_folder).replace(os.sep, "/"))
+        drawn = set(drawn)
+        test += [image for image in train if image["image"] in drawn]
+        train = [image for image in train if image["image"] not in drawn]
+    val_is_test = not test and ("TEST" not in splits or same_test)
+    lists = {"TRAIN": _yolo_lists(train), "VAL": _yolo_lists(splits["VAL"])}
+    lists["TEST"] = lists["VAL"] if val_is_test else _yolo_lists(test)
+    if val_is_test:
+        notes.append(f"Note: {dataset['yaml']} has " + ("its val as test" if same_test else "no test split")
+                     + ": VAL (its val) is also written as TEST, which eval.py scores; --test-fraction F draws a "
+                       "TEST split from train instead.")
+    notes += multi_frame_notes(dataset["multi_frame"])
+    extra = {"val_is_test": val_is_test, "background_images": dataset["background_images"],
+             "polygons": dataset["polygons"]}
+    source_line = f"the {len(names)} names of {os.path.basename(dataset['yaml'])}, in class-id order"
+    return _report_and_write(lists, make_label_map(names), source_line, dataset["clipped"], dataset["problems"],
+                             skip_bad, output_folder, [dataset["yaml"]], out, notes=notes, extra=extra)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -1075,11 +1301,14 @@ def parse_args(argv=None):
     folders.add_argument("--images", metavar="DIR",
                          help="folder of their images, ID.jpg / .png / ... (default: the --annotations folder)")
     folders.add_argument("--test-fraction", type=float, default=None,
-                         help=f"fraction of --annotations drawn for TEST, seeded by --seed (default "
-                              f"{DEFAULT_TEST_FRACTION}; 0 with --test-annotations)")
+                         help=f"fraction of --annotations (or of --yolo's train) drawn for TEST, seeded by --seed "
+                              f"(default {DEFAULT_TEST_FRACTION}; 0 with --test-annotations or --yolo)")
     folders.add_argument("--test-annotations", metavar="DIR",
                          help="folder of XML files of a TEST split the data set already has (Roboflow's valid/)")
     folders.add_argument("--test-images", metavar="DIR", help="their images (default: the --test-annotations folder)")
+    parser.add_argument("--yolo", metavar="DIR",
+                        help="an Ultralytics / Roboflow YOLO data set: the folder of its data.yaml (or the yaml); "
+                             "train / val / test become TRAIN / VAL / TEST")
     parser.add_argument("--output", default="data", help="folder for the JSON lists (default: data)")
     parser.add_argument("--classes", default=None,
                         help="comma-separated class names, or 'voc'; by default the 20 VOC classes if every "
@@ -1107,21 +1336,27 @@ def parse_args(argv=None):
             parser.error(f"--{json_option.replace('_', '-')} and --{folder_option.replace('_', '-')} go together")
     sources = [name for name, given in (("--toy", args.toy), ("--toy-coco", args.toy_coco),
                                         ("--voc07 / --voc12", args.voc07 or args.voc12),
-                                        ("--annotations", args.annotations),
+                                        ("--annotations", args.annotations), ("--yolo", args.yolo),
                                         ("--coco-json / --coco-test-json", args.coco_json or args.coco_test_json))
                if given]
     if len(sources) != 1:
         parser.error("give one source of data: --voc07 and/or --voc12, --annotations DIR, --coco-json and/or "
-                     "--coco-test-json, --toy DIR or --toy-coco DIR"
+                     "--coco-test-json, --yolo DIR, --toy DIR or --toy-coco DIR"
                      + (f" (not {' and '.join(sources)})" if sources else ""))
     folder_options = [option for option in ("images", "test_fraction", "test_annotations", "test_images")
                       if getattr(args, option) is not None]
-    if folder_options and not args.annotations:
+    if folder_options and not args.annotations and folder_options != ["test_fraction"]:
         parser.error(f"--{folder_options[0].replace('_', '-')} goes with --annotations DIR")
+    if folder_options == ["test_fraction"] and not (args.annotations or args.yolo):
+        parser.error("--test-fraction goes with --annotations DIR or --yolo DIR")
+    if args.yolo and args.val_fraction is not None:
+        parser.error("--val-fraction is for the other sources: a YOLO data set's val split is VAL")
     if args.test_images and not args.test_annotations:
         parser.error("--test-images goes with --test-annotations DIR")
     if args.classes is not None and (args.toy_coco or args.coco_json or args.coco_test_json):
         parser.error("--classes is for VOC folders; a COCO file's categories make the label map")
+    if args.classes is not None and args.yolo:
+        parser.error("--classes is for VOC folders; data.yaml's names make the label map")
     if args.val_fraction is not None and not 0.0 < args.val_fraction < 1.0:
         parser.error(f"--val-fraction must be between 0 and 1 (exclusive), got {args.val_fraction}")
     return args
@@ -1157,6 +1392,9 @@ def main(argv=None):
         elif args.coco_json or args.coco_test_json:
             create_coco_data_lists(args.coco_json, args.coco_images, args.coco_test_json, args.coco_test_images,
                                    output, skip_bad=args.skip_bad)
+        elif args.yolo:
+            create_yolo_data_lists(args.yolo, output, args.test_fraction, args.seed, skip_bad=args.skip_bad)
+            return 0  # its VAL is data.yaml's val, not a draw (nor a stale one) for apply_val_fraction
         elif args.annotations:
             create_folder_data_lists(args.annotations, args.images, output, args.test_fraction, args.seed,
                                      args.test_annotations, args.test_images, classes=classes,

@@ -8,8 +8,8 @@ applied), 8-bit RGB (16-bit, 32-bit and float images scaled by their range), and
 :func:`load_image`, imports torchvision's JPEG decoder when called).
 """
 
+import os
 import struct
-
 import warnings
 
 import numpy as np
@@ -163,11 +163,84 @@ def image_size(path):
     :return: (width, height) in pixels, as :func:`load_image` returns the image
     :raises UnreadableImageError: as :func:`load_image`
     """
+    width, height, _ = image_size_and_frames(path)
+    return width, height
+
+
+def _frame_count(image):
+    """The frames of an open PIL image that :func:`load_image` would leave unread, plus one.
+
+    An animated GIF, WebP or PNG counts its frames, a TIFF its pages. An MPO counts 1: phone and camera JPEGs
+    are often MPO files whose second picture is a preview or the stereo pair's other eye, so their first
+    picture is the whole photo and a note on every such photo would say nothing.
+    """
+    if image.format == "MPO" or not getattr(image, "is_animated", False):
+        return 1  # is_animated looks at most one frame ahead; n_frames may walk the whole file
+    return int(getattr(image, "n_frames", 1))
+
+
+def image_size_and_frames(path):
+    """:func:`image_size` and :func:`frame_count` from one reading of the header.
+
+    :param path: an image file
+    :return: (upright width, upright height, frames), pixels and a count (1 for a still image)
+    :raises UnreadableImageError: as :func:`load_image`
+    """
     try:
         with Image.open(path) as image:
             width, height = image.size
             if image.getexif().get(EXIF_ORIENTATION_TAG) in QUARTER_TURN_ORIENTATIONS:
                 width, height = height, width
-            return width, height
+            return width, height, _frame_count(image)
     except PILLOW_READ_ERRORS as error:
         raise _unreadable(path, error) from None
+
+
+def frame_count(path):
+    """How many frames (animated GIF / WebP / PNG) or pages (TIFF) an image file holds; :func:`load_image`
+    reads only the first. MPO files (camera JPEGs with a preview) count 1.
+
+    :param path: an image file
+    :return: the number of frames, 1 for a still image
+    :raises UnreadableImageError: as :func:`load_image`
+    """
+    return image_size_and_frames(path)[2]
+
+
+def multi_frame_note(path, n_frames=None):
+    """The one-line note that an image file has more frames than the first, which alone is read; None when it
+    has one. detect.py and create_data_lists.py print it once per file.
+
+    :param path: an image file
+    :param n_frames: its frame count when already known (:func:`image_size_and_frames`), else read from the header
+    :return: "Note: PATH has N frames (an animated or multi-page file); only the first is read" or None
+    :raises UnreadableImageError: as :func:`load_image`, when ``n_frames`` is None and the file cannot be read
+    """
+    n_frames = frame_count(path) if n_frames is None else n_frames
+    if n_frames <= 1:
+        return None
+    return f"Note: {path} has {n_frames} frames (an animated or multi-page file); only the first is read"
+
+
+def resolve_written_path(written, folder=""):
+    """The file that a path written in an annotation means, whichever operating system wrote it.
+
+    Annotation tools write paths with their own system's separator: a COCO file made on Windows names
+    ``images\\b.jpg``, which on Linux is one file name with a backslash in it, not ``b.jpg`` in ``images/``
+    (Windows itself accepts both separators). Tried in order: the path as written, then with every ``\\`` and
+    ``/`` as this system's separator. A relative path is relative to ``folder``. Every reader of
+    create_data_lists.py (COCO ``file_name``, VOC ``<filename>`` / ``<path>``, ImageSets lines, YOLO ``data.yaml``
+    entries and list files) finds its files through this one function.
+
+    :param written: the path as the annotation gives it (not stripped)
+    :param folder: the folder a relative path is relative to ("" for the current folder)
+    :return: (path, tried): ``path`` the existing file or folder, or None; ``tried`` the path in this system's
+        form (the separators replaced), for the message when nothing exists
+    """
+    as_written = os.path.join(folder, written)
+    other_separator = "\\" if os.sep == "/" else "/"
+    tried = os.path.join(folder, written.replace(other_separator, os.sep))
+    for candidate in (as_written, tried):
+        if os.path.exists(candidate):
+            return candidate, candidate
+    return None, tried
