@@ -34,7 +34,7 @@ import sys
 
 import numpy as np
 import torch
-from torchvision.ops import box_area, box_convert, box_iou
+from torchvision.ops import box_convert, box_iou
 
 import model
 from ssd_support.files import label_map_path, has_split, images_list_path, objects_list_path, SPLITS
@@ -286,11 +286,11 @@ def compute_statistics(lists, label_map, split_counts, config, image_sizes=None)
         and the :func:`shape_measures`} for the figure
     """
     priors = model.create_prior_boxes(config)
-    names = {label: name for name, label in label_map.items()}
+    base = next((base for (base, _), known in model.CONFIGS.items() if known == config), None)
     classes = [name for name in label_map if name != "background"]
     split_names = list(lists)
     statistics = {
-        "network": {"name": f"SSD{config.image_size}", "base": "vgg16", "image_size": config.image_size,
+        "network": {"name": f"SSD{config.image_size}", "base": base, "image_size": config.image_size,
                     "priors": len(priors), "iou_threshold": COVERAGE_IOU, "feature_maps": prior_shapes(config)},
         "well_covered": WELL_COVERED,
         "splits": {},
@@ -331,7 +331,7 @@ def compute_statistics(lists, label_map, split_counts, config, image_sizes=None)
         key: (per_object[key].quantile(quantiles).tolist() if len(boxes) else None)
         for key in ("width", "height", "scale", "aspect_ratio")}}
     per_object["split_names"] = split_names
-    per_object["class_names"] = [names[label] for label in sorted(names) if label != 0]
+    per_object["class_names"] = classes
     return statistics, per_object
 
 
