@@ -24,8 +24,9 @@ can only shrink as their centres move apart, so the best prior of that map and s
 nearest grid point in x and in y. One candidate per map and shape (32 for SSD300) gives exactly the best IoU that
 ``torchvision.ops.box_iou`` against every prior gives (:func:`best_prior_overlaps_all_pairs`, the definition; the
 tests hold the two equal on random boxes for every network). On 40,000 random boxes (VOC07+12 has about 40,000
-objects) bench/bench_prior_coverage.py measured, in one thread, 0.06 s for SSD300 against 8.0 s for box_iou with
-every prior in chunks (143x), and 0.07 s against 28.7 s for SSD512 (416x); the largest IoU difference 5e-7.
+objects) bench/bench_prior_coverage.py measured, in one thread of a shared 2-core machine, 0.05-0.06 s for SSD300
+against 7.9-8.0 s for box_iou with every prior in chunks (143x and 155x in two runs), and 0.07 s against 23-29 s for
+SSD512 (341x, 416x); the largest IoU difference 5e-7 (float32 rounding).
 """
 
 import json
