@@ -1394,14 +1394,14 @@ def main(argv=None):
                                    output, skip_bad=args.skip_bad)
         elif args.yolo:
             create_yolo_data_lists(args.yolo, output, args.test_fraction, args.seed, skip_bad=args.skip_bad)
-            return 0  # its VAL is data.yaml's val, not a draw (nor a stale one) for apply_val_fraction
         elif args.annotations:
             create_folder_data_lists(args.annotations, args.images, output, args.test_fraction, args.seed,
                                      args.test_annotations, args.test_images, classes=classes,
                                      skip_bad=args.skip_bad)
         else:
             create_data_lists(voc07, args.voc12, output, classes=classes, skip_bad=args.skip_bad)
-        apply_val_fraction(output, args.val_fraction, args.val_seed)
+        if not args.yolo:  # a YOLO set's VAL is its data.yaml's val, neither a draw nor a stale one
+            apply_val_fraction(output, args.val_fraction, args.val_seed)
         # After the VAL draw, so that the statistics count the lists as they are left (ssd_support/data_statistics.py).
         write_data_statistics(output, split_statistics, image_size=args.image_size)
     except DataListError as error:

@@ -41,7 +41,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 # The project's one image loader (upright, 8-bit RGB, one error type; no torch). Files are taken from a folder by
 # IMAGE_EXTENSIONS, and a file named explicitly is tried whatever its extension.
-from ssd_support.images import IMAGE_EXTENSIONS, UnreadableImageError, load_image, to_8bit_rgb
+from ssd_support.images import IMAGE_EXTENSIONS, UnreadableImageError, load_image, multi_frame_note, to_8bit_rgb
 
 # torch is imported where the network runs, not here: detect.py --onnx runs on machines without torch.
 
@@ -558,6 +558,9 @@ def main(argv=None):
             try:
                 images.append(load_image(path))
                 paths.append(path)
+                note = multi_frame_note(path)  # an animated GIF or multi-page TIFF: only its first frame is detected
+                if note:
+                    print(note)
             except UnreadableImageError as error:
                 report(str(error))
                 failed = True

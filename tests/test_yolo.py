@@ -1,0 +1,312 @@
+"""create_data_lists.py --yolo: Ultralytics / Roboflow YOLO data sets (ssd_support/yolo_format.py), read as the
+VOC route reads the same objects, and every check a one-line error naming the file and line."""
+
+import contextlib
+import io
+import json
+import os
+import re
+import xml.etree.ElementTree as ET
+
+import pytest
+from PIL import Image
+
+import create_data_lists as cdl
+from data_lists import read_lists
+from ssd_support import toy_data
+from ssd_support.yolo_format import COORDINATE_TOLERANCE, label_path
+
+pytest.importorskip("yaml")
+
+
+def quiet(function, *args, **kwargs):
+    """Call ``function`` with stdout captured; return (result, printed text)."""
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        result = function(*args, **kwargs)
+    return result, printed.getvalue()
+
+
+def voc_to_yolo(voc_folder, yolo_folder, names, image_sets=(("trainval", "train"), ("test", "val"))):
+    """Convert a VOC-format folder into an Ultralytics YOLO data set, as labelImg / Roboflow write one: each
+    object's own box (1-based inclusive pixels -> 0-based edges [xmin - 1, xmax], clipped to the image) as
+    ``class cx cy w h`` in fractions of the image's size, 6 decimals; images/<split>/ID.jpg and
+    labels/<split>/ID.txt; data.yaml with ``names`` and the split folders.
+
+    :return: the yaml's path
+    """
+    for image_set, split in image_sets:
+        for sub in ("images", "labels"):
+            os.makedirs(os.path.join(yolo_folder, sub, split), exist_ok=True)
+        with open(os.path.join(voc_folder, "ImageSets", "Main", image_set + ".txt")) as file:
+            ids = file.read().split()
+        for image_id in ids:
+            root = ET.parse(os.path.join(voc_folder, "Annotations", image_id + ".xml")).getroot()
+            image = os.path.join(voc_folder, "JPEGImages", image_id + ".jpg")
+            with Image.open(image) as opened:
+                width, height = opened.size
+            os.link(image, os.path.join(yolo_folder, "images", split, image_id + ".jpg"))
+            lines = []
+            for obj in root.findall("object"):
+                box = obj.find("bndbox")
+                x1, y1, x2, y2 = (float(box.findtext(tag)) for tag in ("xmin", "ymin", "xmax", "ymax"))
+                x1, y1 = max(x1 - 1, 0.0), max(y1 - 1, 0.0)
+                x2, y2 = min(x2, width), min(y2, height)
+                class_id = names.index(obj.findtext("name").strip().lower())
+                lines.append(f"{class_id} {(x1 + x2) / 2 / width:.6f} {(y1 + y2) / 2 / height:.6f} "
+                             f"{(x2 - x1) / width:.6f} {(y2 - y1) / height:.6f}\n")
+            with open(os.path.join(yolo_folder, "labels", split, image_id + ".txt"), "w") as file:
+                file.writelines(lines)
+    yaml_path = os.path.join(yolo_folder, "data.yaml")
+    with open(yaml_path, "w") as file:
+        file.write("train: images/train\nval: images/val\n"
+                   f"nc: {len(names)}\nnames: [{', '.join(names)}]\n")
+    return yaml_path
+
+
+def write_yolo(root, splits, names=("cat", "dog"), yaml_text=None):
+    """A small YOLO data set: root/images/<split>/<name> (grey images of the given sizes), root/labels/<split>/
+    <stem>.txt (the text given; None: no label file), root/data.yaml.
+
+    :param splits: {split: {image file name: ((width, height), label text or None)}}
+    :return: the root, a str
+    """
+    for split, images in splits.items():
+        for name, (size, label) in images.items():
+            image = root / "images" / split / name
+            image.parent.mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", size, (90, 90, 90)).save(image)
+            if label is not None:
+                text_path = root / "labels" / split / (os.path.splitext(name)[0] + ".txt")
+                text_path.parent.mkdir(parents=True, exist_ok=True)
+                text_path.write_text(label)
+    if yaml_text is None:
+        yaml_text = "".join(f"{split}: images/{split}\n" for split in splits) + f"names: {list(names)}\n"
+    (root / "data.yaml").write_text(yaml_text)
+    return str(root)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The same boxes as the VOC route
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_a_toy_set_as_voc_and_as_yolo_gives_the_same_boxes(tmp_path):
+    """The toy set (VOC XML, with float coordinates, difficult flags and <part> sub-boxes), converted to YOLO,
+    reads into the same boxes and labels. Bound: the converter rounds cx and w to 6 decimals (each off by at most
+    5e-7), so an edge (cx - w / 2) * W is off by at most 7.5e-7 * W: 3e-4 pixels on the toy images' at most
+    400-pixel sides. YOLO has no difficult flag: every difficulty is 0 where VOC's are 0 or 1."""
+    voc = toy_data.make_toy_dataset(str(tmp_path / "toy"), n_train=6, n_test=3, seed=0)
+    names = sorted(toy_data.TOY_CLASSES)
+    yaml_path = voc_to_yolo(voc, str(tmp_path / "yolo"), names)
+    quiet(cdl.create_data_lists, voc07_path=voc, output_folder=str(tmp_path / "voc_lists"))
+    summary, printed = quiet(cdl.create_yolo_data_lists, os.path.dirname(yaml_path),
+                             output_folder=str(tmp_path / "yolo_lists"))
+    from_voc, from_yolo = read_lists(tmp_path / "voc_lists"), read_lists(tmp_path / "yolo_lists")
+
+    assert from_yolo["label_map"] == from_voc["label_map"] == {"background": 0, "circle": 1, "square": 2,
+                                                               "triangle": 3}
+    assert summary["val_is_test"] and "no test split: VAL (its val) is also written as TEST" in printed
+    with open(tmp_path / "yolo_lists" / "VAL_objects.json") as file:
+        assert json.load(file) == from_yolo["TEST_objects"]
+    n_difficult = 0
+    for split in ("TRAIN", "TEST"):
+        assert [os.path.basename(p) for p in from_yolo[f"{split}_images"]] == \
+            [os.path.basename(p) for p in from_voc[f"{split}_images"]]
+        for path, voc_objects, yolo_objects in zip(from_voc[f"{split}_images"], from_voc[f"{split}_objects"],
+                                                   from_yolo[f"{split}_objects"]):
+            with Image.open(path) as image:
+                bound = 7.5e-7 * max(image.size) + 1e-9
+            assert yolo_objects["labels"] == voc_objects["labels"]
+            assert yolo_objects["difficulties"] == [0] * len(voc_objects["labels"])
+            n_difficult += sum(voc_objects["difficulties"])
+            for voc_box, yolo_box in zip(voc_objects["boxes"], yolo_objects["boxes"]):
+                assert max(abs(a - b) for a, b in zip(voc_box, yolo_box)) <= bound, (path, voc_box, yolo_box)
+    assert sum(len(o["labels"]) for o in from_yolo["TRAIN_objects"]) > 6 and n_difficult > 0  # the test tests
+
+
+def test_names_as_a_dict_and_a_roboflow_layout(tmp_path):
+    """Roboflow's export: data.yaml beside train/ valid/ test/, each with images/ and labels/, the yaml saying
+    ``train: ../train/images`` (Ultralytics also tries such a path without its ../); names as a dict {id: name};
+    test -> TEST, valid -> VAL, no note about VAL standing in for TEST."""
+    root = tmp_path / "export"
+    for split, name in (("train", "a.jpg"), ("valid", "b.jpg"), ("test", "c.jpg")):
+        (root / split / "images").mkdir(parents=True)
+        (root / split / "labels").mkdir()
+        Image.new("RGB", (200, 100)).save(root / split / "images" / name)
+        (root / split / "labels" / (name[0] + ".txt")).write_text("1 0.5 0.5 0.5 0.5\n")
+    (root / "data.yaml").write_text("train: ../train/images\nval: ../valid/images\ntest: ../test/images\n\n"
+                                    "nc: 2\nnames:\n  0: Helmet\n  1: head\nroboflow:\n  workspace: x\n")
+    summary, printed = quiet(cdl.create_yolo_data_lists, str(root / "data.yaml"), output_folder=str(tmp_path / "o"))
+    lists = read_lists(tmp_path / "o")
+    assert lists["label_map"] == {"background": 0, "Helmet": 1, "head": 2}
+    assert [os.path.basename(p) for p in lists["TRAIN_images"]] == ["a.jpg"]
+    assert [os.path.basename(p) for p in lists["TEST_images"]] == ["c.jpg"]
+    with open(tmp_path / "o" / "VAL_images.json") as file:
+        assert [os.path.basename(p) for p in json.load(file)] == ["b.jpg"]
+    assert lists["TEST_objects"] == [{"boxes": [[50.0, 25.0, 150.0, 75.0]], "labels": [2], "difficulties": [0]}]
+    assert not summary["val_is_test"] and "also written as TEST" not in printed
+
+
+def test_list_files_with_windows_separators_and_a_path_key(tmp_path):
+    """``path`` names the root (relative to the yaml's folder); train / val are list files whose lines are
+    relative to the list's folder, written on Windows (``.\\images\\x\\a.jpg``): they resolve on Linux. The label
+    of images/x/a.jpg is labels/x/a.txt (Ultralytics: the last /images/ becomes /labels/)."""
+    root = tmp_path / "set"
+    write_yolo(root / "data", {"x": {"a.jpg": ((100, 50), "0 0.25 0.5 0.5 1\n"), "b.jpg": ((100, 50), "")}})
+    (root / "data" / "train.txt").write_text(".\\images\\x\\a.jpg\r\nimages\\x\\b.jpg\r\n")
+    (root / "data" / "val.txt").write_text("./images/x/b.jpg\n")
+    (root / "data.yaml").write_text("path: data\ntrain: train.txt\nval: [val.txt]\nnames: [cat, dog]\n")
+    assert label_path(str(root / "data" / "images" / "x" / "a.jpg")) == str(root / "data" / "labels" / "x" / "a.txt")
+    _, printed = quiet(cdl.create_yolo_data_lists, str(root / "data.yaml"), output_folder=str(tmp_path / "o"),
+                       skip_bad=True)  # b.jpg is in train and val: the duplicate leaves TRAIN
+    lists = read_lists(tmp_path / "o")
+    assert [os.path.basename(p) for p in lists["TRAIN_images"]] == ["a.jpg"]
+    assert lists["TRAIN_objects"][0]["boxes"] == [[0.0, 0.0, 50.0, 50.0]]
+    assert "1 image (1 duplicate image)" in printed
+
+
+def test_test_fraction_draws_test_from_train(tmp_path):
+    """--test-fraction as for --annotations: a seeded draw of train becomes TEST (the same each run); VAL stays
+    data.yaml's val and is no longer TEST."""
+    train = {f"i{k}.jpg": ((64, 64), "0 0.5 0.5 0.5 0.5\n") for k in range(10)}
+    root = write_yolo(tmp_path / "d", {"train": train, "val": {"v.jpg": ((64, 64), "")}})
+    argv = ["--yolo", root, "--test-fraction", "0.3", "--seed", "1"]
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert cdl.main(argv + ["--output", str(tmp_path / "o1")]) == 0
+        assert cdl.main(argv + ["--output", str(tmp_path / "o2")]) == 0
+    first, second = read_lists(tmp_path / "o1"), read_lists(tmp_path / "o2")
+    assert len(first["TEST_images"]) == 3 and len(first["TRAIN_images"]) == 7
+    assert first["TEST_images"] == second["TEST_images"]
+    assert not set(first["TEST_images"]) & set(first["TRAIN_images"])
+    with open(tmp_path / "o1" / "VAL_images.json") as file:
+        assert [os.path.basename(p) for p in json.load(file)] == ["v.jpg"]
+
+
+def test_upright_size_by_exif_and_background_images(tmp_path):
+    """A phone photo stored 200x100 with EXIF orientation 6 is 100x200 upright, the size its label is normalised
+    by; an image without label file is a background image, kept with no objects and counted."""
+    root = tmp_path / "d"
+    write_yolo(root, {"train": {"bg.jpg": ((50, 50), None)}, "val": {"v.jpg": ((50, 50), "")}})
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.new("RGB", (200, 100)).save(root / "images" / "train" / "photo.jpg", exif=exif)
+    (root / "labels" / "train").mkdir(parents=True, exist_ok=True)
+    (root / "labels" / "train" / "photo.txt").write_text("0 0.5 0.25 1 0.5\n")
+    summary, printed = quiet(cdl.create_yolo_data_lists, str(root), output_folder=str(tmp_path / "o"))
+    lists = read_lists(tmp_path / "o")
+    assert [os.path.basename(p) for p in lists["TRAIN_images"]] == ["bg.jpg", "photo.jpg"]
+    assert lists["TRAIN_objects"][0]["boxes"] == [] and lists["TRAIN_objects"][1]["boxes"] == [[0, 0, 100, 100]]
+    assert summary["background_images"] == 1 and "1 image(s) without a label file: background images" in printed
+
+
+def test_polygons_scores_and_rounding(tmp_path):
+    """A segmentation line becomes its polygon's bounding box (said in a note); a sixth value (a score) is
+    ignored; an edge up to COORDINATE_TOLERANCE beyond 1 is rounding, clipped and counted."""
+    label = ("0 0.1 0.2 0.5 0.1 0.3 0.6\n"          # a triangle: x 0.1..0.5, y 0.1..0.6
+             "1 0.5 0.5 0.2 0.2 0.87\n"              # with a score
+             f"1 0.9 0.5 {0.2 + 1.8 * COORDINATE_TOLERANCE} 0.2\n")  # right edge 1 + 0.9 * tolerance
+    root = write_yolo(tmp_path / "d", {"train": {"a.jpg": ((200, 100), label)}, "val": {"b.jpg": ((8, 8), "")}})
+    summary, printed = quiet(cdl.create_yolo_data_lists, root, output_folder=str(tmp_path / "o"))
+    objects = read_lists(tmp_path / "o")["TRAIN_objects"][0]
+    assert objects["labels"] == [1, 2, 2]
+    expected = [[20, 10, 100, 60], [80, 40, 120, 60], [200 * (0.8 - 0.9 * COORDINATE_TOLERANCE), 40, 200, 60]]
+    assert objects["boxes"] == [pytest.approx(box) for box in expected]
+    assert summary["clipped"] == 1 and summary["polygons"] == 1
+    assert "1 label line(s) are polygons" in printed and "1 label line(s) have a sixth value" in printed
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Bad input: one line naming the file and the line
+# ---------------------------------------------------------------------------------------------------------
+
+BAD_LABELS = {
+    "class id outside names": ("0 0.5 0.5 0.2 0.2\n2 0.5 0.5 0.2 0.2\n",
+                               r"labels/train/a\.txt: line 2: class 2 is not a class id of names \(0\.\.1\)"),
+    "coordinates outside [0, 1]": ("1 0.95 0.5 0.2 0.2\n",
+                                   r"labels/train/a\.txt: line 1: x2 1\.05 is outside \[0, 1\]"),
+    "pixels": ("0 100 50 20 20\n", r"labels/train/a\.txt: line 1: cx 100 is outside \[0, 1\]"),
+    "zero-size box": ("0 0.5 0.5 0 0.2\n", r"labels/train/a\.txt: line 1: zero-size box \(w 0, h 0\.2\)"),
+    "four values": ("0 0.5 0.5 0.2\n", r"labels/train/a\.txt: line 1: 4 values; a box is 'class cx cy w h'"),
+    "not numbers": ("\n0 0.5 0.5 0.2 0.2\ncat 0.5 0.5 0.2 0.2\n", r"labels/train/a\.txt: line 3: not numbers"),
+    "duplicate line": ("0 0.5 0.5 0.2 0.2\n1 0.2 0.2 0.1 0.1\n0 0.5 0.5 0.2 0.2\n",
+                       r"labels/train/a\.txt: line 3 repeats line 1"),
+}
+
+
+@pytest.mark.parametrize("kind", list(BAD_LABELS))
+def test_bad_label_line_is_one_line_naming_file_and_line(tmp_path, capsys, kind):
+    """Each bad line, beside a good image: one error line naming the label file and the line, status 1, nothing
+    written. --skip-bad leaves the image out (a bad box makes its image bad), except for a repeated line, which
+    alone is dropped (the image keeps the object once)."""
+    label, message = BAD_LABELS[kind]
+    root = write_yolo(tmp_path / "d", {"train": {"a.jpg": ((200, 100), label), "b.jpg": ((200, 100), "1 .5 .5 .5 .5")},
+                                       "val": {"c.jpg": ((8, 8), "")}})
+    out = tmp_path / "o"
+    assert cdl.main(["--yolo", root, "--output", str(out)]) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: /")]
+    assert len(errors) == 1 and re.search(message, errors[0]), errors
+    assert not out.exists()
+
+    assert cdl.main(["--yolo", root, "--output", str(out), "--skip-bad"]) == 0
+    printed = capsys.readouterr().out
+    lists = read_lists(out)
+    if kind == "duplicate line":
+        objects = lists["TRAIN_objects"][0]
+        assert objects["labels"] == [1, 2] and objects["difficulties"] == [0, 0]
+        assert objects["boxes"] == [pytest.approx([80, 40, 120, 60]), pytest.approx([30, 15, 50, 25])]
+        assert "Left out (--skip-bad): 1 object (1 duplicate line)." in printed
+    else:
+        assert [os.path.basename(p) for p in lists["TRAIN_images"]] == ["b.jpg"]
+        reason = "malformed label" if kind in ("four values", "not numbers") else \
+            "degenerate box" if kind == "zero-size box" else \
+            "coordinates outside [0, 1]" if kind == "pixels" else kind
+        assert f"Left out (--skip-bad): 1 image (1 {reason})." in printed
+
+
+def test_label_without_image_and_labelimg_classes_file(tmp_path, capsys):
+    """A label file whose image is not there is one line naming it (--skip-bad: counted as a file); labelImg's
+    classes.txt among the labels is not a label file."""
+    root = write_yolo(tmp_path / "d", {"train": {"a.jpg": ((64, 64), "0 .5 .5 .5 .5\n")},
+                                       "val": {"b.jpg": ((8, 8), "")}})
+    (tmp_path / "d" / "labels" / "train" / "gone.txt").write_text("0 .5 .5 .5 .5\n")
+    (tmp_path / "d" / "labels" / "train" / "classes.txt").write_text("cat\ndog\n")
+    assert cdl.main(["--yolo", root, "--output", str(tmp_path / "o")]) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: /")]
+    assert errors == [f"error: {tmp_path / 'd' / 'labels' / 'train' / 'gone.txt'}: label file without an image "
+                      f"(looked for {tmp_path / 'd' / 'images' / 'train' / 'gone'}.jpg, .png, ...)"]
+    summary, _ = quiet(cdl.create_yolo_data_lists, root, output_folder=str(tmp_path / "o"), skip_bad=True)
+    assert summary["skipped_files"] == {"label without image": 1} and summary["skipped_images"] == {}
+    assert summary["TRAIN"]["images"] == 1
+
+
+@pytest.mark.parametrize("yaml_text, message", [
+    ("train: images/train\nval: images/val\nnc: 3\nnames: [cat, dog]\n", r"data\.yaml: nc is 3 but names has 2"),
+    ("train: images/train\nval: images/val\nnames: {0: cat, 2: dog}\n",
+     r"data\.yaml: the class ids of names must be 0\.\.1"),
+    ("train: images/train\nval: images/val\nnames: [cat, Background]\n",
+     r"data\.yaml: class names must be .*not 'background'"),
+    ("train: images/train\nval: images/val\n", r"data\.yaml: no 'names'"),
+    ("train: images/train\nnames: [cat, dog]\n", r"data\.yaml: no 'val:'"),
+    ("train: images/train\nval: images\\nowhere\nnames: [cat, dog]\n",
+     r"data\.yaml: val: 'images\\\\nowhere' not found \(tried .*/images/nowhere\)"),
+    ("train: images/train\nval: images/val\nnames: [cat, dog\n", r"data\.yaml: not valid YAML at line 4"),
+])
+def test_bad_data_yaml_is_one_line(tmp_path, yaml_text, message):
+    """A data.yaml that cannot be used stops the run with one line naming it."""
+    root = write_yolo(tmp_path / "d", {"train": {"a.jpg": ((8, 8), "")}, "val": {"b.jpg": ((8, 8), "")}},
+                      yaml_text=yaml_text)
+    with pytest.raises(cdl.DataListError, match=message):
+        quiet(cdl.create_yolo_data_lists, root, output_folder=str(tmp_path / "o"))
+
+
+def test_yolo_options(tmp_path):
+    """--classes and --val-fraction are refused with --yolo (data.yaml's names and val make them); --test-fraction
+    is accepted with it; a folder without data.yaml is one line."""
+    for argv in (["--yolo", "d", "--classes", "cat"], ["--yolo", "d", "--val-fraction", "0.2"],
+                 ["--yolo", "d", "--annotations", "x"], ["--test-fraction", "0.2"]):
+        with pytest.raises(SystemExit), contextlib.redirect_stderr(io.StringIO()):
+            cdl.parse_args(argv)
+    assert cdl.parse_args(["--yolo", "d", "--test-fraction", "0.2"]).test_fraction == 0.2
+    with pytest.raises(cdl.DataListError, match="no data.yaml in this folder"):
+        cdl.create_yolo_data_lists(str(tmp_path), output_folder=str(tmp_path / "o"))
