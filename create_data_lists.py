@@ -291,10 +291,10 @@ def parse_annotation(xml_path, image_folder, image_id, cache=None, frames=None):
     of people (only an object's own <bndbox> is read) and any declared encoding. The image is ID.<ext> in
     ``image_folder`` (:func:`find_image`); its upright size (EXIF orientation applied, as images.load_image reads
     it) must be the annotation's <size>. Boxes reaching outside the image are clipped to it and counted. An empty
-    box, or an object named "background" (label 0 is reserved for "no object"), is a problem of that object; a
-    missing image, a size that differs or a malformed file is a problem of the whole annotation. An empty box
-    makes the image bad (unit "image": --skip-bad leaves the image out, not just the box); an object named
-    "background" is left out alone (unit "object": its annotator called the region background).
+    box, a missing image, a size that differs or a malformed file makes the image bad (unit "image": --skip-bad
+    leaves the image out, not just the box: kept, its object would be taught as background); an object named
+    "background" (label 0 is reserved for "no object") is left out alone (unit "object": its annotator called the
+    region background).
 
     :param xml_path: path of the XML file
     :param image_folder: the folder holding the image (a VOC folder's JPEGImages/)
