@@ -1199,8 +1199,14 @@ def create_coco_data_lists(train_json=None, train_images=None, test_json=None, t
                                     "difficulties": [obj["difficult"] for obj in image["objects"]]})
     source = f"the {len(categories)} categories of the COCO file(s), in category-id order"
     n_clipped = sum(n for _, n in read.values())
-    return _report_and_write(lists, label_map, source, n_clipped, problems, skip_bad, output_folder,
-                             [json_path for _, json_path, _ in splits], out, notes=multi_frame_notes(frames))
+    summary = _report_and_write(lists, label_map, source, n_clipped, problems, skip_bad, output_folder,
+                                [json_path for _, json_path, _ in splits], out, notes=multi_frame_notes(frames))
+    # The json's own image and category ids, for eval.py --save-detections (results pycocotools scores on the json).
+    from ssd_support.detection_export import write_coco_ids
+    write_coco_ids(output_folder, {split: json_path for split, json_path, _ in splits}, categories,
+                   {split: {_list_path(image["image"], output_folder): image_id for image_id, image in images.items()}
+                    for split, (images, _) in read.items()})
+    return summary
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -37,23 +37,19 @@ import json
 import os
 import sys
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
 # The project's one image loader (upright, 8-bit RGB, one error type; no torch). Files are taken from a folder by
 # IMAGE_EXTENSIONS, and a file named explicitly is tried whatever its extension.
 from ssd_support.images import IMAGE_EXTENSIONS, UnreadableImageError, load_image, multi_frame_note, to_8bit_rgb
+# The project's one box drawer (eval.py --plots draws with it too).
+from ssd_support.drawing import draw_detections
 
 # torch is imported where the network runs, not here: detect.py --onnx runs on machines without torch.
 
 DEFAULT_CHECKPOINT_DIR = "checkpoints"  # train.py's default --checkpoint-dir
 # A file named with one of these is read as a video (OpenCV), frame by frame.
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
-
-# Distinct colours (the tutorial's palette), cycled through by label.
-BOX_COLOURS = ("#e6194b", "#3cb44b", "#ffe119", "#0082c8", "#f58231", "#911eb4", "#46f0f0", "#f032e6",
-               "#d2f53c", "#fabebe", "#008080", "#000080", "#aa6e28", "#fffac8", "#800000", "#aaffc3",
-               "#808000", "#ffd8b1", "#e6beff", "#808080")
-
 
 def expand_inputs(inputs):
     """Turn the command line's files, folders and glob patterns into a list of files.
@@ -125,43 +121,6 @@ def detect_batch(images, model, label_map, min_score=0.2, max_overlap=0.5, top_k
                                "box": [round(value, 1) for value in pixel_boxes[index].tolist()]})
         results.append(detections)
     return results
-
-
-def _text_colour(background):
-    """Black or white, whichever reads better on a "#rrggbb" background (by its luma)."""
-    red, green, blue = (int(background[i:i + 2], 16) for i in (1, 3, 5))
-    return "black" if 0.299 * red + 0.587 * green + 0.114 * blue > 150 else "white"
-
-
-def draw_detections(image, detections, label_map=None):
-    """Draw boxes, class names and scores on a copy of an image.
-
-    Uses Pillow's built-in default font, which exists on every system (no .ttf file to ship), and measures
-    text with textbbox (font.getsize is gone since Pillow 10).
-
-    :param image: a PIL RGB image
-    :param detections: list of {"label", "score", "box"} in pixels of this image
-    :param label_map: {class name: label}, only to give each class a stable colour
-    :return: the annotated copy
-    """
-    annotated = image.copy()
-    draw = ImageDraw.Draw(annotated)
-    font = ImageFont.load_default()
-    line_width = max(2, round(min(image.size) / 150))
-    for detection in detections:
-        x1, y1, x2, y2 = detection["box"]
-        label_index = (label_map or {}).get(detection["label"], sum(map(ord, detection["label"])))
-        colour = BOX_COLOURS[label_index % len(BOX_COLOURS)]
-        draw.rectangle([x1, y1, x2, y2], outline=colour, width=line_width)
-
-        text = f"{detection['label']} {detection['score']:.2f}"
-        left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
-        text_width, text_height = right - left + 4, bottom - top + 4
-        # Above the box when there is room, inside it otherwise.
-        text_y = y1 - text_height if y1 - text_height >= 0 else y1
-        draw.rectangle([x1, text_y, x1 + text_width, text_y + text_height], fill=colour)
-        draw.text((x1 + 2 - left, text_y + 2 - top), text, fill=_text_colour(colour), font=font)
-    return annotated
 
 
 def detect(image, model, label_map, min_score=0.2, max_overlap=0.5, top_k=200, suppress=()):

@@ -5,15 +5,24 @@
     python eval.py --data-folder data --checkpoint ckpt.pt --output results.json --plots pr_curves/
     python eval.py --data-folder data/coco --checkpoint ckpt.pt --metric coco
     python eval.py --data-folder data --checkpoint ckpt.pt --split VAL --thresholds-out t.json --operating-score 0.4
+    python eval.py --data-folder data --checkpoint ckpt.pt --plots errors/ --save-detections detections.json
 
-The defaults are the paper's evaluation settings: keep detections scoring above 0.01, NMS at IoU 0.45, at most
-200 detections per image. Difficult objects are loaded and then ignored by the metric (a detection that finds
+The defaults are the paper's evaluation settings: keep detections scoring above 0.01, at most 400 candidates per
+class into NMS (Caffe's nms_param top_k; --no-candidate-cap: all of them), NMS at IoU 0.45, at most 200 detections
+per image. Difficult objects are loaded and then ignored by the metric (a detection that finds
 one is neither right nor wrong), as the VOC devkit does. Two APs are printed for every class:
 
 - 11-point AP, the VOC2007 metric, which is what the SSD paper reports (77.2 mAP for SSD300*, VOC07+12 training);
 - area AP, the VOC2010+ metric (area under the precision envelope), usually about 2 points apart from it.
 
 Always say which one a number is.
+
+--plots DIR also writes what the errors are, at the operating score (--operating-score, default 0.5), matched as
+the devkit matches (ssd_support.error_analysis): confusion_matrix.png / .csv (rows the objects' classes and
+"background", columns the detected classes and "missed"), f1_curve.png (precision, recall and F1 against the
+score) and predictions/ (the 16 images with the most false positives + misses, ground truth green, detections
+red, listed in predictions/index.json). --save-detections FILE writes the detections as a COCO results file
+(ssd_support.detection_export).
 
 --operating-score S prints each class's precision, recall and F1 for the detections scoring >= S (a detector is
 deployed at 0.4, say, not at the 0.01 of the AP); --thresholds-out FILE writes, per class, the score that
@@ -39,8 +48,10 @@ import torch
 from tqdm import tqdm
 
 from ssd_support.coco_eval import coco_average_precision
+from ssd_support.detection_export import load_coco_ids, save_coco_detections
+from ssd_support.error_analysis import N_PREDICTION_IMAGES, OPERATING_SCORE, save_error_plots
 from ssd_support.images import image_size
-from model import EVAL_MIN_SCORE, EVAL_NMS_IOU, EVAL_TOP_K
+from model import EVAL_CANDIDATES_PER_CLASS, EVAL_MIN_SCORE, EVAL_NMS_IOU, EVAL_TOP_K
 from ssd_support.files import write_atomically
 from ssd_support.voc_map import average_precisions_from_curves, precision_recall_curves
 from utils import average_precision
@@ -49,7 +60,7 @@ METRICS = ("voc", "coco", "all")
 
 
 def collect_detections(model, data_loader, device, min_score=EVAL_MIN_SCORE, max_overlap=EVAL_NMS_IOU, top_k=EVAL_TOP_K,
-                       progress=True):
+                       progress=True, max_candidates_per_class=EVAL_CANDIDATES_PER_CLASS):
     """Run the model over a data set and gather its detections and the ground truth, image by image.
 
     :param model: an SSD300 (or a DistributedDataParallel wrapping one); put in eval mode for the duration
@@ -60,6 +71,8 @@ def collect_detections(model, data_loader, device, min_score=EVAL_MIN_SCORE, max
     :param max_overlap: NMS IoU threshold (0.45)
     :param top_k: at most this many detections per image (200)
     :param progress: show a tqdm progress bar
+    :param max_candidates_per_class: at most this many candidates per image and class enter NMS, the best-scoring
+        (Caffe's nms_param top_k, 400, as export.py and SSDDetector keep); None: every candidate above min_score
     :return: dict of six lists with one CPU tensor per image: "det_boxes" (n, 4) fractional x1y1x2y2,
         "det_labels" (n,), "det_scores" (n,), "true_boxes" (m, 4), "true_labels" (m,), "true_difficulties" (m,)
     """
@@ -74,7 +87,8 @@ def collect_detections(model, data_loader, device, min_score=EVAL_MIN_SCORE, max
                                                              disable=not progress):
                 predicted_locs, predicted_scores = network(images.to(device))
                 det_boxes, det_labels, det_scores = network.detect_objects(
-                    predicted_locs, predicted_scores, min_score=min_score, max_overlap=max_overlap, top_k=top_k)
+                    predicted_locs, predicted_scores, min_score=min_score, max_overlap=max_overlap, top_k=top_k,
+                    max_candidates_per_class=max_candidates_per_class)
                 collected["det_boxes"].extend(b.cpu() for b in det_boxes)
                 collected["det_labels"].extend(lab.cpu() for lab in det_labels)
                 collected["det_scores"].extend(s.cpu() for s in det_scores)
@@ -133,7 +147,7 @@ def score_detections(collected, label_map, metric="voc", image_sizes=None):
 
 def evaluate(model, data_loader, label_map, device, min_score=EVAL_MIN_SCORE, max_overlap=EVAL_NMS_IOU, top_k=EVAL_TOP_K,
              progress=True,
-             metric="voc", image_sizes=None):
+             metric="voc", image_sizes=None, max_candidates_per_class=EVAL_CANDIDATES_PER_CLASS):
     """Evaluate a model on a data set with the VOC metrics, and optionally the COCO ones.
 
     :param model: an SSD300 (or a DDP wrapper of one); its train/eval mode is restored afterwards
@@ -148,6 +162,7 @@ def evaluate(model, data_loader, label_map, device, min_score=EVAL_MIN_SCORE, ma
     :param metric: "voc" (default), or "coco" / "all" to add the COCO metrics (needs pycocotools)
     :param image_sizes: (width, height) of each image in loader order, for the COCO metrics; by default read
         from the headers of ``data_loader.dataset.images`` (a PascalVOCDataset's image paths)
+    :param max_candidates_per_class: candidates per image and class entering NMS (paper: 400; None: all)
     :return: {"ap_11pt": {class: AP}, "map_11pt": float, "ap_area": {class: AP}, "map_area": float}, plus
         "coco" ({"AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", ..., "per_class"}) for "coco" / "all"
     """
@@ -158,7 +173,8 @@ def evaluate(model, data_loader, label_map, device, min_score=EVAL_MIN_SCORE, ma
         if image_paths is None:
             raise ValueError("the COCO metrics need image_sizes, or a data loader whose dataset has .images paths")
         image_sizes = read_image_sizes(image_paths)
-    collected = collect_detections(model, data_loader, device, min_score, max_overlap, top_k, progress)
+    collected = collect_detections(model, data_loader, device, min_score, max_overlap, top_k, progress,
+                                   max_candidates_per_class)
     results, _ = score_detections(collected, label_map, metric, image_sizes)
     return results
 
@@ -370,11 +386,21 @@ def parse_args(argv=None):
     parser.add_argument("--max-overlap", type=float, default=EVAL_NMS_IOU,
                         help=f"NMS IoU threshold (paper: {EVAL_NMS_IOU})")
     parser.add_argument("--top-k", type=int, default=EVAL_TOP_K, help=f"detections kept per image (paper: {EVAL_TOP_K})")
+    parser.add_argument("--no-candidate-cap", action="store_true",
+                        help=f"send every candidate above --min-score into NMS, instead of the best "
+                             f"{EVAL_CANDIDATES_PER_CLASS} per image and class (Caffe's nms_param top_k, the paper's)")
     parser.add_argument("--metric", choices=METRICS, default="voc",
                         help="voc: the VOC APs, 11-point and area (default); coco: the COCO AP at IoU 0.50:0.95, "
                              "AP50, AP75, by object size and per class (needs pycocotools); all: both")
     parser.add_argument("--output", default=None, help="write the APs and mAPs to this JSON file")
-    parser.add_argument("--plots", default=None, help="write a precision-recall curve PNG per class here")
+    parser.add_argument("--plots", default=None, metavar="DIR",
+                        help="write here a precision-recall curve PNG per class, confusion_matrix.png / .csv, "
+                             "f1_curve.png and predictions/ (the 16 images with the most errors, drawn), these "
+                             "three at --operating-score")
+    parser.add_argument("--save-detections", default=None, metavar="FILE",
+                        help="write every image's detections (its best 100, COCO's rule) as a COCO results json; "
+                             "lists made from a COCO json get its image and category ids, others get the ground "
+                             "truth written beside FILE (FILE_ground_truth.json)")
     parser.add_argument("--split", choices=("TEST", "VAL"), default="TEST",
                         help="the split to evaluate: TEST, or VAL (create_data_lists.py --val-fraction), where "
                              "thresholds should be chosen")
@@ -383,7 +409,8 @@ def parse_args(argv=None):
                              "precision and recall, as JSON that detect.py --thresholds reads")
     parser.add_argument("--operating-score", type=float, default=None, metavar="S",
                         help="also print precision, recall and F1 per class for the detections scoring >= S "
-                             "(where a deployed detector runs, e.g. 0.4, not the 0.01 of the AP)")
+                             "(where a deployed detector runs, e.g. 0.4, not the 0.01 of the AP); --plots counts "
+                             f"its confusion matrix and errors at S (default there: {OPERATING_SCORE})")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
     return parser.parse_args(argv)
 
@@ -438,7 +465,9 @@ def main(argv=None):
         dataset = PascalVOCDataset(args.data_folder, args.split, keep_difficult=True,
                                    image_size=getattr(model, "image_size", 300),
                                    preprocess=getattr(model, "preprocess_config", None))
-        image_sizes = read_image_sizes(dataset.images) if args.metric != "voc" else None
+        image_sizes = read_image_sizes(dataset.images) if args.metric != "voc" or args.save_detections else None
+        # Before the pass: lists whose coco_ids.json does not fit them fail now, not after it.
+        coco_ids = load_coco_ids(args.data_folder, args.split, label_map) if args.save_detections else None
     except (OSError, ValueError) as error:
         return _fail(str(error).splitlines()[0])
     if len(dataset) == 0:
@@ -447,12 +476,15 @@ def main(argv=None):
                                          num_workers=args.workers, collate_fn=collate_fn,
                                          pin_memory=device.type == "cuda")
 
+    max_candidates = None if args.no_candidate_cap else EVAL_CANDIDATES_PER_CLASS
     collected = collect_detections(model, loader, device, args.min_score, args.max_overlap, args.top_k,
-                                   progress=not args.no_progress)
+                                   progress=not args.no_progress, max_candidates_per_class=max_candidates)
     results, curves = score_detections(collected, label_map, args.metric, image_sizes)
 
     print(f"{args.checkpoint} on {args.data_folder} {args.split}: {len(dataset)} images "
-          f"(min_score {args.min_score}, NMS IoU {args.max_overlap}, top_k {args.top_k}; difficult objects ignored)")
+          f"(min_score {args.min_score}, NMS IoU {args.max_overlap}, top_k {args.top_k}, "
+          f"{'every candidate' if max_candidates is None else f'at most {max_candidates} candidates per class'} "
+          f"into NMS; difficult objects ignored)")
     if args.metric in ("voc", "all"):
         print(format_table(results, label_map))
         print("11-point: VOC2007 metric, as in the SSD paper. area: VOC2010+ metric.")
@@ -466,7 +498,8 @@ def main(argv=None):
         summary = {
             "checkpoint": args.checkpoint, "data_folder": args.data_folder, "split": args.split,
             "n_images": len(dataset), "metric": args.metric,
-            "settings": {"min_score": args.min_score, "max_overlap": args.max_overlap, "top_k": args.top_k},
+            "settings": {"min_score": args.min_score, "max_overlap": args.max_overlap, "top_k": args.top_k,
+                         "max_candidates_per_class": max_candidates},
             **results,
         }
         # COCO metrics are NaN where there is nothing to average (no small object, say): null in the file.
@@ -476,6 +509,21 @@ def main(argv=None):
     if args.plots:
         written = save_pr_curves(curves, args.plots)
         print(f"{len(written)} precision-recall plots written to {args.plots}")
+        operating_score = OPERATING_SCORE if args.operating_score is None else args.operating_score
+        try:
+            analysis, _ = save_error_plots(args.plots, collected, curves, sorted_class_scores(collected, label_map),
+                                           label_map, dataset.images, operating_score)
+        except (OSError, ValueError) as error:
+            return _fail(str(error).splitlines()[0])
+        print(f"confusion_matrix.png / .csv and f1_curve.png (at score >= {operating_score}) and the "
+              f"{min(N_PREDICTION_IMAGES, int(np.count_nonzero(analysis['false_positives'] + analysis['misses'])))} "
+              f"images with the most errors (predictions/) written to {args.plots}")
+    if args.save_detections:
+        n_written, truth_path = save_coco_detections(args.save_detections, collected, image_sizes, label_map,
+                                                     coco_ids)
+        print(f"{n_written} detections (COCO results format) written to {args.save_detections}, "
+              + (f"with the image and category ids of {coco_ids['annotation_file']}" if coco_ids else
+                 f"their ground truth to {truth_path}"))
     report_operating_points(args, collected, curves, label_map)
     return 0
 

@@ -183,8 +183,8 @@ def check_preprocess_config(preprocess):
 # The paper's evaluation settings (its Sec. 3 and the test parameters of Caffe's ssd_pascal.py): a detection
 # needs a class score above 0.01, NMS suppresses boxes of the same class overlapping a better one by IoU > 0.45,
 # at most 200 detections per image are kept, and at most 400 candidates per image and class enter NMS.
-# export.py and SSDDetector default to all four; eval.py to the first three (it keeps every candidate above the
-# score for NMS, without the 400 cap); detect.py, which draws for people, uses higher scores.
+# eval.py, export.py and SSDDetector default to all four (eval.py --no-candidate-cap sends every candidate above
+# the score into NMS); detect.py, which draws for people, uses higher scores.
 EVAL_MIN_SCORE = 0.01
 EVAL_NMS_IOU = 0.45
 EVAL_TOP_K = 200

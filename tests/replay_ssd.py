@@ -22,9 +22,11 @@ class ReplaySSD(nn.Module):
                            "shape": tuple(images.shape)})
         return torch.zeros(images.shape[0], 8732, 4), torch.zeros(images.shape[0], 8732, 3)
 
-    def detect_objects(self, predicted_locs, predicted_scores, min_score, max_overlap, top_k):
+    def detect_objects(self, predicted_locs, predicted_scores, min_score, max_overlap, top_k,
+                       max_candidates_per_class=None):
         """The next ``N`` images' prepared detections, as three lists: boxes, labels, scores."""
-        self.calls[-1].update(min_score=min_score, max_overlap=max_overlap, top_k=top_k)
+        self.calls[-1].update(min_score=min_score, max_overlap=max_overlap, top_k=top_k,
+                              max_candidates_per_class=max_candidates_per_class)
         batch, self.pending = self.pending[:predicted_locs.shape[0]], self.pending[predicted_locs.shape[0]:]
         if not batch:
             return [], [], []

@@ -51,7 +51,7 @@ def test_evaluate_perfect_detections_score_one_and_model_mode_is_restored():
     assert [call["training"] for call in network.calls] == [False, False]
     assert all(call["inference"] for call in network.calls)
     assert network.calls[0]["min_score"] == 0.01 and network.calls[0]["max_overlap"] == 0.45
-    assert network.calls[0]["top_k"] == 200
+    assert network.calls[0]["top_k"] == 200 and network.calls[0]["max_candidates_per_class"] == 400
     assert network.training
 
 
@@ -105,10 +105,14 @@ def test_command_line_with_perfect_detections_on_toy_data(tiny_test_folder, tmp_
     assert status == 0
     printed = capsys.readouterr().out
     saved = json.loads(output.read_text())
-    assert saved["n_images"] == 3 and saved["settings"] == {"min_score": 0.01, "max_overlap": 0.45, "top_k": 200}
+    assert saved["n_images"] == 3 and saved["settings"] == {"min_score": 0.01, "max_overlap": 0.45, "top_k": 200,
+                                                            "max_candidates_per_class": 400}
     assert saved["map_11pt"] == pytest.approx(1.0) and saved["map_area"] == pytest.approx(1.0)
     assert set(saved["ap_11pt"]) <= set(label_map) - {"background"} and saved["ap_11pt"]
-    assert sorted(os.listdir(plots)) == sorted(f"pr_{name}.png" for name in saved["ap_11pt"])
+    # Perfect detections: no error, so predictions/ draws no image and lists none.
+    assert sorted(os.listdir(plots)) == sorted([f"pr_{name}.png" for name in saved["ap_11pt"]] + [
+        "confusion_matrix.csv", "confusion_matrix.png", "f1_curve.png", "predictions"])
+    assert json.loads((plots / "predictions" / "index.json").read_text())["images"] == []
     for name in label_map:
         if name != "background":
             assert name in printed
