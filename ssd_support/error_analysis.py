@@ -122,9 +122,11 @@ def analyse_errors(det_boxes, det_labels, det_scores, true_boxes, true_labels, t
     :param iou_threshold: a match needs an IoU strictly above this (0.5)
     :return: {"classes": K names in label order, "matrix": int64 array (K + 1, K + 1): row i < K the objects of
         class i (difficult ones left out), row K "background"; column j < K the detections of class j, column K
-        "missed"; so matrix[i, j] counts class-i objects detected as class j, matrix[K, j] class-j detections
-        that find no object (or a second detection of an object already found), matrix[i, K] class-i objects
-        nothing finds, matrix[K, K] is 0; "false_positives", "misses": int64 arrays (N,), per image the
+        "missed"; so matrix[i, j] counts class-i objects detected as class j (for i != j: objects their own class
+        did not find), matrix[K, j] class-j false positives that are no such wrong-class detection (on no
+        object, or a second detection of an object already found), matrix[i, K] class-i objects nothing finds,
+        matrix[K, K] is 0; row i sums to the class's non-difficult objects, column j to its detections less the
+        ignored ones (those on difficult objects); "false_positives", "misses": int64 arrays (N,), per image the
         detections that are wrong (wrong class or background) and the non-difficult objects its own class does
         not find (confused or missed); "min_score"}
     :raises ValueError: when the lists differ in length, or a label is not in the label map
