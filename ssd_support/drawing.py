@@ -15,6 +15,24 @@ def _text_colour(background):
     return "black" if 0.299 * red + 0.587 * green + 0.114 * blue > 150 else "white"
 
 
+def label_position(box_corner, label_size, image_size):
+    """Where a box's label goes: above the box's top-left corner when there is room, inside the box otherwise,
+    and moved left / up as far as needed to stay inside the image (a box at the right edge would cut it off).
+
+    :param box_corner: (x1, y1) of the box in pixels
+    :param label_size: (width, height) of the label's background in pixels, as given to Pillow's rectangle (which
+        covers width + 1 by height + 1 pixels: both corners included)
+    :param image_size: (width, height) of the image in pixels
+    :return: (x, y) of the label's top-left pixel; a label wider (or taller) than the image starts at 0 and is cut
+        on the right (bottom) only
+    """
+    (x1, y1), (label_width, label_height), (width, height) = box_corner, label_size, image_size
+    y = y1 - label_height if y1 - label_height >= 0 else y1  # its last row on the box's top edge
+    x = max(0, min(x1, width - 1 - label_width))
+    y = max(0, min(y, height - 1 - label_height))
+    return x, y
+
+
 def draw_detections(image, detections, label_map=None, colour=None):
     """Draw boxes, class names and scores on a copy of an image.
 
@@ -42,8 +60,8 @@ def draw_detections(image, detections, label_map=None, colour=None):
         text = detection["label"] if score is None else f"{detection['label']} {score:.2f}"
         left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
         text_width, text_height = right - left + 4, bottom - top + 4
-        # Above the box when there is room, inside it otherwise.
-        text_y = y1 - text_height if y1 - text_height >= 0 else y1
-        draw.rectangle([x1, text_y, x1 + text_width, text_y + text_height], fill=box_colour)
-        draw.text((x1 + 2 - left, text_y + 2 - top), text, fill=_text_colour(box_colour), font=font)
+        text_x, text_y = label_position((x1, y1), (text_width, text_height), image.size)
+        # Pillow's rectangle includes both corners: text_width + 1 pixels wide, as label_position counts them.
+        draw.rectangle([text_x, text_y, text_x + text_width, text_y + text_height], fill=box_colour)
+        draw.text((text_x + 2 - left, text_y + 2 - top), text, fill=_text_colour(box_colour), font=font)
     return annotated

@@ -4,6 +4,7 @@ import json
 import os
 import time
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -58,6 +59,39 @@ def test_detect_returns_pixel_boxes_of_the_original_image_sorted_by_score():
     assert image.getpixel((20, 40)) == (128, 128, 128)
     assert annotated.getpixel((20, 40)) != (128, 128, 128)
     assert annotated.getpixel((60, 40)) == (128, 128, 128)  # inside the box, away from the label
+
+
+def test_labels_stay_inside_the_image_on_every_edge():
+    """A label that would reach past the right or bottom edge is moved inside, whole (issue 26: a label spanning
+    x 270..333 on a 300-pixel image was cut off). The expected place is worked out from a label drawn where it has
+    room: its size is measured there from the pixels, and the clamped label must be the same pixels, moved."""
+    from ssd_support.drawing import draw_detections
+
+    grey, red = (128, 128, 128), (255, 0, 0)
+    detection = {"label": "person", "score": 0.99}
+
+    def draw(size, box):
+        drawn = draw_detections(Image.new("RGB", size, grey), [dict(detection, box=box)], colour="#ff0000")
+        return np.asarray(drawn)
+
+    # Where there is room, the label sits above the box's top-left corner, its last row on the box's top edge
+    # (row 30): measured from the rows above the box, which hold nothing else.
+    reference = draw((300, 60), [10, 30, 39, 55])
+    rows, columns = np.nonzero((reference[:30] != grey).any(axis=2))
+    top, left, right = rows.min(), columns.min(), columns.max()
+    assert left == 10 and (reference[top, left:right + 1] == red).all()
+    width, height = right - left + 1, 30 - top + 1
+    label = reference[top:31, left:right + 1]
+    assert width > 30 and 10 <= height <= 18  # wider than the edge box below: unclamped, it would be cut
+
+    # A box at the right edge: the label ends on the last column, whole.
+    edge = draw((300, 60), [270, 30, 299, 55])
+    assert (edge[top:31, 300 - width:] == label).all()
+    assert (edge[:top] == grey).all() and (edge[top:31, :300 - width] == grey).all()
+
+    # A box at the bottom of an image too short for the label above it: the label ends on the last row.
+    low = draw((200, 18), [20, 12, 60, 17])
+    assert (low[18 - height:, 20:20 + width] == label).all()
 
 
 def test_detect_suppress_and_paths():
