@@ -40,8 +40,9 @@ import warnings
 
 import torch
 
-from model import (SSD300_VGG16, apply_checkpoint_config, build_ssd, configured_network, network_config,
-                   read_checkpoint, torchvision_ssd_to_ssd300_state_dict)
+from model import SSD300_VGG16, build_ssd
+from ssd_support.checkpoints import apply_checkpoint_config, configured_network, network_config, read_checkpoint
+from ssd_support.weights import torchvision_ssd_to_ssd300_state_dict
 from ssd_support.files import write_atomically
 from utils import make_label_map
 
@@ -210,7 +211,7 @@ def _load_into_network(network, state_dict, where):
 def convert_torchvision_coco(tv_state_dict, where="torchvision weights"):
     """torchvision's COCO ``ssd300_vgg16`` state_dict as a checkpoint of this repository.
 
-    The layers are renamed (``model.torchvision_ssd_to_ssd300_state_dict``); the class head keeps the background
+    The layers are renamed (``ssd_support.weights.torchvision_ssd_to_ssd300_state_dict``); the class head keeps the background
     and the 80 COCO classes and drops the ten unused "N/A" category ids (91 -> 81 outputs per prior; torchvision's
     head is already prior by prior, channel ``prior * 91 + category id``, as ours).
 
@@ -235,7 +236,9 @@ def convert_torchvision_coco(tv_state_dict, where="torchvision weights"):
             rows = rows.reshape(-1, len(names), *rows.shape[1:])  # (priors per location, 91, ...)
             state_dict[key] = rows[:, keep].reshape(-1, *rows.shape[2:]).clone()
 
-    network = build_ssd(len(keep), base="vgg16", image_size=300, priors=TORCHVISION_COCO_PRIORS)
+    # The priors are set before the weights are loaded, so that priors_cxcy and the spec saved agree.
+    network = build_ssd(len(keep), base="vgg16", image_size=300)
+    network.use_priors(TORCHVISION_COCO_PRIORS)
     network.preprocess_config = dict(TORCHVISION_COCO_PREPROCESS)
     _load_into_network(network, state_dict, where)
     return {"model": network.state_dict(), "config": network_config(network, coco_label_map())}

@@ -442,7 +442,8 @@ def main(argv=None):
         return _fail(f"--metric {args.metric} needs pycocotools: pip install pycocotools")
     # Imported here rather than at the top so that ``import eval`` stays light for train.py's --eval-every.
     from datasets import PascalVOCDataset, collate_fn, load_label_map
-    from model import load_model_from_checkpoint, use_fast_cpu_layout
+    from ssd_support.checkpoints import load_model_from_checkpoint
+    from ssd_support.cpu_layout import use_fast_cpu_layout
 
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if not os.path.isfile(args.checkpoint):

@@ -278,7 +278,7 @@ def export_checkpoint(checkpoint, output, opset=DEFAULT_OPSET, with_postprocess=
     :param max_candidates: with_postprocess: candidates per image and class before NMS
     :return: the exported ``ExportableSSD`` (eval mode), to compare with
     """
-    from model import load_model_from_checkpoint  # here, so that importing export builds no network code
+    from ssd_support.checkpoints import load_model_from_checkpoint  # here: importing export builds no network
 
     network, label_map = load_model_from_checkpoint(checkpoint)
     postprocess = None

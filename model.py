@@ -159,27 +159,6 @@ def config_with_priors(config, priors):
                            clip_centres=bool(priors.get("clip_centres", config.clip_centres)))
 
 
-def check_preprocess_config(preprocess):
-    """Check a checkpoint's ``config["preprocess"]``: how its network wants images prepared.
-
-    :param preprocess: None (this repository's: ImageNet mean/std of [0, 1] RGB, antialiased resizing) or
-        {"mean": 3 floats, "std": 3 floats, "antialias": bool}, applied to [0, 1] RGB as (x - mean) / std
-    :return: the same, as a plain dict of lists (or None)
-    :raises ValueError: for anything else
-    """
-    if preprocess is None:
-        return None
-    try:
-        checked = {"mean": [float(v) for v in preprocess["mean"]], "std": [float(v) for v in preprocess["std"]],
-                   "antialias": bool(preprocess.get("antialias", True))}
-    except (KeyError, TypeError, ValueError, AttributeError):
-        raise ValueError(f"preprocess: expected {{'mean': [3 floats], 'std': [3 floats], 'antialias': bool}}, "
-                         f"got {preprocess!r}") from None
-    if len(checked["mean"]) != 3 or len(checked["std"]) != 3 or min(checked["std"]) <= 0:
-        raise ValueError(f"preprocess: mean and std need 3 values each, std positive; got {preprocess!r}")
-    return checked
-
-
 # The paper's evaluation settings (its Sec. 3 and the test parameters of Caffe's ssd_pascal.py): a detection
 # needs a class score above 0.01, NMS suppresses boxes of the same class overlapping a better one by IoU > 0.45,
 # at most 200 detections per image are kept, and at most 400 candidates per image and class enter NMS.
@@ -385,85 +364,6 @@ class AuxiliaryConvolutions(nn.Module):
         return tuple(feats)
 
 
-class ResNet50Base(nn.Module):
-    """ResNet-50 up to conv4_x, as in NVIDIA's SSD300 v1.1: a 38x38 map of 1024 channels at 300x300.
-
-    torchvision's ResNet-50 without conv5_x, the average pool and the classifier; the first block of
-    conv4_x (``layer3``) has its stride set to 1, so conv4_x stays at conv3_x's resolution (38x38)
-    instead of halving it. Module names are torchvision's, so ImageNet weights load by name.
-    """
-
-    def __init__(self):
-        super().__init__()
-        from torchvision.models import resnet50
-
-        resnet = resnet50(weights=None)
-        self.conv1, self.bn1, self.relu, self.maxpool = resnet.conv1, resnet.bn1, resnet.relu, resnet.maxpool
-        self.layer1, self.layer2, self.layer3 = resnet.layer1, resnet.layer2, resnet.layer3
-        first_block = self.layer3[0]
-        first_block.conv2.stride = (1, 1)  # torchvision's ResNet-50 (v1.5) strides in the 3x3 conv
-        first_block.downsample[0].stride = (1, 1)
-
-    def forward(self, images):
-        """:param images: (N, 3, 300, 300) normalized images
-        :return: conv4_x features (N, 1024, 38, 38)
-        """
-        x = self.maxpool(self.relu(self.bn1(self.conv1(images))))
-        return self.layer3(self.layer2(self.layer1(x)))
-
-    def load_pretrained_layers(self, weights=None):
-        """Fill the layers with torchvision's ImageNet ResNet-50 (``IMAGENET1K_V1`` by default, NVIDIA's
-        choice), downloaded on first use into torch's hub cache; it expects ImageNet-normalized input.
-        """
-        from torchvision.models import ResNet50_Weights, resnet50  # imported here: no work at import time
-
-        weights = ResNet50_Weights.IMAGENET1K_V1 if weights is None else weights
-        resnet_state_dict = resnet50(weights=weights).state_dict()
-        own_names = self.state_dict().keys()
-        self.load_state_dict({name: value for name, value in resnet_state_dict.items() if name in own_names})
-
-
-class ResNetAuxiliaryConvolutions(nn.Module):
-    """NVIDIA's five additional blocks after conv4_x: 1x1 conv, BN, ReLU, 3x3 conv, BN, ReLU.
-
-    The first three 3x3 convolutions have stride 2 (38 -> 19 -> 10 -> 5), the last two no padding
-    (5 -> 3 -> 1). With batch norm after every convolution, the convolutions need no bias, and
-    conv4_x needs no L2 normalization (its features are already normalized).
-    """
-
-    IN_OUT_CHANNELS = ((1024, 512), (512, 512), (512, 256), (256, 256), (256, 256))
-    MIDDLE_CHANNELS = (256, 256, 128, 128, 128)
-
-    def __init__(self):
-        super().__init__()
-        blocks = []
-        for i, ((in_channels, out_channels), middle) in enumerate(zip(self.IN_OUT_CHANNELS, self.MIDDLE_CHANNELS)):
-            shrink = dict(stride=2, padding=1) if i < 3 else dict(stride=1, padding=0)
-            blocks.append(nn.Sequential(
-                nn.Conv2d(in_channels, middle, kernel_size=1, bias=False),
-                nn.BatchNorm2d(middle),
-                nn.ReLU(inplace=True),
-                nn.Conv2d(middle, out_channels, kernel_size=3, bias=False, **shrink),
-                nn.BatchNorm2d(out_channels),
-                nn.ReLU(inplace=True),
-            ))
-        self.blocks = nn.ModuleList(blocks)
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.xavier_uniform_(module.weight)
-
-    def forward(self, conv4_x_feats):
-        """:param conv4_x_feats: (N, 1024, 38, 38)
-        :return: tuple of five maps: (N, 512, 19, 19), (N, 512, 10, 10), (N, 256, 5, 5), (N, 256, 3, 3),
-            (N, 256, 1, 1)
-        """
-        feats, x = [], conv4_x_feats
-        for block in self.blocks:
-            x = block(x)
-            feats.append(x)
-        return tuple(feats)
-
-
 class PredictionConvolutions(nn.Module):
     """3x3 convolutions that predict, for every prior, 4 box offsets and ``n_classes`` scores."""
 
@@ -552,63 +452,22 @@ def create_prior_boxes(config=SSD300_VGG16):
     return priors.float()
 
 
-def batched_nms_fractional(boxes, scores, groups, iou_threshold, image_index, max_piece=NMS_PIECE_SIZE):
-    """Non-maximum suppression within each group, many groups per ``torchvision.ops.nms`` call.
-
-    It returns the boxes that this loop keeps (in another order), without the loop::
-
-        keep = []
-        for g in groups.unique():
-            members = torch.nonzero(groups == g).squeeze(1)
-            keep.append(members[nms(boxes[members], scores[members], iou_threshold)])
-
-    This is the "coordinate trick" of ``torchvision.ops.batched_nms``: the boxes are fractional, so
-    inside [0, 1], and shifting group g by 2g gives every group a region of its own; boxes of
-    different groups then never overlap and one plain NMS handles all groups. (``batched_nms``
-    itself uses the trick only up to 1,000 boxes on the CPU and otherwise loops over the groups in
-    Python, several times slower for 8 images x 20 classes.) The shift is done in float64 so that
-    the far-away groups keep their boxes' precision.
-
-    Plain NMS compares every kept box with every later one, so its cost grows with the square of
-    the boxes in a call. The boxes are therefore cut, between images, into pieces of about
-    ``max_piece`` boxes, one call each: the cost stays linear in the batch size.
-
-    :param boxes: (n, 4) boxes, fractional x1y1x2y2 in [0, 1]
-    :param scores: (n,) their scores
-    :param groups: (n,) int64 group of each box; a group never spans two images
-    :param iou_threshold: a box overlapping a better box of its group by more than this is dropped
-    :param image_index: (n,) sorted image index of each box
-    :param max_piece: boxes per NMS call, roughly (an image is never split)
-    :return: indices of the kept boxes, piece by piece, in decreasing score order within each piece
-    """
-    shifted_boxes = boxes.to(torch.float64) + groups.to(torch.float64)[:, None] * 2
-    scores = scores.to(torch.float64)
-    # Piece of each box: that of the image it belongs to, by where the image starts.
-    boxes_per_image = torch.bincount(image_index)
-    image_starts = torch.cumsum(boxes_per_image, dim=0) - boxes_per_image
-    piece_sizes = torch.bincount(image_starts[image_index] // max_piece).tolist()
-    keep, piece_start = [], 0
-    for piece_boxes, piece_scores in zip(shifted_boxes.split(piece_sizes), scores.split(piece_sizes)):
-        keep.append(piece_start + nms(piece_boxes, piece_scores, iou_threshold))
-        piece_start += len(piece_boxes)
-    return torch.cat(keep) if keep else torch.zeros(0, dtype=torch.long, device=boxes.device)
-
-
 class SSD(nn.Module):
     """An SSD network: base, auxiliary convolutions, prediction convolutions and priors.
 
     Use ``SSD300`` or ``SSD512`` (or ``build_ssd``); this class holds what they share.
     """
 
-    def __init__(self, n_classes, base="vgg16", image_size=300, pretrained_base=False, priors=None):
+    def __init__(self, n_classes, base="vgg16", image_size=300, pretrained_base=False):
         """
         :param n_classes: number of classes, background included (21 for Pascal VOC)
         :param base: "vgg16" (the paper) or "resnet50" (NVIDIA's SSD300 v1.1, 300x300 only)
         :param image_size: input side, 300 or 512 (512: VGG16 only)
         :param pretrained_base: load torchvision's ImageNet weights into the base (downloaded on
             first use)
-        :param priors: None for the variant's own priors, or a prior spec (``config_with_priors``) such as
-            the one a converted COCO checkpoint names
+
+        The priors are the variant's own; ``use_priors`` replaces them after building (converted COCO weights
+        name theirs).
         """
         super().__init__()
         self.config = ssd_config(base, image_size)
@@ -632,8 +491,6 @@ class SSD(nn.Module):
         # the exact priors the network was trained with.
         self.register_buffer("priors_cxcy", create_prior_boxes(self.config))
         self.priors_spec = None  # None: the variant's own priors (see use_priors)
-        if priors is not None:
-            self.use_priors(priors)
 
         if pretrained_base:
             self.base.load_pretrained_layers()
@@ -805,173 +662,158 @@ class SSD(nn.Module):
 class SSD300(SSD):
     """SSD300: 300x300 input, 8732 priors, with the paper's VGG16 base or NVIDIA's ResNet-50 one."""
 
-    def __init__(self, n_classes, base="vgg16", pretrained_base=False, priors=None):
+    def __init__(self, n_classes, base="vgg16", pretrained_base=False):
         """
         :param n_classes: number of classes, background included (21 for Pascal VOC)
         :param base: "vgg16" or "resnet50"
         :param pretrained_base: load torchvision's ImageNet weights into the base
-        :param priors: None (the variant's priors) or a prior spec (see ``config_with_priors``)
         """
-        super().__init__(n_classes, base=base, image_size=300, pretrained_base=pretrained_base, priors=priors)
+        super().__init__(n_classes, base=base, image_size=300, pretrained_base=pretrained_base)
 
 
 class SSD512(SSD):
     """SSD512: 512x512 input, VGG16 base, seven prediction maps and 24,564 priors (the paper's SSD512)."""
 
-    def __init__(self, n_classes, pretrained_base=False, priors=None):
+    def __init__(self, n_classes, pretrained_base=False):
         """
         :param n_classes: number of classes, background included (21 for Pascal VOC)
         :param pretrained_base: load torchvision's ImageNet VGG16 into the base
-        :param priors: None (the paper's SSD512 priors) or a prior spec (see ``config_with_priors``)
         """
-        super().__init__(n_classes, base="vgg16", image_size=512, pretrained_base=pretrained_base, priors=priors)
+        super().__init__(n_classes, base="vgg16", image_size=512, pretrained_base=pretrained_base)
 
 
-def build_ssd(n_classes, base="vgg16", image_size=300, pretrained_base=False, priors=None):
+def build_ssd(n_classes, base="vgg16", image_size=300, pretrained_base=False):
     """The SSD for a base and an input size: ``SSD300(n_classes, base)`` or ``SSD512(n_classes)``.
 
     :param n_classes: number of classes, background included
     :param base: "vgg16" or "resnet50"
     :param image_size: 300 or 512
     :param pretrained_base: load torchvision's ImageNet weights into the base
-    :param priors: None (the variant's priors) or a prior spec (see ``config_with_priors``)
-    :return: the model (train mode, on the CPU)
-    :raises ValueError: for an unknown variant or priors that do not fit it
+    :return: the model (train mode, on the CPU), with the variant's priors (``SSD.use_priors`` replaces them)
+    :raises ValueError: for an unknown variant
     """
-    config = ssd_config(base, image_size)  # errors naming the choices, before any layer is built
-    if priors is not None:
-        config_with_priors(config, priors)
+    ssd_config(base, image_size)  # errors naming the choices, before any layer is built
     if image_size == 512:
-        return SSD512(n_classes, pretrained_base=pretrained_base, priors=priors)
-    return SSD300(n_classes, base=base, pretrained_base=pretrained_base, priors=priors)
+        return SSD512(n_classes, pretrained_base=pretrained_base)
+    return SSD300(n_classes, base=base, pretrained_base=pretrained_base)
 
 
-def torchvision_ssd_to_ssd300_state_dict(tv_state_dict):
-    """Convert the state_dict of torchvision's ``ssd300_vgg16`` into an ``SSD300`` state_dict.
+class ResNet50Base(nn.Module):
+    """ResNet-50 up to conv4_x, as in NVIDIA's SSD300 v1.1: a 38x38 map of 1024 channels at 300x300.
 
-    The two networks are the same layers under other names (torchvision nests VGG16's modules in
-    Sequentials); this maps them by name, so weights trained with either can be used by the other.
-    The priors are not part of torchvision's state_dict: the ``SSD300`` priors are kept.
-
-    :param tv_state_dict: ``torchvision.models.detection.ssd300_vgg16(...).state_dict()``
-    :return: dict of the ``SSD300`` parameters (no ``priors_cxcy``; load with ``strict=False``)
+    torchvision's ResNet-50 without conv5_x, the average pool and the classifier; the first block of
+    conv4_x (``layer3``) has its stride set to 1, so conv4_x stays at conv3_x's resolution (38x38)
+    instead of halving it. Module names are torchvision's, so ImageNet weights load by name.
     """
-    names = {f"base.{name}": f"backbone.features.{index}" for name, index in VGG16_CONV_INDICES.items()
-             if index < 23}  # up to conv4_3; conv5_x sits in torchvision's first "extra" block
-    names.update({"base.conv5_1": "backbone.extra.0.1", "base.conv5_2": "backbone.extra.0.3",
-                  "base.conv5_3": "backbone.extra.0.5", "base.conv6": "backbone.extra.0.7.1",
-                  "base.conv7": "backbone.extra.0.7.3"})
-    for block, conv in enumerate(("conv8", "conv9", "conv10", "conv11"), start=1):
-        names[f"aux_convs.{conv}_1"] = f"backbone.extra.{block}.0"
-        names[f"aux_convs.{conv}_2"] = f"backbone.extra.{block}.2"
-    for i, fmap in enumerate(SSD300_VGG16.feature_maps):
-        names[f"pred_convs.loc_{fmap.name}"] = f"head.regression_head.module_list.{i}"
-        names[f"pred_convs.cl_{fmap.name}"] = f"head.classification_head.module_list.{i}"
 
-    state_dict = {}
-    for ours, theirs in names.items():
-        state_dict[f"{ours}.weight"] = tv_state_dict[f"{theirs}.weight"]
-        state_dict[f"{ours}.bias"] = tv_state_dict[f"{theirs}.bias"]
-    state_dict["rescale_factors"] = tv_state_dict["backbone.scale_weight"].view(1, -1, 1, 1)
-    return state_dict
+    def __init__(self):
+        super().__init__()
+        from torchvision.models import resnet50
+
+        resnet = resnet50(weights=None)
+        self.conv1, self.bn1, self.relu, self.maxpool = resnet.conv1, resnet.bn1, resnet.relu, resnet.maxpool
+        self.layer1, self.layer2, self.layer3 = resnet.layer1, resnet.layer2, resnet.layer3
+        first_block = self.layer3[0]
+        first_block.conv2.stride = (1, 1)  # torchvision's ResNet-50 (v1.5) strides in the 3x3 conv
+        first_block.downsample[0].stride = (1, 1)
+
+    def forward(self, images):
+        """:param images: (N, 3, 300, 300) normalized images
+        :return: conv4_x features (N, 1024, 38, 38)
+        """
+        x = self.maxpool(self.relu(self.bn1(self.conv1(images))))
+        return self.layer3(self.layer2(self.layer1(x)))
+
+    def load_pretrained_layers(self, weights=None):
+        """Fill the layers with torchvision's ImageNet ResNet-50 (``IMAGENET1K_V1`` by default, NVIDIA's
+        choice), downloaded on first use into torch's hub cache; it expects ImageNet-normalized input.
+        """
+        from torchvision.models import ResNet50_Weights, resnet50  # imported here: no work at import time
+
+        weights = ResNet50_Weights.IMAGENET1K_V1 if weights is None else weights
+        resnet_state_dict = resnet50(weights=weights).state_dict()
+        own_names = self.state_dict().keys()
+        self.load_state_dict({name: value for name, value in resnet_state_dict.items() if name in own_names})
 
 
-def network_config(model, label_map):
-    """The ``"config"`` entry of a checkpoint: what ``load_model_from_checkpoint`` needs to rebuild ``model``.
+class ResNetAuxiliaryConvolutions(nn.Module):
+    """NVIDIA's five additional blocks after conv4_x: 1x1 conv, BN, ReLU, 3x3 conv, BN, ReLU.
 
-    :param model: an ``SSD``
-    :param label_map: {class name: label} it was trained with
-    :return: {"n_classes", "label_map", "base", "image_size"}, plain Python, plus "priors" (``prior_spec``) and
-        "preprocess" (``check_preprocess_config``) when the network has its own (a converted COCO detector, or
-        one fine-tuned from it)
+    The first three 3x3 convolutions have stride 2 (38 -> 19 -> 10 -> 5), the last two no padding
+    (5 -> 3 -> 1). With batch norm after every convolution, the convolutions need no bias, and
+    conv4_x needs no L2 normalization (its features are already normalized).
     """
-    config = {"n_classes": model.n_classes, "label_map": dict(label_map), "base": model.base_name,
-              "image_size": model.image_size}
-    if getattr(model, "priors_spec", None) is not None:
-        config["priors"] = model.priors_spec
-    if getattr(model, "preprocess_config", None) is not None:
-        config["preprocess"] = dict(model.preprocess_config)
-    return config
+
+    IN_OUT_CHANNELS = ((1024, 512), (512, 512), (512, 256), (256, 256), (256, 256))
+    MIDDLE_CHANNELS = (256, 256, 128, 128, 128)
+
+    def __init__(self):
+        super().__init__()
+        blocks = []
+        for i, ((in_channels, out_channels), middle) in enumerate(zip(self.IN_OUT_CHANNELS, self.MIDDLE_CHANNELS)):
+            shrink = dict(stride=2, padding=1) if i < 3 else dict(stride=1, padding=0)
+            blocks.append(nn.Sequential(
+                nn.Conv2d(in_channels, middle, kernel_size=1, bias=False),
+                nn.BatchNorm2d(middle),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(middle, out_channels, kernel_size=3, bias=False, **shrink),
+                nn.BatchNorm2d(out_channels),
+                nn.ReLU(inplace=True),
+            ))
+        self.blocks = nn.ModuleList(blocks)
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.xavier_uniform_(module.weight)
+
+    def forward(self, conv4_x_feats):
+        """:param conv4_x_feats: (N, 1024, 38, 38)
+        :return: tuple of five maps: (N, 512, 19, 19), (N, 512, 10, 10), (N, 256, 5, 5), (N, 256, 3, 3),
+            (N, 256, 1, 1)
+        """
+        feats, x = [], conv4_x_feats
+        for block in self.blocks:
+            x = block(x)
+            feats.append(x)
+        return tuple(feats)
 
 
-def configured_network(config):
-    """The network a checkpoint's config names.
+def batched_nms_fractional(boxes, scores, groups, iou_threshold, image_index, max_piece=NMS_PIECE_SIZE):
+    """Non-maximum suppression within each group, many groups per ``torchvision.ops.nms`` call.
 
-    :param config: the ``"config"`` entry of a checkpoint (``network_config``'s dict)
-    :return: (base, image_size); ("vgg16", 300) for checkpoints written before the other networks existed
+    It returns the boxes that this loop keeps (in another order), without the loop::
+
+        keep = []
+        for g in groups.unique():
+            members = torch.nonzero(groups == g).squeeze(1)
+            keep.append(members[nms(boxes[members], scores[members], iou_threshold)])
+
+    This is the "coordinate trick" of ``torchvision.ops.batched_nms``: the boxes are fractional, so
+    inside [0, 1], and shifting group g by 2g gives every group a region of its own; boxes of
+    different groups then never overlap and one plain NMS handles all groups. (``batched_nms``
+    itself uses the trick only up to 1,000 boxes on the CPU and otherwise loops over the groups in
+    Python, several times slower for 8 images x 20 classes.) The shift is done in float64 so that
+    the far-away groups keep their boxes' precision.
+
+    Plain NMS compares every kept box with every later one, so its cost grows with the square of
+    the boxes in a call. The boxes are therefore cut, between images, into pieces of about
+    ``max_piece`` boxes, one call each: the cost stays linear in the batch size.
+
+    :param boxes: (n, 4) boxes, fractional x1y1x2y2 in [0, 1]
+    :param scores: (n,) their scores
+    :param groups: (n,) int64 group of each box; a group never spans two images
+    :param iou_threshold: a box overlapping a better box of its group by more than this is dropped
+    :param image_index: (n,) sorted image index of each box
+    :param max_piece: boxes per NMS call, roughly (an image is never split)
+    :return: indices of the kept boxes, piece by piece, in decreasing score order within each piece
     """
-    return config.get("base", "vgg16"), config.get("image_size", 300)
-
-
-def apply_checkpoint_config(model, config):
-    """Give a network the priors and the preprocessing a checkpoint's config names (none: its own, ImageNet's).
-
-    :param model: an ``SSD`` of the config's base and input size
-    :param config: a checkpoint's ``"config"``
-    :return: the model, with ``priors_cxcy`` / ``priors_spec`` and ``preprocess_config`` set
-    :raises ValueError: for priors or preprocessing that do not fit
-    """
-    if config.get("priors") is not None:
-        model.use_priors(config["priors"])
-    model.preprocess_config = check_preprocess_config(config.get("preprocess"))
-    return model
-
-
-def read_checkpoint(path, required=("model", "config")):
-    """Read a checkpoint written by ``train.py`` safely: the one checkpoint reader of the project.
-
-    ``torch.load(weights_only=True)`` runs no code from the file (a malicious pickle is refused), and every
-    way a file can fail to be a checkpoint (missing, empty, truncated, text, another pickle) becomes one line.
-
-    :param path: the ``.pt`` file
-    :param required: keys the checkpoint dict must have
-    :return: the checkpoint dict, its tensors on the CPU
-    :raises ValueError: "PATH: not a readable checkpoint (...)" / "PATH: not an SSD checkpoint (...)"
-    """
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # a truncated file, or not a checkpoint at all
-        reason = (str(error).strip().splitlines() or [""])[0][:200]
-        raise ValueError(f"{path}: not a readable checkpoint ({type(error).__name__}: {reason})") from None
-    missing = [key for key in required if not isinstance(checkpoint, dict) or key not in checkpoint]
-    if missing:
-        raise ValueError(f"{path}: not an SSD checkpoint (expected the keys {', '.join(map(repr, required))}; "
-                         f"missing {', '.join(map(repr, missing))})")
-    return checkpoint
-
-
-def load_model_from_checkpoint(path, device="cpu"):
-    """Rebuild a trained SSD from a checkpoint written by ``train.py``.
-
-    :param path: path of the ``.pt`` checkpoint (a dict with ``"model"`` and ``"config"``; the config
-        names the base and the input size, vgg16 and 300 when it does not)
-    :param device: where to put the model
-    :return: the model (``SSD300`` or ``SSD512``) in eval mode on ``device``, and the label map
-        (class name -> label). The config's "priors" (if any) are the model's priors, its "preprocess" (if any)
-        becomes ``model.preprocess_config``: pass it to ``utils.preprocess_settings`` to prepare images
-    """
-    checkpoint = read_checkpoint(path)
-    config = checkpoint["config"]
-    base, image_size = configured_network(config)
-    try:
-        model = apply_checkpoint_config(build_ssd(config["n_classes"], base=base, image_size=image_size), config)
-    except ValueError as error:
-        raise ValueError(f"{path}: {error}") from None
-    model.load_state_dict(checkpoint["model"])
-    return model.to(device).eval(), dict(config["label_map"])
-
-
-def use_fast_cpu_layout(model):
-    """On the CPU, store a network's convolution weights channels-last (NHWC), in place, for inference.
-
-    oneDNN's CPU convolutions then run without reordering the activations of every layer: measured 1.25x our
-    default layout's images/s with ``bench/bench_detector.py`` (2 cores, batch 4), with the same detections
-    (the sums run in another order: scores move by about 1e-6). Outputs stay ordinary tensors. A model on
-    another device is left as it is.
-
-    :param model: an ``SSD`` (or any module), in eval mode
-    :return: the same model
-    """
-    if next(model.parameters()).device.type == "cpu":
-        model.to(memory_format=torch.channels_last)
-    return model
+    shifted_boxes = boxes.to(torch.float64) + groups.to(torch.float64)[:, None] * 2
+    scores = scores.to(torch.float64)
+    # Piece of each box: that of the image it belongs to, by where the image starts.
+    boxes_per_image = torch.bincount(image_index)
+    image_starts = torch.cumsum(boxes_per_image, dim=0) - boxes_per_image
+    piece_sizes = torch.bincount(image_starts[image_index] // max_piece).tolist()
+    keep, piece_start = [], 0
+    for piece_boxes, piece_scores in zip(shifted_boxes.split(piece_sizes), scores.split(piece_sizes)):
+        keep.append(piece_start + nms(piece_boxes, piece_scores, iou_threshold))
+        piece_start += len(piece_boxes)
+    return torch.cat(keep) if keep else torch.zeros(0, dtype=torch.long, device=boxes.device)

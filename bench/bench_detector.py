@@ -48,7 +48,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from detect import detect_batch  # noqa: E402
 from ssd_support.detector import SSDDetector  # noqa: E402
 from ssd_support.images import load_image  # noqa: E402
-from model import SSD300, torchvision_ssd_to_ssd300_state_dict, use_fast_cpu_layout  # noqa: E402
+from model import SSD300  # noqa: E402
+from ssd_support.cpu_layout import use_fast_cpu_layout  # noqa: E402
+from ssd_support.weights import torchvision_ssd_to_ssd300_state_dict  # noqa: E402
 from ssd_support.toy_data import photo_like_pixels  # noqa: E402
 
 N_CLASSES = 21

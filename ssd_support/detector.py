@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model import (EVAL_CANDIDATES_PER_CLASS, EVAL_MIN_SCORE, EVAL_NMS_IOU, EVAL_TOP_K, build_ssd,
-                   load_model_from_checkpoint)
+from model import EVAL_CANDIDATES_PER_CLASS, EVAL_MIN_SCORE, EVAL_NMS_IOU, EVAL_TOP_K, build_ssd
+from ssd_support.checkpoints import load_model_from_checkpoint
 from utils import MultiBoxLoss, preprocess_settings
 
 

@@ -21,7 +21,7 @@ def save_checkpoint():
     """
     import torch
 
-    from model import network_config
+    from ssd_support.checkpoints import network_config
 
     def save(path, network, label_map, iteration=0):
         torch.save({"model": network.state_dict(), "config": network_config(network, label_map),

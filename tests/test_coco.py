@@ -18,6 +18,7 @@ from PIL import Image
 import create_data_lists as cdl
 import eval as eval_script
 import model as model_module
+from ssd_support import checkpoints
 from datasets import PascalVOCDataset, load_label_map
 from ssd_support.coco_eval import build_coco_detections, build_coco_ground_truth, coco_average_precision
 from utils import make_label_map
@@ -406,7 +407,7 @@ def test_command_line_metric_all_with_perfect_detections(toy_coco_folder, tmp_pa
     pytest.importorskip("pycocotools")
     dataset = PascalVOCDataset(toy_coco_folder, "TEST", keep_difficult=True)
     oracle = ReplaySSD([(boxes, labels, torch.ones(len(labels))) for _, boxes, labels, _ in dataset])
-    monkeypatch.setattr(model_module, "load_model_from_checkpoint",
+    monkeypatch.setattr(checkpoints, "load_model_from_checkpoint",
                         lambda path, device="cpu": (oracle, load_label_map(toy_coco_folder)))
     checkpoint = tmp_path / "oracle.pt"
     checkpoint.write_bytes(b"stand-in")

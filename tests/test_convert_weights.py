@@ -18,7 +18,8 @@ import convert_weights
 import train
 from convert_weights import LABEL_ALIASES, coco_category_names, coco_label_map, init_from_checkpoint
 from ssd_support.detector import ssd300_resnet50, ssd300_vgg16
-from model import build_ssd, load_model_from_checkpoint, network_config
+from model import build_ssd
+from ssd_support.checkpoints import load_model_from_checkpoint, network_config
 
 N_A_BIAS = -1e4  # the unused category ids of torchvision's head: never the best class, ~0 in the softmax
 

@@ -11,7 +11,7 @@ from PIL import Image
 from torch import nn
 
 import detect
-import train_support
+from ssd_support import checkpoints
 from model import SSD300
 from utils import make_label_map
 
@@ -139,13 +139,13 @@ def test_expand_inputs_handles_files_folders_and_globs(tmp_path):
 
 def test_latest_checkpoint_is_the_highest_iteration_whatever_the_file_times(tmp_path):
     # One rule for detect.py and train.py --resume latest: a copied folder keeps iterations, not file times.
-    assert train_support.latest_checkpoint(str(tmp_path)) is None
+    assert checkpoints.latest_checkpoint(str(tmp_path)) is None
     for age, name in ((100, "ssd300_iter_000200.pt"), (10, "ssd300_iter_000100.pt"), (5, "other.pth")):
         path = tmp_path / name
         path.write_bytes(b"")
         os.utime(path, (time.time() - age, time.time() - age))
-    assert train_support.latest_checkpoint(str(tmp_path)) == str(tmp_path / "ssd300_iter_000200.pt")
-    assert train_support.resolve_resume_path("latest", str(tmp_path)) == str(tmp_path / "ssd300_iter_000200.pt")
+    assert checkpoints.latest_checkpoint(str(tmp_path)) == str(tmp_path / "ssd300_iter_000200.pt")
+    assert checkpoints.resolve_resume_path("latest", str(tmp_path)) == str(tmp_path / "ssd300_iter_000200.pt")
 
 
 @pytest.fixture(scope="module")
@@ -172,9 +172,13 @@ def test_command_line_processes_good_images_and_reports_bad_ones(tmp_path, rando
     assert "absent.jpg" in err_lines[1] and "no such file" in err_lines[1]
     assert sorted(os.listdir(out)) == ["tall_detections.jpg", "tall_detections.json",
                                        "wide_detections.jpg", "wide_detections.json"]
-    for stem, (width, height) in (("wide", (120, 90)), ("tall", (64, 100))):
+    for stem, extension, (width, height) in (("wide", "jpg", (120, 90)), ("tall", "png", (64, 100))):
         assert Image.open(out / f"{stem}_detections.jpg").size == (width, height)
-        detections = json.loads((out / f"{stem}_detections.json").read_text())
+        document = json.loads((out / f"{stem}_detections.json").read_text())
+        # The JSON names its image and the size its boxes are pixels of.
+        assert (document["image"], document["width"], document["height"]) == (str(inputs / f"{stem}.{extension}"),
+                                                                               width, height)
+        detections = document["detections"]
         # A random network on a flat image: many weak detections, all above --min-score, within the image.
         assert 0 < len(detections) <= 200
         scores = [d["score"] for d in detections]
@@ -186,7 +190,7 @@ def test_command_line_processes_good_images_and_reports_bad_ones(tmp_path, rando
 
     # Only good images: exit status 0.
     assert detect.main([str(inputs / "wide.jpg"), "--checkpoint", random_checkpoint, "--output", str(out),
-                        "--device", "cpu", "--min-score", "0.5"]) == 0
+                        "--device", "cpu", "--min-score", "0.5", "--backend", "torch"]) == 0
 
 
 def test_command_line_without_a_checkpoint_fails_cleanly(tmp_path, monkeypatch, capsys):

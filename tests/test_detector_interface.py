@@ -10,7 +10,7 @@ import torchvision
 from torchvision.models.detection import ssd300_vgg16 as torchvision_ssd300_vgg16
 
 from ssd_support.detector import SSDDetector, TargetError, freeze_backbone_stages, ssd300_resnet50, ssd300_vgg16
-from model import torchvision_ssd_to_ssd300_state_dict
+from ssd_support.weights import torchvision_ssd_to_ssd300_state_dict
 from utils import IMAGENET_MEAN, IMAGENET_STD, MultiBoxLoss, cxcy_to_xy, normalize, resize
 
 N_CLASSES = 4

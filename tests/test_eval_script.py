@@ -10,6 +10,7 @@ from torch import nn
 import create_data_lists
 import eval as eval_script
 import model as model_module
+from ssd_support import checkpoints
 from datasets import PascalVOCDataset, load_label_map
 from utils import make_label_map
 from replay_ssd import ReplaySSD
@@ -96,7 +97,7 @@ def test_command_line_with_perfect_detections_on_toy_data(tiny_test_folder, tmp_
     label_map = load_label_map(tiny_test_folder)
     checkpoint = tmp_path / "oracle.pt"
     checkpoint.write_bytes(b"stand-in")  # main checks the file exists; the loader is replaced below
-    monkeypatch.setattr(model_module, "load_model_from_checkpoint",
+    monkeypatch.setattr(checkpoints, "load_model_from_checkpoint",
                         lambda path, device="cpu": (_oracle(tiny_test_folder), dict(label_map)))
     output, plots = tmp_path / "results.json", tmp_path / "plots"
     status = eval_script.main(["--data-folder", tiny_test_folder, "--checkpoint", str(checkpoint), "--workers", "0",
@@ -127,7 +128,7 @@ def test_command_line_feeds_the_model_its_own_input_size(tiny_test_folder, tmp_p
         network = _oracle(tiny_test_folder)
         if image_size is not None:
             network.image_size = image_size
-        monkeypatch.setattr(model_module, "load_model_from_checkpoint",
+        monkeypatch.setattr(checkpoints, "load_model_from_checkpoint",
                             lambda path, device="cpu": (network, load_label_map(tiny_test_folder)))
         assert eval_script.main(["--data-folder", tiny_test_folder, "--checkpoint", str(checkpoint), "--workers",
                                  "0", "--batch-size", "3", "--device", "cpu", "--no-progress"]) == 0
@@ -137,7 +138,7 @@ def test_command_line_feeds_the_model_its_own_input_size(tiny_test_folder, tmp_p
 def test_command_line_refuses_a_checkpoint_with_another_label_map(tiny_test_folder, tmp_path, monkeypatch, capsys):
     checkpoint = tmp_path / "other.pt"
     checkpoint.write_bytes(b"stand-in")
-    monkeypatch.setattr(model_module, "load_model_from_checkpoint",
+    monkeypatch.setattr(checkpoints, "load_model_from_checkpoint",
                         lambda path, device="cpu": (ReplaySSD([]), dict(LABEL_MAP)))
     status = eval_script.main(["--data-folder", tiny_test_folder, "--checkpoint", str(checkpoint), "--workers", "0",
                                "--device", "cpu"])

@@ -10,7 +10,8 @@ ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
 import export  # noqa: E402  (after the skips: export needs onnx)
-from model import build_ssd, load_model_from_checkpoint  # noqa: E402
+from model import build_ssd  # noqa: E402
+from ssd_support.checkpoints import load_model_from_checkpoint  # noqa: E402
 from utils import cxcy_to_gcxgcy, cxcy_to_xy, xy_to_cxcy  # noqa: E402
 
 N_CLASSES = 4

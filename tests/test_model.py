@@ -9,8 +9,8 @@ from torchvision.models.detection import ssd300_vgg16
 from torchvision.models.detection._utils import BoxCoder
 
 from model import (SSD300, SSD300_RESNET50, SSD300_VGG16, SSD512, SSD512_VGG16, ResNet50Base, VGGBase, build_ssd,
-                   create_prior_boxes, priors_per_location, torchvision_ssd_to_ssd300_state_dict,
-                   vgg16_to_ssd_base_state_dict)
+                   create_prior_boxes, priors_per_location, vgg16_to_ssd_base_state_dict)
+from ssd_support.weights import torchvision_ssd_to_ssd300_state_dict
 from utils import cxcy_to_gcxgcy, cxcy_to_xy, gcxgcy_to_cxcy, xy_to_cxcy
 
 N_CLASSES = 21
@@ -260,7 +260,7 @@ def test_build_ssd_names_the_choices_when_asked_for_a_missing_variant():
 def test_checkpoints_from_before_ssd512_load_as_the_vgg16_ssd300(tmp_path, save_checkpoint):
     """A config without "base" and "image_size" (checkpoints written before SSD512 and the ResNet-50 base)
     rebuilds SSD300 with VGG16; network_config writes both for the networks that exist now."""
-    from model import load_model_from_checkpoint, network_config
+    from ssd_support.checkpoints import load_model_from_checkpoint, network_config
 
     label_map = {"background": 0, "a": 1, "b": 2}
     torch.manual_seed(0)
@@ -279,7 +279,7 @@ def test_checkpoints_from_before_ssd512_load_as_the_vgg16_ssd300(tmp_path, save_
 def test_fast_cpu_layout_keeps_the_outputs_and_detections():
     """use_fast_cpu_layout (what detect.py and eval.py apply on the CPU) stores the convolution weights
     channels-last and leaves the predictions equal up to float summation order, so the detections agree."""
-    from model import use_fast_cpu_layout
+    from ssd_support.cpu_layout import use_fast_cpu_layout
 
     torch.manual_seed(0)
     network = SSD300(n_classes=4).eval()

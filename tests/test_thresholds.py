@@ -7,7 +7,7 @@ import torch
 
 import create_data_lists
 import eval as eval_script
-import model as model_module
+from ssd_support import checkpoints
 from datasets import PascalVOCDataset, load_label_map
 from utils import make_label_map
 from replay_ssd import ReplaySSD
@@ -73,7 +73,7 @@ def test_command_line_thresholds_out_and_operating_score_on_val(tmp_path, monkey
         detections.append((torch.cat([boxes[keep], torch.tensor([[0.0, 0.0, 0.02, 0.02]])]),
                            torch.cat([labels[keep], torch.tensor([1])]),
                            torch.cat([torch.full((int(keep.sum()),), 0.8), torch.tensor([0.5])])))
-    monkeypatch.setattr(model_module, "load_model_from_checkpoint",
+    monkeypatch.setattr(checkpoints, "load_model_from_checkpoint",
                         lambda path, device="cpu": (ReplaySSD(detections), dict(label_map)))
     checkpoint, out = tmp_path / "stand-in.pt", tmp_path / "thresholds.json"
     checkpoint.write_bytes(b"stand-in")

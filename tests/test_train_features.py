@@ -14,9 +14,11 @@ import torch
 
 import create_data_lists as cdl
 import train
-import train_support
+from ssd_support import checkpoints as checkpoint_files
+from ssd_support import distributed
+from ssd_support import run_log
 from datasets import PascalVOCDataset
-from train_support import DistInfo
+from ssd_support.distributed import DistInfo
 
 
 def quiet_args(data_folder, checkpoint_dir, *extra):
@@ -133,12 +135,12 @@ def test_eval_on_val_keeps_best_pt_by_val_map(toy_data_folder, tmp_path, monkeyp
         cdl.split_validation(folder, 0.5)  # 1 VAL image, 1 TRAIN image
     maps, asked, weights = iter([0.2, 0.5, 0.3]), [], {}
 
-    def fake_evaluate_map(model, args, label_map, device, split="TEST"):
+    def fake_evaluate_split(model, split):
         asked.append(split)
         weights[len(asked)] = {k: v.clone() for k, v in model.state_dict().items()}
         return {"map_11pt": next(maps)}
 
-    monkeypatch.setattr(train, "evaluate_map", fake_evaluate_map)
+    monkeypatch.setattr(train, "evaluation_on", lambda *args, **kwargs: fake_evaluate_split)
     checkpoints = tmp_path / "ckpt"
     result = train.main(quiet_args(folder, checkpoints, "--epochs", "3", "--batch-size", "1", "--eval-every", "1",
                                    "--save-every", "2", "--keep-checkpoints", "1", "--warmup", "0"))
@@ -163,7 +165,7 @@ def test_eval_on_val_keeps_best_pt_by_val_map(toy_data_folder, tmp_path, monkeyp
     assert sorted(name for name in os.listdir(checkpoints) if not name.startswith(".")) == [
         "best.pt", "loss_curve.png", "ssd300_iter_000002.pt", "ssd300_iter_000003.pt", "train_log.csv",
         "train_summary.json"]
-    assert train_support.resolve_resume_path("latest", str(checkpoints)).endswith("ssd300_iter_000003.pt")
+    assert checkpoint_files.resolve_resume_path("latest", str(checkpoints)).endswith("ssd300_iter_000003.pt")
 
     # Resumed for one more step at mAP 0.4: below the best of the whole run (0.5), so best.pt stays.
     maps = iter([0.4])
@@ -211,7 +213,7 @@ def test_tensorboard_gets_the_logged_scalars(toy_data_folder, tmp_path):
 def test_tensorboard_missing_is_one_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # as if the package were not installed
     with pytest.raises(ImportError, match="pip install tensorboard"):
-        train_support.require_tensorboard()
+        run_log.require_tensorboard()
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -226,22 +228,20 @@ def test_sync_bn_converts_resnet50_batch_norms_under_several_processes(capsys):
     network = build_ssd(4, base="resnet50")
     weights = {name: p for name, p in network.named_parameters()}
     n_batch_norms = sum(isinstance(m, torch.nn.BatchNorm2d) for m in network.modules())
-    args = train.parse_args(["--data-folder", "d", "--base", "resnet50", "--sync-bn"])
 
     # One process: nothing to synchronise with; said, and nothing changed.
-    same = train_support.convert_sync_batchnorm(network, args, DistInfo(0, 1, torch.device("cpu")))
+    same = distributed.convert_sync_batchnorm(network, DistInfo(0, 1, torch.device("cpu")))
     assert same is network and "single process" in capsys.readouterr().out
     assert not any(isinstance(m, torch.nn.SyncBatchNorm) for m in network.modules())
     # Several CPU processes: refused (SyncBatchNorm is GPU-only).
     with pytest.raises(train.TrainingSetupError, match="GPUs only"):
-        train_support.convert_sync_batchnorm(network, args, DistInfo(0, 2, torch.device("cpu")))
+        distributed.convert_sync_batchnorm(network, DistInfo(0, 2, torch.device("cpu")))
     # Several GPU processes: every batch norm converted, the parameters (the optimizer's) kept.
-    converted = train_support.convert_sync_batchnorm(network, args, DistInfo(0, 2, torch.device("cuda", 0)))
+    converted = distributed.convert_sync_batchnorm(network, DistInfo(0, 2, torch.device("cuda", 0)))
     assert sum(isinstance(m, torch.nn.SyncBatchNorm) for m in converted.modules()) == n_batch_norms > 0
     assert not any(type(m) is torch.nn.BatchNorm2d for m in converted.modules())
     assert all(p is weights[name] for name, p in converted.named_parameters())
 
     vgg = build_ssd(4)
-    vgg_args = train.parse_args(["--data-folder", "d", "--sync-bn"])
-    assert train_support.convert_sync_batchnorm(vgg, vgg_args, DistInfo(0, 2, torch.device("cuda", 0))) is vgg
+    assert distributed.convert_sync_batchnorm(vgg, DistInfo(0, 2, torch.device("cuda", 0))) is vgg
     assert "no batch norm" in capsys.readouterr().out

@@ -19,9 +19,10 @@ import pytest
 import torch
 
 import train
-import train_support
+from ssd_support import checkpoints as checkpoint_files
+from ssd_support import resumable_loader
+from ssd_support import training_run
 from ssd_support import files
-import utils
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -55,7 +56,7 @@ def log_rows(checkpoint_dir):
 
 
 def checkpoints(checkpoint_dir):
-    return [path for _, path in train_support.list_checkpoints(str(checkpoint_dir))]
+    return [path for _, path in checkpoint_files.list_checkpoints(str(checkpoint_dir))]
 
 
 @pytest.fixture(scope="module")
@@ -164,7 +165,7 @@ def test_loader_errors_become_the_original_one_line_message():
 
     for error in (OSError("/data/a.jpg: cannot read image (truncated)"),
                   UnreadableImageError("/data/a.jpg: cannot read image (truncated)")):
-        assert train_support.loader_error_message(error) == "/data/a.jpg: cannot read image (truncated)"
+        assert resumable_loader.loader_error_message(error) == "/data/a.jpg: cannot read image (truncated)"
         try:
             raise error
         except type(error):
@@ -172,13 +173,13 @@ def test_loader_errors_become_the_original_one_line_message():
         with pytest.raises(type(error)) as reraised:
             wrapped.reraise()
         assert "Traceback" in str(reraised.value)
-        assert train_support.loader_error_message(reraised.value) == "/data/a.jpg: cannot read image (truncated)"
+        assert resumable_loader.loader_error_message(reraised.value) == "/data/a.jpg: cannot read image (truncated)"
 
 
 def test_a_full_disk_names_the_file_and_keeps_the_earlier_checkpoints(toy_data_folder, tmp_path, monkeypatch):
     """The second checkpoint's write fails with ENOSPC after some bytes: "cannot write PATH: no space left on
     device", the first checkpoint intact, no temporary file left behind."""
-    real_write = utils.write_atomically
+    real_write = files.write_atomically
 
     def full_after_first_checkpoint(path, write, binary=False):
         if not path.endswith("_000002.pt"):
@@ -189,7 +190,7 @@ def test_a_full_disk_names_the_file_and_keeps_the_earlier_checkpoints(toy_data_f
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return real_write(path, write_until_full, binary)
 
-    monkeypatch.setattr(train_support, "write_atomically", full_after_first_checkpoint)
+    monkeypatch.setattr(checkpoint_files, "write_atomically", full_after_first_checkpoint)
     with pytest.raises(train.CheckpointWriteError) as error:
         train.main(quick_args(toy_data_folder, tmp_path, "--save-every", "1", "--keep-checkpoints", "1"))
     assert str(error.value) == f"cannot write {tmp_path / 'ssd300_iter_000002.pt'}: no space left on device"
@@ -301,7 +302,7 @@ def test_the_last_good_checkpoint_after_divergence_is_one_training_can_go_on_fro
     result = train.main(quick_args(toy_data_folder, tmp_path, "--max-images", "1", "--lr", "1e-5",
                                    "--iterations", str(resumed_from + 2), "--resume", good, "--save-every", "1",
                                    "--keep-checkpoints", "1"))
-    assert result["iteration"] == resumed_from + 2 and train_support.weights_are_finite(result["model"])
+    assert result["iteration"] == resumed_from + 2 and training_run.weights_are_finite(result["model"])
 
 
 def test_amp_on_a_cpu_warns_and_trains_in_float32_unless_insisted(toy_data_folder, tmp_path, capsys):
@@ -311,8 +312,7 @@ def test_amp_on_a_cpu_warns_and_trains_in_float32_unless_insisted(toy_data_folde
     assert json.loads((tmp_path / "train_summary.json").read_text())["args"]["amp"] is False
 
     insisted = train.parse_args(["--data-folder", "x", "--amp", "--amp-on-cpu"])
-    train_support.settle_device_options(insisted, torch.device("cpu"))
-    assert insisted.amp
+    assert training_run.use_amp_on(torch.device("cpu"), insisted.amp, insisted.amp_on_cpu)
 
 
 def test_eval_every_with_an_empty_test_split_says_so_once_and_writes_strict_json(toy_data_folder, tmp_path, capsys):

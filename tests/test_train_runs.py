@@ -18,8 +18,9 @@ import pytest
 import torch
 
 import train
-import train_support
-from model import SSD300, load_model_from_checkpoint
+from ssd_support import distributed
+from model import SSD300
+from ssd_support.checkpoints import load_model_from_checkpoint
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -129,9 +130,9 @@ def test_torchrun_two_cpu_processes_keep_identical_weights_and_write_one_checkpo
 
     # Rank 0's checkpoint holds exactly those weights, and they moved away from the initial ones.
     model, _ = load_model_from_checkpoint(str(checkpoint_dir / "ssd300_iter_000002.pt"))
-    assert train_support.weights_digest(model) == digests["0"]
+    assert distributed.weights_digest(model) == digests["0"]
     torch.manual_seed(3)
-    assert train_support.weights_digest(SSD300(n_classes=4)) != digests["0"]
+    assert distributed.weights_digest(SSD300(n_classes=4)) != digests["0"]
     assert len(read_log(checkpoint_dir)) == 2  # one log, written by rank 0 only
 
 

@@ -9,7 +9,8 @@ import torch
 from torch.utils.data import DistributedSampler
 
 import train
-import train_support
+from ssd_support import checkpoints
+from ssd_support import resumable_loader
 from model import SSD300
 
 
@@ -62,7 +63,7 @@ def test_param_groups_give_biases_twice_the_lr_and_no_decay_and_decay_the_rescal
 
 
 def _batches(sampler, batch_size, start_iteration, n_batches):
-    stream = iter(train_support.InfiniteBatchSampler(sampler, batch_size, start_iteration))
+    stream = iter(resumable_loader.InfiniteBatchSampler(sampler, batch_size, start_iteration))
     return [next(stream) for _ in range(n_batches)]
 
 
@@ -98,7 +99,7 @@ def test_seeded_augmentation_is_a_function_of_seed_epoch_and_index_and_leaves_gl
         def __getitem__(self, index):
             return (random.random(), float(np.random.rand()), float(torch.rand(())))
 
-    wrapped = train_support.SeededAugmentation(RandomItems(), seed=3)
+    wrapped = resumable_loader.SeededAugmentation(RandomItems(), seed=3)
     torch.manual_seed(0)
     before = torch.get_rng_state()
     first = wrapped[(2, 0)]
@@ -106,7 +107,7 @@ def test_seeded_augmentation_is_a_function_of_seed_epoch_and_index_and_leaves_gl
     random.random(), np.random.rand(), torch.rand(5)  # whatever happens in between ...
     assert wrapped[(2, 0)] == first  # ... the same (index, epoch) is augmented identically
     assert wrapped[(2, 1)] != first and wrapped[(1, 0)] != first
-    assert train_support.SeededAugmentation(RandomItems(), seed=4)[(2, 0)] != first
+    assert resumable_loader.SeededAugmentation(RandomItems(), seed=4)[(2, 0)] != first
 
 
 def test_rng_states_survive_a_weights_only_checkpoint_round_trip(tmp_path):
@@ -114,50 +115,50 @@ def test_rng_states_survive_a_weights_only_checkpoint_round_trip(tmp_path):
     np.random.seed(1)
     torch.manual_seed(1)
     np.random.randn()  # leave a cached Gaussian in numpy's state
-    state = train_support.capture_rng_state()
+    state = checkpoints.capture_rng_state()
     expected = (random.random(), np.random.randn(), torch.rand(3))
 
     path = tmp_path / "rng.pt"
     torch.save({"rng": state}, path)
     random.seed(99), np.random.seed(99), torch.manual_seed(99)
-    train_support.restore_rng_state(torch.load(path, weights_only=True)["rng"])
+    checkpoints.restore_rng_state(torch.load(path, weights_only=True)["rng"])
     again = (random.random(), np.random.randn(), torch.rand(3))
     assert again[:2] == expected[:2] and torch.equal(again[2], expected[2])
 
 
 def test_atomic_save_replaces_the_file_and_leaves_no_temporary(tmp_path):
     path = tmp_path / "ckpt.pt"
-    train_support.save_atomically({"a": torch.ones(2)}, str(path))
-    train_support.save_atomically({"a": torch.zeros(2)}, str(path))
+    checkpoints.save_atomically({"a": torch.ones(2)}, str(path))
+    checkpoints.save_atomically({"a": torch.zeros(2)}, str(path))
     assert torch.equal(torch.load(path, weights_only=True)["a"], torch.zeros(2))
     assert os.listdir(tmp_path) == ["ckpt.pt"]
 
 
 def test_failed_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     path = tmp_path / "ckpt.pt"
-    train_support.save_atomically({"a": torch.ones(2)}, str(path))
+    checkpoints.save_atomically({"a": torch.ones(2)}, str(path))
 
     def crash(*args, **kwargs):
         raise KeyboardInterrupt  # Ctrl-C in the middle of writing
 
     monkeypatch.setattr(torch, "save", crash)
     with pytest.raises(KeyboardInterrupt):
-        train_support.save_atomically({"a": torch.zeros(2)}, str(path))
+        checkpoints.save_atomically({"a": torch.zeros(2)}, str(path))
     assert torch.equal(torch.load(path, weights_only=True)["a"], torch.ones(2))
     assert os.listdir(tmp_path) == ["ckpt.pt"]
 
 
 def test_prune_keeps_the_newest_checkpoints_and_latest_finds_the_newest(tmp_path):
     for iteration in (5, 100, 20, 1000):
-        train_support.save_atomically({"iteration": iteration}, train_support.checkpoint_path(str(tmp_path), iteration))
+        checkpoints.save_atomically({"iteration": iteration}, checkpoints.checkpoint_path(str(tmp_path), iteration))
     (tmp_path / "notes.txt").write_text("not a checkpoint")
-    train_support.prune_checkpoints(str(tmp_path), keep=2)
+    checkpoints.prune_checkpoints(str(tmp_path), keep=2)
     assert sorted(os.listdir(tmp_path)) == ["notes.txt", "ssd300_iter_000100.pt", "ssd300_iter_001000.pt"]
-    assert train_support.resolve_resume_path("latest", str(tmp_path)).endswith("ssd300_iter_001000.pt")
+    assert checkpoints.resolve_resume_path("latest", str(tmp_path)).endswith("ssd300_iter_001000.pt")
     with pytest.raises(FileNotFoundError, match="no ssd300_iter"):
-        train_support.resolve_resume_path("latest", str(tmp_path / "empty"))
+        checkpoints.resolve_resume_path("latest", str(tmp_path / "empty"))
     with pytest.raises(FileNotFoundError, match="missing.pt"):
-        train_support.resolve_resume_path(str(tmp_path / "missing.pt"), str(tmp_path))
+        checkpoints.resolve_resume_path(str(tmp_path / "missing.pt"), str(tmp_path))
 
 
 def test_resnet50_param_groups_leave_batch_norm_and_biases_undecayed():
@@ -184,7 +185,7 @@ def test_loader_workers_run_opencv_on_one_thread_and_ignore_stop_signals():
     import subprocess
     import sys
 
-    code = ("import signal, cv2, train_support; train_support.init_loader_worker(0); "
+    code = ("import signal, cv2; from ssd_support import resumable_loader; resumable_loader.init_loader_worker(0); "
             "print(cv2.getNumThreads(), signal.getsignal(signal.SIGINT) is signal.SIG_IGN, "
             "signal.getsignal(signal.SIGTERM) is signal.SIG_IGN)")
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -1,0 +1,348 @@
+"""Checkpoints: the one owner of the checkpoint file, from its name to resuming from it.
+
+A checkpoint is a ``torch.save``d dict of tensors and plain Python, so that ``torch.load(weights_only=True)``
+reads it (no code runs from the file):
+
+- ``"model"``: the SSD's state_dict (its priors included, as the ``priors_cxcy`` buffer);
+- ``"config"``: what rebuilds the network (``network_config``): classes, label map, base, input size, and the
+  priors and preprocessing of converted weights;
+- from ``train.py`` also ``"iteration"``, ``"optimizer"``, ``"scaler"``, ``"rng"`` (every generator's state),
+  ``"args"`` and ``"world_size"`` (what a resume checks); ``best.pt`` adds ``"val_map_11pt"``.
+
+Here: the file names and the one rule for "latest", the atomic save, what is saved, reading a file safely,
+rebuilding a network from one, and the checks and generator states that make a resumed run continue exactly.
+"""
+
+import io
+import os
+import random
+import re
+
+import numpy as np
+import torch
+
+from model import build_ssd
+from ssd_support.files import write_atomically
+
+BEST_CHECKPOINT = "best.pt"  # not ssd300_iter_N.pt: --resume latest and pruning never see it
+
+
+def check_preprocess_config(preprocess):
+    """Check a checkpoint's ``config["preprocess"]``: how its network wants images prepared.
+
+    :param preprocess: None (this repository's: ImageNet mean/std of [0, 1] RGB, antialiased resizing) or
+        {"mean": 3 floats, "std": 3 floats, "antialias": bool}, applied to [0, 1] RGB as (x - mean) / std
+    :return: the same, as a plain dict of lists (or None)
+    :raises ValueError: for anything else
+    """
+    if preprocess is None:
+        return None
+    try:
+        checked = {"mean": [float(v) for v in preprocess["mean"]], "std": [float(v) for v in preprocess["std"]],
+                   "antialias": bool(preprocess.get("antialias", True))}
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise ValueError(f"preprocess: expected {{'mean': [3 floats], 'std': [3 floats], 'antialias': bool}}, "
+                         f"got {preprocess!r}") from None
+    if len(checked["mean"]) != 3 or len(checked["std"]) != 3 or min(checked["std"]) <= 0:
+        raise ValueError(f"preprocess: mean and std need 3 values each, std positive; got {preprocess!r}")
+    return checked
+
+
+def network_config(model, label_map):
+    """The ``"config"`` entry of a checkpoint: what ``load_model_from_checkpoint`` needs to rebuild ``model``.
+
+    :param model: an ``SSD``
+    :param label_map: {class name: label} it was trained with
+    :return: {"n_classes", "label_map", "base", "image_size"}, plain Python, plus "priors" (``prior_spec``) and
+        "preprocess" (``check_preprocess_config``) when the network has its own (a converted COCO detector, or
+        one fine-tuned from it)
+    """
+    config = {"n_classes": model.n_classes, "label_map": dict(label_map), "base": model.base_name,
+              "image_size": model.image_size}
+    if getattr(model, "priors_spec", None) is not None:
+        config["priors"] = model.priors_spec
+    if getattr(model, "preprocess_config", None) is not None:
+        config["preprocess"] = dict(model.preprocess_config)
+    return config
+
+
+def configured_network(config):
+    """The network a checkpoint's config names.
+
+    :param config: the ``"config"`` entry of a checkpoint (``network_config``'s dict)
+    :return: (base, image_size); ("vgg16", 300) for checkpoints written before the other networks existed
+    """
+    return config.get("base", "vgg16"), config.get("image_size", 300)
+
+
+def apply_checkpoint_config(model, config):
+    """Give a network the priors and the preprocessing a checkpoint's config names (none: its own, ImageNet's).
+
+    :param model: an ``SSD`` of the config's base and input size
+    :param config: a checkpoint's ``"config"``
+    :return: the model, with ``priors_cxcy`` / ``priors_spec`` and ``preprocess_config`` set
+    :raises ValueError: for priors or preprocessing that do not fit
+    """
+    if config.get("priors") is not None:
+        model.use_priors(config["priors"])
+    model.preprocess_config = check_preprocess_config(config.get("preprocess"))
+    return model
+
+
+def read_checkpoint(path, required=("model", "config")):
+    """Read a checkpoint written by ``train.py`` safely: the one checkpoint reader of the project.
+
+    ``torch.load(weights_only=True)`` runs no code from the file (a malicious pickle is refused), and every
+    way a file can fail to be a checkpoint (missing, empty, truncated, text, another pickle) becomes one line.
+
+    :param path: the ``.pt`` file
+    :param required: keys the checkpoint dict must have
+    :return: the checkpoint dict, its tensors on the CPU
+    :raises ValueError: "PATH: not a readable checkpoint (...)" / "PATH: not an SSD checkpoint (...)"
+    """
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # a truncated file, or not a checkpoint at all
+        reason = (str(error).strip().splitlines() or [""])[0][:200]
+        raise ValueError(f"{path}: not a readable checkpoint ({type(error).__name__}: {reason})") from None
+    missing = [key for key in required if not isinstance(checkpoint, dict) or key not in checkpoint]
+    if missing:
+        raise ValueError(f"{path}: not an SSD checkpoint (expected the keys {', '.join(map(repr, required))}; "
+                         f"missing {', '.join(map(repr, missing))})")
+    return checkpoint
+
+
+def load_model_from_checkpoint(path, device="cpu"):
+    """Rebuild a trained SSD from a checkpoint written by ``train.py``.
+
+    :param path: path of the ``.pt`` checkpoint (a dict with ``"model"`` and ``"config"``; the config
+        names the base and the input size, vgg16 and 300 when it does not)
+    :param device: where to put the model
+    :return: the model (``SSD300`` or ``SSD512``) in eval mode on ``device``, and the label map
+        (class name -> label). The config's "priors" (if any) are the model's priors, its "preprocess" (if any)
+        becomes ``model.preprocess_config``: pass it to ``utils.preprocess_settings`` to prepare images
+    """
+    checkpoint = read_checkpoint(path)
+    config = checkpoint["config"]
+    base, image_size = configured_network(config)
+    try:
+        model = apply_checkpoint_config(build_ssd(config["n_classes"], base=base, image_size=image_size), config)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
+    model.load_state_dict(checkpoint["model"])
+    return model.to(device).eval(), dict(config["label_map"])
+
+
+class TrainingSetupError(ValueError):
+    """Raised for unusable input (an empty data set, a checkpoint or folder that does not fit the run); the
+    message is one line naming the file or the setting."""
+
+
+class CheckpointWriteError(OSError):
+    """Raised when a checkpoint cannot be written (disk full, no permission); the earlier ones are intact."""
+
+
+CHECKPOINT_PATTERN = re.compile(r"^ssd(?:300|512)_iter_(\d+)\.pt$")
+
+
+def checkpoint_path(checkpoint_dir, iteration, image_size=300):
+    """Path of the checkpoint written after ``iteration`` optimizer steps (ssd300_iter_N.pt, or ssd512_...)."""
+    return os.path.join(checkpoint_dir, f"ssd{image_size}_iter_{iteration:06d}.pt")
+
+
+def list_checkpoints(checkpoint_dir):
+    """The checkpoints in a folder, oldest first, as a list of (iteration, path)."""
+    if not os.path.isdir(checkpoint_dir):
+        return []
+    found = []
+    for name in os.listdir(checkpoint_dir):
+        match = CHECKPOINT_PATTERN.match(name)
+        if match:
+            found.append((int(match.group(1)), os.path.join(checkpoint_dir, name)))
+    return sorted(found)
+
+
+def latest_checkpoint(checkpoint_dir):
+    """The checkpoint of the highest iteration in a folder: the one rule for "latest" (train.py's
+    ``--resume latest``, detect.py without ``--checkpoint``). File times are not used: a copied or
+    restored folder keeps its iterations but not its times.
+
+    :return: its path, or None when the folder holds no ssd300_iter_N.pt / ssd512_iter_N.pt
+    """
+    found = list_checkpoints(checkpoint_dir)
+    return found[-1][1] if found else None
+
+
+def prune_checkpoints(checkpoint_dir, keep, protect=None):
+    """Delete all but the newest ``keep`` checkpoints (``keep`` <= 0: delete none), never ``protect``."""
+    if keep <= 0:
+        return
+    for _, path in list_checkpoints(checkpoint_dir)[:-keep]:
+        if protect is None or os.path.abspath(path) != os.path.abspath(protect):
+            os.remove(path)
+
+
+def save_atomically(state, path):
+    """torch.save ``state`` to ``path`` atomically (utils.write_atomically): a crash or Ctrl-C while
+    writing leaves the previous checkpoint intact, never half a checkpoint.
+
+    :raises CheckpointWriteError: "cannot write PATH: no space left on device" (or the OS's reason); nothing
+        is left behind and the earlier checkpoints are untouched
+    """
+    # Serialised in memory first: torch's zip writer turns a failed write (a full disk) into a RuntimeError
+    # "unexpected pos ...", while a plain file write raises the OSError that says what happened.
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    try:
+        write_atomically(path, lambda file: file.write(buffer.getbuffer()), binary=True)
+    except OSError as error:
+        reason = os.strerror(error.errno).lower() if error.errno else str(error)
+        raise CheckpointWriteError(f"cannot write {path}: {reason}") from None
+
+
+def capture_rng_state():
+    """The states of every random generator training touches, as tensors and plain Python only.
+
+    :return: dict that torch.load(weights_only=True) can read back
+    """
+    numpy_state = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": {"key": torch.from_numpy(numpy_state[1].astype(np.int64)), "pos": int(numpy_state[2]),
+                  "has_gauss": int(numpy_state[3]), "cached_gaussian": float(numpy_state[4])},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def restore_rng_state(state):
+    """Put back the generator states saved by capture_rng_state."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    numpy_state = state["numpy"]
+    np.random.set_state(("MT19937", numpy_state["key"].numpy().astype(np.uint32), numpy_state["pos"],
+                         numpy_state["has_gauss"], numpy_state["cached_gaussian"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
+
+
+def resolve_resume_path(resume, checkpoint_dir):
+    """Turn ``--resume`` into a file path ('latest': the newest checkpoint in ``checkpoint_dir``)."""
+    if resume == "latest":
+        latest = latest_checkpoint(checkpoint_dir)
+        if latest is None:
+            raise FileNotFoundError(f"{checkpoint_dir}: --resume latest found no ssd300_iter_*.pt / ssd512_iter_*.pt checkpoint")
+        return latest
+    if not os.path.isfile(resume):
+        raise FileNotFoundError(f"{resume}: --resume checkpoint does not exist")
+    return resume
+
+
+# Settings that decide which batches (and augmentations) the run sees, or what the optimizer state means.
+RESUME_SETTINGS = ("batch_size", "seed", "no_augment", "skip_difficult", "max_images", "optimizer")
+
+
+def check_resume_settings(checkpoint, path, settings, world_size, allow_changed=False):
+    """Compare the run's settings with those the checkpoint was trained with.
+
+    A resumed run sees the batches the uninterrupted run would have seen only with the same batch size, seed,
+    augmentation, objects, images and number of processes (a larger batch would skip images); the optimizer
+    state only fits the same optimizer.
+
+    :param checkpoint: the checkpoint dict ("args": the settings it was trained with, "world_size"; older ones
+        lack them)
+    :param settings: this run's settings, {option name: value} (train.py's ``vars(args)``)
+    :param world_size: this run's number of processes
+    :param allow_changed: accept changes (--allow-changed-settings) instead of refusing them
+    :return: list of "--setting NEW (was OLD)" strings that differ (only when ``allow_changed``)
+    :raises TrainingSetupError: naming the changed settings, unless ``allow_changed``
+    """
+    saved = checkpoint.get("args") or {}
+    changed = [f"--{name.replace('_', '-')} {settings.get(name)} (was {saved[name]})"
+               for name in RESUME_SETTINGS if name in saved and saved[name] != settings.get(name)]
+    if "world_size" in checkpoint and checkpoint["world_size"] != world_size:
+        changed.append(f"{world_size} process(es) (was {checkpoint['world_size']})")
+    if changed and not allow_changed:
+        raise TrainingSetupError(f"{path}: this run changes what the checkpoint was trained with: {', '.join(changed)}; "
+                                 f"resume with the same settings, or pass --allow-changed-settings to accept "
+                                 f"other batches (and a fresh optimizer state if --optimizer changed)")
+    return changed
+
+
+def make_checkpoint(model, optimizer, scaler, iteration, label_map, settings, world_size=1):
+    """The checkpoint dict: tensors and plain Python only, so torch.load(weights_only=True) reads it.
+
+    :param model: the SSD (not wrapped in DDP)
+    :param iteration: optimizer steps done
+    :param label_map: {class name: label}
+    :param settings: the run's settings, {option name: value} (what a resume checks: check_resume_settings)
+    :param world_size: the number of processes
+    :return: the dict (see the module docstring)
+    """
+    return {
+        "model": model.state_dict(),
+        "config": network_config(model, label_map),
+        "iteration": iteration,
+        "optimizer": optimizer.state_dict(),
+        "scaler": scaler.state_dict(),
+        "rng": capture_rng_state(),
+        "args": dict(settings),
+        "world_size": world_size,
+    }
+
+
+def save_checkpoint(state, checkpoint_dir, keep, protect=None):
+    """Write ``state`` (make_checkpoint's) as ``ssd300_iter_<iteration>.pt`` (``ssd512_...``) atomically, then
+    prune the older ones.
+
+    :param checkpoint_dir: the folder
+    :param keep: how many of the newest checkpoints to keep (0: all)
+    :param protect: a checkpoint that pruning must keep (the last one known to be good)
+    :return: the path written
+    :raises CheckpointWriteError: when the file cannot be written (disk full...); nothing is pruned then
+    """
+    path = checkpoint_path(checkpoint_dir, state["iteration"], state["config"]["image_size"])
+    save_atomically(state, path)
+    prune_checkpoints(checkpoint_dir, keep, protect=protect)
+    return path
+
+
+def load_resume_state(path, model, optimizer, scaler, label_map, settings, world_size=1, allow_changed=False):
+    """Load a checkpoint into the model, optimizer and scaler, after checking it fits this run.
+
+    :param settings: this run's settings, {option name: value} (check_resume_settings; "optimizer" decides
+        whether the optimizer state fits)
+    :param allow_changed: --allow-changed-settings
+    :return: (iteration the checkpoint was written after, its RNG states dict or None, the list of changed
+        settings accepted)
+    :raises TrainingSetupError: one line naming the file: not a readable checkpoint, another network or label
+        map, or changed settings (check_resume_settings)
+    """
+    try:  # on the CPU: the RNG states must stay CPU tensors; load_state_dict moves the rest where it belongs
+        checkpoint = read_checkpoint(path, required=("model", "optimizer", "iteration"))
+    except ValueError as error:
+        raise TrainingSetupError(str(error)) from None
+    config = checkpoint.get("config", {})
+    saved_network = configured_network(config)
+    if saved_network != (model.base_name, model.image_size):
+        raise TrainingSetupError(f"{path}: checkpoint holds an SSD{saved_network[1]} with base {saved_network[0]}, "
+                                 f"but this run asks for --base {model.base_name} --image-size {model.image_size}")
+    saved_map = config.get("label_map")
+    if saved_map is not None and dict(saved_map) != dict(label_map):
+        raise TrainingSetupError(f"{path}: checkpoint was trained with labels {sorted(saved_map, key=saved_map.get)}, "
+                                 f"but the data folder has {sorted(label_map, key=label_map.get)}")
+    changed = check_resume_settings(checkpoint, path, settings, world_size, allow_changed)
+    optimizer_name = settings.get("optimizer")
+    try:
+        apply_checkpoint_config(model, config)  # a run fine-tuned from converted weights keeps their priors and input
+        model.load_state_dict(checkpoint["model"])
+        if (checkpoint.get("args") or {}).get("optimizer", optimizer_name) == optimizer_name:
+            optimizer.load_state_dict(checkpoint["optimizer"])
+    except (RuntimeError, ValueError, KeyError) as error:
+        raise TrainingSetupError(f"{path}: does not fit this run ({str(error).splitlines()[0]})") from None
+    if checkpoint.get("scaler"):
+        scaler.load_state_dict(checkpoint["scaler"])
+    return int(checkpoint["iteration"]), checkpoint.get("rng"), changed
