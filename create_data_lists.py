@@ -1264,9 +1264,17 @@ def create_yolo_data_lists(source, output_folder="data", test_fraction=None, see
         drawn = set(drawn)
         test += [image for image in train if image["image"] in drawn]
         train = [image for image in train if image["image"] not in drawn]
-    val_is_test = not test and ("TEST" not in splits or same_test)
-    lists = {"TRAIN": _yolo_lists(train), "VAL": _yolo_lists(splits["VAL"])}
+    # A val that is the train images themselves (one folder for both, as detect.py --save-yolo and small
+    # Ultralytics examples write): one set, not two splits, so TRAIN alone (each image in both would be a leak).
+    val_is_train = dataset["listed"]["VAL"] == dataset["listed"]["TRAIN"]
+    val_is_test = not val_is_train and not test and ("TEST" not in splits or same_test)
+    lists = {"TRAIN": _yolo_lists(train)} if val_is_train else {"TRAIN": _yolo_lists(train),
+                                                                "VAL": _yolo_lists(splits["VAL"])}
     lists["TEST"] = lists["VAL"] if val_is_test else _yolo_lists(test)
+    if val_is_train:
+        remove_stale_validation(output_folder)  # an earlier run's VAL would overlap this TRAIN
+        notes.append(f"Note: {dataset['yaml']} has its train as val: the images are TRAIN alone (no VAL); "
+                     f"--test-fraction F draws a TEST split from them.")
     if val_is_test:
         notes.append(f"Note: {dataset['yaml']} has " + ("its val as test" if same_test else "no test split")
                      + ": VAL (its val) is also written as TEST, which eval.py scores; --test-fraction F draws a "

@@ -1,0 +1,172 @@
+"""detect.py --save-voc / --save-yolo / --save-coco, each read back by the tool its format belongs to:
+create_data_lists.py for VOC XML and YOLO, pycocotools for COCO. The detections are forced (a stand-in detector
+with known boxes), so that every value read back is known."""
+
+import json
+import os
+
+import pytest
+from PIL import Image
+
+import create_data_lists
+import detect
+from utils import make_label_map
+
+LABEL_MAP = make_label_map(["cat", "dog", "traffic light"])
+SIZES = {"wide.jpg": (160, 90), "tall.png": (70, 120)}
+
+
+def forced_detections(width, height):
+    """Known detections for an image of this size: decimals as detect.py rounds them (0.1 pixel), one box on the
+    image's right and bottom edges, one of zero width (clamped onto the edge: no object, left out of the files)."""
+    return [{"label": "dog", "score": 0.9312, "box": [10.3, 20.0, 50.7, 60.1]},
+            {"label": "traffic light", "score": 0.5, "box": [width - 30.5, height - 12.2, float(width), float(height)]},
+            {"label": "cat", "score": 0.25, "box": [0.0, 0.0, 12.0, 7.5]},
+            {"label": "cat", "score": 0.2, "box": [float(width), 5.0, float(width), 9.0]}]
+
+
+@pytest.fixture
+def photos(tmp_path, monkeypatch):
+    """Two images and detect.py's model replaced by forced detections: (folder, expected {file name: detections
+    that have an area})."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name, size in SIZES.items():
+        Image.new("RGB", size, "olive").save(folder / name)
+
+    def make_detector(args):
+        def detect_fn(images):
+            return [forced_detections(image.width, image.height) for image in images]
+        return detect_fn, LABEL_MAP, "forced detections"
+
+    monkeypatch.setattr(detect, "make_detector", make_detector)
+    expected = {name: forced_detections(*size)[:3] for name, size in SIZES.items()}
+    return folder, expected
+
+
+def read_lists(folder, split):
+    """create_data_lists' lists of a split: {image file name: [(class name, box)]}."""
+    with open(os.path.join(folder, "label_map.json")) as file:
+        names = {label: name for name, label in json.load(file).items()}
+    with open(os.path.join(folder, f"{split}_images.json")) as file:
+        images = json.load(file)
+    with open(os.path.join(folder, f"{split}_objects.json")) as file:
+        objects = json.load(file)
+    return {os.path.basename(path): [(names[label], box) for label, box in zip(entry["labels"], entry["boxes"])]
+            for path, entry in zip(images, objects)}
+
+
+def test_voc_xml_reads_back_through_create_data_lists_into_the_same_boxes(photos, tmp_path, capsys):
+    folder, expected = photos
+    voc = tmp_path / "voc"
+    assert detect.main([str(folder), "--output", str(tmp_path / "out"), "--save-voc", str(voc)]) == 0
+    printed = capsys.readouterr().out
+    assert f"--save-voc: 2 Pascal VOC XML files -> {voc}" in printed
+    assert "Note: 2 detection(s) of zero width or height" in printed
+    assert sorted(os.listdir(voc)) == ["tall.xml", "wide.xml"]
+
+    lists = tmp_path / "lists"
+    assert create_data_lists.main(["--annotations", str(voc), "--images", str(folder), "--output", str(lists),
+                                   "--test-fraction", "0"]) == 0
+    read = read_lists(lists, "TRAIN")
+    assert sorted(read) == sorted(expected)
+    for name, detections in expected.items():
+        # VOC's 1-based pixels: written as x1 + 1, read back as xmin - 1; the same box to float rounding.
+        assert [label for label, _ in read[name]] == [d["label"] for d in detections]
+        for (_, box), detection in zip(read[name], detections):
+            assert box == pytest.approx(detection["box"], abs=1e-9)
+    # <size> is the image's: create_data_lists checks it against the file, so a wrong one would have failed above.
+
+
+def test_yolo_set_reads_back_through_create_data_lists_yolo(photos, tmp_path, capsys):
+    folder, expected = photos
+    yolo = tmp_path / "yolo"
+    assert detect.main([str(folder), "--output", str(tmp_path / "out"), "--save-yolo", str(yolo),
+                        "--save-scores"]) == 0
+    assert f"--save-yolo: 2 images (2 linked) and YOLO label files, and data.yaml -> {yolo}" in capsys.readouterr().out
+    assert sorted(os.listdir(yolo)) == ["data.yaml", "images", "labels"]
+    assert sorted(os.listdir(yolo / "images")) == sorted(SIZES)
+
+    # Ultralytics' documented format, checked by hand: per line an integer class id (0-based: label - 1), then
+    # cx cy w h as fractions of the image's size; here the score as a sixth value.
+    lines = (yolo / "labels" / "wide.txt").read_text().splitlines()
+    assert len(lines) == 3
+    values = [float(value) for value in lines[0].split()]
+    width, height = SIZES["wide.jpg"]
+    assert lines[0].split()[0] == "1"  # dog: label 2, class id 1
+    assert values[1:] == pytest.approx([(10.3 + 50.7) / 2 / width, (20.0 + 60.1) / 2 / height, (50.7 - 10.3) / width,
+                                        (60.1 - 20.0) / height, 0.9312], abs=5e-7)
+    assert lines[1].split()[0] == "2" and lines[2].split()[0] == "0"
+
+    lists = tmp_path / "lists"
+    assert create_data_lists.main(["--yolo", str(yolo), "--output", str(lists)]) == 0
+    printed = capsys.readouterr().out
+    assert "has its train as val: the images are TRAIN alone" in printed
+    with open(lists / "label_map.json") as file:
+        assert json.load(file) == LABEL_MAP  # the names of data.yaml, in class-id order
+    read = read_lists(lists, "TRAIN")
+    assert sorted(read) == sorted(expected)
+    for name, detections in expected.items():
+        side = max(SIZES[name])
+        assert [label for label, _ in read[name]] == [d["label"] for d in detections]
+        for (_, box), detection in zip(read[name], detections):
+            # 6 decimals of the fractions: off by at most 7.5e-7 of the side (cx and w each rounded).
+            assert box == pytest.approx(detection["box"], abs=7.6e-7 * side)
+
+    # Without --save-scores: five values a line, as training tools expect.
+    assert detect.main([str(folder / "wide.jpg"), "--output", str(tmp_path / "out"), "--save-yolo",
+                        str(tmp_path / "plain")]) == 0
+    assert {len(line.split()) for line in (tmp_path / "plain" / "labels" / "wide.txt").read_text().splitlines()} == {5}
+
+
+def test_coco_json_loads_in_pycocotools_as_data_and_as_results(photos, tmp_path, capsys):
+    pytest.importorskip("pycocotools")
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    folder, expected = photos
+    path = tmp_path / "detections.json"
+    assert detect.main([str(folder), "--output", str(tmp_path / "out"), "--save-coco", str(path)]) == 0
+    assert f"--save-coco: 2 images, 6 detections -> {path} (file names relative to {folder})" in \
+        capsys.readouterr().out
+
+    coco = COCO(str(path))
+    images = {image["file_name"]: image for image in coco.loadImgs(coco.getImgIds())}
+    assert {name: (image["width"], image["height"]) for name, image in images.items()} == SIZES
+    assert {category["id"]: category["name"] for category in coco.loadCats(coco.getCatIds())} == {
+        1: "cat", 2: "dog", 3: "traffic light"}
+    for name, detections in expected.items():
+        annotations = coco.loadAnns(coco.getAnnIds(imgIds=[images[name]["id"]]))
+        assert [(a["category_id"], a["score"], a["iscrowd"]) for a in annotations] == [
+            (LABEL_MAP[d["label"]], d["score"], 0) for d in detections]
+        for annotation, detection in zip(annotations, detections):
+            x1, y1, x2, y2 = detection["box"]
+            assert annotation["bbox"] == pytest.approx([x1, y1, x2 - x1, y2 - y1], abs=1e-9)
+            assert annotation["area"] == pytest.approx((x2 - x1) * (y2 - y1), abs=1e-6)
+
+    # Its annotations are also a results file: scored against the file itself, every detection is right.
+    with open(path) as file:
+        results = coco.loadRes(json.load(file)["annotations"])
+    evaluation = COCOeval(coco, results, "bbox")
+    evaluation.evaluate()
+    evaluation.accumulate()
+    evaluation.summarize()
+    assert evaluation.stats[0] == pytest.approx(1.0) and evaluation.stats[1] == pytest.approx(1.0)
+
+
+def test_the_per_image_json_names_its_image_and_size(photos, tmp_path):
+    folder, expected = photos
+    out = tmp_path / "out"
+    assert detect.main([str(folder / "tall.png"), "--output", str(out)]) == 0
+    document = json.loads((out / "tall_detections.json").read_text())
+    assert (document["image"], document["width"], document["height"]) == (str(folder / "tall.png"), 70, 120)
+    assert document["detections"] == forced_detections(70, 120)  # the JSON keeps every detection
+
+
+def test_writers_refuse_what_they_cannot_write():
+    from ssd_support import detection_formats
+
+    with pytest.raises(ValueError, match=r"labels are \[1, 3\], not 1..2"):
+        detection_formats.yolo_class_names({"background": 0, "cat": 1, "dog": 3})
+    with pytest.raises(KeyError, match="horse"):
+        detection_formats.yolo_label_lines([{"label": "horse", "score": 1.0, "box": [0, 0, 1, 1]}], LABEL_MAP, 10, 10)

@@ -1,0 +1,124 @@
+"""Annotated videos that browsers play (ssd_support/video.py) and detect.py --webcam SOURCE --output DIR (headless),
+read back with OpenCV: frames counted, codec named."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import detect
+from ssd_support import video
+from utils import make_label_map
+
+cv2 = pytest.importorskip("cv2")
+LABEL_MAP = make_label_map(["cat"])
+
+
+def read_back(path):
+    """(frames, the codec's fourcc as text) of a video file, through OpenCV."""
+    capture = cv2.VideoCapture(str(path))
+    assert capture.isOpened(), path
+    fourcc = int(capture.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little").decode("ascii", "replace")
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    capture.release()
+    return frames, fourcc
+
+
+def shades(n, size=(63, 97)):
+    """n flat BGR frames of an odd size, each a different grey."""
+    return [np.full((*size, 3), 30 + 40 * i, dtype=np.uint8) for i in range(n)]
+
+
+@pytest.mark.parametrize("codec, fourcc", [("vp9", "VP90"), ("h264", "h264")])
+def test_the_writer_gives_a_browser_codec_with_every_frame(tmp_path, codec, fourcc):
+    if codec == "h264":
+        pytest.importorskip("av")
+    writer = video.AnnotatedVideoWriter(str(tmp_path / "clip"), 10.0, (97, 63), codec)
+    for frame in shades(5):
+        writer.write(frame)
+    assert writer.close() == str(tmp_path / f"clip{video.EXTENSIONS[codec]}")
+    assert os.listdir(tmp_path) == [f"clip{video.EXTENSIONS[codec]}"]  # no temporary file left
+    frames, read_fourcc = read_back(writer.path)
+    assert read_fourcc == fourcc and len(frames) == 5
+    # 4:2:0 needs even sides: 97 x 63 padded by a copy of the last column / row, the frame itself unmoved.
+    assert frames[0].shape == (64, 98, 3)
+    for i, frame in enumerate(frames):
+        assert np.abs(frame.astype(int) - (30 + 40 * i)).max() <= 6  # lossy, but flat frames stay flat
+
+
+def test_auto_is_h264_with_pyav_and_vp9_without(monkeypatch):
+    monkeypatch.setattr(video, "pyav_h264_available", lambda: True)
+    assert video.choose_codec("auto") == "h264"
+    monkeypatch.setattr(video, "pyav_h264_available", lambda: False)
+    assert video.choose_codec("auto") == "vp9"
+    with pytest.raises(ValueError, match="H.264 video needs PyAV: pip install av"):
+        video.choose_codec("h264")
+
+
+def one_cat(images):
+    """Forced detections: a cat in the top-left quarter of every image."""
+    return [[{"label": "cat", "score": 0.9, "box": [0.0, 0.0, image.width / 2, image.height / 2]}] for image in images]
+
+
+def test_webcam_with_output_saves_the_stream_without_a_window(tmp_path, monkeypatch, capsys):
+    """A synthetic video file as the SOURCE (OpenCV opens a file as a capture); --max-frames stops it."""
+    clip = str(tmp_path / "camera.avi")
+    writer = cv2.VideoWriter(clip, cv2.VideoWriter_fourcc(*"MJPG"), 8.0, (80, 60))
+    for frame in shades(6, (60, 80)):
+        writer.write(frame)
+    writer.release()
+    monkeypatch.setattr(detect, "make_detector", lambda args: (one_cat, LABEL_MAP, "forced detections"))
+
+    def no_window(frame):
+        raise AssertionError("a window was opened")
+
+    monkeypatch.setattr(detect, "show_in_window", no_window)
+    out = tmp_path / "out"
+    assert detect.main(["--webcam", clip, "--output", str(out), "--max-frames", "4", "--video-codec", "vp9"]) == 0
+    assert f"--webcam {clip}: 4 frames -> {out / 'camera_detections.webm'} (VP9 WebM (OpenCV))" in \
+        capsys.readouterr().out
+    assert sorted(os.listdir(out)) == ["camera_detections.json", "camera_detections.webm"]
+    frames, fourcc = read_back(out / "camera_detections.webm")
+    assert fourcc == "VP90" and len(frames) == 4
+    assert np.abs(frames[2][50, 70].astype(int) - 110).max() <= 12  # far from the box: the camera's frame
+    assert np.abs(frames[2][15, 1].astype(int) - 110).max() > 40  # the box's left edge
+    document = json.loads((out / "camera_detections.json").read_text())
+    assert (document["video"], document["width"], document["height"], document["fps"],
+            document["video_file"]) == (f"--webcam {clip}", 80, 60, 8.0, "camera_detections.webm")
+    assert [entry["frame"] for entry in document["frames"]] == [0, 1, 2, 3]
+    assert document["frames"][3]["detections"] == [{"label": "cat", "score": 0.9, "box": [0.0, 0.0, 40.0, 30.0]}]
+
+
+class StoppedCapture:
+    """Three frames, then Ctrl-C (KeyboardInterrupt) while reading the fourth."""
+
+    def __init__(self):
+        self.frames = shades(3, (40, 60))
+
+    def read(self):
+        if not self.frames:
+            raise KeyboardInterrupt
+        return True, self.frames.pop(0)
+
+
+def test_ctrl_c_ends_a_stream_and_keeps_both_files_but_not_a_video_file(tmp_path):
+    stem = str(tmp_path / "stream_detections")
+    result = detect.annotate_capture(StoppedCapture(), "--webcam 0", stem, one_cat, LABEL_MAP, batch_size=1,
+                                     codec="vp9", stream=True)
+    assert result["stopped"] and result["frames"] == 3
+    frames, _ = read_back(stem + ".webm")
+    assert len(frames) == 3
+    assert len(json.loads(open(stem + ".json").read())["frames"]) == 3
+
+    # A video file stopped half-way is not a result: the interrupt goes on, and no file is left.
+    stem = str(tmp_path / "file" / "clip_detections")
+    os.makedirs(os.path.dirname(stem))
+    with pytest.raises(KeyboardInterrupt):
+        detect.annotate_capture(StoppedCapture(), "clip.mp4", stem, one_cat, LABEL_MAP, codec="vp9")
+    assert os.listdir(os.path.dirname(stem)) == []
