@@ -93,6 +93,9 @@ def parse_args(argv=None):
     recipe.add_argument("--decay-at", type=int, nargs="*", default=[80_000, 100_000],
                         help="iterations at which the learning rate is multiplied by --lr-gamma")
     recipe.add_argument("--lr-gamma", type=float, default=0.1, help="learning-rate decay factor")
+    recipe.add_argument("--lr-schedule", choices=("step", "cosine"), default="step",
+                        help="step: the paper's decays at --decay-at; cosine: after the warmup, a half cosine down to "
+                             "--lr x 0.01 at the last iteration (--decay-at and --lr-gamma unused)")
     recipe.add_argument("--warmup", type=int, default=500,
                         help="iterations of linear warmup from --warmup-factor x lr up to lr (0: none)")
     recipe.add_argument("--warmup-factor", type=float, default=1.0 / 3, help="learning-rate fraction at iteration 0")
@@ -176,7 +179,10 @@ def train(run, args):
     with stop_on_signals(stop_request), log:
         while iteration < args.iterations:
             step_start = time.perf_counter()
-            lr = learning_rate_at(iteration, args.lr, args.decay_at, args.lr_gamma, args.warmup, args.warmup_factor)
+            if args.lr_schedule == "cosine":
+                lr = cosine_learning_rate_at(iteration, args.lr, args.iterations, args.warmup, args.warmup_factor)
+            else:
+                lr = learning_rate_at(iteration, args.lr, args.decay_at, args.lr_gamma, args.warmup, args.warmup_factor)
             set_learning_rate(run.optimizer, lr)
             try:
                 images, boxes, labels = next_batch(run)  # (N, 3, 300, 300) normalized; lists of (n_i, 4), (n_i,)
@@ -313,9 +319,43 @@ def learning_rate_at(iteration, base_lr, decay_at=(80_000, 100_000), gamma=0.1, 
     return base_lr * factor
 
 
+def cosine_learning_rate_at(iteration, base_lr, iterations, warmup=500, warmup_factor=1.0 / 3, final_fraction=0.01):
+    """--lr-schedule cosine: the same linear warmup, then a half cosine from ``base_lr`` down to
+    ``base_lr * final_fraction`` at the last iteration (not the paper's; a common choice for short fine-tuning runs).
+
+    A pure function of the iteration, as learning_rate_at.
+
+    :param iteration: 0-based index of the optimizer step
+    :param iterations: the run's length (the last step is ``iterations - 1``)
+    :param final_fraction: the rate at the end, as a fraction of ``base_lr``
+    :return: the learning rate (float)
+    """
+    if iteration < warmup:
+        return base_lr * (warmup_factor + (1.0 - warmup_factor) * iteration / warmup)
+    progress = (iteration - warmup) / max(iterations - 1 - warmup, 1)
+    return base_lr * (final_fraction + (1.0 - final_fraction) * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0))))
+
+
 # The paper's schedule: 120k iterations, the learning rate divided by 10 at 80k and at 100k.
 PAPER_ITERATIONS = 120_000
 PAPER_DECAY_AT = (80_000, 100_000)
+
+
+def cosine_learning_rate_at(iteration, base_lr, iterations, warmup=500, warmup_factor=1.0 / 3, final_fraction=0.01):
+    """--lr-schedule cosine: the same linear warmup, then a half cosine from ``base_lr`` down to
+    ``base_lr * final_fraction`` at the last iteration (not the paper's; a common choice for short fine-tuning runs).
+
+    A pure function of the iteration, as learning_rate_at.
+
+    :param iteration: 0-based index of the optimizer step
+    :param iterations: the run's length (the last step is ``iterations - 1``)
+    :param final_fraction: the rate at the end, as a fraction of ``base_lr``
+    :return: the learning rate (float)
+    """
+    if iteration < warmup:
+        return base_lr * (warmup_factor + (1.0 - warmup_factor) * iteration / warmup)
+    progress = (iteration - warmup) / max(iterations - 1 - warmup, 1)
+    return base_lr * (final_fraction + (1.0 - final_fraction) * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0))))
 
 
 # The paper's schedule: 120k iterations, the learning rate divided by 10 at 80k and at 100k.
@@ -342,6 +382,10 @@ def schedule_for_epochs(epochs, n_images, batch_size, world_size, warmup, decay_
     iterations = max(1, math.ceil(epochs * n_images / (batch_size * world_size)))
     if tuple(decay_at) == PAPER_DECAY_AT:
         decay_at = [round(iterations * milestone / PAPER_ITERATIONS) for milestone in PAPER_DECAY_AT]
+        # On a handful of images both scaled decays can round to one iteration, dividing the rate by 100 at once:
+        # each decay comes at least one iteration after the one before.
+        for index in range(1, len(decay_at)):
+            decay_at[index] = max(decay_at[index], decay_at[index - 1] + 1)
     decay_at = list(decay_at)
     warmup = min(warmup, min(decay_at + [iterations]))
     return iterations, decay_at, warmup
@@ -500,7 +544,7 @@ def prepare_training(args, dist_info):
     label_map = load_label_map(args.data_folder)
     model = build_model(args.base, args.image_size, len(label_map), device, pretrained=not args.no_pretrained)
     if args.init_from and not args.resume:  # a resumed run continues from its own weights
-        from convert_weights import init_from_checkpoint  # here: only --init-from needs the converters
+        from ssd_support.weights import init_from_checkpoint  # here: only --init-from needs the converters
 
         try:
             init_from_checkpoint(model, args.init_from, label_map, log=print if is_main else None)

@@ -6,8 +6,9 @@ files and resume, the run log, torchrun, the fast TRAIN path, the vectorised mAP
 torchvision-style detector, data formats, plots) is a module of this package.
 
 The rules:
-- the lesson modules (model, utils, datasets) import only this package's leaves, modules that import no lesson
-  module (``files``, ``images``);
+- the lesson modules import only what cannot import them back: ``model`` and ``utils`` only this package's leaves
+  (modules that import no lesson module: ``files``, ``images``), ``datasets`` also ``fast_augment``, which builds
+  on utils' random draws;
 - nothing in this package imports a top-level script (train, eval, detect, create_data_lists, export,
   convert_weights); the scripts import what they need from here;
 - a new product feature goes here, as a module of its own, and the script that offers it gains a flag.

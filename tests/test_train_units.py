@@ -191,3 +191,22 @@ def test_loader_workers_run_opencv_on_one_thread_and_ignore_stop_signals():
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     result = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["1", "True", "True"]
+
+
+def test_cosine_schedule_warms_up_then_falls_to_a_hundredth_of_the_rate():
+    """--lr-schedule cosine: the step schedule's warmup, then 1e-3 at the warmup's end, the midpoint's
+    (1 + 0.01) / 2 x 1e-3, and 1e-5 at the last iteration, never below."""
+    rates = [train.cosine_learning_rate_at(i, 1e-3, 101, warmup=10, warmup_factor=0.5) for i in range(101)]
+    assert rates[0] == pytest.approx(0.5e-3) and rates[5] == pytest.approx(0.75e-3)
+    assert rates[10] == pytest.approx(1e-3)
+    assert rates[55] == pytest.approx(1e-3 * (0.01 + 0.99 * 0.5))  # halfway from iteration 10 to 100
+    assert rates[100] == pytest.approx(1e-5)
+    assert all(a >= b for a, b in zip(rates[10:], rates[11:])) and min(rates) == pytest.approx(1e-5)
+
+
+def test_epochs_on_a_handful_of_images_keep_the_two_decays_apart():
+    """3 iterations: the paper's decays scale to round(2.0) and round(2.5) = 2, 2 (the rate divided by 100 at
+    once); they become 2 and 3."""
+    assert train.schedule_for_epochs(3, 1, 1, 1, warmup=0) == (3, [2, 3], 0)
+    rates = [train.learning_rate_at(i, 1e-3, [2, 3], 0.1, warmup=0) for i in range(3)]
+    assert rates == pytest.approx([1e-3, 1e-3, 1e-4])
