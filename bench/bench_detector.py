@@ -24,7 +24,9 @@ ours with the network run by onnxruntime on its ONNX export (``export.OnnxRuntim
 
 ``--folder`` times what ``detect.py`` does with a folder of photos instead, file reading and JPEG decoding
 included, batch by batch (``--batch-size``): images.load_image, then detect.detect_batch on the network as
-detect.py prepares it (channels-last weights on the CPU; ``--backend onnxruntime``: export.OnnxRuntimeSSD), with
+detect.py prepares it (channels-last weights on the CPU; ``--backend onnxruntime``: export.OnnxRuntimeSSD), and
+names which of the two is detect.py's default on this machine (``--backend auto``: onnxruntime on a CPU where it is
+installed, PyTorch otherwise), with
 torchvision's settings (score 0.01, NMS 0.45, 200 detections per image), against torchvision's documented
 inference (``PIL.Image.open`` -> ``to_tensor`` -> ``model(images)``) with the same weights. The detections of
 detect.py's two backends are checked to agree (same labels, boxes within 0.1 pixel, scores within 1e-4, as
@@ -45,7 +47,7 @@ from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from detect import detect_batch  # noqa: E402
+from detect import choose_backend, detect_batch  # noqa: E402
 from ssd_support.detector import SSDDetector  # noqa: E402
 from ssd_support.images import load_image  # noqa: E402
 from model import SSD300  # noqa: E402
@@ -222,7 +224,11 @@ def folder_benchmark(args, device):
     def detect_py_path(model):
         return lambda paths: detect_batch([load_image(path) for path in paths], model, label_map, **settings)
 
-    contenders = {"torchvision": torchvision_path, "detect.py": detect_py_path(network)}
+    contenders = {"torchvision": torchvision_path, "detect.py --backend torch": detect_py_path(network)}
+    # detect.py's default, --backend auto, on this machine: the same rule detect.py applies.
+    default = "detect.py --backend " + choose_backend("auto", device.type)[0]
+    if default == "detect.py --backend onnxruntime" and args.skip_onnxruntime:
+        default = "detect.py --backend torch"
     if device.type == "cpu" and not args.skip_onnxruntime:
         from export import OnnxRuntimeSSD
 
@@ -237,7 +243,7 @@ def folder_benchmark(args, device):
         batches = [paths[i:i + args.batch_size] for i in range(0, len(paths), args.batch_size)]
         if "detect.py --backend onnxruntime" in contenders:
             for batch in batches:
-                check_same_pixel_detections(contenders["detect.py"](batch),
+                check_same_pixel_detections(contenders["detect.py --backend torch"](batch),
                                             contenders["detect.py --backend onnxruntime"](batch))
         for run in contenders.values():
             run(batches[0])  # warm-up
@@ -253,9 +259,12 @@ def folder_benchmark(args, device):
           f"file reading and decoding included, best of {args.repeats} passes, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads")
     for name, rate in rates.items():
-        print(f"  {name:32s} {rate:8.2f} images/s")
+        print(f"  {name:32s} {rate:8.2f} images/s" + ("   <- detect.py's default here (--backend auto)"
+                                                       if name == default else ""))
     for name in list(rates)[1:]:
         print(f"  ratio {name} / torchvision: {rates[name] / rates['torchvision']:.2f}x")
+    print(f"  ratio detect.py's default (--backend auto = {default.split()[-1]}) / torchvision: "
+          f"{rates[default] / rates['torchvision']:.2f}x")
     return 0
 
 
