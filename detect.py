@@ -41,7 +41,7 @@ all classes together, so that one object gets one box even when two classes scor
 
 From Python::
 
-    from model import load_model_from_checkpoint
+    from ssd_support.checkpoints import load_model_from_checkpoint
     from ssd_support.images import load_image
     from detect import detect
     model, label_map = load_model_from_checkpoint("ckpt.pt")
@@ -147,7 +147,7 @@ def detect(image, model, label_map, min_score=0.2, max_overlap=0.5, top_k=200, s
     """Detect objects in one image and draw them.
 
     :param image: a PIL image (any mode) or the path of an image file
-    :param model: an SSD in eval mode (see ``model.load_model_from_checkpoint``), on any device
+    :param model: an SSD in eval mode (see ``ssd_support.checkpoints.load_model_from_checkpoint``), on any device
     :param label_map: {class name: label}, background 0
     :param min_score: minimum class score of a detection
     :param max_overlap: NMS IoU threshold
@@ -464,8 +464,9 @@ def make_detector(args):
 
     import torch
 
-    from model import load_model_from_checkpoint, use_fast_cpu_layout  # here: importing detect loads no network code
-    from train_support import latest_checkpoint
+    from ssd_support.checkpoints import load_model_from_checkpoint  # here: importing detect loads no network code
+    from ssd_support.cpu_layout import use_fast_cpu_layout
+    from ssd_support.checkpoints import latest_checkpoint
 
     checkpoint = args.checkpoint or latest_checkpoint(DEFAULT_CHECKPOINT_DIR)
     if checkpoint is None:

@@ -11,7 +11,7 @@ from PIL import Image
 from torch import nn
 
 import detect
-import train_support
+from ssd_support import checkpoints
 from model import SSD300
 from utils import make_label_map
 
@@ -139,13 +139,13 @@ def test_expand_inputs_handles_files_folders_and_globs(tmp_path):
 
 def test_latest_checkpoint_is_the_highest_iteration_whatever_the_file_times(tmp_path):
     # One rule for detect.py and train.py --resume latest: a copied folder keeps iterations, not file times.
-    assert train_support.latest_checkpoint(str(tmp_path)) is None
+    assert checkpoints.latest_checkpoint(str(tmp_path)) is None
     for age, name in ((100, "ssd300_iter_000200.pt"), (10, "ssd300_iter_000100.pt"), (5, "other.pth")):
         path = tmp_path / name
         path.write_bytes(b"")
         os.utime(path, (time.time() - age, time.time() - age))
-    assert train_support.latest_checkpoint(str(tmp_path)) == str(tmp_path / "ssd300_iter_000200.pt")
-    assert train_support.resolve_resume_path("latest", str(tmp_path)) == str(tmp_path / "ssd300_iter_000200.pt")
+    assert checkpoints.latest_checkpoint(str(tmp_path)) == str(tmp_path / "ssd300_iter_000200.pt")
+    assert checkpoints.resolve_resume_path("latest", str(tmp_path)) == str(tmp_path / "ssd300_iter_000200.pt")
 
 
 @pytest.fixture(scope="module")
