@@ -482,7 +482,7 @@ def make_detector(args):
     use_fast_cpu_layout(model)  # channels-last weights on the CPU: same detections, faster (bench/bench_detector.py)
     backend, why = choose_backend(args.backend, device.type)
     if backend == "onnxruntime":
-        from export import OnnxRuntimeSSD  # an ImportError names the missing package
+        from ssd_support.onnx_export import OnnxRuntimeSSD  # an ImportError names the missing package
 
         try:
             model = OnnxRuntimeSSD(model)  # the network exported to a temporary file; post-processing unchanged

@@ -19,12 +19,12 @@ models alternately so that a slow moment of the machine hits all of them. A thir
 network's weights in channels-last memory (``detector.network.to(memory_format=torch.channels_last)``: oneDNN's
 convolutions then run without reordering activations), checked to give the same detections as the default
 layout (same labels, boxes within 1e-2 pixels, scores within 1e-5) before it is timed. On the CPU a fourth is
-ours with the network run by onnxruntime on its ONNX export (``export.OnnxRuntimeSSD``, what ``detect.py
+ours with the network run by onnxruntime on its ONNX export (``onnx_export.OnnxRuntimeSSD``, what ``detect.py
 --backend onnxruntime`` uses), checked the same way.
 
 ``--folder`` times what ``detect.py`` does with a folder of photos instead, file reading and JPEG decoding
 included, batch by batch (``--batch-size``): images.load_image, then detect.detect_batch on the network as
-detect.py prepares it (channels-last weights on the CPU; ``--backend onnxruntime``: export.OnnxRuntimeSSD), and
+detect.py prepares it (channels-last weights on the CPU; ``--backend onnxruntime``: onnx_export.OnnxRuntimeSSD), and
 names which of the two is detect.py's default on this machine (``--backend auto``: onnxruntime on a CPU where it is
 installed, PyTorch otherwise), with
 torchvision's settings (score 0.01, NMS 0.45, 200 detections per image), against torchvision's documented
@@ -124,7 +124,7 @@ def main(argv=None):
     images = photos(args.batch_size, device)
     if device.type == "cpu" and not args.skip_onnxruntime:
         try:
-            from export import OnnxRuntimeSSD
+            from ssd_support.onnx_export import OnnxRuntimeSSD
             onnx_network = OnnxRuntimeSSD(copy.deepcopy(ours.network))
             models["ours, onnxruntime"] = SSDDetector(onnx_network, antialias=False).eval()
         except ImportError:
@@ -152,7 +152,7 @@ def main(argv=None):
 
 
 def onnxruntime_profile(repeats):
-    """Where export.OnnxRuntimeSSD's time goes: onnxruntime's profiler, summed by operator type (batch 4), and the
+    """Where OnnxRuntimeSSD's time goes: onnxruntime's profiler, summed by operator type (batch 4), and the
     best time per image of ``repeats`` calls at batch 1, 2, 4 and 8 (random weights and images: the same
     convolutions as a trained network's)."""
     import collections
@@ -160,7 +160,7 @@ def onnxruntime_profile(repeats):
 
     import onnxruntime
 
-    from export import OnnxRuntimeSSD, export_network
+    from ssd_support.onnx_export import OnnxRuntimeSSD, export_network
 
     torch.manual_seed(0)
     network = SSD300(N_CLASSES).eval()
@@ -230,7 +230,7 @@ def folder_benchmark(args, device):
     if default == "detect.py --backend onnxruntime" and args.skip_onnxruntime:
         default = "detect.py --backend torch"
     if device.type == "cpu" and not args.skip_onnxruntime:
-        from export import OnnxRuntimeSSD
+        from ssd_support.onnx_export import OnnxRuntimeSSD
 
         start = time.perf_counter()
         onnx_network = OnnxRuntimeSSD(copy.deepcopy(network))

@@ -257,7 +257,7 @@ def _pretrained(base, image_size, weights, num_classes, checkpoint, progress, al
         raise ValueError(f"weights={weights!r}: choose one of {', '.join(WEIGHTS_NAMES)} (or pass checkpoint=PATH)")
     if checkpoint is not None:
         raise ValueError("pass either weights or checkpoint, not both")
-    from convert_weights import coco_label_map, pretrained_network  # here: importing detector downloads nothing
+    from ssd_support.weights import coco_label_map, pretrained_network  # here: importing detector downloads nothing
 
     n_classes = len(coco_label_map())
     if num_classes is not None and num_classes != n_classes:  # before any download, as torchvision checks

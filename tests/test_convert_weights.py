@@ -16,7 +16,8 @@ from torchvision.models.detection import ssd300_vgg16 as torchvision_ssd300_vgg1
 
 import convert_weights
 import train
-from convert_weights import LABEL_ALIASES, coco_category_names, coco_label_map, init_from_checkpoint
+from ssd_support import weights
+from ssd_support.weights import LABEL_ALIASES, coco_category_names, coco_label_map, init_from_checkpoint
 from ssd_support.detector import ssd300_resnet50, ssd300_vgg16
 from model import build_ssd
 from ssd_support.checkpoints import load_model_from_checkpoint, network_config
@@ -56,7 +57,7 @@ def torchvision_coco(tmp_path_factory):
             layer.weight.mul_(0.05)  # scores of a few tenths: no ties of saturated softmaxes at the top-k cut
             layer.bias.view(-1, 91)[:, unused] = N_A_BIAS
             layer.weight.view(-1, 91, *layer.weight.shape[1:])[:, unused] = 0
-    weights_file = folder / convert_weights.TORCHVISION_COCO_FILE
+    weights_file = folder / weights.TORCHVISION_COCO_FILE
     torch.save(theirs.state_dict(), weights_file)
     output = folder / "ssd300_vgg16_coco.pt"
     assert convert_weights.main(["--from", "torchvision_coco", "--file", str(weights_file),
@@ -112,8 +113,8 @@ def test_offline_without_file_says_what_to_download_and_where(monkeypatch, tmp_p
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    for source, file_name in (("torchvision_coco", convert_weights.TORCHVISION_COCO_FILE),
-                              ("nvidia_coco", convert_weights.NVIDIA_COCO_FILE)):
+    for source, file_name in (("torchvision_coco", weights.TORCHVISION_COCO_FILE),
+                              ("nvidia_coco", weights.NVIDIA_COCO_FILE)):
         assert convert_weights.main(["--from", source, "--output", str(tmp_path / "out.pt")]) == 1
         error = capsys.readouterr().err
         assert len(error.strip().splitlines()) == 1
@@ -125,7 +126,7 @@ def test_offline_without_file_says_what_to_download_and_where(monkeypatch, tmp_p
 def test_builder_weights_names_and_mistakes(monkeypatch, torchvision_coco):
     _, checkpoint = torchvision_coco
     converted = torch.load(checkpoint, weights_only=True)
-    monkeypatch.setattr(convert_weights, "converted_checkpoint", lambda source, *args, **kwargs: converted)
+    monkeypatch.setattr(weights, "converted_checkpoint", lambda source, *args, **kwargs: converted)
     detector = ssd300_vgg16(weights="DEFAULT")
     assert detector.label_map == coco_label_map() and detector.network.n_classes == 81
     assert detector.antialias is False and detector.image_std == (1 / 255,) * 3
@@ -219,7 +220,7 @@ def test_nvidia_conversion_gives_their_outputs_in_our_layout(tmp_path, monkeypat
     torch.manual_seed(0)
     theirs = NvidiaSSD300().eval()
     randomize_biases(theirs, torch.Generator().manual_seed(3))
-    weights_file = tmp_path / convert_weights.NVIDIA_COCO_FILE
+    weights_file = tmp_path / weights.NVIDIA_COCO_FILE
     # Saved as from DistributedDataParallel, with training state beside the model, as NVIDIA's files are.
     torch.save({"model": {f"module.{k}": v for k, v in theirs.state_dict().items()}, "epoch": 65}, weights_file)
     output = tmp_path / "ssd300_resnet50_coco.pt"
@@ -239,7 +240,7 @@ def test_nvidia_conversion_gives_their_outputs_in_our_layout(tmp_path, monkeypat
 
     # ssd300_resnet50(weights="COCO_V1") is this conversion (here of the local file instead of NGC's).
     converted = torch.load(output, weights_only=True)
-    monkeypatch.setattr(convert_weights, "converted_checkpoint", lambda source, *args, **kwargs: (
+    monkeypatch.setattr(weights, "converted_checkpoint", lambda source, *args, **kwargs: (
         converted if source == "nvidia_coco" else None))
     detector = ssd300_resnet50(weights="COCO_V1")
     assert detector.label_map == coco_label_map() and detector.image_mean == (0.485, 0.456, 0.406)
@@ -271,8 +272,8 @@ def test_init_from_copies_the_shared_classes_rows_and_keeps_new_ones_fresh(tmp_p
     torch.manual_seed(5)
     source = build_ssd(5).eval()
     randomize_biases(source, generator)
-    source.use_priors(convert_weights.TORCHVISION_COCO_PRIORS)
-    source.preprocess_config = dict(convert_weights.TORCHVISION_COCO_PREPROCESS)
+    source.use_priors(weights.TORCHVISION_COCO_PRIORS)
+    source.preprocess_config = dict(weights.TORCHVISION_COCO_PREPROCESS)
     source_map = {"background": 0, "person": 1, "dog": 2, "airplane": 3, "car": 4}
     path = save_checkpoint(tmp_path / "source.pt", source, source_map)
 
@@ -308,7 +309,7 @@ def test_label_aliases_are_coco_names_and_voc_names():
     coco_names = set(coco_label_map())
     assert set(LABEL_ALIASES) <= coco_names and set(LABEL_ALIASES.values()) <= set(VOC_LABELS)
     # With the aliases, all 20 VOC classes are COCO classes: COCO weights fine-tune to VOC with every row copied.
-    assert {convert_weights.class_key(name) for name in coco_names} >= set(VOC_LABELS)
+    assert {weights.class_key(name) for name in coco_names} >= set(VOC_LABELS)
 
 
 def test_train_init_from_starts_a_new_run_from_the_weights(toy_data_folder, tmp_path, save_checkpoint, capsys):
@@ -370,7 +371,7 @@ def test_export_records_the_converted_checkpoints_preprocessing(torchvision_coco
     _, checkpoint = torchvision_coco
     assert export.main(["--checkpoint", checkpoint, "--output", str(tmp_path / "coco.onnx")]) == 0
     metadata = {prop.key: prop.value for prop in onnx.load(str(tmp_path / "coco.onnx")).metadata_props}
-    assert json.loads(metadata["preprocess"]) == convert_weights.TORCHVISION_COCO_PREPROCESS
+    assert json.loads(metadata["preprocess"]) == weights.TORCHVISION_COCO_PREPROCESS
     assert "without antialiasing" in metadata["input"] and "0.48235" in metadata["input"]
 
 

@@ -10,6 +10,7 @@ ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
 import export  # noqa: E402  (after the skips: export needs onnx)
+from ssd_support import onnx_export  # noqa: E402
 from model import build_ssd  # noqa: E402
 from ssd_support.checkpoints import load_model_from_checkpoint  # noqa: E402
 from utils import cxcy_to_gcxgcy, cxcy_to_xy, xy_to_cxcy  # noqa: E402
@@ -73,10 +74,10 @@ def test_postprocess_export_equals_pytorch(checkpoint, network, image_and_output
     """The whole pipeline, images to detections: decoded outputs to 1e-4, detections as PyTorch selects them."""
     output = tmp_path / "ssd300_nms.onnx"
     assert export.main(["--checkpoint", checkpoint, "--output", str(output), "--with-postprocess", "--top-k", "50"]) == 0
-    postprocess = export.SSDPostprocess(network.priors_cxcy, N_CLASSES, top_k=50)
+    postprocess = onnx_export.SSDPostprocess(network.priors_cxcy, N_CLASSES, top_k=50)
     image, network_outputs = image_and_outputs
     outputs, session = run_onnx(output, {"images": image})
-    assert [o.name for o in session.get_outputs()] == list(export.POSTPROCESS_OUTPUTS)
+    assert [o.name for o in session.get_outputs()] == list(onnx_export.POSTPROCESS_OUTPUTS)
     decoded_boxes, class_scores, boxes, scores, labels, counts = outputs
     expected_boxes, expected_scores = postprocess.decode(*network_outputs)
     torch.testing.assert_close(decoded_boxes, expected_boxes, rtol=1e-4, atol=1e-4)
@@ -131,7 +132,7 @@ def crafted_predictions(priors, objects_per_image, generator):
 def test_postprocess_keeps_the_known_survivors_like_detect_objects(network, tmp_path):
     """NMS with real work, in ONNX: exported with 2 images, run on 3 (one with nothing to find)."""
     priors = network.priors_cxcy
-    postprocess = export.SSDPostprocess(priors, N_CLASSES, min_score=0.01, max_overlap=0.45, top_k=20,
+    postprocess = onnx_export.SSDPostprocess(priors, N_CLASSES, min_score=0.01, max_overlap=0.45, top_k=20,
                                         max_candidates_per_class=30).eval()
     generator = torch.Generator().manual_seed(3)
     objects_per_image = [
@@ -141,8 +142,8 @@ def test_postprocess_keeps_the_known_survivors_like_detect_objects(network, tmp_
     ]
     locs, logits, expected = crafted_predictions(priors, objects_per_image, generator)
     path = tmp_path / "postprocess.onnx"
-    export.export_onnx(postprocess, (locs[:2], logits[:2]), path, ("predicted_locs", "predicted_scores"),
-                       export.POSTPROCESS_OUTPUTS)
+    onnx_export.export_onnx(postprocess, (locs[:2], logits[:2]), path, ("predicted_locs", "predicted_scores"),
+                            onnx_export.POSTPROCESS_OUTPUTS)
     outputs, _ = run_onnx(path, {"predicted_locs": locs, "predicted_scores": logits})
     with torch.no_grad():
         pytorch_outputs = postprocess(locs, logits)
@@ -176,7 +177,7 @@ def test_bad_checkpoint_and_opset_fail_cleanly(tmp_path, capsys):
     assert "broken.pt" in capsys.readouterr().err
     assert not (tmp_path / "m.onnx").exists()
     with pytest.raises(ValueError, match="opset 10"):
-        export.export_onnx(torch.nn.Identity(), (torch.zeros(1),), tmp_path / "m.onnx", ("x",), ("y",), opset=10)
+        onnx_export.export_onnx(torch.nn.Identity(), (torch.zeros(1),), tmp_path / "m.onnx", ("x",), ("y",), opset=10)
 
 
 def test_resnet50_base_exports_with_its_batch_norms_folded_in_eval_mode(tmp_path, save_checkpoint):
@@ -246,7 +247,7 @@ def test_ssd_detector_runs_its_network_in_onnxruntime(checkpoint):
 
     torch_model = ssd300_vgg16(checkpoint=checkpoint, score_thresh=0.2).eval()
     ort_model = ssd300_vgg16(checkpoint=checkpoint, score_thresh=0.2).eval()
-    ort_model.network = export.OnnxRuntimeSSD(ort_model.network)
+    ort_model.network = onnx_export.OnnxRuntimeSSD(ort_model.network)
     generator = torch.Generator().manual_seed(5)
     images = [torch.rand(3, 90, 120, generator=generator), torch.rand(3, 310, 280, generator=generator)]
     with torch.no_grad():
@@ -262,7 +263,7 @@ def test_ssd_detector_runs_its_network_in_onnxruntime(checkpoint):
         ort_model(images, targets)
     # Swapped into a detector still in training mode (as the builders return it), it starts in that mode too.
     fresh = ssd300_vgg16(checkpoint=checkpoint, score_thresh=0.2)
-    fresh.network = export.OnnxRuntimeSSD(fresh.network)
+    fresh.network = onnx_export.OnnxRuntimeSSD(fresh.network)
     with pytest.raises(RuntimeError, match="inference only"):
         fresh(images, targets)
     with torch.no_grad():
