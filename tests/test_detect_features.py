@@ -231,7 +231,8 @@ def test_webcam_on_the_command_line(random_checkpoint, monkeypatch, capsys):
     capture = FakeCapture(2)
     monkeypatch.setattr(detect, "open_camera", lambda source: capture if source == "0" else None)
     monkeypatch.setattr(detect, "show_in_window", lambda frame: True)
-    assert detect.main(["--webcam", "0", "--checkpoint", random_checkpoint, "--device", "cpu", "--backend", "torch"]) == 0
+    assert detect.main(["--webcam", "0", "--checkpoint", random_checkpoint, "--device", "cpu",
+                        "--backend", "torch"]) == 0
     assert "--webcam 0: 2 frames shown" in capsys.readouterr().out and capture.released
     with pytest.raises(SystemExit):
         detect.parse_args([])  # neither inputs nor --webcam
