@@ -43,7 +43,8 @@ class TargetError(ValueError, AssertionError):
 class SSDDetector(nn.Module):
     """An SSD network behind torchvision's detection interface (``torchvision.models.detection.SSD``).
 
-    Input: a list of (3, H, W) float images in [0, 1], any sizes (or an (N, 3, H, W) tensor). Each is
+    Input: a list of (3, H, W) float images in [0, 1], any sizes (or an (N, 3, H, W) tensor; grey (1, H, W)
+    and RGBA (4, H, W) images are taken too, see ``resize_and_normalize``). Each is
     resized to the network's square input (bilinear, as torchvision's SSD transform with a fixed size;
     antialiased when shrinking, as train.py and detect.py resize) and normalized with ``image_mean`` /
     ``image_std``.
@@ -103,24 +104,44 @@ class SSDDetector(nn.Module):
     def resize_and_normalize(self, images):
         """Resize every image to the network's input and normalize it (torchvision's ``model.transform``).
 
-        :param images: N (3, H_i, W_i) float tensors in [0, 1]
-        :return: (N, 3, S, S) batch, S = ``network.image_size``
+        Channels: RGB as it is; grey (1 channel) repeated into R, G and B; RGBA (4) without its alpha, as the
+        file loader (``ssd_support.images``, Pillow's ``convert("RGB")``) reads an RGBA file. float16 and
+        bfloat16 images are resized and normalized in float32 (PyTorch's antialiased resize has no half
+        kernels on the CPU), then cast to the network's dtype, as every batch is.
+
+        :param images: N (C, H_i, W_i) float tensors in [0, 1], C 3, 1 or 4
+        :return: (N, 3, S, S) batch in the network's dtype, S = ``network.image_size``
+        :raises ValueError: for an image that is not 3-d, or has another number of channels (naming it)
+        :raises TypeError: for an integer image
         """
         size = self.network.image_size
+        network_dtype = self.network.priors_cxcy.dtype
+        # float32 at least: a float64 network's batch stays float64 throughout, a half one's is cast at the end.
+        work_dtype = torch.promote_types(network_dtype, torch.float32)
         resized = []
-        for image in images:
+        for index, image in enumerate(images):
             if image.dim() != 3:
                 raise ValueError(f"images is expected to be a list of 3d tensors of shape [C, H, W], got {image.shape}")
             if not image.is_floating_point():
                 raise TypeError(f"Expected input images to be of floating type (in range [0, 1]), "
                                 f"but found type {image.dtype} instead")
+            channels = image.shape[0]
+            if channels == 1:
+                image = image.expand(3, -1, -1)
+            elif channels == 4:
+                image = image[:3]
+            elif channels != 3:
+                raise ValueError(f"image {index} has {channels} channels (shape {tuple(image.shape)}); expected 3 "
+                                 f"(RGB), 1 (grey) or 4 (RGBA, whose alpha is dropped)")
+            if image.dtype in (torch.float16, torch.bfloat16):
+                image = image.float()
             resized.append(F.interpolate(image[None], size=(size, size), mode="bilinear", align_corners=False,
                                          antialias=self.antialias))
-        batch = torch.cat(resized).to(self.network.priors_cxcy.dtype)
+        batch = torch.cat(resized).to(work_dtype)
         # Resizing first, then normalizing, is the same (bilinear weights sum to 1) and touches fewer pixels.
         mean = batch.new_tensor(self.image_mean).view(1, 3, 1, 1)
         std = batch.new_tensor(self.image_std).view(1, 3, 1, 1)
-        return (batch - mean) / std
+        return ((batch - mean) / std).to(network_dtype)
 
     def compute_loss(self, predicted_locs, predicted_scores, targets, image_sizes):
         """The two terms of ``MultiBoxLoss``, with the boxes turned into fractions of their image.
