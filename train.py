@@ -42,12 +42,13 @@ from utils import MultiBoxLoss, normalize, preprocess_settings
 from ssd_support.checkpoints import list_checkpoints, load_resume_state, resolve_resume_path, restore_rng_state
 from ssd_support.distributed import (all_ranks_sum, convert_sync_batchnorm, setup_distributed,
                                      stop_requested_anywhere, weights_digest)
-from ssd_support.resumable_loader import make_train_loader, stop_loader_workers
+from ssd_support.previews import PREVIEW_BATCHES, write_batch_preview
+from ssd_support.resumable_loader import init_loader_worker, make_train_loader, stop_loader_workers
 from ssd_support.run_log import RunLog, ThroughputMeter, require_tensorboard
-from ssd_support.training_run import (CheckpointWriteError, DataLoadError, NonFiniteLossError, StopRequest,
-                                      TrainingRun, TrainingSetupError, add_run_options, check_run_options,
-                                      claim_checkpoint_dir, evaluation_split, split_size, stop_on_signals,
-                                      use_amp_on)
+from ssd_support.training_run import (CheckpointWriteError, DataLoadError, LogWriteError, NonFiniteLossError,
+                                      StopRequest, TrainingRun, TrainingSetupError, add_run_options,
+                                      check_run_options, claim_checkpoint_dir, evaluation_split, split_size,
+                                      stop_on_signals, use_amp_on)
 
 
 def parse_args(argv=None):
@@ -145,7 +146,8 @@ def main(argv=None):
     :param argv: command-line arguments (None: sys.argv[1:]); see parse_args
     :return: dict with "model" (the trained SSD, unwrapped from DDP), "checkpoint" (path of the last
              checkpoint written, or None on ranks other than 0), "iteration" (steps done), "log" (list of the
-             CSV row dicts), "eval" (last eval.evaluate result or None), "interrupted" (bool)
+             CSV row dicts), "eval" (last eval.evaluate result or None), "interrupted" (bool), "stopped_early"
+             (why --patience ended the run, or None)
     :raises NonFiniteLossError: when the loss becomes NaN/inf (the last good checkpoint stays as it was)
     """
     args = parse_args(argv)
@@ -173,9 +175,10 @@ def train(run, args):
     """The training loop of a prepared run, then the summary. Same return value as main()."""
     is_main, world = run.dist_info.is_main, run.dist_info.world_size
     stop_request, meter = StopRequest(), ThroughputMeter()
-    eval_result, interrupted, iteration = None, False, run.start_iteration
+    eval_result, interrupted, stopped_early, iteration = None, False, None, run.start_iteration
     log = RunLog(args.checkpoint_dir, run.start_iteration, args.iterations, enabled=is_main,
                  tensorboard_dir=args.tensorboard, progress=not args.no_progress, eval_split=run.eval_split)
+    previews = is_main and not args.no_previews and run.start_iteration == 0  # a resumed run keeps the first ones
     with stop_on_signals(stop_request), log:
         while iteration < args.iterations:
             step_start = time.perf_counter()
@@ -188,6 +191,9 @@ def train(run, args):
                 images, boxes, labels = next_batch(run)  # (N, 3, 300, 300) normalized; lists of (n_i, 4), (n_i,)
             except (OSError, ValueError, RuntimeError) as error:  # an image deleted or overwritten mid-run
                 run.stop_after_loader_error(iteration, log, error)
+            if previews and iteration < PREVIEW_BATCHES:  # what the network is fed, before the first steps
+                write_batch_preview(os.path.join(args.checkpoint_dir, f"train_batch{iteration}.jpg"), images, boxes,
+                                    labels, run.label_map, **run.normalization)
             stats = train_step(run, images, boxes, labels, iteration, args.grad_clip)
             iteration += 1
             meter.add(images.shape[0] * world, time.perf_counter() - step_start)
@@ -200,21 +206,37 @@ def train(run, args):
                 log.add(iteration, loss=stats["loss"], loc_loss=stats["loc"], conf_loss=stats["conf"], lr=lr,
                         images_per_s=meter.read_and_reset(), elapsed_s=run.elapsed())
             log.step()
-            if args.eval_every and (iteration % args.eval_every == 0 or finished):
+            evaluated = args.eval_every and (iteration % args.eval_every == 0 or finished)
+            if evaluated:
                 eval_result = run.evaluate(iteration, log)
-            if iteration % args.save_every == 0 or finished or interrupted:
+            saved = iteration % args.save_every == 0 or finished or interrupted
+            if saved:
                 run.save_checkpoint(iteration, log)
+            if evaluated and args.patience and not finished and run.patience_ran_out(log, args.patience):
+                stopped_early = (f"{args.patience} evaluations in a row brought no better {run.eval_split} mAP than "
+                                 f"{run.best_map:.4f} ({run.best_checkpoint})")
+                if not saved:
+                    run.save_checkpoint(iteration, log)
+                log.write(f"Stopped early at iteration {iteration}: {stopped_early}.")
+                break
+            if (evaluated or saved) and not (interrupted or finished):
+                # A signal during the evaluation or the save (they can take minutes) is acted on now, not after
+                # one more step.
+                interrupted = stop_requested_anywhere(stop_request, run.dist_info)
+                if interrupted and not saved:
+                    run.save_checkpoint(iteration, log)
             if interrupted:
                 log.write(f"Stopped at iteration {iteration}; saved {run.last_checkpoint}. "
                           f"Continue with --resume {run.last_checkpoint}")
                 break
     if is_main:
-        run.write_summary(iteration, interrupted, eval_result, log.rows)
+        run.write_summary(iteration, interrupted, eval_result, log.rows, stopped_early)
     if world > 1:
         # Printed by every rank: identical digests show that DDP kept the replicas in sync.
         print(f"rank {run.dist_info.rank}: final weights sha256 {weights_digest(run.model_without_ddp)}", flush=True)
     return {"model": run.model_without_ddp, "checkpoint": run.last_checkpoint if is_main else None,
-            "iteration": iteration, "log": log.rows, "eval": eval_result, "interrupted": interrupted}
+            "iteration": iteration, "log": log.rows, "eval": eval_result, "interrupted": interrupted,
+            "stopped_early": stopped_early}
 
 
 def train_step(run, images, boxes, labels, iteration, grad_clip=None):
@@ -317,28 +339,6 @@ def learning_rate_at(iteration, base_lr, decay_at=(80_000, 100_000), gamma=0.1, 
         progress = iteration / warmup
         factor *= warmup_factor + (1.0 - warmup_factor) * progress
     return base_lr * factor
-
-
-def cosine_learning_rate_at(iteration, base_lr, iterations, warmup=500, warmup_factor=1.0 / 3, final_fraction=0.01):
-    """--lr-schedule cosine: the same linear warmup, then a half cosine from ``base_lr`` down to
-    ``base_lr * final_fraction`` at the last iteration (not the paper's; a common choice for short fine-tuning runs).
-
-    A pure function of the iteration, as learning_rate_at.
-
-    :param iteration: 0-based index of the optimizer step
-    :param iterations: the run's length (the last step is ``iterations - 1``)
-    :param final_fraction: the rate at the end, as a fraction of ``base_lr``
-    :return: the learning rate (float)
-    """
-    if iteration < warmup:
-        return base_lr * (warmup_factor + (1.0 - warmup_factor) * iteration / warmup)
-    progress = (iteration - warmup) / max(iterations - 1 - warmup, 1)
-    return base_lr * (final_fraction + (1.0 - final_fraction) * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0))))
-
-
-# The paper's schedule: 120k iterations, the learning rate divided by 10 at 80k and at 100k.
-PAPER_ITERATIONS = 120_000
-PAPER_DECAY_AT = (80_000, 100_000)
 
 
 def cosine_learning_rate_at(iteration, base_lr, iterations, warmup=500, warmup_factor=1.0 / 3, final_fraction=0.01):
@@ -506,8 +506,10 @@ def evaluation_on(data_folder, label_map, batch_size, workers, device):
     def evaluate_split(model, split):
         dataset = PascalVOCDataset(data_folder, split, keep_difficult=True, image_size=model.image_size,
                                    preprocess=model.preprocess_config)
+        # The training loader's worker set-up: workers ignore SIGINT/SIGTERM, which the main process acts on, so
+        # a stop during an evaluation does not kill them with a traceback.
         loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_fn,
-                            num_workers=workers, pin_memory=device.type == "cuda")
+                            num_workers=workers, pin_memory=device.type == "cuda", worker_init_fn=init_loader_worker)
         return evaluate(model, loader, label_map, device, progress=False)
 
     return evaluate_split
@@ -598,6 +600,10 @@ def prepare_training(args, dist_info):
     if args.eval_every:
         run.evaluate_split = evaluation_on(args.data_folder, label_map, args.eval_batch_size, args.workers, device)
         run.prepare_evaluation(args.data_folder)
+        if args.patience and run.eval_split != "VAL":
+            print("train.py: note: --patience stops by the VAL mAP, and the data folder has no VAL split: it is "
+                  "ignored (create_data_lists.py --val-fraction makes one)", file=sys.stderr, flush=True)
+            args.patience = 0
     if is_main:
         print(f"Training SSD{args.image_size} ({args.base}) on {run.n_images} images, {len(label_map) - 1} classes, "
               f"{dist_info.world_size} process(es) x batch {args.batch_size} on {device}, iterations "
@@ -623,6 +629,6 @@ if __name__ == "__main__":
     try:
         result = main()
     except (NonFiniteLossError, TrainingSetupError, FileNotFoundError, ImportError, CheckpointWriteError,
-            DataLoadError) as error:
+            LogWriteError, DataLoadError) as error:
         sys.exit(f"train.py: {error}")
     sys.exit(130 if result["interrupted"] else 0)

@@ -10,6 +10,17 @@ import os
 
 from tqdm import tqdm
 
+class LogWriteError(OSError):
+    """train_log.csv, loss_curve.png or train_summary.json cannot be written (a full disk, no permission): one
+    line naming the file; the checkpoints written so far are intact."""
+
+
+def cannot_write(path, error):
+    """The LogWriteError for an OSError met while writing ``path``: "cannot write PATH: no space left on device"."""
+    reason = os.strerror(error.errno).lower() if error.errno else str(error)
+    return LogWriteError(f"cannot write {path}: {reason}")
+
+
 LOG_FIELDS = ("iteration", "loss", "loc_loss", "conf_loss", "lr", "images_per_s", "elapsed_s", "map_11pt")
 
 
@@ -48,8 +59,11 @@ class TrainingLog:
         row = {field: row.get(field, "") for field in LOG_FIELDS}
         self.rows.append(row)
         if self.enabled:
-            with open(self.csv_path, "a", newline="") as file:
-                csv.DictWriter(file, fieldnames=LOG_FIELDS).writerow(row)
+            try:
+                with open(self.csv_path, "a", newline="") as file:
+                    csv.DictWriter(file, fieldnames=LOG_FIELDS).writerow(row)
+            except OSError as error:
+                raise cannot_write(self.csv_path, error) from None
 
     def plot(self):
         """Draw the loss parts (and the mAP, if evaluated) against the iteration into loss_curve.png."""
@@ -85,8 +99,12 @@ class TrainingLog:
             axis.legend(loc="upper right")
         axis.set_title("SSD training")
         figure.tight_layout()
-        figure.savefig(self.png_path, dpi=100)
-        plt.close(figure)
+        try:
+            figure.savefig(self.png_path, dpi=100)
+        except OSError as error:
+            raise cannot_write(self.png_path, error) from None
+        finally:
+            plt.close(figure)
 
 
 class ThroughputMeter:

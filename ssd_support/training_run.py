@@ -21,10 +21,12 @@ import torch.distributed as dist
 from ssd_support.checkpoints import (BEST_CHECKPOINT, CheckpointWriteError, TrainingSetupError, checkpoint_path,
                                      make_checkpoint, read_checkpoint, save_atomically,
                                      save_checkpoint)
+from ssd_support.distributed import all_ranks_sum
 from ssd_support.files import has_split, images_list_path, write_json_atomically
 from ssd_support.resumable_loader import DataLoadError, loader_error_message
+from ssd_support.run_log import LogWriteError, cannot_write
 
-__all__ = ["CheckpointWriteError", "DataLoadError", "TrainingSetupError"]  # re-exported: what train.py catches
+__all__ = ["CheckpointWriteError", "DataLoadError", "LogWriteError", "TrainingSetupError"]  # re-exported: what train.py catches
 
 
 class StopRequest:
@@ -310,16 +312,48 @@ class TrainingRun:
         self.best_map, self.best_checkpoint = float(val_map), path
         return True
 
-    def write_summary(self, iteration, interrupted, eval_result, log_rows):
-        """Write train_summary.json (what was run, how far it got, the last loss and mAP); NaN/inf are written as
-        null, since strict JSON parsers reject a bare NaN. Rank 0 only."""
-        summary = {"iterations_done": iteration, "interrupted": interrupted, "last_checkpoint": self.last_checkpoint,
+    def patience_ran_out(self, log, patience):
+        """--patience: whether the last ``patience`` VAL evaluations in a row brought no better mAP than the best
+        before them (best.pt's). Counted from train_log.csv's mAP rows, so a resumed run keeps the count; rank 0
+        decides and every rank hears it.
+
+        :return: bool, the same on every rank
+        """
+        since_best = evaluations_since_best([float(row["map_11pt"]) for row in log.rows if row["map_11pt"] != ""])
+        if self.dist_info.world_size == 1:
+            return since_best >= patience
+        return all_ranks_sum([float(self.dist_info.is_main and since_best >= patience)], self.dist_info)[0] > 0
+
+    def write_summary(self, iteration, interrupted, eval_result, log_rows, stopped_early=None):
+        """Write train_summary.json (what was run, how far it got, the last loss and mAP, whether and why
+        --patience ended it); NaN/inf are written as null, since strict JSON parsers reject a bare NaN. Rank 0."""
+        summary = {"iterations_done": iteration, "interrupted": interrupted, "stopped_early": stopped_early is not None,
+                   "stopped_early_because": stopped_early, "last_checkpoint": self.last_checkpoint,
                    "eval_split": self.eval_split if self.evaluate_split is not None else None,
                    "best_checkpoint": self.best_checkpoint, "best_val_map_11pt": self.best_map,
                    "wall_time_s": round(self.elapsed(), 1),
                    "final_loss": next((float(r["loss"]) for r in reversed(log_rows) if r["loss"] != ""), None),
                    "eval": eval_result, "args": self.settings}
-        write_json_atomically(os.path.join(self.checkpoint_dir, "train_summary.json"), summary, indent=2)
+        path = os.path.join(self.checkpoint_dir, "train_summary.json")
+        try:
+            write_json_atomically(path, summary, indent=2)
+        except OSError as error:
+            raise cannot_write(path, error) from None
+
+
+def evaluations_since_best(map_values):
+    """How many evaluations came after the best one (a tie with the best is no improvement, as keep_best has it).
+
+    :param map_values: the mAPs in the order measured
+    :return: int (0 when the last one is the best, or there is none)
+    """
+    best, since = None, 0
+    for value in map_values:
+        if best is None or value > best:
+            best, since = value, 0
+        else:
+            since += 1
+    return since
 
 
 def add_run_options(parser):
@@ -376,6 +410,9 @@ def add_run_options(parser):
                           "when the data folder has one (create_data_lists.py --val-fraction; then the best "
                           "weights are kept as best.pt), else on TEST")
     run.add_argument("--eval-batch-size", type=int, default=32, help="batch size for --eval-every")
+    run.add_argument("--patience", type=int, default=0, metavar="N",
+                     help="with --eval-every on VAL: stop when N evaluations in a row bring no better VAL mAP than "
+                          "best.pt's; the run ends as a finished one (checkpoint, summary, exit 0). 0: never")
     run.add_argument("--tensorboard", default=None, metavar="DIR",
                      help="also write the losses, learning rate, images/s and mAP as TensorBoard events into "
                           "DIR (needs the tensorboard package; train_log.csv and loss_curve.png are kept)")
@@ -383,6 +420,9 @@ def add_run_options(parser):
                      help="under torchrun, turn the batch norms (--base resnet50) into SyncBatchNorm, so that "
                           "their statistics come from the whole batch, not each GPU's share; a no-op with a "
                           "message for vgg16 (no batch norm) or a single process")
+    run.add_argument("--no-previews", action="store_true",
+                     help="do not write train_batch0.jpg and train_batch1.jpg (the first two TRAIN batches as the "
+                          "network receives them, boxes and class names drawn) into --checkpoint-dir")
     run.add_argument("--no-progress", action="store_true",
                      help="no tqdm progress bar: a plain line per --log-every row instead (for logs under nohup or a "
                           "batch scheduler)")
@@ -393,8 +433,10 @@ def check_run_options(parser, args):
     for name in ("save_every", "log_every"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
-    if args.eval_every < 0 or args.workers < 0:
-        parser.error("--eval-every and --workers cannot be negative")
+    if args.eval_every < 0 or args.workers < 0 or args.patience < 0:
+        parser.error("--eval-every, --workers and --patience cannot be negative")
+    if args.patience and not args.eval_every:
+        parser.error("--patience counts evaluations: it needs --eval-every N")
     if args.max_images is not None and args.max_images < 1:
         parser.error(f"--max-images must be at least 1, got {args.max_images}")
     if not 0 <= args.freeze_base <= 5:

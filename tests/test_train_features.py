@@ -163,8 +163,8 @@ def test_eval_on_val_keeps_best_pt_by_val_map(toy_data_folder, tmp_path, monkeyp
     # --keep-checkpoints 1 also keeps the last checkpoint that training went on from (step 2), since the newest
     # (step 3) has not yet shown that a step from its weights gives a finite loss; the lock file is hidden.
     assert sorted(name for name in os.listdir(checkpoints) if not name.startswith(".")) == [
-        "best.pt", "loss_curve.png", "ssd300_iter_000002.pt", "ssd300_iter_000003.pt", "train_log.csv",
-        "train_summary.json"]
+        "best.pt", "loss_curve.png", "ssd300_iter_000002.pt", "ssd300_iter_000003.pt", "train_batch0.jpg",
+        "train_batch1.jpg", "train_log.csv", "train_summary.json"]
     assert checkpoint_files.resolve_resume_path("latest", str(checkpoints)).endswith("ssd300_iter_000003.pt")
 
     # Resumed for one more step at mAP 0.4: below the best of the whole run (0.5), so best.pt stays.
@@ -245,3 +245,128 @@ def test_sync_bn_converts_resnet50_batch_norms_under_several_processes(capsys):
     vgg = build_ssd(4)
     assert distributed.convert_sync_batchnorm(vgg, DistInfo(0, 2, torch.device("cuda", 0))) is vgg
     assert "no batch norm" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Previews of the first batches, --patience, a stop during an evaluation, a full disk under the log
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_the_first_two_batches_are_written_as_the_network_sees_them_and_not_rewritten_on_resume(
+        toy_data_folder, tmp_path, monkeypatch):
+    """train_batch0.jpg / train_batch1.jpg: a grid of the batch's images (2 images of 300x300 side by side),
+    the pixels the de-normalized network input, boxes drawn; a resumed run leaves them as they are."""
+    from ssd_support import previews
+
+    folder = copy_lists(toy_data_folder, tmp_path / "data", n_train=2)
+    seen = []
+    real_write = previews.write_batch_preview
+
+    def recording_write(path, images, boxes, labels, label_map, mean, std):
+        seen.append((images.clone(), [b.clone() for b in boxes]))
+        return real_write(path, images, boxes, labels, label_map, mean, std)
+
+    monkeypatch.setattr(train, "write_batch_preview", recording_write)
+    checkpoints = tmp_path / "ckpt"
+    train.main(quiet_args(folder, checkpoints, "--iterations", "3", "--batch-size", "2", "--warmup", "0"))
+    assert len(seen) == 2  # the first two batches only
+    from PIL import Image
+
+    for index, (images, boxes) in enumerate(seen):
+        picture = Image.open(checkpoints / f"train_batch{index}.jpg").convert("RGB")
+        assert picture.size == (600, 300)
+        # Away from the drawn boxes, the picture is the network's input de-normalized (JPEG: within a few levels).
+        mean = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
+        std = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
+        expected = ((images[0] * std + mean).clamp(0, 1) * 255).permute(1, 2, 0)
+        actual = torch.tensor(list(picture.getdata()), dtype=torch.float32).view(300, 600, 3)[:, :300]
+        x1, y1, x2, y2 = (boxes[0][0] * 300).tolist()
+        inside = torch.zeros(300, 300, dtype=torch.bool)
+        inside[int(y1) + 6:int(y2) - 6, int(x1) + 6:int(x2) - 6] = True  # the box's inside, clear of its outline
+        if inside.any():
+            assert (actual[inside] - expected[inside]).abs().mean() < 4
+    first = (checkpoints / "train_batch0.jpg").stat().st_mtime_ns
+    train.main(quiet_args(folder, checkpoints, "--iterations", "4", "--batch-size", "2", "--warmup", "0",
+                          "--resume", "latest"))
+    assert (checkpoints / "train_batch0.jpg").stat().st_mtime_ns == first and len(seen) == 2
+
+    other = tmp_path / "other"
+    train.main(quiet_args(folder, other, "--iterations", "1", "--batch-size", "1", "--no-previews"))
+    assert not list(other.glob("train_batch*.jpg"))
+
+
+def test_patience_stops_a_run_whose_val_map_stops_improving_and_a_resumed_run_keeps_the_count(
+        toy_data_folder, tmp_path, monkeypatch):
+    """VAL mAPs 0.3, 0.5, 0.5, 0.4 with --patience 2: no better mAP than 0.5 at evaluations 3 and 4, so the run
+    stops after iteration 4 of 10 as a finished one; resumed with 0.45, it stops at once (the count is 3)."""
+    folder = copy_lists(toy_data_folder, tmp_path / "data", n_train=2)
+    with contextlib.redirect_stdout(io.StringIO()):
+        cdl.split_validation(folder, 0.5)
+    maps = iter([0.3, 0.5, 0.5, 0.4, 0.45])
+    monkeypatch.setattr(train, "evaluation_on", lambda *args, **kwargs: lambda model, split: {"map_11pt": next(maps)})
+    checkpoints = tmp_path / "ckpt"
+    common = ["--batch-size", "1", "--eval-every", "1", "--warmup", "0", "--patience", "2", "--save-every", "100"]
+    result = train.main(quiet_args(folder, checkpoints, "--iterations", "10", *common))
+    assert result["iteration"] == 4 and not result["interrupted"] and result["stopped_early"]
+    summary = read_json(checkpoints / "train_summary.json")
+    assert summary["stopped_early"] is True and summary["iterations_done"] == 4
+    assert "2 evaluations in a row" in summary["stopped_early_because"] and "0.5000" in summary["stopped_early_because"]
+    assert torch.load(checkpoints / "best.pt", weights_only=True)["iteration"] == 2
+    assert checkpoint_files.latest_checkpoint(str(checkpoints)).endswith("ssd300_iter_000004.pt")
+
+    result = train.main(quiet_args(folder, checkpoints, "--iterations", "10", *common, "--resume", "latest"))
+    assert result["iteration"] == 5 and result["stopped_early"]
+
+
+def test_patience_needs_eval_every():
+    with pytest.raises(SystemExit):
+        train.parse_args(["--data-folder", "d", "--patience", "3"])
+
+
+def test_a_stop_during_an_evaluation_saves_at_that_iteration_not_one_later(toy_data_folder, tmp_path, monkeypatch):
+    """SIGTERM arrives while iteration 1's evaluation runs: the run saves iteration 1 and stops there."""
+    import signal
+
+    folder = copy_lists(toy_data_folder, tmp_path / "data", n_train=2)
+
+    def evaluate_then_signal(model, split):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return {"map_11pt": 0.1}
+
+    monkeypatch.setattr(train, "evaluation_on", lambda *args, **kwargs: evaluate_then_signal)
+    checkpoints = tmp_path / "ckpt"
+    result = train.main(quiet_args(folder, checkpoints, "--iterations", "5", "--batch-size", "1", "--eval-every",
+                                   "1", "--warmup", "0", "--save-every", "100"))
+    assert result["interrupted"] and result["iteration"] == 1
+    assert checkpoint_files.latest_checkpoint(str(checkpoints)).endswith("ssd300_iter_000001.pt")
+
+
+def test_a_full_disk_under_the_log_is_one_line_naming_the_file(toy_data_folder, tmp_path, monkeypatch):
+    """train_log.csv's second row and loss_curve.png fail with ENOSPC: LogWriteError "cannot write PATH: no space
+    left on device" (what train.py prints, exit 1), the checkpoint before it intact."""
+    import errno
+
+    folder = copy_lists(toy_data_folder, tmp_path / "data", n_train=1)
+    real_add = run_log.TrainingLog.add
+
+    def full_after_first_row(self, **row):
+        if self.rows:
+            raise run_log.cannot_write(self.csv_path, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+        return real_add(self, **row)
+
+    monkeypatch.setattr(run_log.TrainingLog, "add", full_after_first_row)
+    checkpoints = tmp_path / "ckpt"
+    with pytest.raises(train.LogWriteError) as error:
+        train.main(quiet_args(folder, checkpoints, "--iterations", "3", "--batch-size", "1", "--save-every", "1"))
+    assert str(error.value) == f"cannot write {checkpoints / 'train_log.csv'}: no space left on device"
+    assert checkpoint_files.latest_checkpoint(str(checkpoints)).endswith("ssd300_iter_000001.pt")
+
+    def full_disk_png(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(run_log.TrainingLog, "add", real_add)
+    import matplotlib.figure
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", full_disk_png)
+    with pytest.raises(train.LogWriteError, match=r"loss_curve\.png: no space left on device$"):
+        train.main(quiet_args(folder, tmp_path / "png", "--iterations", "1", "--batch-size", "1"))
