@@ -143,6 +143,7 @@ def test_uint8_items_normalized_a_batch_at_a_time_are_the_normalized_items(toy_d
     """normalized=False (train.py's loader): the same draws give the uint8 pixels of the normalized items, and
     train.next_batch, which normalizes them on the device, hands the step the same batch to float32 rounding."""
     import train
+    from ssd_support.distributed import DistInfo
 
     normalized = PascalVOCDataset(toy_data_folder, "TRAIN", keep_difficult=True)
     raw = PascalVOCDataset(toy_data_folder, "TRAIN", keep_difficult=True, normalized=False)
@@ -160,8 +161,10 @@ def test_uint8_items_normalized_a_batch_at_a_time_are_the_normalized_items(toy_d
     run = train.TrainingRun(model=None, model_without_ddp=None, loss_fn=None, optimizer=None, scaler=None,
                             autocast=None, label_map={}, start_iteration=0, last_checkpoint=None,
                             batches=iter([collate_fn(pixels)]), n_images=4,
-                            normalization={"mean": IMAGENET_MEAN, "std": IMAGENET_STD})
-    images, boxes, labels = train.next_batch(run, torch.device("cpu"))
+                            normalization={"mean": IMAGENET_MEAN, "std": IMAGENET_STD},
+                            dist_info=DistInfo(0, 1, torch.device("cpu")), checkpoint_dir="unused",
+                            keep_checkpoints=0, settings={})
+    images, boxes, labels = train.next_batch(run)
     assert images.dtype == torch.float32 and torch.allclose(images, collate_fn(expected)[0], atol=1e-5)
     # The network's layout on the CPU is the default one (build_model): the loader's channels-last batch is not
     # handed to it as it is (that made a CPU step slower and changed the toy quickstart's mAP).
@@ -169,7 +172,7 @@ def test_uint8_items_normalized_a_batch_at_a_time_are_the_normalized_items(toy_d
     assert all(torch.equal(b, item[1]) for b, item in zip(boxes, expected))
     run.batches = iter([collate_fn(expected)])  # already normalized: refused, not normalized a second time
     with pytest.raises(TypeError, match="uint8"):
-        train.next_batch(run, torch.device("cpu"))
+        train.next_batch(run)
 
 
 def test_uint8_test_items_never_hand_out_the_callers_image():
