@@ -99,8 +99,8 @@ def detect_batch(images, model, label_map, min_score=0.2, max_overlap=0.5, top_k
     """Detect objects in a batch of images in one forward pass.
 
     :param images: list of PIL RGB images, any sizes
-    :param model: an SSD in eval mode, run on the device of its parameters (or an ssd_support.onnx_export.OnnxRuntimeSSD, on
-        the CPU)
+    :param model: an SSD in eval mode, run on the device of its parameters (or an
+        ssd_support.onnx_export.OnnxRuntimeSSD, on the CPU)
     :param label_map: {class name: label}, background 0
     :param min_score: minimum class score of a detection
     :param max_overlap: NMS IoU threshold
