@@ -43,7 +43,8 @@ from ssd_support.checkpoints import list_checkpoints, load_resume_state, resolve
 from ssd_support.distributed import (all_ranks_sum, convert_sync_batchnorm, setup_distributed,
                                      stop_requested_anywhere, weights_digest)
 from ssd_support.previews import PREVIEW_BATCHES, write_batch_preview
-from ssd_support.resumable_loader import init_loader_worker, make_train_loader, stop_loader_workers
+from ssd_support.resumable_loader import (before_forking_workers, init_loader_worker, make_train_loader,
+                                         stop_loader_workers)
 from ssd_support.run_log import RunLog, ThroughputMeter, require_tensorboard
 from ssd_support.training_run import (CheckpointWriteError, DataLoadError, LogWriteError, NonFiniteLossError,
                                       StopRequest, TrainingRun, TrainingSetupError, add_run_options,
@@ -508,6 +509,7 @@ def evaluation_on(data_folder, label_map, batch_size, workers, device):
                                    preprocess=model.preprocess_config)
         # The training loader's worker set-up: workers ignore SIGINT/SIGTERM, which the main process acts on, so
         # a stop during an evaluation does not kill them with a traceback.
+        before_forking_workers(workers)
         loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_fn,
                             num_workers=workers, pin_memory=device.type == "cuda", worker_init_fn=init_loader_worker)
         return evaluate(model, loader, label_map, device, progress=False)

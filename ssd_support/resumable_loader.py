@@ -145,6 +145,20 @@ def loader_error_message(error):
     return match.group(1) if match else lines[-1]
 
 
+def before_forking_workers(workers):
+    """Make this process safe to fork loader workers from: OpenCV's thread pool reduced to the calling thread.
+
+    OpenCV's pool does not survive a fork: a forked worker's ``cv2.setNumThreads`` (init_loader_worker) waits
+    forever for pool threads that exist only in the parent, so a process that had run any parallel OpenCV call
+    (``--workers 0`` augmentation, a video, a test session) hung at its first batch. With one thread in the
+    parent there is no pool to inherit. train.py's main process runs no OpenCV work while it has workers.
+
+    :param workers: the loader's worker processes (0: nothing to do)
+    """
+    if workers > 0:
+        cv2.setNumThreads(1)
+
+
 def make_train_loader(dataset, batch_size, seed, workers, dist_info, start_iteration):
     """An endless DataLoader over ``dataset``, positioned at ``start_iteration``.
 
@@ -156,6 +170,7 @@ def make_train_loader(dataset, batch_size, seed, workers, dist_info, start_itera
     :return: (DataLoader yielding (images (N, 3, S, S), boxes list, labels list, difficulties list),
               the DistributedSampler it draws from)
     """
+    before_forking_workers(workers)
     # DistributedSampler also on a single process (world size 1): one code path, and its seeded per-epoch
     # permutation is what makes the data order resumable.
     sampler = DistributedSampler(dataset, num_replicas=dist_info.world_size, rank=dist_info.rank,

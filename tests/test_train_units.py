@@ -2,6 +2,8 @@
 
 import os
 import random
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -210,3 +212,24 @@ def test_epochs_on_a_handful_of_images_keep_the_two_decays_apart():
     assert train.schedule_for_epochs(3, 1, 1, 1, warmup=0) == (3, [2, 3], 0)
     rates = [train.learning_rate_at(i, 1e-3, [2, 3], 0.1, warmup=0) for i in range(3)]
     assert rates == pytest.approx([1e-3, 1e-3, 1e-4])
+
+
+def test_loader_workers_start_after_the_parent_ran_opencv_in_threads(toy_data_folder):
+    """A process that had run a parallel OpenCV call forked loader workers whose cv2.setNumThreads(1) waited forever
+    for the parent's pool threads (the test session hung at the first batch): the loader is safe to start now."""
+    script = (
+        "import sys, cv2, numpy as np, torch; sys.path.insert(0, {root!r})\n"
+        "image = np.random.randint(0, 255, (2000, 2000, 3), np.uint8)\n"
+        "cv2.resize(image, (1000, 1000)); cv2.GaussianBlur(image, (5, 5), 0)\n"
+        "from datasets import PascalVOCDataset\n"
+        "from ssd_support.distributed import DistInfo\n"
+        "from ssd_support.resumable_loader import make_train_loader\n"
+        "dataset = PascalVOCDataset({data!r}, 'TRAIN', normalized=False)\n"
+        "loader, _ = make_train_loader(dataset, 2, 0, 1, DistInfo(0, 1, torch.device('cpu')), 0)\n"
+        "print(next(iter(loader))[0].shape)\n"
+    ).format(root=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), data=toy_data_folder)
+    # OpenCV's own pthreads pool (OMP_NUM_THREADS, as the helpers' runs set it, hides the hang)
+    env = {name: value for name, value in os.environ.items() if name != "OMP_NUM_THREADS"}
+    output = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True,
+                            env=env)
+    assert "torch.Size([2, 3, 300, 300])" in output.stdout
