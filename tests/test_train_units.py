@@ -228,7 +228,7 @@ def test_loader_workers_start_after_the_parent_ran_opencv_in_threads(toy_data_fo
         "loader, _ = make_train_loader(dataset, 2, 0, 1, DistInfo(0, 1, torch.device('cpu')), 0)\n"
         "print(next(iter(loader))[0].shape)\n"
     ).format(root=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), data=toy_data_folder)
-    # OpenCV's own pthreads pool (OMP_NUM_THREADS, as the helpers' runs set it, hides the hang)
+    # Without OMP_NUM_THREADS, as CI runs it: OpenCV then runs its own thread pool, the one a fork breaks.
     env = {name: value for name, value in os.environ.items() if name != "OMP_NUM_THREADS"}
     output = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True,
                             env=env)
