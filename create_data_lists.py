@@ -74,7 +74,7 @@ from ssd_support.images import image_size_and_frames
 from ssd_support.yolo_format import YoloDataError, read_yolo_dataset
 from ssd_support.toy_data import make_toy_coco_dataset, make_toy_dataset
 from ssd_support.data_statistics import write_data_statistics
-from ssd_support.files import write_atomically
+from ssd_support.files import images_list_path, label_map_path, objects_list_path, write_atomically
 from utils import VOC_LABELS, make_label_map
 
 SPLITS = ("TRAIN", "TEST")
@@ -857,10 +857,10 @@ def _report_and_write(lists, label_map, label_map_source, n_clipped, problems, s
     written_splits = [split for split in ("TRAIN", "VAL", "TEST") if split in lists]
     for split in written_splits:
         images, objects = lists[split]
-        _write_json(os.path.join(output_folder, f"{split}_images.json"),
+        _write_json(images_list_path(output_folder, split),
                     [_list_path(path, output_folder) for path in images])
-        _write_json(os.path.join(output_folder, f"{split}_objects.json"), objects)
-    _write_json(os.path.join(output_folder, "label_map.json"), label_map)
+        _write_json(objects_list_path(output_folder, split), objects)
+    _write_json(label_map_path(output_folder), label_map)
 
     summary = {
         "label_map": label_map,
@@ -915,8 +915,8 @@ def split_validation(output_folder, fraction, seed=0, out=None):
     out = out or sys.stdout
     if not 0.0 < fraction < 1.0:
         raise DataListError(f"--val-fraction must be between 0 and 1 (exclusive), got {fraction}")
-    images_path = os.path.join(output_folder, "TRAIN_images.json")
-    objects_path = os.path.join(output_folder, "TRAIN_objects.json")
+    images_path = images_list_path(output_folder, "TRAIN")
+    objects_path = objects_list_path(output_folder, "TRAIN")
     with open(images_path) as file:
         images = json.load(file)
     with open(objects_path) as file:
@@ -930,8 +930,8 @@ def split_validation(output_folder, fraction, seed=0, out=None):
     val_paths = set(val_paths)
     val = [i for i, path in enumerate(images) if path in val_paths]  # in list order, as the lists it came from
     keep = [i for i, path in enumerate(images) if path not in val_paths]
-    _write_json(os.path.join(output_folder, "VAL_images.json"), [images[i] for i in val])
-    _write_json(os.path.join(output_folder, "VAL_objects.json"), [objects[i] for i in val])
+    _write_json(images_list_path(output_folder, "VAL"), [images[i] for i in val])
+    _write_json(objects_list_path(output_folder, "VAL"), [objects[i] for i in val])
     # TRAIN last: if anything fails before, TRAIN is still whole.
     _write_json(objects_path, [objects[i] for i in keep])
     _write_json(images_path, [images[i] for i in keep])

@@ -9,10 +9,10 @@ import torch
 from torch.utils.data import Dataset
 
 from ssd_support.fast_augment import augment_train
+from ssd_support.files import SPLITS, images_list_path, label_map_path, objects_list_path
 from ssd_support.images import load_image_array
 from utils import preprocess_settings, transform
 
-SPLITS = ("TRAIN", "VAL", "TEST")  # VAL: create_data_lists.py --val-fraction
 
 def _read_json(path):
     """Load a JSON file, with an error naming the file and the fix when it is missing or broken."""
@@ -35,7 +35,7 @@ def read_image_list(data_folder, split):
     :raises FileNotFoundError: when the list is missing; ValueError when it is not JSON
     """
     return [os.path.normpath(os.path.join(data_folder, path)) for path in
-            _read_json(os.path.join(data_folder, f"{split}_images.json"))]
+            _read_json(images_list_path(data_folder, split))]
 
 
 def check_images_exist(data_folder, split):
@@ -51,7 +51,7 @@ def check_images_exist(data_folder, split):
     missing = [path for path in paths if not os.path.isfile(path)]
     if missing:
         raise FileNotFoundError(
-            f"{os.path.join(data_folder, f'{split}_images.json')}: {len(missing)} of {len(paths)} listed images "
+            f"{images_list_path(data_folder, split)}: {len(missing)} of {len(paths)} listed images "
             f"not found, the first {missing[0]} (moved? run create_data_lists.py again)")
     return paths
 
@@ -62,7 +62,7 @@ def load_label_map(data_folder):
     :param data_folder: folder holding label_map.json
     :return: dict {class name: label}, with "background": 0
     """
-    return _read_json(os.path.join(data_folder, "label_map.json"))
+    return _read_json(label_map_path(data_folder))
 
 
 def load_image_tensor(path):
@@ -150,8 +150,8 @@ class PascalVOCDataset(Dataset):
         self.normalized = normalized
         self.reference_augment = reference_augment
 
-        images_path = os.path.join(data_folder, f"{self.split}_images.json")
-        objects_path = os.path.join(data_folder, f"{self.split}_objects.json")
+        images_path = images_list_path(data_folder, self.split)
+        objects_path = objects_list_path(data_folder, self.split)
         # Relative paths are taken relative to the data folder, so that a folder can be moved whole; a missing
         # image is reported now, in one line, not by a DataLoader worker in the middle of training.
         self.images = check_images_exist(data_folder, self.split)

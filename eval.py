@@ -52,7 +52,7 @@ from ssd_support.detection_export import load_coco_ids, save_coco_detections
 from ssd_support.error_analysis import N_PREDICTION_IMAGES, OPERATING_SCORE, save_error_plots
 from ssd_support.images import image_size
 from model import EVAL_CANDIDATES_PER_CLASS, EVAL_MIN_SCORE, EVAL_NMS_IOU, EVAL_TOP_K
-from ssd_support.files import write_atomically
+from ssd_support.files import label_map_path, write_atomically
 from ssd_support.voc_map import average_precisions_from_curves, precision_recall_curves
 from utils import average_precision
 
@@ -455,10 +455,10 @@ def main(argv=None):
     use_fast_cpu_layout(model)  # channels-last weights on the CPU: same detections, ~1.25x the images/s
 
     # The labels in the data folder must mean what the model's outputs mean, or every AP is silently wrong.
-    if os.path.isfile(os.path.join(args.data_folder, "label_map.json")):
+    if os.path.isfile(label_map_path(args.data_folder)):
         data_label_map = load_label_map(args.data_folder)
         if data_label_map != label_map:
-            return _fail(f"{os.path.join(args.data_folder, 'label_map.json')}: label map differs from the one in "
+            return _fail(f"{label_map_path(args.data_folder)}: label map differs from the one in "
                          f"{args.checkpoint} (classes {sorted(data_label_map)} vs {sorted(label_map)})")
     try:
         # Resized to the input size the network was built for (SSD300: 300, SSD512: 512), and prepared as

@@ -525,10 +525,11 @@ def prepare_training(args, dist_info):
     """
     device, is_main = dist_info.device, dist_info.is_main
     args.amp = use_amp_on(device, args.amp, args.amp_on_cpu)
-    if args.eval_every and split_size(args.data_folder, evaluation_split(args.data_folder)) == 0:
+    eval_split = evaluation_split(args.data_folder)
+    if args.eval_every and split_size(args.data_folder, eval_split) == 0:
         if is_main:
-            print(f"train.py: note: {args.data_folder} has no {evaluation_split(args.data_folder)} images; "
-                  f"--eval-every is ignored", file=sys.stderr, flush=True)
+            print(f"train.py: note: {args.data_folder} has no {eval_split} images; --eval-every is ignored",
+                  file=sys.stderr, flush=True)
         args.eval_every = 0
     if args.tensorboard and is_main:
         require_tensorboard()  # before the model is built: a missing package should not cost a minute
