@@ -13,6 +13,7 @@ from PIL import Image
 
 import detect
 from model import SSD300
+from video_files import read_back
 from utils import make_label_map
 
 LABEL_MAP = make_label_map(["cat", "dog", "person"])
@@ -159,14 +160,7 @@ def test_video_frames_go_through_the_batched_path_and_come_back_annotated(tmp_pa
     assert [entry["frame"] for entry in per_frame] == [0, 1, 2, 3, 4]
     assert per_frame[0]["detections"][0]["box"] == [0.0, 0.0, 48.0, 32.0]
 
-    capture = cv2.VideoCapture(stem + ".webm")
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
-    capture.release()
+    frames, _ = read_back(stem + ".webm")
     assert len(frames) == 5 and frames[0].shape == (64, 96, 3)
     for i, frame in enumerate(frames):
         # Far from the box the frame keeps its shade (VP9 is lossy: a few levels); the box edge is coloured.

@@ -9,25 +9,11 @@ import pytest
 
 import detect
 from ssd_support import video
+from video_files import read_back
 from utils import make_label_map
 
 cv2 = pytest.importorskip("cv2")
 LABEL_MAP = make_label_map(["cat"])
-
-
-def read_back(path):
-    """(frames, the codec's fourcc as text) of a video file, through OpenCV."""
-    capture = cv2.VideoCapture(str(path))
-    assert capture.isOpened(), path
-    fourcc = int(capture.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little").decode("ascii", "replace")
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
-    capture.release()
-    return frames, fourcc
 
 
 def shades(n, size=(63, 97)):
