@@ -60,7 +60,7 @@ METRICS = ("voc", "coco", "all")
 
 
 def collect_detections(model, data_loader, device, min_score=EVAL_MIN_SCORE, max_overlap=EVAL_NMS_IOU, top_k=EVAL_TOP_K,
-                       progress=True, max_candidates_per_class=EVAL_CANDIDATES_PER_CLASS):
+                       progress=True, max_candidates_per_class=EVAL_CANDIDATES_PER_CLASS, split_loss=None):
     """Run the model over a data set and gather its detections and the ground truth, image by image.
 
     :param model: an SSD300 (or a DistributedDataParallel wrapping one); put in eval mode for the duration
@@ -73,6 +73,8 @@ def collect_detections(model, data_loader, device, min_score=EVAL_MIN_SCORE, max
     :param progress: show a tqdm progress bar
     :param max_candidates_per_class: at most this many candidates per image and class enter NMS, the best-scoring
         (Caffe's nms_param top_k, 400, as export.py and SSDDetector keep); None: every candidate above min_score
+    :param split_loss: a ssd_support.split_loss.SplitLoss fed each batch's outputs and ground truth (train.py's
+        VAL loss, from the same forward pass), or None
     :return: dict of six lists with one CPU tensor per image: "det_boxes" (n, 4) fractional x1y1x2y2,
         "det_labels" (n,), "det_scores" (n,), "true_boxes" (m, 4), "true_labels" (m,), "true_difficulties" (m,)
     """
@@ -86,6 +88,8 @@ def collect_detections(model, data_loader, device, min_score=EVAL_MIN_SCORE, max
             for images, boxes, labels, difficulties in tqdm(data_loader, desc="Evaluating", unit="batch",
                                                              disable=not progress):
                 predicted_locs, predicted_scores = network(images.to(device))
+                if split_loss is not None:
+                    split_loss.add(predicted_locs, predicted_scores, boxes, labels)
                 det_boxes, det_labels, det_scores = network.detect_objects(
                     predicted_locs, predicted_scores, min_score=min_score, max_overlap=max_overlap, top_k=top_k,
                     max_candidates_per_class=max_candidates_per_class)
@@ -147,7 +151,8 @@ def score_detections(collected, label_map, metric="voc", image_sizes=None):
 
 def evaluate(model, data_loader, label_map, device, min_score=EVAL_MIN_SCORE, max_overlap=EVAL_NMS_IOU, top_k=EVAL_TOP_K,
              progress=True,
-             metric="voc", image_sizes=None, max_candidates_per_class=EVAL_CANDIDATES_PER_CLASS):
+             metric="voc", image_sizes=None, max_candidates_per_class=EVAL_CANDIDATES_PER_CLASS, split_loss=None,
+             operating_score=None):
     """Evaluate a model on a data set with the VOC metrics, and optionally the COCO ones.
 
     :param model: an SSD300 (or a DDP wrapper of one); its train/eval mode is restored afterwards
@@ -163,8 +168,12 @@ def evaluate(model, data_loader, label_map, device, min_score=EVAL_MIN_SCORE, ma
     :param image_sizes: (width, height) of each image in loader order, for the COCO metrics; by default read
         from the headers of ``data_loader.dataset.images`` (a PascalVOCDataset's image paths)
     :param max_candidates_per_class: candidates per image and class entering NMS (paper: 400; None: all)
+    :param split_loss: a SplitLoss to feed from the same forward pass (collect_detections), or None
+    :param operating_score: also give the precision and recall of the detections scoring at least this, or None
     :return: {"ap_11pt": {class: AP}, "map_11pt": float, "ap_area": {class: AP}, "map_area": float}, plus
-        "coco" ({"AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", ..., "per_class"}) for "coco" / "all"
+        "coco" ({"AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", ..., "per_class"}) for "coco" / "all", and
+        "operating_point" ({"score", "precision", "recall", "f1"}: means over classes, "per_class":
+        :func:`operating_point`'s dict) when ``operating_score`` is given
     """
     _check_metric(metric)
     if metric != "voc" and image_sizes is None:
@@ -174,8 +183,11 @@ def evaluate(model, data_loader, label_map, device, min_score=EVAL_MIN_SCORE, ma
             raise ValueError("the COCO metrics need image_sizes, or a data loader whose dataset has .images paths")
         image_sizes = read_image_sizes(image_paths)
     collected = collect_detections(model, data_loader, device, min_score, max_overlap, top_k, progress,
-                                   max_candidates_per_class)
-    results, _ = score_detections(collected, label_map, metric, image_sizes)
+                                   max_candidates_per_class, split_loss)
+    results, curves = score_detections(collected, label_map, metric, image_sizes)
+    if operating_score is not None:
+        points = operating_point(curves, sorted_class_scores(collected, label_map), operating_score)
+        results["operating_point"] = {"score": operating_score, **operating_point_means(points), "per_class": points}
     return results
 
 
@@ -355,9 +367,19 @@ def format_operating_point(points, score):
         lines.append(f"{name:<{width}}  {point['precision']:9.4f}  {point['recall']:6.4f}  {point['f1']:6.4f}  "
                      f"{point['n_detections']:10d}")
     if points:
-        means = [float(np.mean([point[key] for point in points.values()])) for key in ("precision", "recall", "f1")]
-        lines += ["-" * (width + 40), f"{'mean':<{width}}  {means[0]:9.4f}  {means[1]:6.4f}  {means[2]:6.4f}"]
+        means = operating_point_means(points)
+        lines += ["-" * (width + 40), f"{'mean':<{width}}  {means['precision']:9.4f}  {means['recall']:6.4f}  "
+                                      f"{means['f1']:6.4f}"]
     return "\n".join(lines)
+
+
+def operating_point_means(points):
+    """The means over classes of :func:`operating_point`'s precision, recall and F1.
+
+    :return: {"precision", "recall", "f1"}: floats (0.0 when there is no class)
+    """
+    return {key: float(np.mean([point[key] for point in points.values()])) if points else 0.0
+            for key in ("precision", "recall", "f1")}
 
 
 def write_thresholds(path, thresholds, checkpoint, data_folder, split):

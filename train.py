@@ -15,7 +15,8 @@ the recipe's pieces (learning rate, parameter groups) and the set-up. Training i
 the paper; a run resumed at iteration k sees exactly the batches of the uninterrupted run
 (ssd_support/resumable_loader.py). Written to --checkpoint-dir (rank 0): ssd300_iter_<N>.pt checkpoints
 (ssd_support/checkpoints.py), train_log.csv and loss_curve.png (ssd_support/run_log.py), train_summary.json.
-Ctrl-C or SIGTERM finishes the step, saves and exits with status 130; a NaN/inf loss stops with a message
+Ctrl-C or SIGTERM finishes the step, saves and exits with status 130 (on every rank; torchrun itself then exits
+1, ``python -m ssd_support.launch`` with torchrun's arguments exits 130); a NaN/inf loss stops with a message
 naming the last good checkpoint (ssd_support/training_run.py).
 """
 
@@ -40,12 +41,13 @@ from utils import MultiBoxLoss, normalize, preprocess_settings
 
 # The product layers: checkpoints and resume, the log, torchrun, the resumable loader, the run's safety nets.
 from ssd_support.checkpoints import list_checkpoints, load_resume_state, resolve_resume_path, restore_rng_state
-from ssd_support.distributed import (all_ranks_sum, convert_sync_batchnorm, setup_distributed,
-                                     stop_requested_anywhere, weights_digest)
+from ssd_support.distributed import (STOPPED_EXIT_CODE, all_ranks_sum, convert_sync_batchnorm, report_exit_status,
+                                     setup_distributed, stop_requested_anywhere, weights_digest)
 from ssd_support.previews import PREVIEW_BATCHES, write_batch_preview
 from ssd_support.resumable_loader import (before_forking_workers, init_loader_worker, make_train_loader,
                                          stop_loader_workers)
 from ssd_support.run_log import RunLog, ThroughputMeter, require_tensorboard
+from ssd_support.split_loss import SplitLoss
 from ssd_support.training_run import (CheckpointWriteError, DataLoadError, LogWriteError, NonFiniteLossError,
                                       StopRequest, TrainingRun, TrainingSetupError, add_run_options,
                                       check_run_options, claim_checkpoint_dir, evaluation_split, split_size,
@@ -174,13 +176,28 @@ def main(argv=None):
 
 def train(run, args):
     """The training loop of a prepared run, then the summary. Same return value as main()."""
+    stop_request = StopRequest()
+    # A signal is only noted until the last file is written, not only during the loop: under torchrun, the
+    # first rank to leave with 130 makes torchrun SIGTERM the others, which would kill rank 0 mid-summary.
+    with stop_on_signals(stop_request):
+        result = training_loop(run, args, stop_request)
+        finish_run(run, result)
+    return result
+
+
+def training_loop(run, args, stop_request):
+    """Steps from ``run.start_iteration`` to ``args.iterations``, logging, evaluating and saving on the way; leaves
+    after the step during which ``stop_request`` was set (on any rank), or when --patience runs out.
+
+    :return: main()'s dict
+    """
     is_main, world = run.dist_info.is_main, run.dist_info.world_size
-    stop_request, meter = StopRequest(), ThroughputMeter()
+    meter = ThroughputMeter()
     eval_result, interrupted, stopped_early, iteration = None, False, None, run.start_iteration
     log = RunLog(args.checkpoint_dir, run.start_iteration, args.iterations, enabled=is_main,
                  tensorboard_dir=args.tensorboard, progress=not args.no_progress, eval_split=run.eval_split)
     previews = is_main and not args.no_previews and run.start_iteration == 0  # a resumed run keeps the first ones
-    with stop_on_signals(stop_request), log:
+    with log:
         while iteration < args.iterations:
             step_start = time.perf_counter()
             if args.lr_schedule == "cosine":
@@ -230,14 +247,24 @@ def train(run, args):
                 log.write(f"Stopped at iteration {iteration}; saved {run.last_checkpoint}. "
                           f"Continue with --resume {run.last_checkpoint}")
                 break
-    if is_main:
-        run.write_summary(iteration, interrupted, eval_result, log.rows, stopped_early)
-    if world > 1:
-        # Printed by every rank: identical digests show that DDP kept the replicas in sync.
-        print(f"rank {run.dist_info.rank}: final weights sha256 {weights_digest(run.model_without_ddp)}", flush=True)
     return {"model": run.model_without_ddp, "checkpoint": run.last_checkpoint if is_main else None,
             "iteration": iteration, "log": log.rows, "eval": eval_result, "interrupted": interrupted,
             "stopped_early": stopped_early}
+
+
+def finish_run(run, result):
+    """train_summary.json (rank 0), then every rank leaves together and tells ssd_support.launch how it ends.
+
+    :param result: training_loop's dict
+    """
+    if run.dist_info.is_main:
+        run.write_summary(result["iteration"], result["interrupted"], result["eval"], result["log"],
+                          result["stopped_early"])
+    if run.dist_info.world_size > 1:
+        # Printed by every rank: identical digests show that DDP kept the replicas in sync.
+        print(f"rank {run.dist_info.rank}: final weights sha256 {weights_digest(run.model_without_ddp)}", flush=True)
+        dist.barrier()  # no rank leaves (and has torchrun stop the others) before rank 0 has written everything
+    report_exit_status(STOPPED_EXIT_CODE if result["interrupted"] else 0)  # torchrun alone turns 130 into 1
 
 
 def train_step(run, images, boxes, labels, iteration, grad_clip=None):
@@ -495,14 +522,17 @@ def make_train_dataset(data_folder, image_size, keep_difficult=True, augment=Tru
     return dataset
 
 
-def evaluation_on(data_folder, label_map, batch_size, workers, device):
-    """The --eval-every measurement: a function (model, split) -> eval.evaluate's dict, the VOC mAP of a split.
+def evaluation_on(data_folder, label_map, batch_size, workers, device, loss_fn, operating_score):
+    """The --eval-every measurement: a function (model, split) -> eval.evaluate's dict (the VOC mAP of a split,
+    its "operating_point") plus "loss", the split's MultiBox loss, from the same forward pass (SplitLoss).
 
     :param data_folder: where the split's lists are
     :param label_map: {class name: label}
     :param batch_size: images per evaluation batch
     :param workers: loader worker processes
     :param device: where the model is
+    :param loss_fn: the run's MultiBoxLoss
+    :param operating_score: the score of the precision and recall (--operating-score)
     """
     def evaluate_split(model, split):
         dataset = PascalVOCDataset(data_folder, split, keep_difficult=True, image_size=model.image_size,
@@ -512,7 +542,10 @@ def evaluation_on(data_folder, label_map, batch_size, workers, device):
         before_forking_workers(workers)
         loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_fn,
                             num_workers=workers, pin_memory=device.type == "cuda", worker_init_fn=init_loader_worker)
-        return evaluate(model, loader, label_map, device, progress=False)
+        split_loss = SplitLoss(loss_fn)
+        result = evaluate(model, loader, label_map, device, progress=False, split_loss=split_loss,
+                          operating_score=operating_score)
+        return {**result, "loss": split_loss.result()}
 
     return evaluate_split
 
@@ -601,7 +634,8 @@ def prepare_training(args, dist_info):
         n_images=len(dataset), normalization=normalization, dist_info=dist_info,
         checkpoint_dir=args.checkpoint_dir, keep_checkpoints=args.keep_checkpoints, settings=vars(args))
     if args.eval_every:
-        run.evaluate_split = evaluation_on(args.data_folder, label_map, args.eval_batch_size, args.workers, device)
+        run.evaluate_split = evaluation_on(args.data_folder, label_map, args.eval_batch_size, args.workers, device,
+                                           run.loss_fn, args.operating_score)
         run.prepare_evaluation(args.data_folder)
         if args.patience and run.eval_split != "VAL":
             print("train.py: note: --patience stops by the VAL mAP, and the data folder has no VAL split: it is "
@@ -634,4 +668,4 @@ if __name__ == "__main__":
     except (NonFiniteLossError, TrainingSetupError, FileNotFoundError, ImportError, CheckpointWriteError,
             LogWriteError, DataLoadError) as error:
         sys.exit(f"train.py: {error}")
-    sys.exit(130 if result["interrupted"] else 0)
+    sys.exit(STOPPED_EXIT_CODE if result["interrupted"] else 0)

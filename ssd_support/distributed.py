@@ -14,6 +14,11 @@ import torch.distributed as dist
 
 from ssd_support.checkpoints import TrainingSetupError
 
+# The exit status of a run stopped by SIGINT/SIGTERM after saving (128 + SIGINT, the shell's status for Ctrl-C).
+STOPPED_EXIT_CODE = 130
+# Set by ssd_support.launch: the folder where each rank leaves the status it exits with (report_exit_status).
+EXIT_STATUS_DIR_VARIABLE = "SSD_EXIT_STATUS_DIR"
+
 
 class DistInfo(NamedTuple):
     """Where this process runs: its rank among ``world_size`` processes and its device."""
@@ -79,6 +84,21 @@ def stop_requested_anywhere(request, dist_info):
     if dist_info.world_size == 1:
         return request.stop
     return all_ranks_sum([float(request.stop)], dist_info)[0] > 0
+
+
+def report_exit_status(status):
+    """Under ssd_support.launch, leave the status this rank is about to exit with where the launcher reads it
+    (torchrun itself only sees a non-zero status, and exits 1 for any). Nothing happens without the launcher.
+
+    :param status: the exit status, an int (STOPPED_EXIT_CODE for a clean stop on a signal)
+    """
+    folder = os.environ.get(EXIT_STATUS_DIR_VARIABLE)
+    if not folder or not os.path.isdir(folder):
+        return
+    path = os.path.join(folder, f"rank{int(os.environ.get('LOCAL_RANK', '0'))}")
+    with open(path + ".tmp", "w") as file:
+        file.write(str(status))
+    os.replace(path + ".tmp", path)  # the launcher never reads half a number
 
 
 def convert_sync_batchnorm(model, dist_info):

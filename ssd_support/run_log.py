@@ -21,7 +21,11 @@ def cannot_write(path, error):
     return LogWriteError(f"cannot write {path}: {reason}")
 
 
-LOG_FIELDS = ("iteration", "loss", "loc_loss", "conf_loss", "lr", "images_per_s", "elapsed_s", "map_11pt")
+# A training row fills the first columns; an evaluation row (--eval-every) the mAP and the eval_ ones: the
+# evaluated split's MultiBox loss (comparable with the TRAIN loss) and its precision / recall at --operating-score.
+LOG_FIELDS = ("iteration", "loss", "loc_loss", "conf_loss", "lr", "images_per_s", "elapsed_s", "map_11pt",
+              "eval_loss", "eval_loc_loss", "eval_conf_loss", "eval_precision", "eval_recall")
+LOSS_PARTS = (("loss", "total"), ("loc_loss", "localization"), ("conf_loss", "confidence"))
 
 
 class TrainingLog:
@@ -47,7 +51,9 @@ class TrainingLog:
         os.makedirs(folder, exist_ok=True)
         if start_iteration > 0 and os.path.isfile(self.csv_path):
             with open(self.csv_path, newline="") as file:
-                self.rows = [row for row in csv.DictReader(file) if int(row["iteration"]) <= start_iteration]
+                # A log of an older version lacks the newer columns: they stay empty.
+                self.rows = [{field: row.get(field) or "" for field in LOG_FIELDS} for row in csv.DictReader(file)
+                             if int(row["iteration"]) <= start_iteration]
         with open(self.csv_path, "w", newline="") as file:
             writer = csv.DictWriter(file, fieldnames=LOG_FIELDS)
             writer.writeheader()
@@ -79,13 +85,17 @@ class TrainingLog:
             return [p[0] for p in points], [p[1] for p in points]
 
         figure, axis = plt.subplots(figsize=(8, 5))
-        for key, label in (("loss", "total"), ("loc_loss", "localization"), ("conf_loss", "confidence")):
+        for index, (key, label) in enumerate(LOSS_PARTS):
+            colour = f"C{index}"  # a part's TRAIN and evaluated-split curves share a colour
             xs, ys = series(key)
             if xs:
-                axis.plot(xs, ys, label=label)
+                axis.plot(xs, ys, color=colour, label=f"{label} (TRAIN)")
+            xs, ys = series(f"eval_{key}")
+            if xs:
+                axis.plot(xs, ys, "--o", color=colour, markersize=4, label=f"{label} ({self.eval_split})")
         axis.set_xlabel("iteration")
         axis.set_ylabel("MultiBox loss")
-        if any(r["loss"] not in ("", None) and float(r["loss"]) > 0 for r in self.rows):
+        if any(r[key] not in ("", None) and float(r[key]) > 0 for r in self.rows for key in ("loss", "eval_loss")):
             axis.set_yscale("log")
         axis.grid(True, which="both", alpha=0.3)
         xs, ys = series("map_11pt")
@@ -162,9 +172,13 @@ class TensorBoardLog:
 
 # How each number is written in train_log.csv, and its TensorBoard tag ("{split}": the split evaluated).
 LOG_FORMATS = {"loss": ".5f", "loc_loss": ".5f", "conf_loss": ".5f", "lr": ".3g", "images_per_s": ".2f",
-               "elapsed_s": ".1f", "map_11pt": ".4f"}
+               "elapsed_s": ".1f", "map_11pt": ".4f", "eval_loss": ".5f", "eval_loc_loss": ".5f",
+               "eval_conf_loss": ".5f", "eval_precision": ".4f", "eval_recall": ".4f"}
 TENSORBOARD_TAGS = {"loss": "loss/total", "loc_loss": "loss/localization", "conf_loss": "loss/confidence",
-                    "lr": "lr", "images_per_s": "images_per_s", "map_11pt": "mAP_11pt/{split}"}
+                    "lr": "lr", "images_per_s": "images_per_s", "map_11pt": "mAP_11pt/{split}",
+                    "eval_loss": "loss/total_{split}", "eval_loc_loss": "loss/localization_{split}",
+                    "eval_conf_loss": "loss/confidence_{split}", "eval_precision": "precision/{split}",
+                    "eval_recall": "recall/{split}"}
 
 
 class RunLog:

@@ -22,6 +22,7 @@ from ssd_support.checkpoints import (BEST_CHECKPOINT, CheckpointWriteError, Trai
                                      make_checkpoint, read_checkpoint, save_atomically,
                                      save_checkpoint)
 from ssd_support.distributed import all_ranks_sum
+from ssd_support.error_analysis import OPERATING_SCORE
 from ssd_support.files import has_split, images_list_path, write_json_atomically
 from ssd_support.resumable_loader import DataLoadError, loader_error_message
 from ssd_support.run_log import LogWriteError, cannot_write
@@ -275,10 +276,11 @@ class TrainingRun:
                 self.best_map, self.best_checkpoint = float(saved["val_map_11pt"]), path
 
     def evaluate(self, iteration, log):
-        """--eval-every: the mAP of ``eval_split`` (VAL, else TEST) on rank 0 (the others wait), into the log;
-        on VAL, a new best is kept as best.pt (keep_best).
+        """--eval-every: the mAP, the MultiBox loss and the precision / recall at --operating-score of
+        ``eval_split`` (VAL, else TEST) on rank 0 (the others wait), into the log; on VAL, a new best is kept as
+        best.pt (keep_best).
 
-        :return: eval.evaluate's dict on rank 0, None elsewhere
+        :return: eval.evaluate's dict plus "loss" (SplitLoss.result) on rank 0, None elsewhere
         """
         result = None
         if self.dist_info.is_main:
@@ -288,11 +290,17 @@ class TrainingRun:
                 result = self.evaluate_split(model, self.eval_split)
             finally:
                 model.train()
-            log.add(iteration, map_11pt=result["map_11pt"], elapsed_s=self.elapsed())
+            loss, point = result["loss"], result["operating_point"]
+            log.add(iteration, map_11pt=result["map_11pt"], eval_loss=loss["loss"], eval_loc_loss=loss["loc_loss"],
+                    eval_conf_loss=loss["conf_loss"], eval_precision=point["precision"], eval_recall=point["recall"],
+                    elapsed_s=self.elapsed())
             note = ""
             if self.eval_split == "VAL" and self.keep_best(iteration, result["map_11pt"]):
                 note = f" (best so far: {self.best_checkpoint})"
-            log.write(f"iteration {iteration}: {self.eval_split} mAP (11-point) {result['map_11pt']:.4f}{note}")
+            log.write(f"iteration {iteration}: {self.eval_split} mAP (11-point) {result['map_11pt']:.4f}, loss "
+                      f"{loss['loss']:.4f} (localization {loss['loc_loss']:.4f}, confidence {loss['conf_loss']:.4f}), "
+                      f"precision {point['precision']:.4f} / recall {point['recall']:.4f} at score >= "
+                      f"{point['score']:g}{note}")
         self.barrier()
         return result
 
@@ -410,6 +418,10 @@ def add_run_options(parser):
                           "when the data folder has one (create_data_lists.py --val-fraction; then the best "
                           "weights are kept as best.pt), else on TEST")
     run.add_argument("--eval-batch-size", type=int, default=32, help="batch size for --eval-every")
+    run.add_argument("--operating-score", type=float, default=OPERATING_SCORE, metavar="S",
+                     help="with --eval-every: the score at which train_log.csv's eval_precision / eval_recall are "
+                          f"taken (the detections scoring >= S; means over classes; default {OPERATING_SCORE}, "
+                          "as eval.py --plots)")
     run.add_argument("--patience", type=int, default=0, metavar="N",
                      help="with --eval-every on VAL: stop when N evaluations in a row bring no better VAL mAP than "
                           "best.pt's; the run ends as a finished one (checkpoint, summary, exit 0). 0: never")
@@ -435,6 +447,8 @@ def check_run_options(parser, args):
             parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     if args.eval_every < 0 or args.workers < 0 or args.patience < 0:
         parser.error("--eval-every, --workers and --patience cannot be negative")
+    if not 0 <= args.operating_score <= 1:
+        parser.error(f"--operating-score is a class score, between 0 and 1; got {args.operating_score}")
     if args.patience and not args.eval_every:
         parser.error("--patience counts evaluations: it needs --eval-every N")
     if args.max_images is not None and args.max_images < 1:

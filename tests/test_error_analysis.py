@@ -302,3 +302,18 @@ def test_coco_ids_that_fit_only_some_images_are_refused_in_one_line(tmp_path, mo
                      str(tmp_path / "d.json")) == 1
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1 and "coco_ids.json: no COCO image id for 1 of the 3 TEST images" in error
+
+
+def test_precision_and_recall_at_the_operating_score_of_a_hand_made_detector(hand_folder):
+    """What train.py --eval-every logs as eval_precision / eval_recall. At score >= 0.5: cat keeps 0.95 (the
+    difficult C: neither right nor wrong), 0.9 (A), 0.8 (duplicate), 0.7 (on the dog), 0.55 (empty image): 1 right of
+    4 counted, 1 of its 2 objects (A, E) found; dog keeps 0.85 (D) and 0.6 (nothing): 1 of 2, 1 of its 2 (B, D)."""
+    from datasets import PascalVOCDataset, collate_fn
+
+    loader = torch.utils.data.DataLoader(PascalVOCDataset(str(hand_folder), "TEST", keep_difficult=True),
+                                         batch_size=2, collate_fn=collate_fn)
+    point = eval_script.evaluate(_replay(), loader, LABEL_MAP, "cpu", progress=False,
+                                 operating_score=0.5)["operating_point"]
+    per_class = {name: (p["precision"], p["recall"]) for name, p in point["per_class"].items()}
+    assert per_class == {"cat": (0.25, 0.5), "dog": (0.5, 0.5)}
+    assert point["precision"] == 0.375 and point["recall"] == 0.5 and point["score"] == 0.5

@@ -50,6 +50,19 @@ def test_readme_command_parses(script, arguments):
         pytest.fail(f"README command rejected by {script}.py: {' '.join(arguments)} (exit {exit_.code})")
 
 
+def test_readme_launcher_commands_parse_as_torchrun():
+    """``python -m ssd_support.launch`` takes torchrun's options: the README's launch lines are valid ones."""
+    from torch.distributed import run as torchrun
+
+    lines = [line for block in re.findall(r"```bash\n(.*?)```", README.read_text(), flags=re.S)
+             for line in block.splitlines() if line.startswith("python -m ssd_support.launch")]
+    assert lines
+    for line in lines:
+        words = shlex.split(line)[3:]
+        args = torchrun.parse_args(words)
+        assert args.training_script == "train.py" and int(args.nproc_per_node) > 1, line
+
+
 def test_readme_test_command_is_what_ci_runs():
     ci = (README.parent / ".ci" / "run").read_text()
     test_command = "python -m pytest -q tests"

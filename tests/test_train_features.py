@@ -4,6 +4,7 @@ Training runs here are 1-3 iterations on 2-3 toy images (SSD300 costs ~1.5 s per
 """
 
 import contextlib
+import csv
 import io
 import json
 import os
@@ -45,6 +46,12 @@ def copy_lists(source, folder, n_train, n_test=1):
 def read_json(path):
     with open(path) as file:
         return json.load(file)
+
+
+def measured(map_11pt):
+    """What train.evaluation_on's function returns, for a fake evaluation of the given mAP."""
+    return {"map_11pt": map_11pt, "loss": {"loss": 3.0, "loc_loss": 1.0, "conf_loss": 2.0},
+            "operating_point": {"score": 0.5, "precision": 0.25, "recall": 0.75, "f1": 0.375, "per_class": {}}}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -138,7 +145,7 @@ def test_eval_on_val_keeps_best_pt_by_val_map(toy_data_folder, tmp_path, monkeyp
     def fake_evaluate_split(model, split):
         asked.append(split)
         weights[len(asked)] = {k: v.clone() for k, v in model.state_dict().items()}
-        return {"map_11pt": next(maps)}
+        return measured(next(maps))
 
     monkeypatch.setattr(train, "evaluation_on", lambda *args, **kwargs: fake_evaluate_split)
     checkpoints = tmp_path / "ckpt"
@@ -147,7 +154,7 @@ def test_eval_on_val_keeps_best_pt_by_val_map(toy_data_folder, tmp_path, monkeyp
     printed = capsys.readouterr().out
     assert "--epochs 3 = 3 iterations" in printed
     # --no-progress: a plain line per log row (--log-every 1), for logs under nohup or a batch scheduler.
-    assert [line.split(":")[0] for line in printed.splitlines() if line.startswith("iteration ") and "loss" in line
+    assert [line.split(":")[0] for line in printed.splitlines() if line.startswith("iteration ") and "images/s" in line
             ] == ["iteration 1", "iteration 2", "iteration 3"]
     assert asked == ["VAL"] * 3 and result["iteration"] == 3
 
@@ -185,6 +192,66 @@ def test_eval_without_val_measures_test_and_warns(toy_data_folder, tmp_path, cap
     assert read_json(tmp_path / "ckpt" / "train_summary.json")["eval_split"] == "TEST"
 
 
+def test_eval_rows_hold_the_val_loss_and_precision_recall_and_the_curve_draws_both_losses(
+        toy_data_folder, tmp_path, monkeypatch):
+    """An evaluation row's eval_loss / eval_loc_loss / eval_conf_loss equal MultiBoxLoss over the whole VAL split
+    as one batch (gathered here over batches of 1), its eval_precision / eval_recall eval.py's operating point at
+    --operating-score; loss_curve.png draws the TRAIN and VAL curves of all three parts."""
+    import matplotlib.figure
+
+    import eval as ssd_eval
+    from datasets import collate_fn
+    from utils import MultiBoxLoss
+
+    folder = copy_lists(toy_data_folder, tmp_path / "data", n_train=4)
+    with contextlib.redirect_stdout(io.StringIO()):
+        cdl.split_validation(folder, 0.5)  # 2 VAL images, 2 TRAIN images
+    drawn = []
+
+    def record_curves(figure, *args, **kwargs):
+        drawn.append(sorted(line.get_label() for axis in figure.axes for line in axis.get_lines()))
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", record_curves)
+    checkpoints = tmp_path / "ckpt"
+    result = train.main(quiet_args(folder, checkpoints, "--iterations", "2", "--batch-size", "1", "--eval-every",
+                                   "2", "--eval-batch-size", "1", "--operating-score", "0.2", "--warmup", "0"))
+    row = next(row for row in result["log"] if row["map_11pt"] != "")
+    assert int(row["iteration"]) == 2 and row["loss"] == ""  # an evaluation row of its own
+
+    model, _ = checkpoint_files.load_model_from_checkpoint(str(checkpoints / "ssd300_iter_000002.pt"))
+    dataset = PascalVOCDataset(folder, "VAL", keep_difficult=True, preprocess=model.preprocess_config)
+    images, boxes, labels, _ = collate_fn([dataset[0], dataset[1]])
+    with torch.no_grad():
+        loc_loss, conf_loss = MultiBoxLoss(model.priors_cxcy)(*model(images), boxes, labels)
+    assert float(row["eval_loc_loss"]) == pytest.approx(float(loc_loss), rel=1e-4, abs=1e-5)
+    assert float(row["eval_conf_loss"]) == pytest.approx(float(conf_loss), rel=1e-4, abs=1e-5)
+    assert float(row["eval_loss"]) == pytest.approx(float(loc_loss + conf_loss), rel=1e-4, abs=1e-5)
+
+    loader = torch.utils.data.DataLoader(dataset, batch_size=2, collate_fn=collate_fn)
+    label_map = read_json(os.path.join(folder, "label_map.json"))
+    point = ssd_eval.evaluate(model, loader, label_map, "cpu", progress=False, operating_score=0.2)["operating_point"]
+    assert float(row["eval_precision"]) == pytest.approx(point["precision"], abs=1e-4)
+    assert float(row["eval_recall"]) == pytest.approx(point["recall"], abs=1e-4)
+    # (After 2 steps nothing is found: 0 and 0. The numbers themselves are checked on a hand-made detector in
+    # tests/test_error_analysis.py.)
+
+    assert drawn[-1] == sorted(["total (TRAIN)", "localization (TRAIN)", "confidence (TRAIN)", "total (VAL)",
+                                "localization (VAL)", "confidence (VAL)", "mAP (11-point, VAL)"])
+
+
+def test_a_log_of_an_older_version_is_resumed_with_the_new_columns_empty(tmp_path):
+    """train_log.csv written before the eval_ columns existed: its rows are kept, the new columns empty."""
+    (tmp_path / "train_log.csv").write_text("iteration,loss,loc_loss,conf_loss,lr,images_per_s,elapsed_s,map_11pt\n"
+                                            "1,3.0,1.0,2.0,0.001,5.0,1.0,\n2,,,,,,2.0,0.25\n3,2.0,1.0,1.0,0.001,5.0,3.0,\n")
+    log = run_log.TrainingLog(str(tmp_path), start_iteration=2)
+    assert [row["iteration"] for row in log.rows] == ["1", "2"] and log.rows[1]["eval_loss"] == ""
+    log.add(iteration=3, eval_loss="1.5", map_11pt="0.5")
+    log.plot()
+    with open(tmp_path / "train_log.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert tuple(rows[0]) == run_log.LOG_FIELDS and [row["eval_loss"] for row in rows] == ["", "", "1.5"]
+
+
 # ---------------------------------------------------------------------------------------------------------
 # --tensorboard
 # ---------------------------------------------------------------------------------------------------------
@@ -203,11 +270,15 @@ def test_tensorboard_gets_the_logged_scalars(toy_data_folder, tmp_path):
     accumulator = EventAccumulator(str(events))
     accumulator.Reload()
     tags = set(accumulator.Tags()["scalars"])
-    assert {"loss/total", "loss/localization", "loss/confidence", "lr", "images_per_s", "mAP_11pt/VAL"} <= tags
+    assert {"loss/total", "loss/localization", "loss/confidence", "lr", "images_per_s", "mAP_11pt/VAL",
+            "loss/total_VAL", "loss/localization_VAL", "loss/confidence_VAL", "precision/VAL", "recall/VAL"} <= tags
     logged = [float(row["loss"]) for row in result["log"] if row["loss"] != ""]
     assert [e.step for e in accumulator.Scalars("loss/total")] == [1, 2]
     assert [e.value for e in accumulator.Scalars("loss/total")] == pytest.approx(logged, rel=1e-4)
     assert accumulator.Scalars("mAP_11pt/VAL")[0].value == pytest.approx(result["eval"]["map_11pt"], abs=1e-6)
+    assert accumulator.Scalars("loss/total_VAL")[0].value == pytest.approx(result["eval"]["loss"]["loss"], rel=1e-6)
+    assert accumulator.Scalars("recall/VAL")[0].value == pytest.approx(
+        result["eval"]["operating_point"]["recall"], abs=1e-6)
 
 
 def test_tensorboard_missing_is_one_clear_error(monkeypatch):
@@ -303,7 +374,7 @@ def test_patience_stops_a_run_whose_val_map_stops_improving_and_a_resumed_run_ke
     with contextlib.redirect_stdout(io.StringIO()):
         cdl.split_validation(folder, 0.5)
     maps = iter([0.3, 0.5, 0.5, 0.4, 0.45])
-    monkeypatch.setattr(train, "evaluation_on", lambda *args, **kwargs: lambda model, split: {"map_11pt": next(maps)})
+    monkeypatch.setattr(train, "evaluation_on", lambda *args, **kwargs: lambda model, split: measured(next(maps)))
     checkpoints = tmp_path / "ckpt"
     common = ["--batch-size", "1", "--eval-every", "1", "--warmup", "0", "--patience", "2", "--save-every", "100"]
     result = train.main(quiet_args(folder, checkpoints, "--iterations", "10", *common))
@@ -331,7 +402,7 @@ def test_a_stop_during_an_evaluation_saves_at_that_iteration_not_one_later(toy_d
 
     def evaluate_then_signal(model, split):
         os.kill(os.getpid(), signal.SIGTERM)
-        return {"map_11pt": 0.1}
+        return measured(0.1)
 
     monkeypatch.setattr(train, "evaluation_on", lambda *args, **kwargs: evaluate_then_signal)
     checkpoints = tmp_path / "ckpt"

@@ -136,6 +136,59 @@ def test_torchrun_two_cpu_processes_keep_identical_weights_and_write_one_checkpo
     assert len(read_log(checkpoint_dir)) == 2  # one log, written by rank 0 only
 
 
+def test_a_stop_signal_under_the_launcher_saves_and_exits_130_on_every_rank(toy_data_folder, tmp_path):
+    """SIGTERM to the launcher (what a scheduler sends): torchrun forwards it to both ranks, they finish the step,
+    rank 0 saves, every rank exits 130, and ssd_support.launch exits 130 where torchrun would exit 1."""
+    checkpoint_dir = tmp_path / "ddp"
+    command = [sys.executable, "-m", "ssd_support.launch", "--standalone", "--nproc_per_node=2",
+               os.path.join(REPO_ROOT, "train.py"),
+               *quiet_args(toy_data_folder, checkpoint_dir, "--batch-size", "1", "--iterations", "1000")]
+    process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        deadline = time.time() + 240
+        while not (checkpoint_dir / "train_log.csv").exists() or len(read_log(checkpoint_dir)) < 1:
+            assert process.poll() is None and time.time() < deadline, "training did not start"
+            time.sleep(0.5)
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, output[-3000:]
+    assert "all 2 ranks stopped on a signal" in output and "Traceback" not in output, output[-3000:]
+    saved = checkpoint_files(checkpoint_dir)
+    assert len(saved) == 1 and f"--resume {checkpoint_dir / saved[0]}" in output, output[-3000:]
+    assert torch.load(checkpoint_dir / saved[0], weights_only=True)["iteration"] >= 1
+    digests = dict(re.findall(r"rank (\d): final weights sha256 ([0-9a-f]{64})", output))
+    assert set(digests) == {"0", "1"} and digests["0"] == digests["1"]  # both ranks stopped after the same step
+
+
+@pytest.mark.parametrize("rank1_status, launcher_status", [(130, 130), (1, 1)])
+def test_the_launcher_exits_130_only_when_every_rank_stopped_cleanly(tmp_path, rank1_status, launcher_status):
+    """A rank that crashed (exit 1) beside one that stopped cleanly is a failure: torchrun's report, exit 1."""
+    # Each rank ignores SIGTERM and waits for the other to start, as train.py's ranks leave together: torchrun
+    # SIGTERMs the others as soon as one exits non-zero.
+    script = tmp_path / "ranks.py"
+    script.write_text(
+        "import os, signal, sys, time\n"
+        "from ssd_support.distributed import report_exit_status\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        f"open(os.path.join({str(tmp_path)!r}, 'started' + os.environ['LOCAL_RANK']), 'w').close()\n"
+        f"while len([n for n in os.listdir({str(tmp_path)!r}) if n.startswith('started')]) < 2:\n"
+        "    time.sleep(0.05)\n"
+        f"status = 130 if os.environ['LOCAL_RANK'] == '0' else {rank1_status}\n"
+        "if status == 130:\n"
+        "    report_exit_status(status)\n"
+        "sys.exit(status)\n")
+    completed = subprocess.run(
+        [sys.executable, "-m", "ssd_support.launch", "--standalone", "--nproc_per_node=2", str(script)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONPATH": REPO_ROOT, "OMP_NUM_THREADS": "1"})
+    assert completed.returncode == launcher_status, completed.stderr[-3000:]
+    assert ("ChildFailedError" in completed.stderr) == (launcher_status == 1), completed.stderr[-3000:]
+
+
 def test_non_finite_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(toy_data_folder, tmp_path):
     """An absurd learning rate (reached after a 1e-3 first step) blows the weights up; training stops instead
     of writing NaN checkpoints."""
