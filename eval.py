@@ -49,7 +49,8 @@ from tqdm import tqdm
 
 from ssd_support.coco_eval import coco_average_precision
 from ssd_support.detection_export import load_coco_ids, save_coco_detections
-from ssd_support.error_analysis import N_PREDICTION_IMAGES, OPERATING_SCORE, save_error_plots
+from ssd_support.error_analysis import (N_PREDICTION_IMAGES, OPERATING_SCORE, operating_score_argument,
+                                        save_error_plots)
 from ssd_support.images import image_size
 from model import EVAL_CANDIDATES_PER_CLASS, EVAL_MIN_SCORE, EVAL_NMS_IOU, EVAL_TOP_K
 from ssd_support.files import label_map_path, write_atomically
@@ -429,7 +430,7 @@ def parse_args(argv=None):
     parser.add_argument("--thresholds-out", default=None, metavar="FILE",
                         help="write per class the score that maximises F1 on the evaluated split, with its "
                              "precision and recall, as JSON that detect.py --thresholds reads")
-    parser.add_argument("--operating-score", type=float, default=None, metavar="S",
+    parser.add_argument("--operating-score", type=operating_score_argument, default=None, metavar="S",
                         help="also print precision, recall and F1 per class for the detections scoring >= S "
                              "(where a deployed detector runs, e.g. 0.4, not the 0.01 of the AP); --plots counts "
                              f"its confusion matrix and errors at S (default there: {OPERATING_SCORE})")

@@ -50,8 +50,8 @@ from ssd_support.run_log import RunLog, ThroughputMeter, require_tensorboard
 from ssd_support.split_loss import SplitLoss
 from ssd_support.training_run import (CheckpointWriteError, DataLoadError, LogWriteError, NonFiniteLossError,
                                       StopRequest, TrainingRun, TrainingSetupError, add_run_options,
-                                      check_run_options, claim_checkpoint_dir, evaluation_split, split_size,
-                                      stop_on_signals, use_amp_on)
+                                      check_evaluation_split, check_run_options, claim_checkpoint_dir,
+                                      evaluation_split, split_size, stop_on_signals, use_amp_on)
 
 
 def parse_args(argv=None):
@@ -154,19 +154,24 @@ def main(argv=None):
     :raises NonFiniteLossError: when the loss becomes NaN/inf (the last good checkpoint stays as it was)
     """
     args = parse_args(argv)
-    dist_info = setup_distributed(args.device)
-    try:
-        # The folder is checked and locked before the model is built (a minute with ImageNet weights), and held
-        # until the run ends.
-        with claim_checkpoint_dir(args.checkpoint_dir, enabled=dist_info.is_main):
-            run = prepare_training(args, dist_info)
-            try:
-                return train(run, args)
-            finally:
-                stop_loader_workers(run.batches)
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+    stop_request = StopRequest()
+    # From here to the last file written, SIGINT/SIGTERM only note a stop, acted on after the next step: a stop
+    # while the model is built or a checkpoint is read (a minute) is not a crash, and under torchrun the first
+    # rank to leave with 130 makes torchrun SIGTERM the others, which would kill rank 0 mid-summary.
+    with stop_on_signals(stop_request):
+        dist_info = setup_distributed(args.device)
+        try:
+            # The folder is checked and locked before the model is built (a minute with ImageNet weights), and
+            # held until the run ends.
+            with claim_checkpoint_dir(args.checkpoint_dir, enabled=dist_info.is_main):
+                run = prepare_training(args, dist_info)
+                try:
+                    return train(run, args, stop_request)
+                finally:
+                    stop_loader_workers(run.batches)
+        finally:
+            if dist.is_initialized():
+                dist.destroy_process_group()
 
 
 # =====================================================================================
@@ -174,14 +179,13 @@ def main(argv=None):
 # =====================================================================================
 
 
-def train(run, args):
-    """The training loop of a prepared run, then the summary. Same return value as main()."""
-    stop_request = StopRequest()
-    # A signal is only noted until the last file is written, not only during the loop: under torchrun, the
-    # first rank to leave with 130 makes torchrun SIGTERM the others, which would kill rank 0 mid-summary.
-    with stop_on_signals(stop_request):
-        result = training_loop(run, args, stop_request)
-        finish_run(run, result)
+def train(run, args, stop_request):
+    """The training loop of a prepared run, then the summary. Same return value as main().
+
+    :param stop_request: the StopRequest that SIGINT/SIGTERM set (main's stop_on_signals)
+    """
+    result = training_loop(run, args, stop_request)
+    finish_run(run, result)
     return result
 
 
@@ -564,6 +568,8 @@ def prepare_training(args, dist_info):
             print(f"train.py: note: {args.data_folder} has no {eval_split} images; --eval-every is ignored",
                   file=sys.stderr, flush=True)
         args.eval_every = 0
+    if args.eval_every:
+        check_evaluation_split(args.data_folder, eval_split)  # before the model is built (a minute)
     if args.tensorboard and is_main:
         require_tensorboard()  # before the model is built: a missing package should not cost a minute
     earlier = list_checkpoints(args.checkpoint_dir)

@@ -25,6 +25,22 @@ OPERATING_SCORE = 0.5
 MATCH_IOU = 0.5
 # How many of the worst images predictions/ draws.
 N_PREDICTION_IMAGES = 16
+def operating_score_argument(text):
+    """argparse ``type`` of --operating-score (eval.py, train.py): a class score, a number in [0, 1].
+
+    :raises argparse.ArgumentTypeError: otherwise (argparse then prints usage and the one line, exit 2)
+    """
+    import argparse
+
+    try:
+        score = float(text)
+    except ValueError:
+        score = float("nan")
+    if not 0.0 <= score <= 1.0:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"a class score is a number between 0 and 1, got {text!r}")
+    return score
+
+
 BACKGROUND = "background"  # the confusion matrix's last row: detections that find no object
 MISSED = "missed"  # its last column: objects no detection finds
 

@@ -79,12 +79,13 @@ class TrainingLog:
 
         matplotlib.use("Agg")  # no display needed; imported here so that importing train.py stays light
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
 
         def series(key):
             points = [(int(r["iteration"]), float(r[key])) for r in self.rows if r[key] not in ("", None)]
             return [p[0] for p in points], [p[1] for p in points]
 
-        figure, axis = plt.subplots(figsize=(8, 5))
+        figure, axis = plt.subplots(figsize=(8, 5.5))
         for index, (key, label) in enumerate(LOSS_PARTS):
             colour = f"C{index}"  # a part's TRAIN and evaluated-split curves share a colour
             xs, ys = series(key)
@@ -98,15 +99,18 @@ class TrainingLog:
         if any(r[key] not in ("", None) and float(r[key]) > 0 for r in self.rows for key in ("loss", "eval_loss")):
             axis.set_yscale("log")
         axis.grid(True, which="both", alpha=0.3)
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        handles, labels = axis.get_legend_handles_labels()
         xs, ys = series("map_11pt")
         if xs:
             map_axis = axis.twinx()
             map_axis.plot(xs, ys, "k-o", label=f"mAP (11-point, {self.eval_split})")
             map_axis.set_ylabel("mAP")
             map_axis.set_ylim(0, 1)
-            map_axis.legend(loc="upper center")
-        if axis.get_legend_handles_labels()[0]:  # no loss row yet (an evaluation before the first log row)
-            axis.legend(loc="upper right")
+            handles, labels = [sum(pair, []) for pair in zip((handles, labels), map_axis.get_legend_handles_labels())]
+        if handles:  # one legend, below the axes, where it hides no curve's newest points
+            axis.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=4, fontsize="small",
+                        frameon=False)
         axis.set_title("SSD training")
         figure.tight_layout()
         try:

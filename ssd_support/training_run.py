@@ -22,8 +22,8 @@ from ssd_support.checkpoints import (BEST_CHECKPOINT, CheckpointWriteError, Trai
                                      make_checkpoint, read_checkpoint, save_atomically,
                                      save_checkpoint)
 from ssd_support.distributed import all_ranks_sum
-from ssd_support.error_analysis import OPERATING_SCORE
-from ssd_support.files import has_split, images_list_path, write_json_atomically
+from ssd_support.error_analysis import OPERATING_SCORE, operating_score_argument
+from ssd_support.files import has_split, images_list_path, objects_list_path, write_json_atomically
 from ssd_support.resumable_loader import DataLoadError, loader_error_message
 from ssd_support.run_log import LogWriteError, cannot_write
 
@@ -147,6 +147,21 @@ def split_size(data_folder, split):
             return len(json.load(file))
     except (OSError, ValueError):
         return 0
+
+
+def check_evaluation_split(data_folder, split):
+    """--eval-every ranks checkpoints by the split's mAP, which needs objects that are not difficult (recall counts
+    those only: without any, every class's AP and the mAP are undefined, NaN).
+
+    :raises TrainingSetupError: one line naming ``<split>_objects.json`` when it holds no such object
+    """
+    path = objects_list_path(data_folder, split)
+    with open(path) as file:
+        entries = json.load(file)
+    if not any(not difficult for entry in entries for difficult in entry.get("difficulties", [])):
+        raise TrainingSetupError(f"--eval-every: {path} holds no object that is not difficult, so its mAP is "
+                                 f"undefined (recall counts non-difficult objects only); give the {split} split "
+                                 f"annotated images (create_data_lists.py --val-fraction) or leave --eval-every out")
 
 
 def evaluation_split(data_folder):
@@ -418,7 +433,7 @@ def add_run_options(parser):
                           "when the data folder has one (create_data_lists.py --val-fraction; then the best "
                           "weights are kept as best.pt), else on TEST")
     run.add_argument("--eval-batch-size", type=int, default=32, help="batch size for --eval-every")
-    run.add_argument("--operating-score", type=float, default=OPERATING_SCORE, metavar="S",
+    run.add_argument("--operating-score", type=operating_score_argument, default=OPERATING_SCORE, metavar="S",
                      help="with --eval-every: the score at which train_log.csv's eval_precision / eval_recall are "
                           f"taken (the detections scoring >= S; means over classes; default {OPERATING_SCORE}, "
                           "as eval.py --plots)")
@@ -447,8 +462,8 @@ def check_run_options(parser, args):
             parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     if args.eval_every < 0 or args.workers < 0 or args.patience < 0:
         parser.error("--eval-every, --workers and --patience cannot be negative")
-    if not 0 <= args.operating_score <= 1:
-        parser.error(f"--operating-score is a class score, between 0 and 1; got {args.operating_score}")
+    if args.eval_batch_size < 1:
+        parser.error(f"--eval-batch-size must be at least 1, got {args.eval_batch_size}")
     if args.patience and not args.eval_every:
         parser.error("--patience counts evaluations: it needs --eval-every N")
     if args.max_images is not None and args.max_images < 1:

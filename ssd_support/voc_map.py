@@ -171,7 +171,9 @@ def precision_recall_curves(det_boxes, det_labels, det_scores, true_boxes, true_
 
     best_iou, best_gt = _best_overlaps(det_label * n_images + det_image, det_box, gt_key, gt_box)
     matched = best_iou > iou_threshold
-    ignored = matched & gt_difficult[best_gt]  # best_gt is -1 only where matched is False
+    # best_gt is -1 where matched is False, and a split may have no object at all: look up matched ones only.
+    ignored = np.zeros_like(matched)
+    ignored[matched] = gt_difficult[best_gt[matched]]
     candidates = np.flatnonzero(matched & ~ignored)
     # Objects are unique across classes (one index each), so "first in this class" = "first overall".
     _, first = np.unique(best_gt[candidates], return_index=True)

@@ -257,6 +257,13 @@ def test_default_label_map_is_voc_and_empty_images_are_fine(implementation):
     assert mean_ap == pytest.approx(0.5)
 
 
+def test_a_split_without_any_object_gives_no_ap_and_a_nan_mean_not_an_error(implementation):
+    """Detections on images that hold no object at all (an unannotated VAL split): every class's AP is undefined."""
+    images = [_image([(A, 1, 0.9), (B, 2, 0.4)], []), _image([], [])]
+    aps, mean_ap = _evaluate(implementation, images)
+    assert aps == {} and mean_ap != mean_ap  # NaN
+
+
 def test_mismatched_inputs_raise_clear_errors(implementation):
     image = _image([(A, 1, 0.9)], [(A, 1, 0)])
     lists = [[column] for column in image]

@@ -239,6 +239,49 @@ def test_eval_rows_hold_the_val_loss_and_precision_recall_and_the_curve_draws_bo
                                 "localization (VAL)", "confidence (VAL)", "mAP (11-point, VAL)"])
 
 
+@pytest.mark.parametrize("difficult", [None, 1])
+def test_eval_every_on_a_split_without_a_countable_object_is_refused_before_the_model_is_built(
+        toy_data_folder, tmp_path, monkeypatch, difficult):
+    """VAL images without objects (None), or with difficult ones only (1): the mAP is undefined (NaN), which would
+    make best.pt and --patience compare NaNs; refused in one line naming the file, before any training."""
+    folder = copy_lists(toy_data_folder, tmp_path / "data", n_train=4)
+    with contextlib.redirect_stdout(io.StringIO()):
+        cdl.split_validation(folder, 0.5)
+    path = os.path.join(folder, "VAL_objects.json")
+    entries = read_json(path)
+    for entry in entries:
+        if difficult is None:
+            entry.update(boxes=[], labels=[], difficulties=[])
+        else:
+            entry["difficulties"] = [difficult] * len(entry["labels"])
+    with open(path, "w") as file:
+        json.dump(entries, file)
+    monkeypatch.setattr(train, "build_model", lambda *args, **kwargs: pytest.fail("the model was built"))
+    with pytest.raises(train.TrainingSetupError, match=r"VAL_objects\.json holds no object that is not difficult"):
+        train.main(quiet_args(folder, tmp_path / "ckpt", "--iterations", "2", "--batch-size", "1",
+                              "--eval-every", "1"))
+
+
+def test_a_stop_while_the_run_is_being_set_up_is_acted_on_after_the_first_step(toy_data_folder, tmp_path,
+                                                                                 monkeypatch):
+    """SIGTERM while the model is built (a minute with ImageNet weights): noted, not a kill; the run saves after its
+    first step and reports the stop (exit 130 from the command line)."""
+    import signal
+
+    folder = copy_lists(toy_data_folder, tmp_path / "data", n_train=1)
+    build_model = train.build_model
+
+    def build_then_signal(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return build_model(*args, **kwargs)
+
+    monkeypatch.setattr(train, "build_model", build_then_signal)
+    result = train.main(quiet_args(folder, tmp_path / "ckpt", "--iterations", "5", "--batch-size", "1"))
+    assert result["interrupted"] and result["iteration"] == 1
+    assert checkpoint_files.latest_checkpoint(str(tmp_path / "ckpt")).endswith("ssd300_iter_000001.pt")
+    assert read_json(tmp_path / "ckpt" / "train_summary.json")["interrupted"] is True
+
+
 def test_a_log_of_an_older_version_is_resumed_with_the_new_columns_empty(tmp_path):
     """train_log.csv written before the eval_ columns existed: its rows are kept, the new columns empty."""
     (tmp_path / "train_log.csv").write_text("iteration,loss,loc_loss,conf_loss,lr,images_per_s,elapsed_s,map_11pt\n"
@@ -387,6 +430,23 @@ def test_patience_stops_a_run_whose_val_map_stops_improving_and_a_resumed_run_ke
 
     result = train.main(quiet_args(folder, checkpoints, "--iterations", "10", *common, "--resume", "latest"))
     assert result["iteration"] == 5 and result["stopped_early"]
+
+
+@pytest.mark.parametrize("option", [["--eval-batch-size", "0"], ["--operating-score", "1.5"],
+                                    ["--operating-score", "nan"], ["--operating-score", "-0.1"]])
+def test_evaluation_options_that_cannot_work_are_refused_at_the_start(option, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        train.parse_args(["--data-folder", "d", "--eval-every", "10", *option])
+    assert exit_.value.code == 2 and option[0] in capsys.readouterr().err
+
+
+def test_eval_py_takes_the_same_operating_scores(capsys):
+    import eval as ssd_eval
+
+    assert ssd_eval.parse_args(["--data-folder", "d", "--checkpoint", "c", "--operating-score", "1"]).operating_score == 1
+    with pytest.raises(SystemExit):
+        ssd_eval.parse_args(["--data-folder", "d", "--checkpoint", "c", "--operating-score", "1.5"])
+    assert "between 0 and 1" in capsys.readouterr().err
 
 
 def test_patience_needs_eval_every():
