@@ -25,6 +25,18 @@ OPERATING_SCORE = 0.5
 MATCH_IOU = 0.5
 # How many of the worst images predictions/ draws.
 N_PREDICTION_IMAGES = 16
+BACKGROUND = "background"  # the confusion matrix's last row: detections that find no object
+MISSED = "missed"  # its last column: objects no detection finds
+
+# What happens to each detection scoring >= the operating score (match_image's codes).
+TRUE_POSITIVE, IGNORED, WRONG_CLASS, ON_BACKGROUND = 0, 1, 2, 3
+# ... and to each object.
+FOUND, DIFFICULT, CONFUSED, NOT_FOUND = 0, 1, 2, 3
+
+GROUND_TRUTH_COLOUR = "#00a000"  # green: the annotation
+DETECTION_COLOUR = "#e6194b"  # red: what the network says
+
+
 def operating_score_argument(text):
     """argparse ``type`` of --operating-score (eval.py, train.py): a class score, a number in [0, 1].
 
@@ -39,18 +51,6 @@ def operating_score_argument(text):
     if not 0.0 <= score <= 1.0:  # NaN fails too
         raise argparse.ArgumentTypeError(f"a class score is a number between 0 and 1, got {text!r}")
     return score
-
-
-BACKGROUND = "background"  # the confusion matrix's last row: detections that find no object
-MISSED = "missed"  # its last column: objects no detection finds
-
-# What happens to each detection scoring >= the operating score (match_image's codes).
-TRUE_POSITIVE, IGNORED, WRONG_CLASS, ON_BACKGROUND = 0, 1, 2, 3
-# ... and to each object.
-FOUND, DIFFICULT, CONFUSED, NOT_FOUND = 0, 1, 2, 3
-
-GROUND_TRUTH_COLOUR = "#00a000"  # green: the annotation
-DETECTION_COLOUR = "#e6194b"  # red: what the network says
 
 
 def _iou(boxes_a, boxes_b):

@@ -107,7 +107,8 @@ class TrainingLog:
             map_axis.plot(xs, ys, "k-o", label=f"mAP (11-point, {self.eval_split})")
             map_axis.set_ylabel("mAP")
             map_axis.set_ylim(0, 1)
-            handles, labels = [sum(pair, []) for pair in zip((handles, labels), map_axis.get_legend_handles_labels())]
+            map_handles, map_labels = map_axis.get_legend_handles_labels()
+            handles, labels = handles + map_handles, labels + map_labels
         if handles:  # one legend, below the axes, where it hides no curve's newest points
             axis.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=4, fontsize="small",
                         frameon=False)
