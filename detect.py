@@ -63,6 +63,7 @@ from ssd_support.images import IMAGE_EXTENSIONS, UnreadableImageError, load_imag
 from ssd_support.drawing import draw_detections
 from ssd_support import detection_formats
 from ssd_support.files import write_atomically
+from ssd_support.score_thresholds import class_min_scores, load_thresholds
 from ssd_support.video import AnnotatedVideoWriter, FrameDetectionsWriter, require_cv2
 
 # torch is imported where the network runs, not here: detect.py --onnx runs on machines without torch.
@@ -107,7 +108,7 @@ def detect_batch(images, model, label_map, min_score=0.2, max_overlap=0.5, top_k
     :param top_k: at most this many detections per image
     :param suppress: class names not to report
     :param options: passed on to ``model.detect_objects``: ``class_min_scores`` (per-class floors, see
-        :func:`class_min_scores`), ``class_agnostic`` (one NMS over all classes)
+        :func:`ssd_support.score_thresholds.class_min_scores`), ``class_agnostic`` (one NMS over all classes)
     :return: one list per image of {"label": str, "score": float, "box": [x1, y1, x2, y2]} in pixels of that
         image, highest score first
     """
@@ -185,67 +186,6 @@ def _output_stem(path, used):
         candidate, number = f"{stem}_{number}", number + 1
     used.add(candidate)
     return candidate
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Which detections: class filter, per-class thresholds
-# ---------------------------------------------------------------------------------------------------------
-
-
-def load_thresholds(path):
-    """Read per-class minimum scores: eval.py --thresholds-out's file ({"thresholds": {class: score}, ...}), or
-    a plain {class: score} JSON object. A null score (eval.py found no threshold at which any detection of the
-    class was right) means the class is not reported at all.
-
-    :return: {class name: float, inf for null}
-    :raises ValueError: one line naming the file, when it is missing, not JSON or not such a mapping
-    """
-    try:
-        with open(path) as file:
-            document = json.load(file)
-    except FileNotFoundError:
-        raise ValueError(f"{path}: no such file") from None
-    except (OSError, json.JSONDecodeError) as error:
-        raise ValueError(f"{path}: not a readable JSON file ({error})") from None
-    thresholds = document.get("thresholds", document) if isinstance(document, dict) else None
-    if not isinstance(thresholds, dict) or not all(
-            value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
-            for value in thresholds.values()):
-        raise ValueError(f"{path}: expected {{class: score or null}} (or eval.py --thresholds-out's file)")
-    return {name: float("inf") if value is None else float(value) for name, value in thresholds.items()}
-
-
-def class_min_scores(label_map, classes=None, thresholds=None):
-    """Per-class score floors for ``detect_objects``: --classes and --thresholds in one list.
-
-    :param label_map: {class name: label}, background 0, labels 1..n-1
-    :param classes: names of the classes to keep (None: all), in any letter case
-    :param thresholds: {class name: minimum score} (None: none; other classes keep --min-score alone), in any
-        letter case
-    :return: None when neither is given, else a list of n-1 floats, one per object class in label order: 0 (no
-        floor), the class's threshold, or inf for a class left out
-    :raises ValueError: naming the unknown class names and the known ones
-    """
-    if classes is None and thresholds is None:
-        return None
-    known = {name for name, label in label_map.items() if label != 0}
-    # Names as people type them (Dog, dog): matched without regard to letter case, as create_data_lists does.
-    classes = None if classes is None else {name.lower() for name in classes}
-    thresholds = {name.lower(): score for name, score in (thresholds or {}).items()}
-    for option, names in (("--classes", classes or ()), ("--thresholds", thresholds)):
-        unknown = sorted(set(names) - {name.lower() for name in known})
-        if unknown:
-            raise ValueError(f"{option}: unknown class(es) {', '.join(unknown)}; the model knows "
-                             f"{', '.join(sorted(known))}")
-    floors = [0.0] * (max(label_map.values()))
-    for name, label in label_map.items():
-        if label == 0:
-            continue
-        if classes is not None and name.lower() not in classes:
-            floors[label - 1] = float("inf")
-        elif name.lower() in thresholds:
-            floors[label - 1] = thresholds[name.lower()]
-    return floors
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -54,6 +54,7 @@ from ssd_support.error_analysis import (N_PREDICTION_IMAGES, OPERATING_SCORE, op
 from ssd_support.images import image_size
 from model import EVAL_CANDIDATES_PER_CLASS, EVAL_MIN_SCORE, EVAL_NMS_IOU, EVAL_TOP_K
 from ssd_support.files import label_map_path, write_atomically
+from ssd_support.score_thresholds import write_thresholds
 from ssd_support.voc_map import average_precisions_from_curves, precision_recall_curves
 from utils import average_precision
 
@@ -381,19 +382,6 @@ def operating_point_means(points):
     """
     return {key: float(np.mean([point[key] for point in points.values()])) if points else 0.0
             for key in ("precision", "recall", "f1")}
-
-
-def write_thresholds(path, thresholds, checkpoint, data_folder, split):
-    """Write --thresholds-out: {"thresholds": {class: score}, "per_class": {...}, where they came from}.
-
-    ``detect.py --thresholds FILE`` reads the "thresholds" dict. A class none of whose detections was right on
-    the split (best F1 0) gets null there, and detect.py does not report it: any threshold would only give
-    false positives. Classes without objects in the split are left out (they keep detect.py's --min-score).
-    """
-    document = {"thresholds": {name: t["score"] for name, t in thresholds.items()},
-                "criterion": "the score maximising F1 (detections kept at score >= it)",
-                "checkpoint": checkpoint, "data_folder": data_folder, "split": split, "per_class": thresholds}
-    write_atomically(path, lambda file: json.dump(document, file, indent=2))
 
 
 def parse_args(argv=None):

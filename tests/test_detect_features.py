@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 import detect
+from ssd_support import score_thresholds
 from model import SSD300
 from video_files import read_back
 from utils import make_label_map
@@ -45,27 +46,27 @@ def noise_image(tmp_path_factory):
 
 def test_class_floors_from_classes_and_thresholds(tmp_path):
     inf = float("inf")
-    assert detect.class_min_scores(LABEL_MAP) is None
-    assert detect.class_min_scores(LABEL_MAP, classes=["dog"]) == [inf, 0.0, inf]
-    assert detect.class_min_scores(LABEL_MAP, thresholds={"cat": 0.5, "person": 0.3}) == [0.5, 0.0, 0.3]
-    assert detect.class_min_scores(LABEL_MAP, ["cat", "dog"], {"cat": 0.5, "person": 0.3}) == [0.5, 0.0, inf]
+    assert score_thresholds.class_min_scores(LABEL_MAP) is None
+    assert score_thresholds.class_min_scores(LABEL_MAP, classes=["dog"]) == [inf, 0.0, inf]
+    assert score_thresholds.class_min_scores(LABEL_MAP, thresholds={"cat": 0.5, "person": 0.3}) == [0.5, 0.0, 0.3]
+    assert score_thresholds.class_min_scores(LABEL_MAP, ["cat", "dog"], {"cat": 0.5, "person": 0.3}) == [0.5, 0.0, inf]
     with pytest.raises(ValueError, match="--classes: unknown class.*horse.*the model knows cat, dog, person"):
-        detect.class_min_scores(LABEL_MAP, classes=["dog", "horse"])
+        score_thresholds.class_min_scores(LABEL_MAP, classes=["dog", "horse"])
 
     # eval.py's file and a plain mapping read the same; a bad file is one line naming it.
     (tmp_path / "eval.json").write_text(json.dumps({"thresholds": {"cat": 0.7}, "per_class": {}}))
     (tmp_path / "plain.json").write_text(json.dumps({"cat": 0.7}))
     (tmp_path / "bad.json").write_text(json.dumps(["cat", 0.7]))
-    assert detect.load_thresholds(tmp_path / "eval.json") == detect.load_thresholds(tmp_path / "plain.json") == {
+    assert score_thresholds.load_thresholds(tmp_path / "eval.json") == score_thresholds.load_thresholds(tmp_path / "plain.json") == {
         "cat": 0.7}
     # Names in any letter case; a null threshold (eval.py: no detection of the class was ever right) drops it.
-    assert detect.class_min_scores(LABEL_MAP, classes=["Dog"], thresholds={"CAT": 0.5}) == [inf, 0.0, inf]
+    assert score_thresholds.class_min_scores(LABEL_MAP, classes=["Dog"], thresholds={"CAT": 0.5}) == [inf, 0.0, inf]
     (tmp_path / "null.json").write_text(json.dumps({"thresholds": {"cat": None, "dog": 0.4}}))
-    assert detect.class_min_scores(LABEL_MAP, thresholds=detect.load_thresholds(tmp_path / "null.json")) == [
+    assert score_thresholds.class_min_scores(LABEL_MAP, thresholds=score_thresholds.load_thresholds(tmp_path / "null.json")) == [
         inf, 0.4, 0.0]
     for name, reason in (("bad.json", "expected {class: score"), ("missing.json", "no such file")):
         with pytest.raises(ValueError, match=reason) as error:
-            detect.load_thresholds(str(tmp_path / name))
+            score_thresholds.load_thresholds(str(tmp_path / name))
         assert name in str(error.value) and "\n" not in str(error.value)
 
 

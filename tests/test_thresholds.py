@@ -7,7 +7,7 @@ import torch
 
 import create_data_lists
 import eval as eval_script
-from ssd_support import checkpoints
+from ssd_support import checkpoints, score_thresholds
 from datasets import PascalVOCDataset, load_label_map
 from utils import make_label_map
 from replay_ssd import ReplaySSD
@@ -100,13 +100,11 @@ def test_command_line_thresholds_out_and_operating_score_on_val(tmp_path, monkey
 def test_a_class_never_detected_right_is_null_and_detect_py_drops_it(tmp_path):
     """best F1 0 (no detection of the class was ever right): no threshold helps, so --thresholds-out writes null
     and detect.py --thresholds reports none of that class (it kept --min-score, and an untrained class flooded)."""
-    import detect
-
     per_class = {"circle": {"score": None, "precision": 0.0, "recall": 0.0, "f1": 0.0, "n_positives": 3},
                  "square": {"score": 0.6, "precision": 1.0, "recall": 0.5, "f1": 2 / 3, "n_positives": 2}}
     path = tmp_path / "thresholds.json"
-    eval_script.write_thresholds(str(path), per_class, "c.pt", "data", "VAL")
+    score_thresholds.write_thresholds(str(path), per_class, "c.pt", "data", "VAL")
     assert json.loads(path.read_text())["thresholds"] == {"circle": None, "square": 0.6}
-    floors = detect.class_min_scores({"background": 0, "circle": 1, "square": 2, "triangle": 3},
-                                     thresholds=detect.load_thresholds(str(path)))
+    floors = score_thresholds.class_min_scores({"background": 0, "circle": 1, "square": 2, "triangle": 3},
+                                               thresholds=score_thresholds.load_thresholds(str(path)))
     assert floors == [float("inf"), 0.6, 0.0]
