@@ -6,10 +6,12 @@ The quickstart itself is run as written by CI (``.ci/quickstart_from_readme.sh``
 and a GPU, so here each one is parsed by its script's own argument parser (a renamed or removed flag fails).
 """
 
-import importlib.util
+import argparse
 import importlib
+import importlib.util
 import re
 import shlex
+import sys
 from pathlib import Path
 
 import pytest
@@ -177,3 +179,100 @@ def test_readme_examples_fails_when_no_block_is_marked(tmp_path):
     root = _project(tmp_path, "```bash\necho unmarked\n```\n", {"a.md": "no code\n"})
     with pytest.raises(SystemExit, match="no block marked"):
         _readme_examples().main([], root=root)
+
+
+class _ParserCaught(Exception):
+    """Raised in place of parsing, once a script's parse_args has built its parser."""
+
+
+def script_parser(script):
+    """The argparse parser a script's ``parse_args`` builds, caught at its ``parse_args`` call (nothing is parsed).
+
+    :param script: module name of the script, e.g. ``"train"``
+    :return: an argparse.ArgumentParser
+    """
+    caught = []
+
+    def catch(parser, *args, **kwargs):
+        caught.append(parser)
+        raise _ParserCaught
+
+    original = argparse.ArgumentParser.parse_args
+    argparse.ArgumentParser.parse_args = catch
+    try:
+        importlib.import_module(script).parse_args([])
+    except _ParserCaught:
+        pass
+    finally:
+        argparse.ArgumentParser.parse_args = original
+    return caught[0]
+
+
+def _cell(text):
+    """:return: text fit for one markdown table cell (one line, '|' escaped)"""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def _option_rows(parser, actions):
+    """:return: markdown table rows, one per argparse action: the option as typed, its default, its help"""
+    formatter = argparse.HelpFormatter(parser.prog)  # the plain one: its help strings append no "(default: ...)"
+    rows = []
+    for action in actions:
+        if isinstance(action, argparse._HelpAction):
+            continue
+        if action.option_strings:
+            name = ", ".join(action.option_strings)
+            if action.nargs != 0:
+                name += " " + formatter._format_args(action, formatter._get_default_metavar_for_optional(action))
+        else:
+            name = formatter._format_args(action, formatter._get_default_metavar_for_positional(action))
+        if action.required and action.nargs not in ("*", "?"):  # argparse marks a '*' positional required too
+            default = "required"
+        elif action.nargs == 0:
+            default = "off" if not action.default else "on"
+        elif action.default is None or action.default is argparse.SUPPRESS or action.default == []:
+            default = ""
+        else:
+            default = f"`{action.default}`"
+        help_ = formatter._expand_help(action) if action.help else ""
+        rows.append(f"| `{_cell(name)}` | {_cell(default)} | {_cell(help_)} |")
+    return rows
+
+
+def cli_reference():
+    """The text of docs/cli.md: every script's options, read from its own argparse parser.
+
+    :return: markdown text
+    """
+    lines = ["# Command-line reference", "",
+             "What this page is for: every option of every script, with its default and its help text, as the "
+             "script's own `--help` gives them. The README and the other pages show the options in use; this page "
+             "lists them all.", "",
+             "[Back to the README](../README.md)", "",
+             "This page is generated from each script's argparse parser (`python tests/test_readme.py --cli > "
+             "docs/cli.md`); `tests/test_readme.py` fails when it and the scripts disagree.", ""]
+    lines += [f"- [{script}.py](#{script}py)" for script in SCRIPTS] + [""]
+    for script in SCRIPTS:
+        parser = script_parser(script)
+        summary = (parser.description or "").strip().split("\n\n")[0]  # the first paragraph: some are whole docstrings
+        lines += [f"## {script}.py", "", _cell(summary), ""]
+        for group in parser._action_groups:
+            rows = _option_rows(parser, group._group_actions)
+            if not rows:
+                continue
+            lines += [f"**{_cell(group.title)}**", "", "| option | default | what it does |", "|---|---|---|"]
+            lines += rows + [""]
+    return "\n".join(lines)
+
+
+def test_cli_reference_is_up_to_date():
+    """docs/cli.md lists exactly what the scripts' parsers hold (a new, renamed or changed option fails here)."""
+    written = (ROOT / "docs" / "cli.md").read_text()
+    assert written == cli_reference(), "docs/cli.md is out of date: python tests/test_readme.py --cli > docs/cli.md"
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["--cli"]:
+        sys.exit("usage: python tests/test_readme.py --cli > docs/cli.md")
+    sys.path.insert(0, str(ROOT))
+    print(cli_reference(), end="")
