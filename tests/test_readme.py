@@ -88,6 +88,14 @@ def test_readme_test_command_is_what_ci_runs():
     assert test_command in ci
 
 
+def test_code_tour_names_every_module():
+    """Section 2 of the README (the code tour) has a row for every module of ssd_support/."""
+    modules = {path.name for path in (ROOT / "ssd_support").glob("*.py")} - {"__init__.py"}
+    tour = README.read_text().split("## 2. The code")[1].split("\n## 3.")[0]
+    missing = sorted(name for name in modules if f"`{name}`" not in tour)
+    assert not missing, f"README section 2 has no row for ssd_support/ modules {missing}"
+
+
 def heading_anchors(page):
     """GitHub's anchors of a page's headings: lower case, punctuation dropped, spaces to hyphens.
 
