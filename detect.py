@@ -31,9 +31,10 @@ without a window (a headless server; Ctrl-C ends the stream and keeps both files
 or a stream after N frames. Both need OpenCV (pip install opencv-python-headless for videos; the window needs
 opencv-python).
 
-Where the network runs: --backend auto (the default) runs a checkpoint's network in onnxruntime on a CPU where
-onnxruntime and onnx are installed (faster there: bench/bench_detector.py --folder), in PyTorch otherwise and on a
-GPU; --backend torch / onnxruntime choose. The first line printed says which. The detections are the same.
+Where the network runs (ssd_support/backends.py): --backend auto (the default) runs a checkpoint's network in
+onnxruntime on a CPU where onnxruntime and onnx are installed (faster there: bench/bench_detector.py --folder), in
+PyTorch otherwise and on a GPU; --backend torch / onnxruntime choose. The first line printed says which. The
+detections are the same.
 
 Which detections: --min-score and --top-k; --classes keeps only the named classes; --thresholds FILE gives
 each class its own minimum score (eval.py --thresholds-out writes such a file); --agnostic-nms runs NMS over

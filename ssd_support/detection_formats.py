@@ -217,7 +217,7 @@ def coco_json_text(document):
 
 class DetectionExports:
     """detect.py --save-voc / --save-yolo / --save-coco: each image's detections in other tools' formats
-    (ssd_support/py), as the images are processed; the COCO file once all are.
+    (ssd_support/detection_formats.py), as the images are processed; the COCO file once all are.
 
     :param label_map: {class name: label}, background 0
     :param image_root: the folder the images' COCO file names are relative to (the common folder of the inputs)
@@ -258,7 +258,7 @@ class DetectionExports:
         self.left_out += sum(not has_area(detection["box"]) for detection in detections)
         if self.voc_folder:
             text, _ = voc_xml(detections, os.path.basename(path), image.width, image.height,
-                                                image_path=os.path.abspath(path))
+                              image_path=os.path.abspath(path))
             write_atomically(os.path.join(self.voc_folder, stem + ".xml"), lambda file: file.write(text))
         if self.yolo_folder:
             extension = os.path.splitext(path)[1]
@@ -269,7 +269,7 @@ class DetectionExports:
                 how = "saved"
             self.placed[how] += 1
             text, _ = yolo_label_lines(detections, self.label_map, image.width, image.height,
-                                                         self.yolo_scores)
+                                       self.yolo_scores)
             write_atomically(os.path.join(self.yolo_folder, "labels", stem + ".txt"), lambda file: file.write(text))
         if self.coco_file:
             self.coco_images.append({"file_name": os.path.relpath(os.path.abspath(path), self.image_root).replace(
