@@ -31,9 +31,10 @@ without a window (a headless server; Ctrl-C ends the stream and keeps both files
 or a stream after N frames. Both need OpenCV (pip install opencv-python-headless for videos; the window needs
 opencv-python).
 
-Where the network runs: --backend auto (the default) runs a checkpoint's network in onnxruntime on a CPU where
-onnxruntime and onnx are installed (faster there: bench/bench_detector.py --folder), in PyTorch otherwise and on a
-GPU; --backend torch / onnxruntime choose. The first line printed says which. The detections are the same.
+Where the network runs (ssd_support/backends.py): --backend auto (the default) runs a checkpoint's network in
+onnxruntime on a CPU where onnxruntime and onnx are installed (faster there: bench/bench_detector.py --folder), in
+PyTorch otherwise and on a GPU; --backend torch / onnxruntime choose. The first line printed says which. The
+detections are the same.
 
 Which detections: --min-score and --top-k; --classes keeps only the named classes; --thresholds FILE gives
 each class its own minimum score (eval.py --thresholds-out writes such a file); --agnostic-nms runs NMS over
@@ -49,51 +50,21 @@ From Python::
 """
 
 import argparse
-import glob
 import json
 import os
 import sys
 
-from PIL import Image
-
-# The project's one image loader (upright, 8-bit RGB, one error type; no torch). Files are taken from a folder by
-# IMAGE_EXTENSIONS, and a file named explicitly is tried whatever its extension.
-from ssd_support.images import IMAGE_EXTENSIONS, UnreadableImageError, load_image, multi_frame_note, to_8bit_rgb
+# The project's one image loader (upright, 8-bit RGB, one error type; no torch).
+from ssd_support.images import UnreadableImageError, load_image, multi_frame_note, to_8bit_rgb
 # The project's one box drawer (eval.py --plots draws with it too).
 from ssd_support.drawing import draw_detections
-from ssd_support import detection_formats
-from ssd_support.files import write_atomically
-from ssd_support.score_thresholds import class_min_scores, load_thresholds
-from ssd_support.video import AnnotatedVideoWriter, FrameDetectionsWriter, require_cv2
+# The product around the lesson, one module each: which files, which backend, videos and cameras, other formats.
+from ssd_support.input_files import expand_inputs, output_stem
+from ssd_support.backends import DEFAULT_CHECKPOINT_DIR, make_detector
+from ssd_support.video import annotate_capture, detect_video, is_video, open_camera, run_webcam, stream_name
+from ssd_support.detection_formats import DetectionExports
 
 # torch is imported where the network runs, not here: detect.py --onnx runs on machines without torch.
-
-DEFAULT_CHECKPOINT_DIR = "checkpoints"  # train.py's default --checkpoint-dir
-# A file named with one of these is read as a video (OpenCV), frame by frame.
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
-
-def expand_inputs(inputs):
-    """Turn the command line's files, folders and glob patterns into a list of files.
-
-    :param inputs: list of str; a folder gives its image files (sorted, not recursive), a pattern its matches
-    :return: (files, errors): the files to process, in order, and one message per input that gave nothing
-    """
-    files, errors = [], []
-    for item in inputs:
-        if os.path.isdir(item):
-            found = sorted(os.path.join(item, name) for name in os.listdir(item)
-                           if name.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(os.path.join(item, name)))
-            if not found:
-                errors.append(f"{item}: folder has no image files")
-            files.extend(found)
-        elif os.path.exists(item) or not any(char in item for char in "*?["):
-            files.append(item)  # a missing plain path is reported when it is opened
-        else:
-            found = sorted(path for path in glob.glob(item) if os.path.isfile(path))
-            if not found:
-                errors.append(f"{item}: no file matches")
-            files.extend(found)
-    return files, errors
 
 
 def detect_batch(images, model, label_map, min_score=0.2, max_overlap=0.5, top_k=200, suppress=(), **options):
@@ -178,394 +149,6 @@ def format_detections_json(detections, image=None, width=None, height=None):
             f'"detections": {listed}}}\n')
 
 
-def _output_stem(path, used):
-    """A unique output name for an input file: its name without extension, numbered on a clash."""
-    stem = os.path.splitext(os.path.basename(path))[0]
-    candidate, number = stem, 2
-    while candidate in used:
-        candidate, number = f"{stem}_{number}", number + 1
-    used.add(candidate)
-    return candidate
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Video files and cameras (OpenCV, optional)
-# ---------------------------------------------------------------------------------------------------------
-
-
-def stream_name(source):
-    """The output name of ``--webcam SOURCE``: "webcam0" for camera 0, else the source's last path part without
-    its extension ("rtsp://host/live.sdp" -> "live"), in letters, digits, "-", "_" and "." only."""
-    if str(source).isdigit():
-        return f"webcam{source}"
-    name = os.path.splitext(os.path.basename(str(source).rstrip("/\\")))[0]
-    name = "".join(char if char.isalnum() or char in "-_." else "_" for char in name).strip("._")
-    return name or "stream"
-
-
-def is_video(path):
-    """True for a file name with a video extension (VIDEO_EXTENSIONS)."""
-    return str(path).lower().endswith(VIDEO_EXTENSIONS)
-
-
-def frame_to_image(frame):
-    """An OpenCV frame (H, W, 3) uint8 BGR as a PIL RGB image."""
-    return Image.fromarray(frame[:, :, ::-1].copy())
-
-
-def image_to_frame(image):
-    """A PIL RGB image as an OpenCV frame (H, W, 3) uint8 BGR."""
-    import numpy as np
-
-    return np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])
-
-
-def read_frames(capture, batch_size, max_frames=None):
-    """Frames of an OpenCV capture (anything with ``read() -> (ok, frame)``), ``batch_size`` at a time.
-
-    :param max_frames: stop after this many frames (None: at the first failed read only)
-    :return: a generator of lists of BGR frames; it ends at the first failed read or at ``max_frames``
-    """
-    batch, n_read = [], 0
-    while max_frames is None or n_read < max_frames:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        batch.append(frame)
-        n_read += 1
-        if len(batch) == batch_size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-def annotate_capture(capture, source, output_stem, detect_fn, label_map, batch_size=8, max_frames=None,
-                     codec="auto", stream=False):
-    """Detect objects in the frames of an opened capture and write the annotated video and the per-frame JSON.
-
-    The video plays in browsers (ssd_support/video.py: H.264 MP4 where PyAV is installed, else VP9 WebM; the
-    capture's frame rate, 25 where it says none). Both files are written under temporary names and renamed when
-    complete. A video file that fails half-way leaves neither; a stream (``stream``) ended by Ctrl-C keeps both,
-    up to the last frame written: on a headless server that is how a stream is stopped.
-
-    :param capture: an opened cv2.VideoCapture (anything with ``read() -> (ok, BGR frame)``; ``get`` for the fps)
-    :param source: what the frames come from, for the JSON and the messages (the file, or "--webcam 0")
-    :param output_stem: output path without extension: <stem>.mp4 or <stem>.webm, and <stem>.json
-    :param detect_fn: list of PIL images -> list of detection lists (detect_batch with its settings bound)
-    :param label_map: {class name: label}, for the box colours
-    :param batch_size: frames per forward pass (1 for a live stream: the newest frame, not a batch of old ones)
-    :param max_frames: stop after this many frames (None: when the capture ends)
-    :param codec: "auto", "h264" or "vp9" (ssd_support.video.choose_codec)
-    :param stream: Ctrl-C ends the capture and keeps what was written (else it propagates, and nothing is kept)
-    :return: {"frames": n, "video": its path, "json": its path, "codec": e.g. "VP9 WebM (OpenCV)", "stopped":
-        True when Ctrl-C ended a stream}
-    :raises ValueError: one line naming the source when no frame can be read, or the output when it cannot be
-        written
-    :raises ImportError: without OpenCV (or PyAV for codec "h264")
-    """
-    cv2 = require_cv2()
-    fps = (capture.get(cv2.CAP_PROP_FPS) if hasattr(capture, "get") else 0) or 25.0  # some sources do not say
-    video = log = None
-    stopped, complete = False, False
-    try:
-        try:
-            for frames in read_frames(capture, batch_size, max_frames):
-                images = [frame_to_image(frame) for frame in frames]
-                for image, detections in zip(images, detect_fn(images)):
-                    if video is None:
-                        video = AnnotatedVideoWriter(output_stem, fps, image.size, codec)
-                        log = FrameDetectionsWriter(output_stem + ".json", {
-                            "video": str(source), "width": image.width, "height": image.height, "fps": fps,
-                            "video_file": os.path.basename(video.path), "codec": video.description})
-                    video.write(image_to_frame(draw_detections(image, detections, label_map)))
-                    log.add(detections)
-        except KeyboardInterrupt:
-            if not stream:
-                raise
-            stopped = True
-        complete = True
-    finally:
-        for writer in (video, log):
-            if writer is not None:
-                writer.close(keep=complete)
-    if video is None:
-        raise ValueError(f"{source}: no frame could be read")
-    return {"frames": video.frames, "video": video.path, "json": log.path, "codec": video.description,
-            "stopped": stopped}
-
-
-def detect_video(path, output_stem, detect_fn, label_map, batch_size=8, max_frames=None, codec="auto"):
-    """Detect objects in every frame of a video file and write the annotated video and the detections.
-
-    The frames go through ``detect_fn`` ``batch_size`` at a time, as images do (:func:`annotate_capture`).
-
-    :param path: the video file
-    :param output_stem: output path without extension
-    :return: :func:`annotate_capture`'s dict
-    :raises ValueError: one line naming the file, when OpenCV cannot read it or the output cannot be written
-    :raises ImportError: without OpenCV
-    """
-    cv2 = require_cv2()
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
-        raise ValueError(f"{path}: cannot open the video (missing, or a format OpenCV cannot read)")
-    try:
-        return annotate_capture(capture, path, output_stem, detect_fn, label_map, batch_size, max_frames, codec)
-    finally:
-        capture.release()
-
-
-def show_in_window(frame, title="detect.py (q or Esc quits)"):
-    """Show a BGR frame in an OpenCV window.
-
-    :return: False when the user pressed q or Esc (stop), True otherwise
-    :raises ImportError: when this OpenCV has no window support (the headless build)
-    """
-    cv2 = require_cv2()
-    try:
-        cv2.imshow(title, frame)
-        key = cv2.waitKey(1) & 0xFF
-    except cv2.error:
-        raise ImportError("--webcam shows a window, which the headless OpenCV cannot: pip install "
-                          "opencv-python") from None
-    return key not in (ord("q"), 27)
-
-
-def run_webcam(capture, detect_fn, label_map, show=None, max_frames=None):
-    """Detect objects in a camera's frames, live: read a frame, detect, draw, show; until ``show`` says stop,
-    the camera stops, or ``max_frames``.
-
-    One frame per forward pass (the same detect_fn as images and videos): live video wants the newest frame,
-    not a batch of old ones.
-
-    :param capture: an opened cv2.VideoCapture (anything with ``read() -> (ok, BGR frame)``)
-    :param detect_fn: list of PIL images -> list of detection lists
-    :param label_map: {class name: label}, for the box colours
-    :param show: called with each annotated BGR frame, returns False to stop (default: show_in_window)
-    :param max_frames: stop after this many frames (None: no limit)
-    :return: the number of frames shown
-    """
-    show = show or show_in_window
-    shown = 0
-    while max_frames is None or shown < max_frames:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        image = frame_to_image(frame)
-        annotated = draw_detections(image, detect_fn([image])[0], label_map)
-        shown += 1
-        if not show(image_to_frame(annotated)):
-            break
-    return shown
-
-
-def open_camera(source):
-    """Open ``--webcam SOURCE``: a camera index ("0"), a stream URL, a device path or a video file.
-
-    :raises ValueError: one line naming the source, when it cannot be opened
-    """
-    cv2 = require_cv2()
-    capture = cv2.VideoCapture(int(source) if str(source).isdigit() else source)
-    if not capture.isOpened():
-        raise ValueError(f"--webcam {source}: cannot open the camera")
-    return capture
-
-
-# ---------------------------------------------------------------------------------------------------------
-# The model: a PyTorch checkpoint, or an exported ONNX file
-# ---------------------------------------------------------------------------------------------------------
-
-
-def make_detector(args):
-    """The model the command line names, as ``detect_fn(images) -> list of detection lists``, with every
-    selection option (--min-score, --max-overlap, --top-k, --classes, --thresholds, --agnostic-nms) bound.
-
-    :return: (detect_fn, label_map, description)
-    :raises ValueError: one line, for a missing or unreadable model or a bad option value
-    """
-    classes = None if args.classes is None else [name.strip() for name in args.classes.split(",") if name.strip()]
-    thresholds = load_thresholds(args.thresholds) if args.thresholds else None
-    never = sorted(name for name, score in (thresholds or {}).items() if score == float("inf"))
-    if never:
-        print(f"detect.py: note: {args.thresholds} has no threshold for {', '.join(never)} (no detection of theirs "
-              f"was right where it was measured): they are not reported", file=sys.stderr)
-    if args.onnx:
-        from ssd_support.onnx_detector import OnnxDetector  # no torch on this path
-
-        detector = OnnxDetector(args.onnx)
-        floors = class_min_scores(detector.label_map, classes, thresholds)
-
-        def detect_fn(images):
-            return detector(images, args.min_score, args.top_k, floors, args.agnostic_nms, args.max_overlap)
-
-        settings = ", ".join(f"{key} {value}" for key, value in detector.settings.items())
-        return detect_fn, detector.label_map, f"{args.onnx} (onnxruntime; exported with {settings})"
-
-    import torch
-
-    from ssd_support.checkpoints import load_model_from_checkpoint  # here: importing detect loads no network code
-    from ssd_support.cpu_layout import use_fast_cpu_layout
-    from ssd_support.checkpoints import latest_checkpoint
-
-    checkpoint = args.checkpoint or latest_checkpoint(DEFAULT_CHECKPOINT_DIR)
-    if checkpoint is None:
-        raise ValueError(f"{DEFAULT_CHECKPOINT_DIR}: no ssd300_iter_N.pt / ssd512_iter_N.pt checkpoint found; "
-                         "pass --checkpoint")
-    if not os.path.isfile(checkpoint):
-        raise ValueError(f"{checkpoint}: checkpoint not found")
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    try:
-        model, label_map = load_model_from_checkpoint(checkpoint, device=device)
-    except (KeyError, RuntimeError) as error:
-        raise ValueError(str(error).splitlines()[0]) from None
-    use_fast_cpu_layout(model)  # channels-last weights on the CPU: same detections, faster (bench/bench_detector.py)
-    backend, why = choose_backend(args.backend, device.type)
-    if backend == "onnxruntime":
-        from ssd_support.onnx_export import OnnxRuntimeSSD  # an ImportError names the missing package
-
-        try:
-            model = OnnxRuntimeSSD(model)  # the network exported to a temporary file; post-processing unchanged
-        except Exception as error:  # noqa: BLE001 -- auto only: any failure of the export falls back, said
-            if args.backend != "auto":
-                raise
-            backend, why = "torch", (f"--backend auto: the onnxruntime export failed ({type(error).__name__}: "
-                                     f"{str(error).splitlines()[0] if str(error) else ''}), so PyTorch")
-    floors = class_min_scores(label_map, classes, thresholds)
-    options = {}
-    if floors is not None:
-        options["class_min_scores"] = torch.tensor(floors)
-    if args.agnostic_nms:
-        options["class_agnostic"] = True
-
-    def detect_fn(images):
-        return detect_batch(images, model, label_map, args.min_score, args.max_overlap, args.top_k, **options)
-
-    return detect_fn, label_map, f"{checkpoint} on {device}, network in {BACKEND_NAMES[backend]} ({why})"
-
-
-BACKEND_NAMES = {"torch": "PyTorch", "onnxruntime": "onnxruntime"}
-
-
-def onnxruntime_installed():
-    """True when onnxruntime and onnx (the export's) can be imported; neither is imported here."""
-    import importlib.util
-
-    return all(importlib.util.find_spec(name) is not None for name in ("onnxruntime", "onnx"))
-
-
-def choose_backend(requested, device_type, installed=None):
-    """Where a checkpoint's network runs: --backend auto picks onnxruntime on a CPU where it is installed (faster
-    there, same detections: bench/bench_detector.py --folder, tests/test_detect_features.py), PyTorch otherwise
-    and on a GPU.
-
-    :param requested: "auto", "torch" or "onnxruntime"
-    :param device_type: the torch device's type ("cpu", "cuda", ...)
-    :param installed: whether onnxruntime and onnx are installed (None: :func:`onnxruntime_installed`)
-    :return: ("torch" or "onnxruntime", why, as the first line says it)
-    :raises ValueError: for --backend onnxruntime on another device than the CPU
-    """
-    if requested == "torch":
-        return "torch", "--backend torch"
-    if requested == "onnxruntime":
-        if device_type != "cpu":
-            raise ValueError("--backend onnxruntime runs on the CPU: pass --device cpu")
-        return "onnxruntime", "--backend onnxruntime"
-    if device_type != "cpu":
-        return "torch", f"--backend auto: PyTorch on {device_type}"
-    if not (onnxruntime_installed() if installed is None else installed):
-        return "torch", "--backend auto: onnxruntime is not installed (pip install onnx onnxruntime: faster on a CPU)"
-    return "onnxruntime", "--backend auto: onnxruntime on the CPU"
-
-
-class DetectionExports:
-    """detect.py --save-voc / --save-yolo / --save-coco: each image's detections in other tools' formats
-    (ssd_support/detection_formats.py), as the images are processed; the COCO file once all are.
-
-    :param label_map: {class name: label}, background 0
-    :param image_root: the folder the images' COCO file names are relative to (the common folder of the inputs)
-    :param voc_folder: one <stem>.xml per image here (None: none)
-    :param yolo_folder: a YOLO data set here: images/<stem>.<ext> (hard link or copy of the file), labels/<stem>.txt,
-        data.yaml (None: none)
-    :param yolo_scores: the score as a sixth value of each YOLO line
-    :param coco_file: one COCO json of every image (None: none)
-    :raises ValueError: when the label map's labels are not 1..n (YOLO class ids)
-    """
-
-    def __init__(self, label_map, image_root, voc_folder=None, yolo_folder=None, yolo_scores=False, coco_file=None):
-        self.label_map, self.image_root = label_map, image_root
-        self.voc_folder, self.yolo_folder, self.yolo_scores, self.coco_file = (voc_folder, yolo_folder, yolo_scores,
-                                                                               coco_file)
-        self.coco_images, self.placed, self.left_out, self.n_images = [], {"linked": 0, "copied": 0, "saved": 0}, 0, 0
-        if voc_folder:
-            os.makedirs(voc_folder, exist_ok=True)
-        if yolo_folder:
-            self.yolo_names = detection_formats.yolo_class_names(label_map)
-            for sub in ("images", "labels"):
-                os.makedirs(os.path.join(yolo_folder, sub), exist_ok=True)
-
-    @property
-    def active(self):
-        """True when any format is asked for."""
-        return bool(self.voc_folder or self.yolo_folder or self.coco_file)
-
-    def add(self, path, stem, image, detections):
-        """Write one image's detections in every asked-for format.
-
-        :param path: the image file
-        :param stem: its unique output name (no extension): <stem>.xml, labels/<stem>.txt
-        :param image: the decoded upright PIL image (its size is the boxes' frame)
-        :param detections: detect_batch's list for it, boxes in pixels
-        """
-        self.n_images += 1
-        self.left_out += sum(not detection_formats.has_area(detection["box"]) for detection in detections)
-        if self.voc_folder:
-            text, _ = detection_formats.voc_xml(detections, os.path.basename(path), image.width, image.height,
-                                                image_path=os.path.abspath(path))
-            write_atomically(os.path.join(self.voc_folder, stem + ".xml"), lambda file: file.write(text))
-        if self.yolo_folder:
-            extension = os.path.splitext(path)[1]
-            if extension.lower() in IMAGE_EXTENSIONS:
-                how = detection_formats.place_image(path, os.path.join(self.yolo_folder, "images", stem + extension))
-            else:  # a file named explicitly with another extension: YOLO readers find images by extension
-                image.save(os.path.join(self.yolo_folder, "images", stem + ".png"))
-                how = "saved"
-            self.placed[how] += 1
-            text, _ = detection_formats.yolo_label_lines(detections, self.label_map, image.width, image.height,
-                                                         self.yolo_scores)
-            write_atomically(os.path.join(self.yolo_folder, "labels", stem + ".txt"), lambda file: file.write(text))
-        if self.coco_file:
-            self.coco_images.append({"file_name": os.path.relpath(os.path.abspath(path), self.image_root).replace(
-                os.sep, "/"), "width": image.width, "height": image.height, "detections": detections})
-
-    def close(self):
-        """Write what is written once (data.yaml, the COCO json).
-
-        :return: the lines to print: one per format, with the command that reads it back
-        """
-        lines = []
-        if self.voc_folder:
-            lines.append(f"--save-voc: {self.n_images} Pascal VOC XML files -> {self.voc_folder} (read back: python "
-                         f"create_data_lists.py --annotations {self.voc_folder} --images {self.image_root})")
-        if self.yolo_folder:
-            yaml_path = os.path.join(self.yolo_folder, "data.yaml")
-            text = detection_formats.yolo_data_yaml(self.yolo_names)
-            write_atomically(yaml_path, lambda file: file.write(text))
-            how = ", ".join(f"{count} {name}" for name, count in self.placed.items() if count)
-            lines.append(f"--save-yolo: {self.n_images} images ({how or 'none'}) and YOLO label files, and data.yaml "
-                         f"-> {self.yolo_folder} (read back: python create_data_lists.py --yolo {self.yolo_folder})")
-        if self.coco_file:
-            document, _ = detection_formats.coco_document(self.coco_images, self.label_map)
-            text = detection_formats.coco_json_text(document)
-            write_atomically(self.coco_file, lambda file: file.write(text))
-            lines.append(f"--save-coco: {len(document['images'])} images, {len(document['annotations'])} detections "
-                         f"-> {self.coco_file} (file names relative to {self.image_root})")
-        if self.left_out:
-            lines.append(f"Note: {self.left_out} detection(s) of zero width or height (a box clamped onto the image's "
-                         f"edge) are not in these files: no tool reads such a box as an object.")
-        return lines
-
-
 def parse_args(argv=None):
     """Command-line options."""
     parser = argparse.ArgumentParser(description="Detect objects in images, videos or a camera's frames with a "
@@ -646,7 +229,10 @@ def main(argv=None):
         print(f"detect.py: error: {message}", file=sys.stderr)
 
     try:
-        detect_fn, label_map, description = make_detector(args)
+        detect_fn, label_map, description = make_detector(
+            detect_batch, checkpoint=args.checkpoint, onnx_file=args.onnx, device=args.device,
+            requested_backend=args.backend, min_score=args.min_score, max_overlap=args.max_overlap, top_k=args.top_k,
+            classes=args.classes, thresholds_file=args.thresholds, agnostic_nms=args.agnostic_nms)
     except (ValueError, ImportError) as error:
         report(str(error).splitlines()[0])
         return 1
@@ -684,7 +270,7 @@ def main(argv=None):
                 failed = True
         all_detections = detect_fn(images)
         for path, image, detections in zip(paths, images, all_detections):
-            name = _output_stem(path, used_stems)
+            name = output_stem(path, used_stems)
             stem = os.path.join(output, name + "_detections")
             draw_detections(image, detections, label_map).save(stem + ".jpg", quality=92)
             with open(stem + ".json", "w") as file:
@@ -695,7 +281,7 @@ def main(argv=None):
         for line in exports.close():
             print(line)
     for path in videos:
-        stem = os.path.join(output, _output_stem(path, used_stems) + "_detections")
+        stem = os.path.join(output, output_stem(path, used_stems) + "_detections")
         try:
             result = detect_video(path, stem, detect_fn, label_map, args.batch_size, args.max_frames, args.video_codec)
             print(f"{path}: {result['frames']} frames -> {result['video']} ({result['codec']}) and {result['json']}")
@@ -710,7 +296,7 @@ def main(argv=None):
                     shown = run_webcam(capture, detect_fn, label_map, max_frames=args.max_frames)
                     print(f"--webcam {args.webcam}: {shown} frames shown")
                 else:  # headless: the annotated stream saved, no window
-                    stem = os.path.join(output, _output_stem(stream_name(args.webcam), used_stems) + "_detections")
+                    stem = os.path.join(output, output_stem(stream_name(args.webcam), used_stems) + "_detections")
                     result = annotate_capture(capture, f"--webcam {args.webcam}", stem, detect_fn, label_map, 1,
                                               args.max_frames, args.video_codec, stream=True)
                     print(f"--webcam {args.webcam}: {result['frames']} frames -> {result['video']} "

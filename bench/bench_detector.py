@@ -47,7 +47,8 @@ from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from detect import choose_backend, detect_batch  # noqa: E402
+from detect import detect_batch  # noqa: E402
+from ssd_support.backends import choose_backend  # noqa: E402
 from ssd_support.detector import SSDDetector  # noqa: E402
 from ssd_support.images import load_image  # noqa: E402
 from model import SSD300  # noqa: E402

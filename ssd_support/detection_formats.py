@@ -18,13 +18,20 @@ A detection of zero width or height (a box clamped onto the image's edge; detect
 is no object and is not written: create_data_lists.py and Ultralytics refuse such boxes, and one would make its
 whole image bad there. The writers return how many they left out.
 
-Leaf module: the standard library, and PyYAML for data.yaml (requirements.txt); no project imports.
+:class:`DetectionExports` writes them as detect.py processes its images (one file per image, the COCO json and
+data.yaml once all are).
+
+The standard library, and PyYAML for data.yaml (requirements.txt); of the project, ssd_support.files' atomic
+writer and ssd_support.images' IMAGE_EXTENSIONS.
 """
 
 import json
 import os
 import shutil
 import xml.etree.ElementTree as ET
+
+from ssd_support.files import write_atomically
+from ssd_support.images import IMAGE_EXTENSIONS
 
 # Ultralytics writes its label files' fractions with 6 decimals (about 5e-7 of the side: a 2000-pixel side is off by
 # at most 0.001 pixel).
@@ -206,3 +213,91 @@ def coco_json_text(document):
         else:
             parts.append(f"{json.dumps(key)}: {json.dumps(value)}")
     return "{\n" + ",\n".join(parts) + "\n}\n"
+
+
+class DetectionExports:
+    """detect.py --save-voc / --save-yolo / --save-coco: each image's detections in other tools' formats
+    (ssd_support/detection_formats.py), as the images are processed; the COCO file once all are.
+
+    :param label_map: {class name: label}, background 0
+    :param image_root: the folder the images' COCO file names are relative to (the common folder of the inputs)
+    :param voc_folder: one <stem>.xml per image here (None: none)
+    :param yolo_folder: a YOLO data set here: images/<stem>.<ext> (hard link or copy of the file), labels/<stem>.txt,
+        data.yaml (None: none)
+    :param yolo_scores: the score as a sixth value of each YOLO line
+    :param coco_file: one COCO json of every image (None: none)
+    :raises ValueError: when the label map's labels are not 1..n (YOLO class ids)
+    """
+
+    def __init__(self, label_map, image_root, voc_folder=None, yolo_folder=None, yolo_scores=False, coco_file=None):
+        self.label_map, self.image_root = label_map, image_root
+        self.voc_folder, self.yolo_folder, self.yolo_scores, self.coco_file = (voc_folder, yolo_folder, yolo_scores,
+                                                                               coco_file)
+        self.coco_images, self.placed, self.left_out, self.n_images = [], {"linked": 0, "copied": 0, "saved": 0}, 0, 0
+        if voc_folder:
+            os.makedirs(voc_folder, exist_ok=True)
+        if yolo_folder:
+            self.yolo_names = yolo_class_names(label_map)
+            for sub in ("images", "labels"):
+                os.makedirs(os.path.join(yolo_folder, sub), exist_ok=True)
+
+    @property
+    def active(self):
+        """True when any format is asked for."""
+        return bool(self.voc_folder or self.yolo_folder or self.coco_file)
+
+    def add(self, path, stem, image, detections):
+        """Write one image's detections in every asked-for format.
+
+        :param path: the image file
+        :param stem: its unique output name (no extension): <stem>.xml, labels/<stem>.txt
+        :param image: the decoded upright PIL image (its size is the boxes' frame)
+        :param detections: detect_batch's list for it, boxes in pixels
+        """
+        self.n_images += 1
+        self.left_out += sum(not has_area(detection["box"]) for detection in detections)
+        if self.voc_folder:
+            text, _ = voc_xml(detections, os.path.basename(path), image.width, image.height,
+                              image_path=os.path.abspath(path))
+            write_atomically(os.path.join(self.voc_folder, stem + ".xml"), lambda file: file.write(text))
+        if self.yolo_folder:
+            extension = os.path.splitext(path)[1]
+            if extension.lower() in IMAGE_EXTENSIONS:
+                how = place_image(path, os.path.join(self.yolo_folder, "images", stem + extension))
+            else:  # a file named explicitly with another extension: YOLO readers find images by extension
+                image.save(os.path.join(self.yolo_folder, "images", stem + ".png"))
+                how = "saved"
+            self.placed[how] += 1
+            text, _ = yolo_label_lines(detections, self.label_map, image.width, image.height,
+                                       self.yolo_scores)
+            write_atomically(os.path.join(self.yolo_folder, "labels", stem + ".txt"), lambda file: file.write(text))
+        if self.coco_file:
+            self.coco_images.append({"file_name": os.path.relpath(os.path.abspath(path), self.image_root).replace(
+                os.sep, "/"), "width": image.width, "height": image.height, "detections": detections})
+
+    def close(self):
+        """Write what is written once (data.yaml, the COCO json).
+
+        :return: the lines to print: one per format, with the command that reads it back
+        """
+        lines = []
+        if self.voc_folder:
+            lines.append(f"--save-voc: {self.n_images} Pascal VOC XML files -> {self.voc_folder} (read back: python "
+                         f"create_data_lists.py --annotations {self.voc_folder} --images {self.image_root})")
+        if self.yolo_folder:
+            yaml_path = os.path.join(self.yolo_folder, "data.yaml")
+            text = yolo_data_yaml(self.yolo_names)
+            write_atomically(yaml_path, lambda file: file.write(text))
+            how = ", ".join(f"{count} {name}" for name, count in self.placed.items() if count)
+            lines.append(f"--save-yolo: {self.n_images} images ({how or 'none'}) and YOLO label files, and data.yaml "
+                         f"-> {self.yolo_folder} (read back: python create_data_lists.py --yolo {self.yolo_folder})")
+        if self.coco_file:
+            document, _ = coco_document(self.coco_images, self.label_map)
+            text = coco_json_text(document)
+            write_atomically(self.coco_file, lambda file: file.write(text))
+            lines.append(f"--save-coco: {len(document['images'])} images, {len(document['annotations'])} detections "
+                         f"-> {self.coco_file} (file names relative to {self.image_root})")
+        if self.left_out:
+            lines.append(f"Note: {self.left_out} detection(s) of zero width or height (a box clamped onto the image's "
+                         f"edge) are not in these files: no tool reads such a box as an object.")
+        return lines

@@ -1,4 +1,10 @@
-"""Annotated videos that browsers and Jupyter play, and the per-frame detections beside them (detect.py).
+"""Detection in video files and cameras (detect.py), and the annotated videos that browsers and Jupyter play, with
+the per-frame detections beside them.
+
+The frame loop: :func:`detect_video` reads a video file (OpenCV), :func:`annotate_capture` runs a capture's frames
+through a ``detect_fn`` (a list of PIL images -> one detection list per image, detect.py's bound
+``detect_batch``) ``batch_size`` at a time, draws them and writes the annotated video and the JSON;
+:func:`run_webcam` shows a camera's frames annotated in a window, one at a time (:func:`open_camera`).
 
 Two encoders, chosen by what is installed:
 
@@ -13,7 +19,7 @@ height is padded by one pixel, a copy of the last column / row (the frame keeps 
 detections' boxes stay where they are). A video is written under a temporary name and renamed when complete, so
 an interrupted run leaves no half-written file under the final name.
 
-Leaf module: NumPy; OpenCV and PyAV imported where used; no project imports.
+NumPy and Pillow; OpenCV and PyAV imported where used; the boxes drawn by ssd_support.drawing.
 """
 
 import contextlib
@@ -24,6 +30,9 @@ import tempfile
 from fractions import Fraction
 
 import numpy as np
+from PIL import Image
+
+from ssd_support.drawing import draw_detections
 
 CODECS = ("auto", "h264", "vp9")
 DESCRIPTIONS = {"h264": "H.264 MP4 (PyAV)", "vp9": "VP9 WebM (OpenCV)"}
@@ -216,3 +225,184 @@ class FrameDetectionsWriter:
             return self.path
         os.remove(self.partial)
         return None
+
+
+# A file named with one of these is read as a video (OpenCV), frame by frame.
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
+
+
+def stream_name(source):
+    """The output name of ``--webcam SOURCE``: "webcam0" for camera 0, else the source's last path part without
+    its extension ("rtsp://host/live.sdp" -> "live"), in letters, digits, "-", "_" and "." only."""
+    if str(source).isdigit():
+        return f"webcam{source}"
+    name = os.path.splitext(os.path.basename(str(source).rstrip("/\\")))[0]
+    name = "".join(char if char.isalnum() or char in "-_." else "_" for char in name).strip("._")
+    return name or "stream"
+
+
+def is_video(path):
+    """True for a file name with a video extension (VIDEO_EXTENSIONS)."""
+    return str(path).lower().endswith(VIDEO_EXTENSIONS)
+
+
+def frame_to_image(frame):
+    """An OpenCV frame (H, W, 3) uint8 BGR as a PIL RGB image."""
+    return Image.fromarray(frame[:, :, ::-1].copy())
+
+
+def image_to_frame(image):
+    """A PIL RGB image as an OpenCV frame (H, W, 3) uint8 BGR."""
+    return np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])
+
+
+def read_frames(capture, batch_size, max_frames=None):
+    """Frames of an OpenCV capture (anything with ``read() -> (ok, frame)``), ``batch_size`` at a time.
+
+    :param max_frames: stop after this many frames (None: at the first failed read only)
+    :return: a generator of lists of BGR frames; it ends at the first failed read or at ``max_frames``
+    """
+    batch, n_read = [], 0
+    while max_frames is None or n_read < max_frames:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        batch.append(frame)
+        n_read += 1
+        if len(batch) == batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def annotate_capture(capture, source, output_stem, detect_fn, label_map, batch_size=8, max_frames=None,
+                     codec="auto", stream=False):
+    """Detect objects in the frames of an opened capture and write the annotated video and the per-frame JSON.
+
+    The video plays in browsers (ssd_support/video.py: H.264 MP4 where PyAV is installed, else VP9 WebM; the
+    capture's frame rate, 25 where it says none). Both files are written under temporary names and renamed when
+    complete. A video file that fails half-way leaves neither; a stream (``stream``) ended by Ctrl-C keeps both,
+    up to the last frame written: on a headless server that is how a stream is stopped.
+
+    :param capture: an opened cv2.VideoCapture (anything with ``read() -> (ok, BGR frame)``; ``get`` for the fps)
+    :param source: what the frames come from, for the JSON and the messages (the file, or "--webcam 0")
+    :param output_stem: output path without extension: <stem>.mp4 or <stem>.webm, and <stem>.json
+    :param detect_fn: list of PIL images -> list of detection lists (detect_batch with its settings bound)
+    :param label_map: {class name: label}, for the box colours
+    :param batch_size: frames per forward pass (1 for a live stream: the newest frame, not a batch of old ones)
+    :param max_frames: stop after this many frames (None: when the capture ends)
+    :param codec: "auto", "h264" or "vp9" (ssd_support.video.choose_codec)
+    :param stream: Ctrl-C ends the capture and keeps what was written (else it propagates, and nothing is kept)
+    :return: {"frames": n, "video": its path, "json": its path, "codec": e.g. "VP9 WebM (OpenCV)", "stopped":
+        True when Ctrl-C ended a stream}
+    :raises ValueError: one line naming the source when no frame can be read, or the output when it cannot be
+        written
+    :raises ImportError: without OpenCV (or PyAV for codec "h264")
+    """
+    cv2 = require_cv2()
+    fps = (capture.get(cv2.CAP_PROP_FPS) if hasattr(capture, "get") else 0) or 25.0  # some sources do not say
+    video = log = None
+    stopped, complete = False, False
+    try:
+        try:
+            for frames in read_frames(capture, batch_size, max_frames):
+                images = [frame_to_image(frame) for frame in frames]
+                for image, detections in zip(images, detect_fn(images)):
+                    if video is None:
+                        video = AnnotatedVideoWriter(output_stem, fps, image.size, codec)
+                        log = FrameDetectionsWriter(output_stem + ".json", {
+                            "video": str(source), "width": image.width, "height": image.height, "fps": fps,
+                            "video_file": os.path.basename(video.path), "codec": video.description})
+                    video.write(image_to_frame(draw_detections(image, detections, label_map)))
+                    log.add(detections)
+        except KeyboardInterrupt:
+            if not stream:
+                raise
+            stopped = True
+        complete = True
+    finally:
+        for writer in (video, log):
+            if writer is not None:
+                writer.close(keep=complete)
+    if video is None:
+        raise ValueError(f"{source}: no frame could be read")
+    return {"frames": video.frames, "video": video.path, "json": log.path, "codec": video.description,
+            "stopped": stopped}
+
+
+def detect_video(path, output_stem, detect_fn, label_map, batch_size=8, max_frames=None, codec="auto"):
+    """Detect objects in every frame of a video file and write the annotated video and the detections.
+
+    The frames go through ``detect_fn`` ``batch_size`` at a time, as images do (:func:`annotate_capture`).
+
+    :param path: the video file
+    :param output_stem: output path without extension
+    :return: :func:`annotate_capture`'s dict
+    :raises ValueError: one line naming the file, when OpenCV cannot read it or the output cannot be written
+    :raises ImportError: without OpenCV
+    """
+    cv2 = require_cv2()
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        raise ValueError(f"{path}: cannot open the video (missing, or a format OpenCV cannot read)")
+    try:
+        return annotate_capture(capture, path, output_stem, detect_fn, label_map, batch_size, max_frames, codec)
+    finally:
+        capture.release()
+
+
+def show_in_window(frame, title="detect.py (q or Esc quits)"):
+    """Show a BGR frame in an OpenCV window.
+
+    :return: False when the user pressed q or Esc (stop), True otherwise
+    :raises ImportError: when this OpenCV has no window support (the headless build)
+    """
+    cv2 = require_cv2()
+    try:
+        cv2.imshow(title, frame)
+        key = cv2.waitKey(1) & 0xFF
+    except cv2.error:
+        raise ImportError("--webcam shows a window, which the headless OpenCV cannot: pip install "
+                          "opencv-python") from None
+    return key not in (ord("q"), 27)
+
+
+def run_webcam(capture, detect_fn, label_map, show=None, max_frames=None):
+    """Detect objects in a camera's frames, live: read a frame, detect, draw, show; until ``show`` says stop,
+    the camera stops, or ``max_frames``.
+
+    One frame per forward pass (the same detect_fn as images and videos): live video wants the newest frame,
+    not a batch of old ones.
+
+    :param capture: an opened cv2.VideoCapture (anything with ``read() -> (ok, BGR frame)``)
+    :param detect_fn: list of PIL images -> list of detection lists
+    :param label_map: {class name: label}, for the box colours
+    :param show: called with each annotated BGR frame, returns False to stop (default: show_in_window)
+    :param max_frames: stop after this many frames (None: no limit)
+    :return: the number of frames shown
+    """
+    show = show or show_in_window
+    shown = 0
+    while max_frames is None or shown < max_frames:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        image = frame_to_image(frame)
+        annotated = draw_detections(image, detect_fn([image])[0], label_map)
+        shown += 1
+        if not show(image_to_frame(annotated)):
+            break
+    return shown
+
+
+def open_camera(source):
+    """Open ``--webcam SOURCE``: a camera index ("0"), a stream URL, a device path or a video file.
+
+    :raises ValueError: one line naming the source, when it cannot be opened
+    """
+    cv2 = require_cv2()
+    capture = cv2.VideoCapture(int(source) if str(source).isdigit() else source)
+    if not capture.isOpened():
+        raise ValueError(f"--webcam {source}: cannot open the camera")
+    return capture

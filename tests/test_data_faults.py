@@ -283,7 +283,8 @@ def test_detect_notes_a_multi_frame_image_once(tmp_path, monkeypatch, capsys):
     save_frames(tmp_path / "anim.gif", 3, size=(64, 48))
     save_frames(tmp_path / "still.png", 1, size=(64, 48))
     monkeypatch.setattr(detect, "make_detector",
-                        lambda args: (lambda images: [[] for _ in images], {"background": 0, "cat": 1}, "stub"))
+                        lambda *args, **kwargs: (lambda images: [[] for _ in images], {"background": 0, "cat": 1},
+                                                 "stub"))
     detect.main([str(tmp_path / "anim.gif"), str(tmp_path / "still.png"), "--output", str(tmp_path / "out")])
     notes = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Note:")]
     assert notes == [f"Note: {tmp_path / 'anim.gif'} has 3 frames (an animated or multi-page file); only the first "

@@ -1,4 +1,4 @@
-"""Tests of detect.py: pixel coordinates, drawing, input expansion, error handling and the command line."""
+"""Tests of detect.py: pixel coordinates, drawing, error handling and the command line."""
 
 import json
 import os
@@ -124,17 +124,6 @@ def test_load_image_gives_one_line_errors_naming_the_file(tmp_path):
     rgba = tmp_path / "alpha.png"
     Image.new("RGBA", (10, 8)).save(rgba)
     assert detect.load_image(str(rgba)).mode == "RGB"
-
-
-def test_expand_inputs_handles_files_folders_and_globs(tmp_path):
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    for name in ("b.jpg", "a.PNG", "readme.txt"):
-        (folder / name).write_bytes(b"x")
-    files, errors = detect.expand_inputs([str(folder), str(tmp_path / "photos" / "*.jpg"), "missing.jpg",
-                                          str(tmp_path / "*.gif"), str(tmp_path)])
-    assert files == [str(folder / "a.PNG"), str(folder / "b.jpg"), str(folder / "b.jpg"), "missing.jpg"]
-    assert errors == [f"{tmp_path / '*.gif'}: no file matches", f"{tmp_path}: folder has no image files"]
 
 
 def test_latest_checkpoint_is_the_highest_iteration_whatever_the_file_times(tmp_path):

@@ -1,5 +1,5 @@
-"""detect.py around the model: class filter, per-class thresholds, class-agnostic NMS, videos, the webcam loop,
-and exported ONNX models run without torch."""
+"""detect.py around the model: class filter, per-class thresholds, class-agnostic NMS, videos and --webcam on the
+command line, the backends' detections, and exported ONNX models run without torch."""
 
 import json
 import os
@@ -12,9 +12,9 @@ import torch
 from PIL import Image
 
 import detect
-from ssd_support import score_thresholds
+from ssd_support import score_thresholds, video
 from model import SSD300
-from video_files import read_back
+from video_files import FakeCapture, box_detector
 from utils import make_label_map
 
 LABEL_MAP = make_label_map(["cat", "dog", "person"])
@@ -128,45 +128,8 @@ def test_command_line_classes_and_thresholds(random_checkpoint, noise_image, tmp
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Videos and the webcam loop
+# Videos and --webcam on the command line (the frame loop itself: tests/test_video.py)
 # ---------------------------------------------------------------------------------------------------------
-
-
-def box_detector(calls):
-    """A detect_fn that records its batch sizes and finds one cat in the top-left quarter of every image."""
-    def detect_fn(images):
-        calls.append(len(images))
-        return [[{"label": "cat", "score": 0.9, "box": [0.0, 0.0, image.width / 2, image.height / 2]}]
-                for image in images]
-    return detect_fn
-
-
-def test_video_frames_go_through_the_batched_path_and_come_back_annotated(tmp_path):
-    cv2 = pytest.importorskip("cv2")
-    clip = str(tmp_path / "clip.mp4")
-    writer = cv2.VideoWriter(clip, cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (96, 64))
-    for i in range(5):
-        writer.write(np.full((64, 96, 3), 40 * i, dtype=np.uint8))  # grey frames, each a different shade
-    writer.release()
-
-    calls, stem = [], str(tmp_path / "out" / "clip_detections")
-    os.makedirs(tmp_path / "out")
-    result = detect.detect_video(clip, stem, box_detector(calls), LABEL_MAP, batch_size=2, codec="vp9")
-    assert result["frames"] == 5 and result["video"] == stem + ".webm" and result["codec"] == "VP9 WebM (OpenCV)"
-    assert calls == [2, 2, 1]
-    assert sorted(os.listdir(tmp_path / "out")) == ["clip_detections.json", "clip_detections.webm"]
-    document = json.loads(open(stem + ".json").read())
-    assert (document["video"], document["width"], document["height"], document["fps"]) == (clip, 96, 64, 10.0)
-    per_frame = document["frames"]
-    assert [entry["frame"] for entry in per_frame] == [0, 1, 2, 3, 4]
-    assert per_frame[0]["detections"][0]["box"] == [0.0, 0.0, 48.0, 32.0]
-
-    frames, _ = read_back(stem + ".webm")
-    assert len(frames) == 5 and frames[0].shape == (64, 96, 3)
-    for i, frame in enumerate(frames):
-        # Far from the box the frame keeps its shade (VP9 is lossy: a few levels); the box edge is coloured.
-        assert np.abs(frame[56, 88].astype(int) - 40 * i).max() <= 12
-        assert np.abs(frame[16, 1].astype(int) - 40 * i).max() > 40
 
 
 def test_video_on_the_command_line_and_a_bad_video(tmp_path, random_checkpoint, capsys):
@@ -189,43 +152,10 @@ def test_video_on_the_command_line_and_a_bad_video(tmp_path, random_checkpoint, 
     assert len(json.loads((out / "walk_detections.json").read_text())["frames"]) == 3
 
 
-class FakeCapture:
-    """Stands in for cv2.VideoCapture: a few BGR frames, then a failed read."""
-
-    def __init__(self, n_frames):
-        self.frames = [np.full((40, 60, 3), 30 * i, dtype=np.uint8) for i in range(n_frames)]
-        self.released = False
-
-    def read(self):
-        return (True, self.frames.pop(0)) if self.frames else (False, None)
-
-    def isOpened(self):
-        return True
-
-    def release(self):
-        self.released = True
-
-
-def test_webcam_loop_detects_one_frame_at_a_time_until_told_to_stop():
-    shown, calls = [], []
-
-    def show(frame):
-        shown.append(frame)
-        return len(shown) < 3  # the user presses q on the third frame
-
-    assert detect.run_webcam(FakeCapture(5), box_detector(calls), LABEL_MAP, show=show) == 3
-    assert calls == [1, 1, 1] and len(shown) == 3
-    assert shown[1].shape == (40, 60, 3) and shown[1].dtype == np.uint8
-    assert tuple(shown[1][35, 55]) == (30, 30, 30)  # outside the box: the camera's frame, BGR
-    assert tuple(shown[1][10, 0]) != (30, 30, 30)  # the box's edge
-    # The camera running out ends the loop as well.
-    assert detect.run_webcam(FakeCapture(2), box_detector([]), LABEL_MAP, show=lambda frame: True) == 2
-
-
 def test_webcam_on_the_command_line(random_checkpoint, monkeypatch, capsys):
     capture = FakeCapture(2)
     monkeypatch.setattr(detect, "open_camera", lambda source: capture if source == "0" else None)
-    monkeypatch.setattr(detect, "show_in_window", lambda frame: True)
+    monkeypatch.setattr(video, "show_in_window", lambda frame: True)
     assert detect.main(["--webcam", "0", "--checkpoint", random_checkpoint, "--device", "cpu",
                         "--backend", "torch"]) == 0
     assert "--webcam 0: 2 frames shown" in capsys.readouterr().out and capture.released
@@ -332,17 +262,6 @@ def test_onnx_path_runs_without_torch(onnx_model, noise_image, tmp_path):
     assert "noise.png:" in completed.stdout and (tmp_path / "noise_detections.json").exists()
 
 
-def test_backend_auto_is_onnxruntime_on_a_cpu_where_installed_and_pytorch_elsewhere(monkeypatch):
-    assert detect.choose_backend("auto", "cpu", installed=True)[0] == "onnxruntime"
-    assert detect.choose_backend("auto", "cpu", installed=False) == (
-        "torch", "--backend auto: onnxruntime is not installed (pip install onnx onnxruntime: faster on a CPU)")
-    assert detect.choose_backend("auto", "cuda", installed=True) == ("torch", "--backend auto: PyTorch on cuda")
-    assert detect.choose_backend("torch", "cpu", installed=True)[0] == "torch"
-    with pytest.raises(ValueError, match="--backend onnxruntime runs on the CPU: pass --device cpu"):
-        detect.choose_backend("onnxruntime", "cuda")
-    assert detect.parse_args(["x.jpg"]).backend == "auto"  # the default
-
-
 def test_backend_auto_gives_pytorchs_detections_and_says_so_first(random_checkpoint, noise_image, tmp_path, capsys):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
@@ -392,17 +311,7 @@ def test_missing_optional_packages_are_one_line_errors(monkeypatch, tmp_path):
 
     monkeypatch.setattr(builtins, "__import__", without)
     with pytest.raises(ImportError, match="need OpenCV: pip install opencv-python-headless"):
-        detect.detect_video(str(tmp_path / "clip.mp4"), str(tmp_path / "out"), box_detector([]), LABEL_MAP)
+        video.detect_video(str(tmp_path / "clip.mp4"), str(tmp_path / "out"), box_detector([]), LABEL_MAP)
     from ssd_support.onnx_detector import OnnxDetector
     with pytest.raises(ImportError, match="--onnx needs onnxruntime: pip install onnxruntime"):
         OnnxDetector(str(tmp_path / "model.onnx"))
-
-
-def test_webcam_window_with_headless_opencv_says_what_to_install():
-    cv2 = pytest.importorskip("cv2")
-    import re
-
-    if not re.search(r"GUI:\s+NONE", cv2.getBuildInformation()):
-        pytest.skip("this OpenCV can open windows (the test needs the headless build)")
-    with pytest.raises(ImportError, match="pip install opencv-python"):
-        detect.show_in_window(np.zeros((4, 4, 3), dtype=np.uint8))

@@ -34,7 +34,7 @@ def photos(tmp_path, monkeypatch):
     for name, size in SIZES.items():
         Image.new("RGB", size, "olive").save(folder / name)
 
-    def make_detector(args):
+    def make_detector(*args, **kwargs):
         def detect_fn(images):
             return [forced_detections(image.width, image.height) for image in images]
         return detect_fn, LABEL_MAP, "forced detections"

@@ -1,5 +1,5 @@
-"""Annotated videos that browsers play (ssd_support/video.py) and detect.py --webcam SOURCE --output DIR (headless),
-read back with OpenCV: frames counted, codec named."""
+"""Detection in videos and cameras, and the annotated videos that browsers play (ssd_support/video.py), and
+detect.py --webcam SOURCE --output DIR (headless), read back with OpenCV: frames counted, codec named."""
 
 import json
 import os
@@ -9,7 +9,7 @@ import pytest
 
 import detect
 from ssd_support import video
-from video_files import read_back
+from video_files import FakeCapture, box_detector, read_back
 from utils import make_label_map
 
 cv2 = pytest.importorskip("cv2")
@@ -59,12 +59,12 @@ def test_webcam_with_output_saves_the_stream_without_a_window(tmp_path, monkeypa
     for frame in shades(6, (60, 80)):
         writer.write(frame)
     writer.release()
-    monkeypatch.setattr(detect, "make_detector", lambda args: (one_cat, LABEL_MAP, "forced detections"))
+    monkeypatch.setattr(detect, "make_detector", lambda *args, **kwargs: (one_cat, LABEL_MAP, "forced detections"))
 
     def no_window(frame):
         raise AssertionError("a window was opened")
 
-    monkeypatch.setattr(detect, "show_in_window", no_window)
+    monkeypatch.setattr(video, "show_in_window", no_window)
     out = tmp_path / "out"
     assert detect.main(["--webcam", clip, "--output", str(out), "--max-frames", "4", "--video-codec", "vp9"]) == 0
     assert f"--webcam {clip}: 4 frames -> {out / 'camera_detections.webm'} (VP9 WebM (OpenCV))" in \
@@ -95,7 +95,7 @@ class StoppedCapture:
 
 def test_ctrl_c_ends_a_stream_and_keeps_both_files_but_not_a_video_file(tmp_path):
     stem = str(tmp_path / "stream_detections")
-    result = detect.annotate_capture(StoppedCapture(), "--webcam 0", stem, one_cat, LABEL_MAP, batch_size=1,
+    result = video.annotate_capture(StoppedCapture(), "--webcam 0", stem, one_cat, LABEL_MAP, batch_size=1,
                                      codec="vp9", stream=True)
     assert result["stopped"] and result["frames"] == 3
     frames, _ = read_back(stem + ".webm")
@@ -106,5 +106,59 @@ def test_ctrl_c_ends_a_stream_and_keeps_both_files_but_not_a_video_file(tmp_path
     stem = str(tmp_path / "file" / "clip_detections")
     os.makedirs(os.path.dirname(stem))
     with pytest.raises(KeyboardInterrupt):
-        detect.annotate_capture(StoppedCapture(), "clip.mp4", stem, one_cat, LABEL_MAP, codec="vp9")
+        video.annotate_capture(StoppedCapture(), "clip.mp4", stem, one_cat, LABEL_MAP, codec="vp9")
     assert os.listdir(os.path.dirname(stem)) == []
+
+
+def test_video_frames_go_through_the_batched_path_and_come_back_annotated(tmp_path):
+    cv2 = pytest.importorskip("cv2")
+    clip = str(tmp_path / "clip.mp4")
+    writer = cv2.VideoWriter(clip, cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (96, 64))
+    for i in range(5):
+        writer.write(np.full((64, 96, 3), 40 * i, dtype=np.uint8))  # grey frames, each a different shade
+    writer.release()
+
+    calls, stem = [], str(tmp_path / "out" / "clip_detections")
+    os.makedirs(tmp_path / "out")
+    result = video.detect_video(clip, stem, box_detector(calls), LABEL_MAP, batch_size=2, codec="vp9")
+    assert result["frames"] == 5 and result["video"] == stem + ".webm" and result["codec"] == "VP9 WebM (OpenCV)"
+    assert calls == [2, 2, 1]
+    assert sorted(os.listdir(tmp_path / "out")) == ["clip_detections.json", "clip_detections.webm"]
+    document = json.loads(open(stem + ".json").read())
+    assert (document["video"], document["width"], document["height"], document["fps"]) == (clip, 96, 64, 10.0)
+    per_frame = document["frames"]
+    assert [entry["frame"] for entry in per_frame] == [0, 1, 2, 3, 4]
+    assert per_frame[0]["detections"][0]["box"] == [0.0, 0.0, 48.0, 32.0]
+
+    frames, _ = read_back(stem + ".webm")
+    assert len(frames) == 5 and frames[0].shape == (64, 96, 3)
+    for i, frame in enumerate(frames):
+        # Far from the box the frame keeps its shade (VP9 is lossy: a few levels); the box edge is coloured.
+        assert np.abs(frame[56, 88].astype(int) - 40 * i).max() <= 12
+        assert np.abs(frame[16, 1].astype(int) - 40 * i).max() > 40
+
+
+def test_webcam_loop_detects_one_frame_at_a_time_until_told_to_stop():
+    shown, calls = [], []
+
+    def show(frame):
+        shown.append(frame)
+        return len(shown) < 3  # the user presses q on the third frame
+
+    assert video.run_webcam(FakeCapture(5), box_detector(calls), LABEL_MAP, show=show) == 3
+    assert calls == [1, 1, 1] and len(shown) == 3
+    assert shown[1].shape == (40, 60, 3) and shown[1].dtype == np.uint8
+    assert tuple(shown[1][35, 55]) == (30, 30, 30)  # outside the box: the camera's frame, BGR
+    assert tuple(shown[1][10, 0]) != (30, 30, 30)  # the box's edge
+    # The camera running out ends the loop as well.
+    assert video.run_webcam(FakeCapture(2), box_detector([]), LABEL_MAP, show=lambda frame: True) == 2
+
+
+def test_webcam_window_with_headless_opencv_says_what_to_install():
+    cv2 = pytest.importorskip("cv2")
+    import re
+
+    if not re.search(r"GUI:\s+NONE", cv2.getBuildInformation()):
+        pytest.skip("this OpenCV can open windows (the test needs the headless build)")
+    with pytest.raises(ImportError, match="pip install opencv-python"):
+        video.show_in_window(np.zeros((4, 4, 3), dtype=np.uint8))
