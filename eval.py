@@ -26,8 +26,8 @@ red, listed in predictions/index.json). --save-detections FILE writes the detect
 
 --operating-score S prints each class's precision, recall and F1 for the detections scoring >= S (a detector is
 deployed at 0.4, say, not at the 0.01 of the AP); --thresholds-out FILE writes, per class, the score that
-maximises F1 on the evaluated split with that precision and recall (detect.py --thresholds FILE uses them).
-Choose them on a VAL split (--split VAL, made by create_data_lists.py --val-fraction), not on TEST.
+maximises F1 on the evaluated split with that precision and recall (detect.py --thresholds FILE uses them;
+ssd_support.operating_points). Choose them on a VAL split (--split VAL, made by create_data_lists.py --val-fraction), not on TEST.
 
 --metric coco prints the COCO metrics (pycocotools, installed separately: pip install pycocotools): AP averaged
 over IoU 0.50:0.95, AP50, AP75, AP of small / medium / large objects, and the same per class, with the VOC mAP in
@@ -40,23 +40,22 @@ import argparse
 import importlib.util
 import json
 import os
-import re
 import sys
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from ssd_support.coco_eval import coco_average_precision
+from ssd_support.coco_eval import coco_average_precision, format_coco_table
 from ssd_support.detection_export import load_coco_ids, save_coco_detections
 from ssd_support.error_analysis import (N_PREDICTION_IMAGES, OPERATING_SCORE, operating_score_argument,
-                                        save_error_plots)
+                                        save_error_plots, save_pr_curves)
 from ssd_support.images import image_size
 from model import EVAL_CANDIDATES_PER_CLASS, EVAL_MIN_SCORE, EVAL_NMS_IOU, EVAL_TOP_K
 from ssd_support.files import label_map_path, write_atomically
-from ssd_support.score_thresholds import write_thresholds
+from ssd_support.operating_points import (operating_point, operating_point_means, report_operating_points,
+                                          sorted_class_scores)
 from ssd_support.voc_map import average_precisions_from_curves, precision_recall_curves
-from utils import average_precision
 
 METRICS = ("voc", "coco", "all")
 
@@ -175,7 +174,7 @@ def evaluate(model, data_loader, label_map, device, min_score=EVAL_MIN_SCORE, ma
     :return: {"ap_11pt": {class: AP}, "map_11pt": float, "ap_area": {class: AP}, "map_area": float}, plus
         "coco" ({"AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", ..., "per_class"}) for "coco" / "all", and
         "operating_point" ({"score", "precision", "recall", "f1"}: means over classes, "per_class":
-        :func:`operating_point`'s dict) when ``operating_score`` is given
+        operating_points.operating_point's dict) when ``operating_score`` is given
     """
     _check_metric(metric)
     if metric != "voc" and image_sizes is None:
@@ -211,177 +210,6 @@ def format_table(results, label_map):
     lines.append("-" * (width + 22))
     lines.append(f"{'mAP':<{width}}  {results['map_11pt']:11.4f}  {results['map_area']:7.4f}")
     return "\n".join(lines)
-
-
-def format_coco_table(coco_results, label_map):
-    """The COCO results eval.py prints: the summary numbers, then AP, AP50 and AP75 of every class.
-
-    :param coco_results: the "coco" dict of :func:`evaluate`'s results
-    :param label_map: {class name: label}; every class but the background gets a row ("n/a" without objects)
-    :return: the table, a str
-    """
-    def number(value):
-        """A metric to 4 decimals; n/a where COCOeval had nothing to average (e.g. no small object)."""
-        return "   n/a" if value != value else f"{value:6.4f}"  # NaN is the only value not equal to itself
-
-    lines = ["COCO  AP (IoU .50:.95)  AP50    AP75    APs     APm     APl     AR100",
-             f"      {number(coco_results['AP']):>18}  " + "  ".join(
-                 number(coco_results[key]) for key in ("AP50", "AP75", "APs", "APm", "APl", "AR100"))]
-    names = [name for name, label in sorted(label_map.items(), key=lambda item: item[1]) if label != 0]
-    width = max([len(name) for name in names] + [len("class")])
-    lines += ["", f"{'class':<{width}}  {'AP':>6}  {'AP50':>6}  {'AP75':>6}", "-" * (width + 26)]
-    for name in names:
-        if name in coco_results["per_class"]:
-            aps = coco_results["per_class"][name]
-            lines.append(f"{name:<{width}}  " + "  ".join(number(aps[key]) for key in ("AP", "AP50", "AP75")))
-        else:
-            lines.append(f"{name:<{width}}  {'n/a':>6}  {'n/a':>6}  {'n/a':>6}   (no non-crowd test object)")
-    return "\n".join(lines)
-
-
-def plot_file_stem(name, used):
-    """A file-name-safe, unique stem for a class name, which may hold any character ("person/rider", "a:b", "..").
-
-    Letters (any script), digits, "-", "_" and "." are kept, anything else becomes "_"; a stem already taken
-    (two names made the same) gets "_2", "_3", ... and names that are all dots become "_".
-
-    :param name: the class name
-    :param used: the set of stems given so far (updated)
-    :return: the stem
-    """
-    stem = re.sub(r"[^\w.-]", "_", name).strip() or "_"
-    stem = "_" if set(stem) == {"."} else stem
-    candidate, number = stem, 2
-    while candidate.lower() in used:  # lower(): two names differing only in case clash on Windows and macOS
-        candidate, number = f"{stem}_{number}", number + 1
-    used.add(candidate.lower())
-    return candidate
-
-
-def save_pr_curves(curves, folder):
-    """Write one precision-recall plot per class: the raw curve, its envelope and both APs in the title.
-
-    :param curves: {class: (precision, recall, n_positives)} from :func:`score_detections`
-    :param folder: output folder (created if needed); files are named pr_<class>.png, the class name made safe for
-        a file name (:func:`plot_file_stem`: "person/rider" gives pr_person_rider.png)
-    :return: the list of files written
-    """
-    import matplotlib  # imported here: plotting is optional and must not choose a backend at import time
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    os.makedirs(folder, exist_ok=True)
-    written, used = [], set()
-    for name, (precision, recall, n_positives) in curves.items():
-        figure, axes = plt.subplots(figsize=(5, 4))
-        axes.plot(recall, precision, color="tab:blue", linewidth=1, label="precision")
-        if len(recall):
-            # The area AP counts each recall step (r_{i-1}, r_i] at the best precision at recall >= r_i.
-            envelope = np.maximum.accumulate(np.asarray(precision)[::-1])[::-1]
-            axes.step(np.r_[0.0, recall], np.r_[envelope[0], envelope], where="pre", color="tab:orange",
-                      linewidth=1, label="envelope (area AP)")
-        axes.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="recall", ylabel="precision",
-                 title=f"{name} ({n_positives} objects): AP11 {average_precision(precision, recall, True):.3f}, "
-                       f"area {average_precision(precision, recall, False):.3f}")
-        axes.title.set_fontsize(9)
-        axes.grid(alpha=0.3)
-        axes.legend(loc="lower left", fontsize=8)
-        path = os.path.join(folder, f"pr_{plot_file_stem(name, used)}.png")
-        figure.savefig(path, dpi=80, bbox_inches="tight")
-        plt.close(figure)
-        written.append(path)
-    return written
-
-
-def sorted_class_scores(collected, label_map):
-    """Each class's detection scores in the order of its precision-recall curve: descending.
-
-    ``utils.precision_recall_curves`` has one curve point per detection of a class, in descending score order,
-    so point i of the curve is "keep the detections scoring at least scores[i]".
-
-    :param collected: the dict :func:`collect_detections` returns
-    :param label_map: {class name: label}, background 0
-    :return: {class name: float64 array (n_c,) of scores, descending}
-    """
-    labels = np.concatenate([lab.numpy().reshape(-1) for lab in collected["det_labels"]] or [np.zeros(0, int)])
-    scores = np.concatenate([s.double().numpy().reshape(-1) for s in collected["det_scores"]] or [np.zeros(0)])
-    return {name: -np.sort(-scores[labels == label]) for name, label in label_map.items() if label != 0}
-
-
-def _point(precision, recall, index):
-    """(precision, recall, F1) at curve point ``index`` (-1: no detection kept, all three 0)."""
-    if index < 0:
-        return 0.0, 0.0, 0.0
-    p, r = float(precision[index]), float(recall[index])
-    return p, r, (2 * p * r / (p + r) if p + r > 0 else 0.0)
-
-
-def best_f1_thresholds(curves, class_scores):
-    """Per class, the score threshold that maximises F1 on the evaluated split, with its precision and recall.
-
-    Only the last point of a run of equal scores is a possible operating point (a threshold keeps all the
-    detections of one score or none). A detector used at "score >= threshold" (detect.py --thresholds) then
-    has this precision and recall on this split; pick thresholds on a VAL split, not on TEST.
-
-    :param curves: {class: (precision, recall, n_positives)} from :func:`score_detections`
-    :param class_scores: :func:`sorted_class_scores`'s dict
-    :return: {class: {"score", "precision", "recall", "f1", "n_positives"}}; "score" is None for a class whose
-        best F1 is 0 (no detection is right), for which no threshold helps
-    """
-    result = {}
-    for name, (precision, recall, n_positives) in curves.items():
-        scores = class_scores[name]
-        best = (0.0, None, 0.0, 0.0)  # f1, score, precision, recall
-        for index in range(len(scores)):
-            if index + 1 < len(scores) and scores[index + 1] == scores[index]:
-                continue  # not the end of a run of ties
-            p, r, f1 = _point(precision, recall, index)
-            if f1 > best[0]:
-                best = (f1, float(scores[index]), p, r)
-        result[name] = {"score": best[1], "precision": best[2], "recall": best[3], "f1": best[0],
-                        "n_positives": n_positives}
-    return result
-
-
-def operating_point(curves, class_scores, score):
-    """Per class, the precision, recall and F1 of the detections scoring at least ``score``.
-
-    :param curves: {class: (precision, recall, n_positives)} from :func:`score_detections`
-    :param class_scores: :func:`sorted_class_scores`'s dict
-    :param score: the operating score, e.g. 0.4
-    :return: {class: {"precision", "recall", "f1", "n_detections"}} (all 0 where no detection is kept)
-    """
-    result = {}
-    for name, (precision, recall, _) in curves.items():
-        n_kept = int(np.count_nonzero(class_scores[name] >= score))
-        p, r, f1 = _point(precision, recall, n_kept - 1)
-        result[name] = {"precision": p, "recall": r, "f1": f1, "n_detections": n_kept}
-    return result
-
-
-def format_operating_point(points, score):
-    """The table --operating-score prints: precision, recall and F1 per class at one score, and their means."""
-    width = max([len(name) for name in points] + [len("class")])
-    lines = [f"At score >= {score}:", f"{'class':<{width}}  precision  recall      F1  detections",
-             "-" * (width + 40)]
-    for name, point in points.items():
-        lines.append(f"{name:<{width}}  {point['precision']:9.4f}  {point['recall']:6.4f}  {point['f1']:6.4f}  "
-                     f"{point['n_detections']:10d}")
-    if points:
-        means = operating_point_means(points)
-        lines += ["-" * (width + 40), f"{'mean':<{width}}  {means['precision']:9.4f}  {means['recall']:6.4f}  "
-                                      f"{means['f1']:6.4f}"]
-    return "\n".join(lines)
-
-
-def operating_point_means(points):
-    """The means over classes of :func:`operating_point`'s precision, recall and F1.
-
-    :return: {"precision", "recall", "f1"}: floats (0.0 when there is no class)
-    """
-    return {key: float(np.mean([point[key] for point in points.values()])) if points else 0.0
-            for key in ("precision", "recall", "f1")}
 
 
 def parse_args(argv=None):
@@ -536,23 +364,9 @@ def main(argv=None):
         print(f"{n_written} detections (COCO results format) written to {args.save_detections}, "
               + (f"with the image and category ids of {coco_ids['annotation_file']}" if coco_ids else
                  f"their ground truth to {truth_path}"))
-    report_operating_points(args, collected, curves, label_map)
+    report_operating_points(collected, curves, label_map, args.operating_score, args.thresholds_out, args.checkpoint,
+                            args.data_folder, args.split)
     return 0
-
-
-def report_operating_points(args, collected, curves, label_map):
-    """--operating-score (print the table) and --thresholds-out (write the best-F1 thresholds)."""
-    if args.operating_score is None and args.thresholds_out is None:
-        return
-    class_scores = sorted_class_scores(collected, label_map)
-    if args.operating_score is not None:
-        print(format_operating_point(operating_point(curves, class_scores, args.operating_score),
-                                     args.operating_score))
-    if args.thresholds_out:
-        thresholds = best_f1_thresholds(curves, class_scores)
-        write_thresholds(args.thresholds_out, thresholds, args.checkpoint, args.data_folder, args.split)
-        print(f"per-class thresholds (best F1 on {args.split}) written to {args.thresholds_out}"
-              + ("; choosing them on TEST tunes on the test set" if args.split == "TEST" else ""))
 
 
 if __name__ == "__main__":
