@@ -6,6 +6,7 @@
     python eval.py --data-folder data/coco --checkpoint ckpt.pt --metric coco
     python eval.py --data-folder data --checkpoint ckpt.pt --split VAL --thresholds-out t.json --operating-score 0.4
     python eval.py --data-folder data --checkpoint ckpt.pt --plots errors/ --save-detections detections.json
+    python eval.py --data-folder data --onnx ssd300_nms.onnx   # an export.py --with-postprocess model
 
 The defaults are the paper's evaluation settings: keep detections scoring above 0.01, at most 400 candidates per
 class into NMS (Caffe's nms_param top_k; --no-candidate-cap: all of them), NMS at IoU 0.45, at most 200 detections
@@ -27,7 +28,13 @@ red, listed in predictions/index.json). --save-detections FILE writes the detect
 --operating-score S prints each class's precision, recall and F1 for the detections scoring >= S (a detector is
 deployed at 0.4, say, not at the 0.01 of the AP); --thresholds-out FILE writes, per class, the score that
 maximises F1 on the evaluated split with that precision and recall (detect.py --thresholds FILE uses them;
-ssd_support.operating_points). Choose them on a VAL split (--split VAL, made by create_data_lists.py --val-fraction), not on TEST.
+ssd_support.operating_points). Choose them on a VAL split (--split VAL, made by create_data_lists.py
+--val-fraction), not on TEST.
+
+--onnx FILE evaluates an export.py --with-postprocess model in onnxruntime instead of a checkpoint, on the same
+images with the same metrics, so that an export's cost in mAP is measured (ssd_support.onnx_eval). Its NMS is in
+the graph, with the settings it was exported with: it is refused, naming them, unless they give this evaluation's
+detections (export.py's defaults are eval.py's).
 
 --metric coco prints the COCO metrics (pycocotools, installed separately: pip install pycocotools): AP averaged
 over IoU 0.50:0.95, AP50, AP75, AP of small / medium / large objects, and the same per class, with the VOC mAP in
@@ -53,6 +60,7 @@ from ssd_support.error_analysis import (N_PREDICTION_IMAGES, OPERATING_SCORE, op
 from ssd_support.images import image_size
 from model import EVAL_CANDIDATES_PER_CLASS, EVAL_MIN_SCORE, EVAL_NMS_IOU, EVAL_TOP_K
 from ssd_support.files import label_map_path, write_atomically
+from ssd_support.onnx_eval import collect_onnx_detections, load_onnx_for_evaluation
 from ssd_support.operating_points import (operating_point, operating_point_means, report_operating_points,
                                           sorted_class_scores)
 from ssd_support.voc_map import average_precisions_from_curves, precision_recall_curves
@@ -214,9 +222,15 @@ def format_table(results, label_map):
 
 def parse_args(argv=None):
     """Command-line options; the defaults are the paper's evaluation settings."""
-    parser = argparse.ArgumentParser(description="Evaluate an SSD checkpoint on the TEST split (VOC mAP, COCO AP).")
+    parser = argparse.ArgumentParser(description="Evaluate an SSD checkpoint or ONNX export on the TEST split "
+                                                 "(VOC mAP, COCO AP).")
     parser.add_argument("--data-folder", required=True, help="folder with TEST_images.json, TEST_objects.json")
-    parser.add_argument("--checkpoint", required=True, help="checkpoint written by train.py")
+    model = parser.add_mutually_exclusive_group(required=True)
+    model.add_argument("--checkpoint", help="checkpoint written by train.py")
+    model.add_argument("--onnx", metavar="FILE",
+                       help="evaluate this export.py --with-postprocess model in onnxruntime instead of a checkpoint "
+                            "(its label map and input size from its metadata; its graph's post-processing settings "
+                            "must allow the evaluation's)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--workers", type=int, default=4, help="data-loading worker processes")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda when available)")
@@ -269,6 +283,31 @@ def _fail(message):
     return 1
 
 
+def load_model(args, device, max_candidates):
+    """The model to evaluate: a checkpoint's network, or with --onnx an exported model in onnxruntime
+    (ssd_support.onnx_eval, its baked-in post-processing checked against the evaluation settings).
+
+    :param args: parse_args' namespace (--checkpoint or --onnx, and the evaluation settings)
+    :param device: where a checkpoint's network runs
+    :param max_candidates: the evaluation's candidates per image and class (None: all)
+    :return: (model, label_map, preprocess): the SSD300 or OnnxDetector (both have ``image_size``), its
+        {class name: label}, and how its images are prepared (``PascalVOCDataset``'s preprocess)
+    :raises ValueError: (KeyError, RuntimeError from a broken checkpoint; ImportError without onnxruntime) one
+        line naming the file
+    """
+    if args.onnx:
+        detector = load_onnx_for_evaluation(args.onnx, args.min_score, args.max_overlap, args.top_k, max_candidates)
+        return detector, detector.label_map, detector.preprocess or None
+    from ssd_support.checkpoints import load_model_from_checkpoint
+    from ssd_support.cpu_layout import use_fast_cpu_layout
+
+    if not os.path.isfile(args.checkpoint):
+        raise ValueError(f"{args.checkpoint}: checkpoint not found")
+    model, label_map = load_model_from_checkpoint(args.checkpoint, device=device)
+    use_fast_cpu_layout(model)  # channels-last weights on the CPU: same detections, ~1.25x the images/s
+    return model, label_map, getattr(model, "preprocess_config", None)
+
+
 def main(argv=None):
     """Evaluate a checkpoint from the command line; prints the table, optionally writes JSON and plots.
 
@@ -281,30 +320,26 @@ def main(argv=None):
         return _fail(f"--metric {args.metric} needs pycocotools: pip install pycocotools")
     # Imported here rather than at the top so that ``import eval`` stays light for train.py's --eval-every.
     from datasets import PascalVOCDataset, collate_fn, load_label_map
-    from ssd_support.checkpoints import load_model_from_checkpoint
-    from ssd_support.cpu_layout import use_fast_cpu_layout
 
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if not os.path.isfile(args.checkpoint):
-        return _fail(f"{args.checkpoint}: checkpoint not found")
+    max_candidates = None if args.no_candidate_cap else EVAL_CANDIDATES_PER_CLASS
+    model_path = args.onnx or args.checkpoint
     try:
-        model, label_map = load_model_from_checkpoint(args.checkpoint, device=device)
-    except (ValueError, KeyError, RuntimeError) as error:
+        model, label_map, preprocess = load_model(args, device, max_candidates)
+    except (ValueError, KeyError, RuntimeError, ImportError) as error:
         return _fail(str(error).splitlines()[0])
-    use_fast_cpu_layout(model)  # channels-last weights on the CPU: same detections, ~1.25x the images/s
 
     # The labels in the data folder must mean what the model's outputs mean, or every AP is silently wrong.
     if os.path.isfile(label_map_path(args.data_folder)):
         data_label_map = load_label_map(args.data_folder)
         if data_label_map != label_map:
             return _fail(f"{label_map_path(args.data_folder)}: label map differs from the one in "
-                         f"{args.checkpoint} (classes {sorted(data_label_map)} vs {sorted(label_map)})")
+                         f"{model_path} (classes {sorted(data_label_map)} vs {sorted(label_map)})")
     try:
         # Resized to the input size the network was built for (SSD300: 300, SSD512: 512), and prepared as
         # its checkpoint says (a converted COCO checkpoint names its own mean/std and resizing).
         dataset = PascalVOCDataset(args.data_folder, args.split, keep_difficult=True,
-                                   image_size=getattr(model, "image_size", 300),
-                                   preprocess=getattr(model, "preprocess_config", None))
+                                   image_size=getattr(model, "image_size", 300), preprocess=preprocess)
         image_sizes = read_image_sizes(dataset.images) if args.metric != "voc" or args.save_detections else None
         # Before the pass: lists whose coco_ids.json does not fit them fail now, not after it.
         coco_ids = load_coco_ids(args.data_folder, args.split, label_map) if args.save_detections else None
@@ -316,12 +351,15 @@ def main(argv=None):
                                          num_workers=args.workers, collate_fn=collate_fn,
                                          pin_memory=device.type == "cuda")
 
-    max_candidates = None if args.no_candidate_cap else EVAL_CANDIDATES_PER_CLASS
-    collected = collect_detections(model, loader, device, args.min_score, args.max_overlap, args.top_k,
-                                   progress=not args.no_progress, max_candidates_per_class=max_candidates)
+    if args.onnx:  # the graph ran the post-processing: its detections, at the settings checked on loading
+        collected = collect_onnx_detections(model, loader, args.min_score, args.top_k, progress=not args.no_progress)
+    else:
+        collected = collect_detections(model, loader, device, args.min_score, args.max_overlap, args.top_k,
+                                       progress=not args.no_progress, max_candidates_per_class=max_candidates)
     results, curves = score_detections(collected, label_map, args.metric, image_sizes)
 
-    print(f"{args.checkpoint} on {args.data_folder} {args.split}: {len(dataset)} images "
+    print(f"{model_path}{' (onnxruntime)' if args.onnx else ''} on {args.data_folder} {args.split}: "
+          f"{len(dataset)} images "
           f"(min_score {args.min_score}, NMS IoU {args.max_overlap}, top_k {args.top_k}, "
           f"{'every candidate' if max_candidates is None else f'at most {max_candidates} candidates per class'} "
           f"into NMS; difficult objects ignored)")
@@ -336,7 +374,8 @@ def main(argv=None):
         print(f"VOC mAP (IoU 0.5): {results['map_11pt']:.4f} 11-point, {results['map_area']:.4f} area")
     if args.output:
         summary = {
-            "checkpoint": args.checkpoint, "data_folder": args.data_folder, "split": args.split,
+            "checkpoint": args.checkpoint, **({"onnx": args.onnx} if args.onnx else {}),
+            "data_folder": args.data_folder, "split": args.split,
             "n_images": len(dataset), "metric": args.metric,
             "settings": {"min_score": args.min_score, "max_overlap": args.max_overlap, "top_k": args.top_k,
                          "max_candidates_per_class": max_candidates},
@@ -364,7 +403,7 @@ def main(argv=None):
         print(f"{n_written} detections (COCO results format) written to {args.save_detections}, "
               + (f"with the image and category ids of {coco_ids['annotation_file']}" if coco_ids else
                  f"their ground truth to {truth_path}"))
-    report_operating_points(collected, curves, label_map, args.operating_score, args.thresholds_out, args.checkpoint,
+    report_operating_points(collected, curves, label_map, args.operating_score, args.thresholds_out, model_path,
                             args.data_folder, args.split)
     return 0
 
