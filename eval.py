@@ -230,7 +230,7 @@ def parse_args(argv=None):
     model.add_argument("--onnx", metavar="FILE",
                        help="evaluate this export.py --with-postprocess model in onnxruntime instead of a checkpoint "
                             "(its label map and input size from its metadata; its graph's post-processing settings "
-                            "must allow the evaluation's)")
+                            "must allow the evaluation's; it runs where onnxruntime runs it, not on --device)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--workers", type=int, default=4, help="data-loading worker processes")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda when available)")
