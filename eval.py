@@ -6,6 +6,7 @@
     python eval.py --data-folder data/coco --checkpoint ckpt.pt --metric coco
     python eval.py --data-folder data --checkpoint ckpt.pt --split VAL --thresholds-out t.json --operating-score 0.4
     python eval.py --data-folder data --checkpoint ckpt.pt --plots errors/ --save-detections detections.json
+    python eval.py --data-folder data --onnx ssd300_nms.onnx   # an export.py --with-postprocess model
 
 The defaults are the paper's evaluation settings: keep detections scoring above 0.01, at most 400 candidates per
 class into NMS (Caffe's nms_param top_k; --no-candidate-cap: all of them), NMS at IoU 0.45, at most 200 detections
@@ -26,8 +27,14 @@ red, listed in predictions/index.json). --save-detections FILE writes the detect
 
 --operating-score S prints each class's precision, recall and F1 for the detections scoring >= S (a detector is
 deployed at 0.4, say, not at the 0.01 of the AP); --thresholds-out FILE writes, per class, the score that
-maximises F1 on the evaluated split with that precision and recall (detect.py --thresholds FILE uses them).
-Choose them on a VAL split (--split VAL, made by create_data_lists.py --val-fraction), not on TEST.
+maximises F1 on the evaluated split with that precision and recall (detect.py --thresholds FILE uses them;
+ssd_support.operating_points). Choose them on a VAL split (--split VAL, made by create_data_lists.py
+--val-fraction), not on TEST.
+
+--onnx FILE evaluates an export.py --with-postprocess model in onnxruntime instead of a checkpoint, on the same
+images with the same metrics, so that an export's cost in mAP is measured (ssd_support.onnx_eval). Its NMS is in
+the graph, with the settings it was exported with: it is refused, naming them, unless they give this evaluation's
+detections (export.py's defaults are eval.py's).
 
 --metric coco prints the COCO metrics (pycocotools, installed separately: pip install pycocotools): AP averaged
 over IoU 0.50:0.95, AP50, AP75, AP of small / medium / large objects, and the same per class, with the VOC mAP in
@@ -40,23 +47,23 @@ import argparse
 import importlib.util
 import json
 import os
-import re
 import sys
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from ssd_support.coco_eval import coco_average_precision
+from ssd_support.coco_eval import coco_average_precision, format_coco_table
 from ssd_support.detection_export import load_coco_ids, save_coco_detections
 from ssd_support.error_analysis import (N_PREDICTION_IMAGES, OPERATING_SCORE, operating_score_argument,
-                                        save_error_plots)
+                                        save_error_plots, save_pr_curves)
 from ssd_support.images import image_size
 from model import EVAL_CANDIDATES_PER_CLASS, EVAL_MIN_SCORE, EVAL_NMS_IOU, EVAL_TOP_K
 from ssd_support.files import label_map_path, write_atomically
-from ssd_support.score_thresholds import write_thresholds
+from ssd_support.onnx_eval import collect_onnx_detections, load_onnx_for_evaluation
+from ssd_support.operating_points import (operating_point, operating_point_means, report_operating_points,
+                                          sorted_class_scores)
 from ssd_support.voc_map import average_precisions_from_curves, precision_recall_curves
-from utils import average_precision
 
 METRICS = ("voc", "coco", "all")
 
@@ -175,7 +182,7 @@ def evaluate(model, data_loader, label_map, device, min_score=EVAL_MIN_SCORE, ma
     :return: {"ap_11pt": {class: AP}, "map_11pt": float, "ap_area": {class: AP}, "map_area": float}, plus
         "coco" ({"AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", ..., "per_class"}) for "coco" / "all", and
         "operating_point" ({"score", "precision", "recall", "f1"}: means over classes, "per_class":
-        :func:`operating_point`'s dict) when ``operating_score`` is given
+        operating_points.operating_point's dict) when ``operating_score`` is given
     """
     _check_metric(metric)
     if metric != "voc" and image_sizes is None:
@@ -213,182 +220,17 @@ def format_table(results, label_map):
     return "\n".join(lines)
 
 
-def format_coco_table(coco_results, label_map):
-    """The COCO results eval.py prints: the summary numbers, then AP, AP50 and AP75 of every class.
-
-    :param coco_results: the "coco" dict of :func:`evaluate`'s results
-    :param label_map: {class name: label}; every class but the background gets a row ("n/a" without objects)
-    :return: the table, a str
-    """
-    def number(value):
-        """A metric to 4 decimals; n/a where COCOeval had nothing to average (e.g. no small object)."""
-        return "   n/a" if value != value else f"{value:6.4f}"  # NaN is the only value not equal to itself
-
-    lines = ["COCO  AP (IoU .50:.95)  AP50    AP75    APs     APm     APl     AR100",
-             f"      {number(coco_results['AP']):>18}  " + "  ".join(
-                 number(coco_results[key]) for key in ("AP50", "AP75", "APs", "APm", "APl", "AR100"))]
-    names = [name for name, label in sorted(label_map.items(), key=lambda item: item[1]) if label != 0]
-    width = max([len(name) for name in names] + [len("class")])
-    lines += ["", f"{'class':<{width}}  {'AP':>6}  {'AP50':>6}  {'AP75':>6}", "-" * (width + 26)]
-    for name in names:
-        if name in coco_results["per_class"]:
-            aps = coco_results["per_class"][name]
-            lines.append(f"{name:<{width}}  " + "  ".join(number(aps[key]) for key in ("AP", "AP50", "AP75")))
-        else:
-            lines.append(f"{name:<{width}}  {'n/a':>6}  {'n/a':>6}  {'n/a':>6}   (no non-crowd test object)")
-    return "\n".join(lines)
-
-
-def plot_file_stem(name, used):
-    """A file-name-safe, unique stem for a class name, which may hold any character ("person/rider", "a:b", "..").
-
-    Letters (any script), digits, "-", "_" and "." are kept, anything else becomes "_"; a stem already taken
-    (two names made the same) gets "_2", "_3", ... and names that are all dots become "_".
-
-    :param name: the class name
-    :param used: the set of stems given so far (updated)
-    :return: the stem
-    """
-    stem = re.sub(r"[^\w.-]", "_", name).strip() or "_"
-    stem = "_" if set(stem) == {"."} else stem
-    candidate, number = stem, 2
-    while candidate.lower() in used:  # lower(): two names differing only in case clash on Windows and macOS
-        candidate, number = f"{stem}_{number}", number + 1
-    used.add(candidate.lower())
-    return candidate
-
-
-def save_pr_curves(curves, folder):
-    """Write one precision-recall plot per class: the raw curve, its envelope and both APs in the title.
-
-    :param curves: {class: (precision, recall, n_positives)} from :func:`score_detections`
-    :param folder: output folder (created if needed); files are named pr_<class>.png, the class name made safe for
-        a file name (:func:`plot_file_stem`: "person/rider" gives pr_person_rider.png)
-    :return: the list of files written
-    """
-    import matplotlib  # imported here: plotting is optional and must not choose a backend at import time
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    os.makedirs(folder, exist_ok=True)
-    written, used = [], set()
-    for name, (precision, recall, n_positives) in curves.items():
-        figure, axes = plt.subplots(figsize=(5, 4))
-        axes.plot(recall, precision, color="tab:blue", linewidth=1, label="precision")
-        if len(recall):
-            # The area AP counts each recall step (r_{i-1}, r_i] at the best precision at recall >= r_i.
-            envelope = np.maximum.accumulate(np.asarray(precision)[::-1])[::-1]
-            axes.step(np.r_[0.0, recall], np.r_[envelope[0], envelope], where="pre", color="tab:orange",
-                      linewidth=1, label="envelope (area AP)")
-        axes.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="recall", ylabel="precision",
-                 title=f"{name} ({n_positives} objects): AP11 {average_precision(precision, recall, True):.3f}, "
-                       f"area {average_precision(precision, recall, False):.3f}")
-        axes.title.set_fontsize(9)
-        axes.grid(alpha=0.3)
-        axes.legend(loc="lower left", fontsize=8)
-        path = os.path.join(folder, f"pr_{plot_file_stem(name, used)}.png")
-        figure.savefig(path, dpi=80, bbox_inches="tight")
-        plt.close(figure)
-        written.append(path)
-    return written
-
-
-def sorted_class_scores(collected, label_map):
-    """Each class's detection scores in the order of its precision-recall curve: descending.
-
-    ``utils.precision_recall_curves`` has one curve point per detection of a class, in descending score order,
-    so point i of the curve is "keep the detections scoring at least scores[i]".
-
-    :param collected: the dict :func:`collect_detections` returns
-    :param label_map: {class name: label}, background 0
-    :return: {class name: float64 array (n_c,) of scores, descending}
-    """
-    labels = np.concatenate([lab.numpy().reshape(-1) for lab in collected["det_labels"]] or [np.zeros(0, int)])
-    scores = np.concatenate([s.double().numpy().reshape(-1) for s in collected["det_scores"]] or [np.zeros(0)])
-    return {name: -np.sort(-scores[labels == label]) for name, label in label_map.items() if label != 0}
-
-
-def _point(precision, recall, index):
-    """(precision, recall, F1) at curve point ``index`` (-1: no detection kept, all three 0)."""
-    if index < 0:
-        return 0.0, 0.0, 0.0
-    p, r = float(precision[index]), float(recall[index])
-    return p, r, (2 * p * r / (p + r) if p + r > 0 else 0.0)
-
-
-def best_f1_thresholds(curves, class_scores):
-    """Per class, the score threshold that maximises F1 on the evaluated split, with its precision and recall.
-
-    Only the last point of a run of equal scores is a possible operating point (a threshold keeps all the
-    detections of one score or none). A detector used at "score >= threshold" (detect.py --thresholds) then
-    has this precision and recall on this split; pick thresholds on a VAL split, not on TEST.
-
-    :param curves: {class: (precision, recall, n_positives)} from :func:`score_detections`
-    :param class_scores: :func:`sorted_class_scores`'s dict
-    :return: {class: {"score", "precision", "recall", "f1", "n_positives"}}; "score" is None for a class whose
-        best F1 is 0 (no detection is right), for which no threshold helps
-    """
-    result = {}
-    for name, (precision, recall, n_positives) in curves.items():
-        scores = class_scores[name]
-        best = (0.0, None, 0.0, 0.0)  # f1, score, precision, recall
-        for index in range(len(scores)):
-            if index + 1 < len(scores) and scores[index + 1] == scores[index]:
-                continue  # not the end of a run of ties
-            p, r, f1 = _point(precision, recall, index)
-            if f1 > best[0]:
-                best = (f1, float(scores[index]), p, r)
-        result[name] = {"score": best[1], "precision": best[2], "recall": best[3], "f1": best[0],
-                        "n_positives": n_positives}
-    return result
-
-
-def operating_point(curves, class_scores, score):
-    """Per class, the precision, recall and F1 of the detections scoring at least ``score``.
-
-    :param curves: {class: (precision, recall, n_positives)} from :func:`score_detections`
-    :param class_scores: :func:`sorted_class_scores`'s dict
-    :param score: the operating score, e.g. 0.4
-    :return: {class: {"precision", "recall", "f1", "n_detections"}} (all 0 where no detection is kept)
-    """
-    result = {}
-    for name, (precision, recall, _) in curves.items():
-        n_kept = int(np.count_nonzero(class_scores[name] >= score))
-        p, r, f1 = _point(precision, recall, n_kept - 1)
-        result[name] = {"precision": p, "recall": r, "f1": f1, "n_detections": n_kept}
-    return result
-
-
-def format_operating_point(points, score):
-    """The table --operating-score prints: precision, recall and F1 per class at one score, and their means."""
-    width = max([len(name) for name in points] + [len("class")])
-    lines = [f"At score >= {score}:", f"{'class':<{width}}  precision  recall      F1  detections",
-             "-" * (width + 40)]
-    for name, point in points.items():
-        lines.append(f"{name:<{width}}  {point['precision']:9.4f}  {point['recall']:6.4f}  {point['f1']:6.4f}  "
-                     f"{point['n_detections']:10d}")
-    if points:
-        means = operating_point_means(points)
-        lines += ["-" * (width + 40), f"{'mean':<{width}}  {means['precision']:9.4f}  {means['recall']:6.4f}  "
-                                      f"{means['f1']:6.4f}"]
-    return "\n".join(lines)
-
-
-def operating_point_means(points):
-    """The means over classes of :func:`operating_point`'s precision, recall and F1.
-
-    :return: {"precision", "recall", "f1"}: floats (0.0 when there is no class)
-    """
-    return {key: float(np.mean([point[key] for point in points.values()])) if points else 0.0
-            for key in ("precision", "recall", "f1")}
-
-
 def parse_args(argv=None):
     """Command-line options; the defaults are the paper's evaluation settings."""
-    parser = argparse.ArgumentParser(description="Evaluate an SSD checkpoint on the TEST split (VOC mAP, COCO AP).")
+    parser = argparse.ArgumentParser(description="Evaluate an SSD checkpoint or ONNX export on the TEST split "
+                                                 "(VOC mAP, COCO AP).")
     parser.add_argument("--data-folder", required=True, help="folder with TEST_images.json, TEST_objects.json")
-    parser.add_argument("--checkpoint", required=True, help="checkpoint written by train.py")
+    model = parser.add_mutually_exclusive_group(required=True)
+    model.add_argument("--checkpoint", help="checkpoint written by train.py")
+    model.add_argument("--onnx", metavar="FILE",
+                       help="evaluate this export.py --with-postprocess model in onnxruntime instead of a checkpoint "
+                            "(its label map and input size from its metadata; its graph's post-processing settings "
+                            "must allow the evaluation's; it runs where onnxruntime runs it, not on --device)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--workers", type=int, default=4, help="data-loading worker processes")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda when available)")
@@ -441,6 +283,31 @@ def _fail(message):
     return 1
 
 
+def load_model(args, device, max_candidates):
+    """The model to evaluate: a checkpoint's network, or with --onnx an exported model in onnxruntime
+    (ssd_support.onnx_eval, its baked-in post-processing checked against the evaluation settings).
+
+    :param args: parse_args' namespace (--checkpoint or --onnx, and the evaluation settings)
+    :param device: where a checkpoint's network runs
+    :param max_candidates: the evaluation's candidates per image and class (None: all)
+    :return: (model, label_map, preprocess): the SSD300 or OnnxDetector (both have ``image_size``), its
+        {class name: label}, and how its images are prepared (``PascalVOCDataset``'s preprocess)
+    :raises ValueError: (KeyError, RuntimeError from a broken checkpoint; ImportError without onnxruntime) one
+        line naming the file
+    """
+    if args.onnx:
+        detector = load_onnx_for_evaluation(args.onnx, args.min_score, args.max_overlap, args.top_k, max_candidates)
+        return detector, detector.label_map, detector.preprocess or None
+    from ssd_support.checkpoints import load_model_from_checkpoint
+    from ssd_support.cpu_layout import use_fast_cpu_layout
+
+    if not os.path.isfile(args.checkpoint):
+        raise ValueError(f"{args.checkpoint}: checkpoint not found")
+    model, label_map = load_model_from_checkpoint(args.checkpoint, device=device)
+    use_fast_cpu_layout(model)  # channels-last weights on the CPU: same detections, ~1.25x the images/s
+    return model, label_map, getattr(model, "preprocess_config", None)
+
+
 def main(argv=None):
     """Evaluate a checkpoint from the command line; prints the table, optionally writes JSON and plots.
 
@@ -453,30 +320,26 @@ def main(argv=None):
         return _fail(f"--metric {args.metric} needs pycocotools: pip install pycocotools")
     # Imported here rather than at the top so that ``import eval`` stays light for train.py's --eval-every.
     from datasets import PascalVOCDataset, collate_fn, load_label_map
-    from ssd_support.checkpoints import load_model_from_checkpoint
-    from ssd_support.cpu_layout import use_fast_cpu_layout
 
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if not os.path.isfile(args.checkpoint):
-        return _fail(f"{args.checkpoint}: checkpoint not found")
+    max_candidates = None if args.no_candidate_cap else EVAL_CANDIDATES_PER_CLASS
+    model_path = args.onnx or args.checkpoint
     try:
-        model, label_map = load_model_from_checkpoint(args.checkpoint, device=device)
-    except (ValueError, KeyError, RuntimeError) as error:
+        model, label_map, preprocess = load_model(args, device, max_candidates)
+    except (ValueError, KeyError, RuntimeError, ImportError) as error:
         return _fail(str(error).splitlines()[0])
-    use_fast_cpu_layout(model)  # channels-last weights on the CPU: same detections, ~1.25x the images/s
 
     # The labels in the data folder must mean what the model's outputs mean, or every AP is silently wrong.
     if os.path.isfile(label_map_path(args.data_folder)):
         data_label_map = load_label_map(args.data_folder)
         if data_label_map != label_map:
             return _fail(f"{label_map_path(args.data_folder)}: label map differs from the one in "
-                         f"{args.checkpoint} (classes {sorted(data_label_map)} vs {sorted(label_map)})")
+                         f"{model_path} (classes {sorted(data_label_map)} vs {sorted(label_map)})")
     try:
         # Resized to the input size the network was built for (SSD300: 300, SSD512: 512), and prepared as
         # its checkpoint says (a converted COCO checkpoint names its own mean/std and resizing).
         dataset = PascalVOCDataset(args.data_folder, args.split, keep_difficult=True,
-                                   image_size=getattr(model, "image_size", 300),
-                                   preprocess=getattr(model, "preprocess_config", None))
+                                   image_size=getattr(model, "image_size", 300), preprocess=preprocess)
         image_sizes = read_image_sizes(dataset.images) if args.metric != "voc" or args.save_detections else None
         # Before the pass: lists whose coco_ids.json does not fit them fail now, not after it.
         coco_ids = load_coco_ids(args.data_folder, args.split, label_map) if args.save_detections else None
@@ -488,12 +351,15 @@ def main(argv=None):
                                          num_workers=args.workers, collate_fn=collate_fn,
                                          pin_memory=device.type == "cuda")
 
-    max_candidates = None if args.no_candidate_cap else EVAL_CANDIDATES_PER_CLASS
-    collected = collect_detections(model, loader, device, args.min_score, args.max_overlap, args.top_k,
-                                   progress=not args.no_progress, max_candidates_per_class=max_candidates)
+    if args.onnx:  # the graph ran the post-processing: its detections, at the settings checked on loading
+        collected = collect_onnx_detections(model, loader, args.min_score, args.top_k, progress=not args.no_progress)
+    else:
+        collected = collect_detections(model, loader, device, args.min_score, args.max_overlap, args.top_k,
+                                       progress=not args.no_progress, max_candidates_per_class=max_candidates)
     results, curves = score_detections(collected, label_map, args.metric, image_sizes)
 
-    print(f"{args.checkpoint} on {args.data_folder} {args.split}: {len(dataset)} images "
+    print(f"{model_path}{' (onnxruntime)' if args.onnx else ''} on {args.data_folder} {args.split}: "
+          f"{len(dataset)} images "
           f"(min_score {args.min_score}, NMS IoU {args.max_overlap}, top_k {args.top_k}, "
           f"{'every candidate' if max_candidates is None else f'at most {max_candidates} candidates per class'} "
           f"into NMS; difficult objects ignored)")
@@ -508,7 +374,8 @@ def main(argv=None):
         print(f"VOC mAP (IoU 0.5): {results['map_11pt']:.4f} 11-point, {results['map_area']:.4f} area")
     if args.output:
         summary = {
-            "checkpoint": args.checkpoint, "data_folder": args.data_folder, "split": args.split,
+            "checkpoint": args.checkpoint, **({"onnx": args.onnx} if args.onnx else {}),
+            "data_folder": args.data_folder, "split": args.split,
             "n_images": len(dataset), "metric": args.metric,
             "settings": {"min_score": args.min_score, "max_overlap": args.max_overlap, "top_k": args.top_k,
                          "max_candidates_per_class": max_candidates},
@@ -536,23 +403,9 @@ def main(argv=None):
         print(f"{n_written} detections (COCO results format) written to {args.save_detections}, "
               + (f"with the image and category ids of {coco_ids['annotation_file']}" if coco_ids else
                  f"their ground truth to {truth_path}"))
-    report_operating_points(args, collected, curves, label_map)
+    report_operating_points(collected, curves, label_map, args.operating_score, args.thresholds_out, model_path,
+                            args.data_folder, args.split)
     return 0
-
-
-def report_operating_points(args, collected, curves, label_map):
-    """--operating-score (print the table) and --thresholds-out (write the best-F1 thresholds)."""
-    if args.operating_score is None and args.thresholds_out is None:
-        return
-    class_scores = sorted_class_scores(collected, label_map)
-    if args.operating_score is not None:
-        print(format_operating_point(operating_point(curves, class_scores, args.operating_score),
-                                     args.operating_score))
-    if args.thresholds_out:
-        thresholds = best_f1_thresholds(curves, class_scores)
-        write_thresholds(args.thresholds_out, thresholds, args.checkpoint, args.data_folder, args.split)
-        print(f"per-class thresholds (best F1 on {args.split}) written to {args.thresholds_out}"
-              + ("; choosing them on TEST tunes on the test set" if args.split == "TEST" else ""))
 
 
 if __name__ == "__main__":

@@ -185,3 +185,29 @@ def coco_average_precision(det_boxes, det_labels, det_scores, true_boxes, true_l
     ground_truth = build_coco_ground_truth(true_boxes, true_labels, true_difficulties, image_sizes, label_map)
     detections = build_coco_detections(det_boxes, det_labels, det_scores, image_sizes, max_per_image)
     return coco_evaluate(ground_truth, detections, label_map)
+
+
+def format_coco_table(coco_results, label_map):
+    """The COCO results eval.py prints: the summary numbers, then AP, AP50 and AP75 of every class.
+
+    :param coco_results: the "coco" dict of eval.evaluate's results
+    :param label_map: {class name: label}; every class but the background gets a row ("n/a" without objects)
+    :return: the table, a str
+    """
+    def number(value):
+        """A metric to 4 decimals; n/a where COCOeval had nothing to average (e.g. no small object)."""
+        return "   n/a" if value != value else f"{value:6.4f}"  # NaN is the only value not equal to itself
+
+    lines = ["COCO  AP (IoU .50:.95)  AP50    AP75    APs     APm     APl     AR100",
+             f"      {number(coco_results['AP']):>18}  " + "  ".join(
+                 number(coco_results[key]) for key in ("AP50", "AP75", "APs", "APm", "APl", "AR100"))]
+    names = [name for name, label in sorted(label_map.items(), key=lambda item: item[1]) if label != 0]
+    width = max([len(name) for name in names] + [len("class")])
+    lines += ["", f"{'class':<{width}}  {'AP':>6}  {'AP50':>6}  {'AP75':>6}", "-" * (width + 26)]
+    for name in names:
+        if name in coco_results["per_class"]:
+            aps = coco_results["per_class"][name]
+            lines.append(f"{name:<{width}}  " + "  ".join(number(aps[key]) for key in ("AP", "AP50", "AP75")))
+        else:
+            lines.append(f"{name:<{width}}  {'n/a':>6}  {'n/a':>6}  {'n/a':>6}   (no non-crowd test object)")
+    return "\n".join(lines)

@@ -1,5 +1,6 @@
-"""Look at a detector's errors (eval.py --plots DIR): a confusion matrix, precision / recall / F1 against the score,
-and the images with the most errors drawn with their ground truth and detections.
+"""Look at a detector's errors (eval.py --plots DIR): a precision-recall plot per class (save_pr_curves), a confusion
+matrix, precision / recall / F1 against the score, and the images with the most errors drawn with their ground truth
+and detections.
 
 Every count here is taken at one operating score (eval.py --operating-score, 0.5 by default): the detections
 scoring at least that, matched to the objects as the Pascal VOC devkit matches them (utils' precision-recall
@@ -10,12 +11,14 @@ score and its rows and columns add up to the precision and recall eval.py prints
 import csv
 import json
 import os
+import re
 
 import numpy as np
 import torch
 from torchvision.ops import box_iou
 
 from ssd_support.files import write_atomically
+from utils import average_precision
 
 # The operating score when --operating-score is not given: a detection counts at score >= 0.5 (the usual
 # "deployed" threshold of the confusion matrices of mmdetection and Ultralytics is 0.25-0.3; SSD's softmax
@@ -411,3 +414,58 @@ def save_error_plots(folder, collected, curves, class_scores, label_map, image_p
     written += save_prediction_images(os.path.join(folder, "predictions"), analysis, collected, image_paths,
                                       label_map)
     return analysis, written
+
+
+def plot_file_stem(name, used):
+    """A file-name-safe, unique stem for a class name, which may hold any character ("person/rider", "a:b", "..").
+
+    Letters (any script), digits, "-", "_" and "." are kept, anything else becomes "_"; a stem already taken
+    (two names made the same) gets "_2", "_3", ... and names that are all dots become "_".
+
+    :param name: the class name
+    :param used: the set of stems given so far (updated)
+    :return: the stem
+    """
+    stem = re.sub(r"[^\w.-]", "_", name).strip() or "_"
+    stem = "_" if set(stem) == {"."} else stem
+    candidate, number = stem, 2
+    while candidate.lower() in used:  # lower(): two names differing only in case clash on Windows and macOS
+        candidate, number = f"{stem}_{number}", number + 1
+    used.add(candidate.lower())
+    return candidate
+
+
+def save_pr_curves(curves, folder):
+    """Write one precision-recall plot per class: the raw curve, its envelope and both APs in the title.
+
+    :param curves: {class: (precision, recall, n_positives)} from eval.score_detections
+    :param folder: output folder (created if needed); files are named pr_<class>.png, the class name made safe for
+        a file name (:func:`plot_file_stem`: "person/rider" gives pr_person_rider.png)
+    :return: the list of files written
+    """
+    import matplotlib  # imported here: plotting is optional and must not choose a backend at import time
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    os.makedirs(folder, exist_ok=True)
+    written, used = [], set()
+    for name, (precision, recall, n_positives) in curves.items():
+        figure, axes = plt.subplots(figsize=(5, 4))
+        axes.plot(recall, precision, color="tab:blue", linewidth=1, label="precision")
+        if len(recall):
+            # The area AP counts each recall step (r_{i-1}, r_i] at the best precision at recall >= r_i.
+            envelope = np.maximum.accumulate(np.asarray(precision)[::-1])[::-1]
+            axes.step(np.r_[0.0, recall], np.r_[envelope[0], envelope], where="pre", color="tab:orange",
+                      linewidth=1, label="envelope (area AP)")
+        axes.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="recall", ylabel="precision",
+                 title=f"{name} ({n_positives} objects): AP11 {average_precision(precision, recall, True):.3f}, "
+                       f"area {average_precision(precision, recall, False):.3f}")
+        axes.title.set_fontsize(9)
+        axes.grid(alpha=0.3)
+        axes.legend(loc="lower left", fontsize=8)
+        path = os.path.join(folder, f"pr_{plot_file_stem(name, used)}.png")
+        figure.savefig(path, dpi=80, bbox_inches="tight")
+        plt.close(figure)
+        written.append(path)
+    return written

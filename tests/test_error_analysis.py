@@ -16,7 +16,7 @@ import create_data_lists as cdl
 import eval as eval_script
 from datasets import PascalVOCDataset, load_label_map
 from replay_ssd import ReplaySSD
-from ssd_support import error_analysis
+from ssd_support import error_analysis, operating_points
 from utils import make_label_map
 
 LABEL_MAP = make_label_map(["cat", "dog"])  # cat 1, dog 2
@@ -179,7 +179,7 @@ def test_score_curves_at_the_operating_score_equal_hand_values():
                  "det_scores": [d[2] for d in replay], "true_boxes": boxes, "true_labels": labels,
                  "true_difficulties": difficulties}
     _, curves = eval_script.score_detections(collected, LABEL_MAP)
-    values = error_analysis.score_curves(curves, eval_script.sorted_class_scores(collected, LABEL_MAP),
+    values = error_analysis.score_curves(curves, operating_points.sorted_class_scores(collected, LABEL_MAP),
                                          np.array([0.5, 0.96]))
     assert values["cat"]["precision"].tolist() == pytest.approx([0.25, 0.0])
     assert values["cat"]["recall"].tolist() == pytest.approx([0.5, 0.0])
@@ -317,3 +317,11 @@ def test_precision_and_recall_at_the_operating_score_of_a_hand_made_detector(han
     per_class = {name: (p["precision"], p["recall"]) for name, p in point["per_class"].items()}
     assert per_class == {"cat": (0.25, 0.5), "dog": (0.5, 0.5)}
     assert point["precision"] == 0.375 and point["recall"] == 0.5 and point["score"] == 0.5
+
+
+def test_pr_curve_files_of_any_class_name(tmp_path):
+    """eval.py --plots on classes "person/rider", "a:b", ".." (it crashed on the "/"): one safe file each."""
+    curves = {name: (np.array([1.0, 0.5]), np.array([0.5, 1.0]), 2) for name in ("person/rider", "a:b", "..", "a_b")}
+    written = error_analysis.save_pr_curves(curves, str(tmp_path / "plots"))
+    assert [os.path.basename(p) for p in written] == ["pr_person_rider.png", "pr_a_b.png", "pr__.png", "pr_a_b_2.png"]
+    assert all(os.path.dirname(p) == str(tmp_path / "plots") and os.path.getsize(p) > 0 for p in written)

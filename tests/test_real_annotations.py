@@ -394,14 +394,6 @@ def test_background_is_reserved_for_label_0(tmp_path, capsys):
         quiet(cdl.create_coco_data_lists, path, str(folder), output_folder=str(tmp_path / "coco_out"))
 
 
-def test_pr_curve_files_of_any_class_name(tmp_path):
-    """eval.py --plots on classes "person/rider", "a:b", ".." (it crashed on the "/"): one safe file each."""
-    curves = {name: (np.array([1.0, 0.5]), np.array([0.5, 1.0]), 2) for name in ("person/rider", "a:b", "..", "a_b")}
-    written = eval_script.save_pr_curves(curves, str(tmp_path / "plots"))
-    assert [os.path.basename(p) for p in written] == ["pr_person_rider.png", "pr_a_b.png", "pr__.png", "pr_a_b_2.png"]
-    assert all(os.path.dirname(p) == str(tmp_path / "plots") and os.path.getsize(p) > 0 for p in written)
-
-
 def test_a_rare_non_voc_name_among_voc_names_is_named_in_the_summary(tmp_path):
     """One "dgo" among 150 "dog"s (and other VOC names): the label map is the names found, and the summary says
     that every name but 'dgo' is a VOC class, suggesting 'dog'. Many non-VOC names (a custom set) say nothing."""

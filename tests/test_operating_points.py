@@ -1,4 +1,5 @@
-"""eval.py --thresholds-out (the best-F1 score per class) and --operating-score (precision, recall, F1 at a score)."""
+"""ssd_support.operating_points: eval.py --thresholds-out (the best-F1 score per class) and --operating-score
+(precision, recall, F1 at a score)."""
 
 import json
 
@@ -7,7 +8,7 @@ import torch
 
 import create_data_lists
 import eval as eval_script
-from ssd_support import checkpoints, score_thresholds
+from ssd_support import checkpoints, operating_points
 from datasets import PascalVOCDataset, load_label_map
 from utils import make_label_map
 from replay_ssd import ReplaySSD
@@ -38,7 +39,7 @@ def crafted():
 
 def test_best_f1_threshold_per_class_on_hand_worked_curves():
     collected, curves = crafted()
-    thresholds = eval_script.best_f1_thresholds(curves, eval_script.sorted_class_scores(collected, LABEL_MAP))
+    thresholds = operating_points.best_f1_thresholds(curves, operating_points.sorted_class_scores(collected, LABEL_MAP))
     assert thresholds["cat"] == {"score": pytest.approx(0.7), "precision": pytest.approx(2 / 3),
                                  "recall": pytest.approx(2 / 3), "f1": pytest.approx(2 / 3), "n_positives": 3}
     assert thresholds["dog"] == {"score": pytest.approx(0.6), "precision": pytest.approx(1 / 3),
@@ -47,15 +48,15 @@ def test_best_f1_threshold_per_class_on_hand_worked_curves():
 
 def test_operating_point_at_a_score():
     collected, curves = crafted()
-    scores = eval_script.sorted_class_scores(collected, LABEL_MAP)
-    points = eval_script.operating_point(curves, scores, 0.75)
+    scores = operating_points.sorted_class_scores(collected, LABEL_MAP)
+    points = operating_points.operating_point(curves, scores, 0.75)
     assert points["cat"] == {"precision": pytest.approx(0.5), "recall": pytest.approx(1 / 3),
                              "f1": pytest.approx(0.4), "n_detections": 2}
     assert points["dog"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "n_detections": 1}
     # Above every score nothing is kept; at the lowest score everything is.
-    assert eval_script.operating_point(curves, scores, 0.95)["cat"]["n_detections"] == 0
-    assert eval_script.operating_point(curves, scores, 0.2)["cat"]["recall"] == pytest.approx(2 / 3)
-    table = eval_script.format_operating_point(points, 0.75)
+    assert operating_points.operating_point(curves, scores, 0.95)["cat"]["n_detections"] == 0
+    assert operating_points.operating_point(curves, scores, 0.2)["cat"]["recall"] == pytest.approx(2 / 3)
+    table = operating_points.format_operating_point(points, 0.75)
     assert table.splitlines()[3].split() == ["cat", "0.5000", "0.3333", "0.4000", "2"]
 
 
@@ -95,16 +96,3 @@ def test_command_line_thresholds_out_and_operating_score_on_val(tmp_path, monkey
     # At 0.4 the circles' wrong boxes (one per image) are kept: precision n / (n + images), recall 1.
     assert float(row[1]) == pytest.approx(n_circles / (n_circles + len(val)), abs=1e-4)
     assert float(row[2]) == pytest.approx(1.0)
-
-
-def test_a_class_never_detected_right_is_null_and_detect_py_drops_it(tmp_path):
-    """best F1 0 (no detection of the class was ever right): no threshold helps, so --thresholds-out writes null
-    and detect.py --thresholds reports none of that class (it kept --min-score, and an untrained class flooded)."""
-    per_class = {"circle": {"score": None, "precision": 0.0, "recall": 0.0, "f1": 0.0, "n_positives": 3},
-                 "square": {"score": 0.6, "precision": 1.0, "recall": 0.5, "f1": 2 / 3, "n_positives": 2}}
-    path = tmp_path / "thresholds.json"
-    score_thresholds.write_thresholds(str(path), per_class, "c.pt", "data", "VAL")
-    assert json.loads(path.read_text())["thresholds"] == {"circle": None, "square": 0.6}
-    floors = score_thresholds.class_min_scores({"background": 0, "circle": 1, "square": 2, "triangle": 3},
-                                               thresholds=score_thresholds.load_thresholds(str(path)))
-    assert floors == [float("inf"), 0.6, 0.0]
