@@ -227,7 +227,7 @@ def create_coco_data_lists(train_json=None, train_images=None, test_json=None, t
     :param output_folder: where the JSON files go (created if needed)
     :param skip_bad: leave bad annotations / images out (counted) instead of failing
     :param out: a file to print the report to (default stdout; problems go to stderr)
-    :return: the summary dict of :func:`create_data_lists`
+    :return: the summary dict of :func:`ssd_support.data_lists.report_and_write`
     :raises DataListError: on bad files, on problems without skip_bad, or when the two files' categories disagree
     """
     out = out or sys.stdout

@@ -228,7 +228,10 @@ def report_and_write(lists, label_map, label_map_source, n_clipped, problems, sk
     :param out: a file to print the report to
     :param notes: lines printed after the counts (warnings that are not problems)
     :param extra: more entries for the summary dict
-    :return: the summary dict :func:`create_data_lists` documents
+    :return: the summary dict: {"label_map", "label_map_source", "TRAIN": statistics, "TEST": statistics (and
+        "VAL"; :func:`split_statistics`), "clipped": int, "skipped": {kind: problems}, "skipped_images": {kind:
+        images left out, each once, by its first problem}, "skipped_objects": {kind: objects left out of images
+        kept}, "skipped_files": {kind: files that are no image's}, **extra}
     :raises DataListError: on problems without skip_bad, or when there is nothing to write
     """
     _leave_out_duplicate_images(lists, problems)

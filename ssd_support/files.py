@@ -89,3 +89,15 @@ def bom_encoding(data):
         if data.startswith(bom):
             return encoding
     return None
+
+
+def text_lines(path):
+    """The lines of a text file, as (line number, stripped text) for the non-empty ones; a byte-order mark and
+    CRLF line ends are read as tools write them.
+
+    :raises UnicodeDecodeError: when it is not UTF-8 (or UTF-16/32 with a byte-order mark)
+    """
+    with open(path, "rb") as file:
+        data = file.read()
+    text = data.decode(bom_encoding(data) or "utf-8")
+    return [(number, line.strip()) for number, line in enumerate(text.splitlines(), 1) if line.strip()]

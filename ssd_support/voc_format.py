@@ -18,7 +18,7 @@ from collections import Counter
 
 from ssd_support.data_lists import SPLITS, AnnotationProblem, DataListError, multi_frame_notes, report_and_write
 from ssd_support.data_lists import split_ids
-from ssd_support.files import bom_encoding
+from ssd_support.files import bom_encoding, text_lines
 from ssd_support.images import IMAGE_EXTENSIONS, UnreadableImageError, image_size_and_frames, resolve_written_path
 from utils import VOC_LABELS, make_label_map
 
@@ -281,13 +281,10 @@ def read_text_lines(path):
 
     :raises DataListError: when it is not UTF-8 (or UTF-16/32 with a byte-order mark) text
     """
-    with open(path, "rb") as f:
-        data = f.read()
     try:
-        text = data.decode(bom_encoding(data) or "utf-8")
+        return [line for _, line in text_lines(path)]
     except UnicodeDecodeError as error:
         raise DataListError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
-    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def read_image_ids(voc_folder, image_set):
@@ -449,7 +446,7 @@ def build_and_write(sources, classes, skip_bad, output_folder, source_names, out
     """Parse the annotations of XML sources (VOC folders or plain folders), decide the label map, write the lists.
 
     :param sources: list of (split, annotations folder, image folder, [image IDs])
-    :return: the summary dict of :func:`create_data_lists`
+    :return: the summary dict of :func:`ssd_support.data_lists.report_and_write`
     """
     problems, frames = [], {}
     annotations = _collect(sources, problems, frames)
@@ -502,10 +499,10 @@ def create_folder_data_lists(annotations_folder, images_folder=None, output_fold
     :param seed: the seed of the draw
     :param test_annotations: a folder of XML files for TEST (e.g. Roboflow's valid/ or test/), or None
     :param test_images: its images (default: test_annotations)
-    :param classes: as in :func:`create_data_lists`
+    :param classes: as in :func:`choose_label_map`
     :param skip_bad: leave bad objects / images out (counted) instead of failing
     :param out: a file to print the report to
-    :return: the summary dict of :func:`create_data_lists`
+    :return: the summary dict of :func:`ssd_support.data_lists.report_and_write`
     :raises DataListError: on a bad folder or fraction, on problems without skip_bad
     """
     if test_fraction is None:

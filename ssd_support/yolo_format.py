@@ -29,8 +29,9 @@ from collections import Counter
 
 from ssd_support.data_lists import AnnotationProblem, DataListError, multi_frame_notes, remove_stale_validation
 from ssd_support.data_lists import report_and_write, split_ids
-from ssd_support.files import bom_encoding
+from ssd_support.files import text_lines
 from ssd_support.images import IMAGE_EXTENSIONS, UnreadableImageError, image_size_and_frames, resolve_written_path
+from ssd_support.voc_format import canonical_class_name
 from utils import make_label_map
 
 YAML_NAMES = ("data.yaml", "data.yml")
@@ -114,7 +115,7 @@ def class_names(data, yaml_path):
     names = [str(name).strip() for name in names]
     if "nc" in data and data["nc"] != len(names):
         raise YoloDataError(f"{yaml_path}: nc is {data['nc']} but names has {len(names)} classes")
-    canonical = [" ".join(name.lower().split()) for name in names]
+    canonical = [canonical_class_name(name) for name in names]
     if "" in canonical or "background" in canonical or len(set(canonical)) != len(canonical):
         raise YoloDataError(f"{yaml_path}: class names must be non-empty, distinct and not 'background' "
                             f"(label 0, no object): {names}")
@@ -148,18 +149,6 @@ def _resolve_entry(written, root):
     return (os.path.abspath(found) if found else None), tried
 
 
-def _read_lines(path):
-    """The lines of a text file, as (line number, stripped text) for the non-empty ones; a byte-order mark and
-    CRLF line ends are read as tools write them.
-
-    :raises UnicodeDecodeError: when it is not UTF-8 (or UTF-16/32 with a byte-order mark)
-    """
-    with open(path, "rb") as file:
-        data = file.read()
-    text = data.decode(bom_encoding(data) or "utf-8")
-    return [(number, line.strip()) for number, line in enumerate(text.splitlines(), 1) if line.strip()]
-
-
 def _images_in_folder(folder):
     """The image files under a folder, at any depth (Ultralytics globs ``**/*.*``), sorted."""
     found = []
@@ -177,7 +166,7 @@ def _images_in_list(list_path, root, problems):
     :return: [(image path, where it was listed)], the paths absolute
     """
     try:
-        lines = _read_lines(list_path)
+        lines = text_lines(list_path)
     except UnicodeDecodeError as error:
         raise YoloDataError(f"{list_path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
     list_folder = os.path.dirname(os.path.abspath(list_path))
@@ -310,7 +299,7 @@ def parse_label_file(path, width, height, n_classes, keypoint_values=0):
         counts Counter with "clipped", "polygons", "scores")
     """
     try:
-        lines = _read_lines(path)
+        lines = text_lines(path)
     except UnicodeDecodeError as error:
         return [], [AnnotationProblem("malformed label", path, f"not UTF-8 text ({error.reason} at byte "
                                                                f"{error.start})")], Counter()
@@ -486,8 +475,8 @@ def create_yolo_data_lists(source, output_folder="data", test_fraction=None, see
     :param seed: the seed of that draw
     :param skip_bad: leave bad images / lines out (counted) instead of failing
     :param out: a file to print the report to
-    :return: the summary dict of :func:`create_data_lists`, with "VAL" statistics and "val_is_test",
-        "background_images", "polygons"
+    :return: the summary dict of :func:`ssd_support.data_lists.report_and_write`, with "VAL" statistics and
+        "val_is_test", "background_images", "polygons"
     :raises DataListError: when the data set cannot be read, on problems without skip_bad
     """
     out = out or sys.stdout
