@@ -259,7 +259,7 @@ def create_coco_data_lists(train_json=None, train_images=None, test_json=None, t
     source = f"the {len(categories)} categories of the COCO file(s), in category-id order"
     n_clipped = sum(n for _, n in read.values())
     summary = report_and_write(lists, label_map, source, n_clipped, problems, skip_bad, output_folder,
-                                [json_path for _, json_path, _ in splits], out, notes=multi_frame_notes(frames))
+                               [json_path for _, json_path, _ in splits], out, notes=multi_frame_notes(frames))
     # The json's own image and category ids, for eval.py --save-detections (results pycocotools scores on the json).
     from ssd_support.detection_export import write_coco_ids
     write_coco_ids(output_folder, {split: json_path for split, json_path, _ in splits}, categories,

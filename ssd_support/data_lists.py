@@ -213,7 +213,7 @@ def list_path(path, output_folder):
 
 
 def report_and_write(lists, label_map, label_map_source, n_clipped, problems, skip_bad, output_folder, sources,
-                      out, notes=(), extra=None):
+                     out, notes=(), extra=None):
     """Report the problems, write the five JSON files and print the per-class counts (VOC and COCO alike).
 
     :param lists: {split: (image paths, objects in the JSON format)} for TRAIN and TEST, and VAL where the source

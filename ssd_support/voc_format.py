@@ -465,7 +465,7 @@ def build_and_write(sources, classes, skip_bad, output_folder, source_names, out
     notes += multi_frame_notes(frames)
     extra = {"rare_non_voc_names": rare, "filename_disagreements": n_disagree}
     return report_and_write(lists, label_map, label_map_source, n_clipped, problems, skip_bad, output_folder,
-                             source_names, out, notes=notes, extra=extra)
+                            source_names, out, notes=notes, extra=extra)
 
 
 def _xml_ids(annotations_folder, option):

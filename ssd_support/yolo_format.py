@@ -521,4 +521,4 @@ def create_yolo_data_lists(source, output_folder="data", test_fraction=None, see
              "polygons": dataset["polygons"]}
     source_line = f"the {len(names)} names of {os.path.basename(dataset['yaml'])}, in class-id order"
     return report_and_write(lists, make_label_map(names), source_line, dataset["clipped"], dataset["problems"],
-                             skip_bad, output_folder, [dataset["yaml"]], out, notes=notes, extra=extra)
+                            skip_bad, output_folder, [dataset["yaml"]], out, notes=notes, extra=extra)
