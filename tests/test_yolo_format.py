@@ -13,10 +13,9 @@ from PIL import Image
 
 import create_data_lists as cdl
 from ssd_support.data_lists import DataListError
-from ssd_support.yolo_format import create_yolo_data_lists
 from data_lists import read_lists
 from ssd_support import toy_data
-from ssd_support.yolo_format import COORDINATE_TOLERANCE, label_path
+from ssd_support.yolo_format import COORDINATE_TOLERANCE, create_yolo_data_lists, label_path
 
 pytest.importorskip("yaml")
 
