@@ -3,7 +3,7 @@
 ``create_data_lists.py`` calls :func:`write_data_statistics` once the lists are written; it writes, beside them,
 
 - ``statistics.json``: per split and class the images, objects and difficult objects (``split_statistics`` of
-  create_data_lists.py, passed in), the box shapes as fractions of the image, and the **prior coverage**;
+  ssd_support/data_lists.py, passed in), the box shapes as fractions of the image, and the **prior coverage**;
 - ``statistics.png``: objects and coverage per class, a width x height scatter, size and aspect-ratio histograms
   and a heat map of the box centres, with the network's prior scales and aspect ratios drawn over them.
 
@@ -278,7 +278,7 @@ def compute_statistics(lists, label_map, split_counts, config, image_sizes=None)
 
     :param lists: {split: (image paths, objects)} (:func:`read_lists`)
     :param label_map: {name: label}, "background" 0
-    :param split_counts: {split: create_data_lists.split_statistics(objects, label_map)}, the counts printed and
+    :param split_counts: {split: ssd_support.data_lists.split_statistics(objects, label_map)}, the counts printed and
         stored per split and class
     :param config: the network's model.SSDConfig (its priors: model.create_prior_boxes)
     :param image_sizes: {split: [(width, height), ...]} in pixels, or None to read the image headers
@@ -542,8 +542,8 @@ def write_data_statistics(data_folder, split_statistics, image_size=300, out=Non
       quantiles of each over all objects (fractions of the image; null without objects)}.
 
     :param data_folder: the folder of the lists (create_data_lists.py's --output)
-    :param split_statistics: create_data_lists.split_statistics, ``(objects, label_map) -> counts``: passed in,
-        not imported (ssd_support imports no script), so that the counts are the ones it prints
+    :param split_statistics: ssd_support.data_lists.split_statistics, ``(objects, label_map) -> counts``: passed
+        in, so that the counts are the ones create_data_lists.py prints
     :param image_size: 300 (SSD300's priors) or 512 (SSD512's)
     :param out: where to print the summary (default stdout)
     :param image_sizes: {split: [(width, height), ...]} in pixels, or None to read them from the image headers

@@ -1,8 +1,10 @@
-"""Files: the one atomic writer, the names of the list files, and JSON without NaN.
+"""Files: the one atomic writer, the names of the list files, JSON without NaN, and the byte-order marks
+of text files.
 
 A leaf of ``ssd_support`` (no project imports), so that every lesson module and every product layer can use it.
 """
 
+import codecs
 import json
 import math
 import os
@@ -77,3 +79,25 @@ def write_json_atomically(path, data, **options):
     """json.dump ``data`` to ``path`` through write_atomically, with NaN/inf written as null (finite_or_null):
     strict JSON parsers reject a bare NaN."""
     write_atomically(path, lambda file: json.dump(finite_or_null(data), file, allow_nan=False, **options))
+
+
+def bom_encoding(data):
+    """The encoding a byte-order mark at the start of ``data`` announces (Windows Notepad writes them), or None."""
+    for bom, encoding in ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF32_LE, "utf-32"),
+                          (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF16_LE, "utf-16"),
+                          (codecs.BOM_UTF16_BE, "utf-16")):
+        if data.startswith(bom):
+            return encoding
+    return None
+
+
+def text_lines(path):
+    """The lines of a text file, as (line number, stripped text) for the non-empty ones; a byte-order mark and
+    CRLF line ends are read as tools write them.
+
+    :raises UnicodeDecodeError: when it is not UTF-8 (or UTF-16/32 with a byte-order mark)
+    """
+    with open(path, "rb") as file:
+        data = file.read()
+    text = data.decode(bom_encoding(data) or "utf-8")
+    return [(number, line.strip()) for number, line in enumerate(text.splitlines(), 1) if line.strip()]

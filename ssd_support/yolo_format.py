@@ -1,4 +1,4 @@
-"""Ultralytics / Roboflow YOLO detection data sets, read for create_data_lists.py --yolo.
+"""Ultralytics / Roboflow YOLO detection data sets, read for create_data_lists.py --yolo, and their lists.
 
 The layout Ultralytics documents (https://docs.ultralytics.com/datasets/detect/) and Roboflow exports::
 
@@ -18,15 +18,21 @@ to the yaml's folder. As in Ultralytics, an entry ``../x`` that does not exist i
 or not), else to the data set's root, else to the current folder. Every path goes through
 :func:`ssd_support.images.resolve_written_path`, so Windows separators resolve on Linux.
 
-Leaf module: PyYAML (requirements.txt), Pillow through ssd_support.images; no project imports beyond those.
+Problems are ssd_support.data_lists.AnnotationProblem, as every reader's; :func:`create_yolo_data_lists` writes the
+lists through ssd_support.data_lists. PyYAML (requirements.txt), Pillow through ssd_support.images.
 """
 
-import codecs
 import math
 import os
+import sys
 from collections import Counter
 
+from ssd_support.data_lists import AnnotationProblem, DataListError, multi_frame_notes, remove_stale_validation
+from ssd_support.data_lists import report_and_write, split_ids
+from ssd_support.files import text_lines
 from ssd_support.images import IMAGE_EXTENSIONS, UnreadableImageError, image_size_and_frames, resolve_written_path
+from ssd_support.voc_format import canonical_class_name
+from utils import make_label_map
 
 YAML_NAMES = ("data.yaml", "data.yml")
 # The splits of data.yaml and the lists they become (val -> VAL, which train.py --eval-every evaluates on).
@@ -42,19 +48,6 @@ LABELIMG_CLASSES_FILE = "classes.txt"
 class YoloDataError(ValueError):
     """The data set cannot be read at all (no data.yaml, bad names, a split that does not exist): one line
     that names the file."""
-
-
-class YoloProblem(Exception):
-    """One problem of one file, one line "PATH: what is wrong", with the interface of
-    create_data_lists.AnnotationProblem: ``kind`` (counted by --skip-bad), ``unit`` ("image": the image is left
-    out, in every split; "object": this line alone; "file": a label file that is no image's) and ``image`` (the
-    key of the image, so that its problems count it once)."""
-
-    def __init__(self, kind, path, message, unit="image", image=None):
-        """:param kind: a short category; path: the file; message: what is wrong; unit, image: as above"""
-        super().__init__(f"{path}: {message}")
-        self.kind, self.unit = kind, unit
-        self.image = path if image is None else image
 
 
 def find_yaml(source):
@@ -122,7 +115,7 @@ def class_names(data, yaml_path):
     names = [str(name).strip() for name in names]
     if "nc" in data and data["nc"] != len(names):
         raise YoloDataError(f"{yaml_path}: nc is {data['nc']} but names has {len(names)} classes")
-    canonical = [" ".join(name.lower().split()) for name in names]
+    canonical = [canonical_class_name(name) for name in names]
     if "" in canonical or "background" in canonical or len(set(canonical)) != len(canonical):
         raise YoloDataError(f"{yaml_path}: class names must be non-empty, distinct and not 'background' "
                             f"(label 0, no object): {names}")
@@ -156,24 +149,6 @@ def _resolve_entry(written, root):
     return (os.path.abspath(found) if found else None), tried
 
 
-def _read_lines(path):
-    """The lines of a text file, as (line number, stripped text) for the non-empty ones; a byte-order mark and
-    CRLF line ends are read as tools write them.
-
-    :raises UnicodeDecodeError: when it is not UTF-8 (or UTF-16/32 with a byte-order mark)
-    """
-    with open(path, "rb") as file:
-        data = file.read()
-    encoding = "utf-8"
-    for bom, name in ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
-                      (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
-        if data.startswith(bom):
-            encoding = name
-            break
-    text = data.decode(encoding)
-    return [(number, line.strip()) for number, line in enumerate(text.splitlines(), 1) if line.strip()]
-
-
 def _images_in_folder(folder):
     """The image files under a folder, at any depth (Ultralytics globs ``**/*.*``), sorted."""
     found = []
@@ -191,7 +166,7 @@ def _images_in_list(list_path, root, problems):
     :return: [(image path, where it was listed)], the paths absolute
     """
     try:
-        lines = _read_lines(list_path)
+        lines = text_lines(list_path)
     except UnicodeDecodeError as error:
         raise YoloDataError(f"{list_path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
     list_folder = os.path.dirname(os.path.abspath(list_path))
@@ -205,8 +180,8 @@ def _images_in_list(list_path, root, problems):
                 break
             found = None
         if found is None:
-            problems.append(YoloProblem("missing image", list_path, f"line {number}: {line!r} not found (tried "
-                                        f"{first_tried})", image=(list_path, number)))
+            problems.append(AnnotationProblem("missing image", list_path, f"line {number}: {line!r} not found (tried "
+                                              f"{first_tried})", image=(list_path, number)))
             continue
         images.append(os.path.abspath(found))
     return images
@@ -320,39 +295,39 @@ def parse_label_file(path, width, height, n_classes, keypoint_values=0):
     :param height: its upright height
     :param n_classes: the number of names in data.yaml
     :param keypoint_values: values per line after the box in a pose data set (data.yaml's kpt_shape product), 0
-    :return: (objects [{"class_id", "box" [x1, y1, x2, y2] in 0-based pixels}], problems [YoloProblem],
+    :return: (objects [{"class_id", "box" [x1, y1, x2, y2] in 0-based pixels}], problems [AnnotationProblem],
         counts Counter with "clipped", "polygons", "scores")
     """
     try:
-        lines = _read_lines(path)
+        lines = text_lines(path)
     except UnicodeDecodeError as error:
-        return [], [YoloProblem("malformed label", path, f"not UTF-8 text ({error.reason} at byte "
-                                                         f"{error.start})")], Counter()
+        return [], [AnnotationProblem("malformed label", path, f"not UTF-8 text ({error.reason} at byte "
+                                                               f"{error.start})")], Counter()
     objects, problems, counts, seen = [], [], Counter(), {}
     for number, line in lines:
         where = f"line {number}"
         values = [_number(text) for text in line.split()]
         if None in values:
-            problems.append(YoloProblem("malformed label", path, f"{where}: not numbers: {line!r}"))
+            problems.append(AnnotationProblem("malformed label", path, f"{where}: not numbers: {line!r}"))
             continue
         if len(values) == 5 + keypoint_values or (keypoint_values == 0 and len(values) == 6):
             kind = "box"
         elif len(values) >= 7 and len(values) % 2 == 1:
             kind = "polygon"
         else:
-            problems.append(YoloProblem(
+            problems.append(AnnotationProblem(
                 "malformed label", path, f"{where}: {len(values)} values; a box is 'class cx cy w h' (5 values), "
-                                         f"a polygon 'class x1 y1 x2 y2 x3 y3 ...'"))
+                                               f"a polygon 'class x1 y1 x2 y2 x3 y3 ...'"))
             continue
         class_id = values[0]
         if class_id != int(class_id) or not 0 <= class_id < n_classes:
-            problems.append(YoloProblem("class id outside names", path, f"{where}: class {values[0]:g} is not a "
-                                                                        f"class id of names (0..{n_classes - 1})"))
+            problems.append(AnnotationProblem("class id outside names", path, f"{where}: class {values[0]:g} is "
+                                              f"not a class id of names (0..{n_classes - 1})"))
             continue
         if kind == "box":
             cx, cy, w, h = values[1:5]
             if w <= 0 or h <= 0:
-                problems.append(YoloProblem("degenerate box", path, f"{where}: zero-size box (w {w:g}, h {h:g})"))
+                problems.append(AnnotationProblem("degenerate box", path, f"{where}: zero-size box (w {w:g}, h {h:g})"))
                 continue
             edges = [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]
             checked = {"cx": cx, "cy": cy, "w": w, "h": h, "x1": edges[0], "y1": edges[1], "x2": edges[2],
@@ -365,20 +340,20 @@ def parse_label_file(path, width, height, n_classes, keypoint_values=0):
                    if not -COORDINATE_TOLERANCE <= value <= 1 + COORDINATE_TOLERANCE]
         if outside:
             name, value = outside[0]
-            problems.append(YoloProblem(
+            problems.append(AnnotationProblem(
                 "coordinates outside [0, 1]", path,
                 f"{where}: {name} {value:g} is outside [0, 1] (YOLO coordinates are fractions of the image's "
                 f"size; pixels, or normalised by another size?)"))
             continue
         clipped = [min(max(value, 0.0), 1.0) for value in edges]
         if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
-            problems.append(YoloProblem("degenerate box", path, f"{where}: zero-size box after clipping to the "
-                                                                f"image ({line!r})"))
+            problems.append(AnnotationProblem("degenerate box", path, f"{where}: zero-size box after clipping to the "
+                                                                      f"image ({line!r})"))
             continue
         key = tuple(values)
         if key in seen:
-            problems.append(YoloProblem("duplicate line", path, f"{where} repeats line {seen[key]} (the same "
-                                                                f"object twice?)", unit="object"))
+            problems.append(AnnotationProblem("duplicate line", path, f"{where} repeats line {seen[key]} (the same "
+                                                                      f"object twice?)", unit="object"))
             continue
         seen[key] = number
         counts["clipped"] += clipped != edges
@@ -410,7 +385,7 @@ def read_yolo_dataset(source):
     :param source: the data set's folder, or its data.yaml
     :return: dict {"yaml": path, "names": [class names], "splits": {"TRAIN": [image], "VAL": [...], "TEST": [...]
         (only the splits data.yaml has)}, "listed": {split: [every image path listed, bad ones too]}, "problems":
-        [YoloProblem], "notes": [lines], "multi_frame": {image path: frames} of the images of more than one frame,
+        [AnnotationProblem], "notes": [lines], "multi_frame": {image path: frames} of the images of more than one frame,
         "clipped": boxes clipped, "background_images": images without a label file, "polygons", "scores": lines
         read as such}; each image
         {"image": absolute path, "width", "height", "objects": [{"class_id", "box" [x1, y1, x2, y2] pixels}]}
@@ -434,7 +409,7 @@ def read_yolo_dataset(source):
             try:
                 width, height, n_frames = image_size_and_frames(image_path)
             except UnreadableImageError as error:
-                problems.append(YoloProblem("unreadable image", image_path, str(error).split(": ", 1)[-1]))
+                problems.append(AnnotationProblem("unreadable image", image_path, str(error).split(": ", 1)[-1]))
                 continue
             if n_frames > 1:
                 multi_frame[image_path] = n_frames
@@ -455,8 +430,8 @@ def read_yolo_dataset(source):
                  for split_folders in folders.values() for folder in split_folders]
     for orphan, image_stem in labels_without_images({os.path.dirname(path) for path in expected}, recursive,
                                                     expected):
-        problems.append(YoloProblem("label without image", orphan, f"label file without an image (looked for "
-                                                                   f"{image_stem}.jpg, .png, ...)", unit="file"))
+        problems.append(AnnotationProblem("label without image", orphan, f"label file without an image (looked for "
+                                                                         f"{image_stem}.jpg, .png, ...)", unit="file"))
 
     if counts["background_images"]:
         notes.append(f"Note: {counts['background_images']} image(s) without a label file: background images, "
@@ -474,3 +449,76 @@ def read_yolo_dataset(source):
             "notes": notes, "multi_frame": multi_frame, "clipped": counts["clipped"],
             "background_images": counts["background_images"], "polygons": counts["polygons"],
             "scores": counts["scores"]}
+
+
+def _yolo_lists(images):
+    """The lists of YOLO images (as ssd_support.yolo_format.read_yolo_dataset gives them): (image paths, objects
+    in the JSON format), class id k as label k + 1 and every difficulty 0 (YOLO has no difficult flag)."""
+    return ([image["image"] for image in images],
+            [{"boxes": [obj["box"] for obj in image["objects"]],
+              "labels": [obj["class_id"] + 1 for obj in image["objects"]],
+              "difficulties": [0] * len(image["objects"])} for image in images])
+
+
+def create_yolo_data_lists(source, output_folder="data", test_fraction=None, seed=0, skip_bad=False, out=None):
+    """Read an Ultralytics / Roboflow YOLO data set and write the TRAIN / VAL / TEST lists and the label map.
+
+    data.yaml's train, val and test become TRAIN, VAL and TEST; without a test split, VAL is also written as
+    TEST (said in a note), unless ``test_fraction`` draws TEST from train (seeded, as --annotations draws it: the
+    same images and seed give the same split). The label map is data.yaml's names in class-id order (class k is
+    label k + 1). The checks are ssd_support.yolo_format's; a bad image (a bad line in its label file) is left out
+    of every split with skip_bad.
+
+    :param source: the data set's folder (holding data.yaml) or its yaml file
+    :param output_folder: where the JSON files go
+    :param test_fraction: the fraction of train drawn for TEST, 0 <= f < 1 (default 0: none)
+    :param seed: the seed of that draw
+    :param skip_bad: leave bad images / lines out (counted) instead of failing
+    :param out: a file to print the report to
+    :return: the summary dict of :func:`ssd_support.data_lists.report_and_write`, with "VAL" statistics and
+        "val_is_test", "background_images", "polygons"
+    :raises DataListError: when the data set cannot be read, on problems without skip_bad
+    """
+    out = out or sys.stdout
+    test_fraction = 0.0 if test_fraction is None else test_fraction
+    if not 0 <= test_fraction < 1:
+        raise DataListError(f"--test-fraction {test_fraction}: must be at least 0 and below 1")
+    try:
+        dataset = read_yolo_dataset(source)
+    except YoloDataError as error:
+        raise DataListError(str(error)) from None
+    splits, names, notes = dataset["splits"], dataset["names"], list(dataset["notes"])
+    yaml_folder = os.path.dirname(os.path.abspath(dataset["yaml"]))
+    train, test = splits["TRAIN"], list(splits.get("TEST", []))
+    same_test = "TEST" in splits and [i["image"] for i in splits["TEST"]] == [i["image"] for i in splits["VAL"]]
+    if same_test:
+        test = []
+    if test_fraction > 0:
+        # Drawn among every listed train image, bad ones too, as --annotations draws among the XML files: fixing
+        # one file does not move the others. Ranked by the path inside the data set, not where it lies.
+        _, drawn = split_ids(dataset["listed"]["TRAIN"], test_fraction, seed,
+                             key=lambda path: os.path.relpath(path, yaml_folder).replace(os.sep, "/"))
+        drawn = set(drawn)
+        test += [image for image in train if image["image"] in drawn]
+        train = [image for image in train if image["image"] not in drawn]
+    # A val that is the train images themselves (one folder for both, as detect.py --save-yolo and small
+    # Ultralytics examples write): one set, not two splits, so TRAIN alone (each image in both would be a leak).
+    val_is_train = dataset["listed"]["VAL"] == dataset["listed"]["TRAIN"]
+    val_is_test = not val_is_train and not test and ("TEST" not in splits or same_test)
+    lists = {"TRAIN": _yolo_lists(train)} if val_is_train else {"TRAIN": _yolo_lists(train),
+                                                                "VAL": _yolo_lists(splits["VAL"])}
+    lists["TEST"] = lists["VAL"] if val_is_test else _yolo_lists(test)
+    if val_is_train:
+        remove_stale_validation(output_folder)  # an earlier run's VAL would overlap this TRAIN
+        notes.append(f"Note: {dataset['yaml']} has its train as val: the images are TRAIN alone (no VAL); "
+                     f"--test-fraction F draws a TEST split from them.")
+    if val_is_test:
+        notes.append(f"Note: {dataset['yaml']} has " + ("its val as test" if same_test else "no test split")
+                     + ": VAL (its val) is also written as TEST, which eval.py scores; --test-fraction F draws a "
+                       "TEST split from train instead.")
+    notes += multi_frame_notes(dataset["multi_frame"])
+    extra = {"val_is_test": val_is_test, "background_images": dataset["background_images"],
+             "polygons": dataset["polygons"]}
+    source_line = f"the {len(names)} names of {os.path.basename(dataset['yaml'])}, in class-id order"
+    return report_and_write(lists, make_label_map(names), source_line, dataset["clipped"], dataset["problems"],
+                            skip_bad, output_folder, [dataset["yaml"]], out, notes=notes, extra=extra)

@@ -10,6 +10,8 @@ import pytest
 from PIL import Image
 
 import create_data_lists as cdl
+from ssd_support.coco_format import create_coco_data_lists
+from ssd_support.yolo_format import create_yolo_data_lists
 import detect
 from data_lists import read_lists
 from ssd_support.images import frame_count, multi_frame_note, resolve_written_path
@@ -93,7 +95,7 @@ def test_coco_file_name_written_on_windows(tmp_path, capsys):
     (tmp_path / "images").mkdir()
     Image.new("RGB", (64, 48)).save(tmp_path / "images" / "b.jpg")
     json_path = coco_file(tmp_path, [(1, "images\\b.jpg", 64, 48)], [annotation(1, 1, [4, 6, 20, 10])])
-    quiet(cdl.create_coco_data_lists, json_path, str(tmp_path), output_folder=str(tmp_path / "out"))
+    quiet(create_coco_data_lists, json_path, str(tmp_path), output_folder=str(tmp_path / "out"))
     lists = read_lists(tmp_path / "out")
     assert lists["TRAIN_images"] == [str(tmp_path / "images" / "b.jpg")]
     assert lists["TRAIN_objects"] == [{"boxes": [[4, 6, 24, 16]], "labels": [1], "difficulties": [0]}]
@@ -149,7 +151,7 @@ def test_yolo_list_file_written_on_windows(tmp_path, capsys):
         Image.new("RGB", (32, 32)).save(root / "images" / split / name)
     (root / "val.txt").write_text("images\\val\\v.jpg\n")
     (root / "data.yaml").write_text("train: images/train\nval: val.txt\nnames: [cat]\n")
-    quiet(cdl.create_yolo_data_lists, str(root), output_folder=str(tmp_path / "out"))
+    quiet(create_yolo_data_lists, str(root), output_folder=str(tmp_path / "out"))
     assert read_lists(tmp_path / "out")["TEST_images"] == [str(root / "images" / "val" / "v.jpg")]
 
     (root / "val.txt").write_text("images\\val\\v.jpg\nimages\\val\\gone.jpg\n")
@@ -196,7 +198,7 @@ def test_coco_image_with_a_bad_box_is_skipped(tmp_path):
                           [annotation(1, 1, [1, 1, 10, 10]), annotation(2, 1, [5, 5, 0, 10]),
                            annotation(3, 2, [1, 1, 10, 10], category_id=7), annotation(4, 3, [2, 2, 8, 8]),
                            annotation(5, 99, [2, 2, 8, 8])])
-    summary, _ = quiet(cdl.create_coco_data_lists, json_path, str(tmp_path / "images"),
+    summary, _ = quiet(create_coco_data_lists, json_path, str(tmp_path / "images"),
                        output_folder=str(tmp_path / "out"), skip_bad=True)
     lists = read_lists(tmp_path / "out")
     assert [os.path.basename(p) for p in lists["TRAIN_images"]] == ["c.jpg"]
@@ -216,7 +218,7 @@ def test_yolo_image_with_a_bad_box_is_skipped_in_every_split(tmp_path):
     (root / "train.txt").write_text("./images/bad.jpg\n./images/good.jpg\n")
     (root / "test.txt").write_text("./images/bad.jpg\n")
     (root / "data.yaml").write_text("train: train.txt\nval: test.txt\ntest: test.txt\nnames: [cat]\n")
-    summary, _ = quiet(cdl.create_yolo_data_lists, str(root), output_folder=str(tmp_path / "out"), skip_bad=True)
+    summary, _ = quiet(create_yolo_data_lists, str(root), output_folder=str(tmp_path / "out"), skip_bad=True)
     lists = read_lists(tmp_path / "out")
     assert [os.path.basename(p) for p in lists["TRAIN_images"]] == ["good.jpg"] and lists["TEST_images"] == []
     assert summary["skipped_images"] == {"degenerate box": 1}
@@ -262,7 +264,7 @@ def test_multi_frame_images_are_noted_once_per_file_by_every_reader(tmp_path):
     (tmp_path / "coco").mkdir()
     save_frames(tmp_path / "coco" / "pages.tif", 2, size=(64, 48))
     json_path = coco_file(tmp_path / "coco", [(1, "pages.tif", 64, 48)], [annotation(1, 1, [1, 1, 10, 10])])
-    _, printed = quiet(cdl.create_coco_data_lists, json_path, str(tmp_path / "coco"), output_folder=str(tmp_path / "c"))
+    _, printed = quiet(create_coco_data_lists, json_path, str(tmp_path / "coco"), output_folder=str(tmp_path / "c"))
     assert f"Note: {tmp_path / 'coco' / 'pages.tif'} has 2 frames" in printed
 
     yolo = tmp_path / "yolo"
@@ -271,7 +273,7 @@ def test_multi_frame_images_are_noted_once_per_file_by_every_reader(tmp_path):
     save_frames(yolo / "images" / "train" / "a.gif", 4)
     save_frames(yolo / "images" / "val" / "b.jpg", 1)
     (yolo / "data.yaml").write_text("train: images/train\nval: images/val\nnames: [cat]\n")
-    _, printed = quiet(cdl.create_yolo_data_lists, str(yolo), output_folder=str(tmp_path / "y"))
+    _, printed = quiet(create_yolo_data_lists, str(yolo), output_folder=str(tmp_path / "y"))
     assert [line for line in printed.splitlines() if "frames (an animated" in line] == \
         [f"Note: {yolo / 'images' / 'train' / 'a.gif'} has 4 frames (an animated or multi-page file); only the first "
          f"is read"]

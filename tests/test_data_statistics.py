@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 import create_data_lists as cdl
+from ssd_support.data_lists import split_statistics
 import model
 from ssd_support import data_statistics
 from data_lists import read_lists
@@ -158,7 +159,7 @@ def test_json_counts_equal_the_lists_and_the_priors_are_the_papers(prior_tree, t
 def test_statistics_png_opens_at_the_figure_size(toy_data_folder, tmp_path):
     # The session's toy lists, read from their folder; the outputs go to a copy-free folder of their own.
     lists, label_map = data_statistics.read_lists(toy_data_folder)
-    counts = {split: cdl.split_statistics(objects, label_map) for split, (_, objects) in lists.items()}
+    counts = {split: split_statistics(objects, label_map) for split, (_, objects) in lists.items()}
     statistics, per_object = data_statistics.compute_statistics(lists, label_map, counts, model.SSD300_VGG16)
     path = tmp_path / "statistics.png"
     data_statistics.plot_statistics(statistics, per_object, str(path))

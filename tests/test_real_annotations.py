@@ -19,6 +19,9 @@ import torch
 from PIL import Image, ImageDraw
 
 import create_data_lists as cdl
+from ssd_support.coco_format import create_coco_data_lists
+from ssd_support.data_lists import DataListError
+from ssd_support.voc_format import create_folder_data_lists, rare_non_voc_names
 import datasets
 import detect
 import eval as eval_script
@@ -284,7 +287,7 @@ def test_coco_sizes_must_be_the_images_sizes(tmp_path, capsys):
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: /")]
     assert errors == [f"error: {path}: image 1: annotated image size 640x480 but {folder / 'small.jpg'} is 320x240 "
                       f"(resized after annotating?); its boxes would land on the wrong pixels"]
-    summary, _ = quiet(cdl.create_coco_data_lists, path, str(folder), output_folder=str(tmp_path / "out"),
+    summary, _ = quiet(create_coco_data_lists, path, str(folder), output_folder=str(tmp_path / "out"),
                        skip_bad=True)
     assert summary["skipped"] == {"size mismatch": 1}
     assert datasets.read_image_list(str(tmp_path / "out"), "TRAIN") == [str(folder / "right.jpg")]
@@ -390,8 +393,8 @@ def test_background_is_reserved_for_label_0(tmp_path, capsys):
     folder.mkdir()
     Image.new("RGB", (64, 48)).save(folder / "a.jpg")
     path = coco_file(folder, [(1, "a.jpg", 64, 48)], [], categories=((1, "cat"), (2, "BACKGROUND")))
-    with pytest.raises(cdl.DataListError, match="category 2 \\('BACKGROUND'\\): .*not 'background'"):
-        quiet(cdl.create_coco_data_lists, path, str(folder), output_folder=str(tmp_path / "coco_out"))
+    with pytest.raises(DataListError, match="category 2 \\('BACKGROUND'\\): .*not 'background'"):
+        quiet(create_coco_data_lists, path, str(folder), output_folder=str(tmp_path / "coco_out"))
 
 
 def test_a_rare_non_voc_name_among_voc_names_is_named_in_the_summary(tmp_path):
@@ -407,8 +410,8 @@ def test_a_rare_non_voc_name_among_voc_names_is_named_in_the_summary(tmp_path):
     assert summary["rare_non_voc_names"] == {"dgo": 1}
     assert summary["label_map"] == {"background": 0, "cat": 1, "dgo": 2, "dog": 3}
     assert "every class name but 'dgo' (1 object; did you mean 'dog'?) is a Pascal VOC class" in printed
-    assert cdl.rare_non_voc_names({"dog": 50, "scratch": 40}) == {}  # a real class of its own
-    assert cdl.rare_non_voc_names({"dog": 50}) == {}
+    assert rare_non_voc_names({"dog": 50, "scratch": 40}) == {}  # a real class of its own
+    assert rare_non_voc_names({"dog": 50}) == {}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -472,7 +475,7 @@ def test_an_image_listed_twice_is_a_problem_not_a_silent_duplicate(tmp_path, cap
     for name in ("p1", "p2", "p3"):
         object_image((120, 80), (10, 20, 49, 59)).save(root / "JPEGImages" / f"{name}.jpg")
         (root / "Annotations" / f"{name}.xml").write_text(voc_xml([("dog", (11, 21, 50, 60))], (120, 80)))
-    with pytest.raises(cdl.DataListError, match="2 problem"):
+    with pytest.raises(DataListError, match="2 problem"):
         quiet(cdl.create_data_lists, voc07_path=str(root), output_folder=str(out), classes=["dog"])
     error = capsys.readouterr().err
     assert f"{root / 'JPEGImages' / 'p2.jpg'}: listed in both TEST and TRAIN" in error
@@ -490,7 +493,7 @@ def test_roboflow_export_with_its_own_test_split(tmp_path):
     labelimg_folders(tmp_path / "export" / "train", 3, side_by_side=True, prefix="train")
     labelimg_folders(tmp_path / "export" / "valid", 2, side_by_side=True, prefix="valid")
     out = tmp_path / "out"
-    summary, _ = quiet(cdl.create_folder_data_lists, str(tmp_path / "export" / "train"), output_folder=str(out),
+    summary, _ = quiet(create_folder_data_lists, str(tmp_path / "export" / "train"), output_folder=str(out),
                        test_annotations=str(tmp_path / "export" / "valid"))
     assert (summary["TRAIN"]["images"], summary["TEST"]["images"]) == (3, 2)
     assert [os.path.basename(p) for p in datasets.read_image_list(str(out), "TEST")] == ["valid00.jpg", "valid01.jpg"]
@@ -571,7 +574,7 @@ def test_eval_with_a_listed_image_gone_is_one_line(tmp_path, capsys, save_checkp
 
     images, labels = labelimg_folders(tmp_path / "data", 3)
     out = tmp_path / "lists"
-    quiet(cdl.create_folder_data_lists, labels, images, str(out), test_fraction=0.7, classes=["dog"])
+    quiet(create_folder_data_lists, labels, images, str(out), test_fraction=0.7, classes=["dog"])
     test_images = datasets.read_image_list(str(out), "TEST")
     for path in test_images:
         os.remove(path)

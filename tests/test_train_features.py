@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import create_data_lists as cdl
+from ssd_support.data_lists import split_validation
 import train
 from ssd_support import checkpoints as checkpoint_files
 from ssd_support import distributed
@@ -66,7 +67,7 @@ def test_val_fraction_moves_a_seeded_share_of_train_into_val(toy_data_folder, tm
     for name, seed in (("a", 0), ("b", 0), ("c", 1)):
         folder = copy_lists(toy_data_folder, tmp_path / name, n_train=8)
         with contextlib.redirect_stdout(io.StringIO()):
-            assert cdl.split_validation(folder, 0.25, seed=seed) == (2, 6)
+            assert split_validation(folder, 0.25, seed=seed) == (2, 6)
         train_list = read_json(os.path.join(folder, "TRAIN_images.json"))
         val_list = read_json(os.path.join(folder, "VAL_images.json"))
         absolute = [p if os.path.isabs(p) else os.path.join(toy_data_folder, p) for p in original]
@@ -139,7 +140,7 @@ def test_eval_on_val_keeps_best_pt_by_val_map(toy_data_folder, tmp_path, monkeyp
     summary names it, and neither pruning nor --resume latest ever takes it for a periodic checkpoint."""
     folder = copy_lists(toy_data_folder, tmp_path / "data", n_train=2)
     with contextlib.redirect_stdout(io.StringIO()):
-        cdl.split_validation(folder, 0.5)  # 1 VAL image, 1 TRAIN image
+        split_validation(folder, 0.5)  # 1 VAL image, 1 TRAIN image
     maps, asked, weights = iter([0.2, 0.5, 0.3]), [], {}
 
     def fake_evaluate_split(model, split):
@@ -205,7 +206,7 @@ def test_eval_rows_hold_the_val_loss_and_precision_recall_and_the_curve_draws_bo
 
     folder = copy_lists(toy_data_folder, tmp_path / "data", n_train=4)
     with contextlib.redirect_stdout(io.StringIO()):
-        cdl.split_validation(folder, 0.5)  # 2 VAL images, 2 TRAIN images
+        split_validation(folder, 0.5)  # 2 VAL images, 2 TRAIN images
     drawn = []
 
     def record_curves(figure, *args, **kwargs):
@@ -246,7 +247,7 @@ def test_eval_every_on_a_split_without_a_countable_object_is_refused_before_the_
     make best.pt and --patience compare NaNs; refused in one line naming the file, before any training."""
     folder = copy_lists(toy_data_folder, tmp_path / "data", n_train=4)
     with contextlib.redirect_stdout(io.StringIO()):
-        cdl.split_validation(folder, 0.5)
+        split_validation(folder, 0.5)
     path = os.path.join(folder, "VAL_objects.json")
     entries = read_json(path)
     for entry in entries:
@@ -306,7 +307,7 @@ def test_tensorboard_gets_the_logged_scalars(toy_data_folder, tmp_path):
 
     folder = copy_lists(toy_data_folder, tmp_path / "data", n_train=2)
     with contextlib.redirect_stdout(io.StringIO()):
-        cdl.split_validation(folder, 0.5)
+        split_validation(folder, 0.5)
     events = tmp_path / "tb"
     result = train.main(quiet_args(folder, tmp_path / "ckpt", "--iterations", "2", "--batch-size", "1",
                                    "--eval-every", "2", "--tensorboard", str(events)))
@@ -415,7 +416,7 @@ def test_patience_stops_a_run_whose_val_map_stops_improving_and_a_resumed_run_ke
     stops after iteration 4 of 10 as a finished one; resumed with 0.45, it stops at once (the count is 3)."""
     folder = copy_lists(toy_data_folder, tmp_path / "data", n_train=2)
     with contextlib.redirect_stdout(io.StringIO()):
-        cdl.split_validation(folder, 0.5)
+        split_validation(folder, 0.5)
     maps = iter([0.3, 0.5, 0.5, 0.4, 0.45])
     monkeypatch.setattr(train, "evaluation_on", lambda *args, **kwargs: lambda model, split: measured(next(maps)))
     checkpoints = tmp_path / "ckpt"

@@ -1,4 +1,5 @@
-"""create_data_lists.py: the VOC XML parser's quirks and errors, the printed counts, the options, the toy data set."""
+"""create_data_lists.py and ssd_support/voc_format.py: the VOC XML parser's quirks and errors, the printed counts,
+the options, the toy data set."""
 
 import json
 import os

@@ -12,9 +12,10 @@ import pytest
 from PIL import Image
 
 import create_data_lists as cdl
+from ssd_support.data_lists import DataListError
 from data_lists import read_lists
 from ssd_support import toy_data
-from ssd_support.yolo_format import COORDINATE_TOLERANCE, label_path
+from ssd_support.yolo_format import COORDINATE_TOLERANCE, create_yolo_data_lists, label_path
 
 pytest.importorskip("yaml")
 
@@ -100,7 +101,7 @@ def test_a_toy_set_as_voc_and_as_yolo_gives_the_same_boxes(tmp_path):
     names = sorted(toy_data.TOY_CLASSES)
     yaml_path = voc_to_yolo(voc, str(tmp_path / "yolo"), names)
     quiet(cdl.create_data_lists, voc07_path=voc, output_folder=str(tmp_path / "voc_lists"))
-    summary, printed = quiet(cdl.create_yolo_data_lists, os.path.dirname(yaml_path),
+    summary, printed = quiet(create_yolo_data_lists, os.path.dirname(yaml_path),
                              output_folder=str(tmp_path / "yolo_lists"))
     from_voc, from_yolo = read_lists(tmp_path / "voc_lists"), read_lists(tmp_path / "yolo_lists")
 
@@ -137,7 +138,7 @@ def test_names_as_a_dict_and_a_roboflow_layout(tmp_path):
         (root / split / "labels" / (name[0] + ".txt")).write_text("1 0.5 0.5 0.5 0.5\n")
     (root / "data.yaml").write_text("train: ../train/images\nval: ../valid/images\ntest: ../test/images\n\n"
                                     "nc: 2\nnames:\n  0: Helmet\n  1: head\nroboflow:\n  workspace: x\n")
-    summary, printed = quiet(cdl.create_yolo_data_lists, str(root / "data.yaml"), output_folder=str(tmp_path / "o"))
+    summary, printed = quiet(create_yolo_data_lists, str(root / "data.yaml"), output_folder=str(tmp_path / "o"))
     lists = read_lists(tmp_path / "o")
     assert lists["label_map"] == {"background": 0, "Helmet": 1, "head": 2}
     assert [os.path.basename(p) for p in lists["TRAIN_images"]] == ["a.jpg"]
@@ -158,7 +159,7 @@ def test_list_files_with_windows_separators_and_a_path_key(tmp_path):
     (root / "data" / "val.txt").write_text("./images/x/b.jpg\n")
     (root / "data.yaml").write_text("path: data\ntrain: train.txt\nval: [val.txt]\nnames: [cat, dog]\n")
     assert label_path(str(root / "data" / "images" / "x" / "a.jpg")) == str(root / "data" / "labels" / "x" / "a.txt")
-    _, printed = quiet(cdl.create_yolo_data_lists, str(root / "data.yaml"), output_folder=str(tmp_path / "o"),
+    _, printed = quiet(create_yolo_data_lists, str(root / "data.yaml"), output_folder=str(tmp_path / "o"),
                        skip_bad=True)  # b.jpg is in train and val: the duplicate leaves TRAIN
     lists = read_lists(tmp_path / "o")
     assert [os.path.basename(p) for p in lists["TRAIN_images"]] == ["a.jpg"]
@@ -193,7 +194,7 @@ def test_upright_size_by_exif_and_background_images(tmp_path):
     Image.new("RGB", (200, 100)).save(root / "images" / "train" / "photo.jpg", exif=exif)
     (root / "labels" / "train").mkdir(parents=True, exist_ok=True)
     (root / "labels" / "train" / "photo.txt").write_text("0 0.5 0.25 1 0.5\n")
-    summary, printed = quiet(cdl.create_yolo_data_lists, str(root), output_folder=str(tmp_path / "o"))
+    summary, printed = quiet(create_yolo_data_lists, str(root), output_folder=str(tmp_path / "o"))
     lists = read_lists(tmp_path / "o")
     assert [os.path.basename(p) for p in lists["TRAIN_images"]] == ["bg.jpg", "photo.jpg"]
     assert lists["TRAIN_objects"][0]["boxes"] == [] and lists["TRAIN_objects"][1]["boxes"] == [[0, 0, 100, 100]]
@@ -207,7 +208,7 @@ def test_polygons_scores_and_rounding(tmp_path):
              "1 0.5 0.5 0.2 0.2 0.87\n"              # with a score
              f"1 0.9 0.5 {0.2 + 1.8 * COORDINATE_TOLERANCE} 0.2\n")  # right edge 1 + 0.9 * tolerance
     root = write_yolo(tmp_path / "d", {"train": {"a.jpg": ((200, 100), label)}, "val": {"b.jpg": ((8, 8), "")}})
-    summary, printed = quiet(cdl.create_yolo_data_lists, root, output_folder=str(tmp_path / "o"))
+    summary, printed = quiet(create_yolo_data_lists, root, output_folder=str(tmp_path / "o"))
     objects = read_lists(tmp_path / "o")["TRAIN_objects"][0]
     assert objects["labels"] == [1, 2, 2]
     expected = [[20, 10, 100, 60], [80, 40, 120, 60], [200 * (0.8 - 0.9 * COORDINATE_TOLERANCE), 40, 200, 60]]
@@ -275,7 +276,7 @@ def test_label_without_image_and_labelimg_classes_file(tmp_path, capsys):
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: /")]
     assert errors == [f"error: {tmp_path / 'd' / 'labels' / 'train' / 'gone.txt'}: label file without an image "
                       f"(looked for {tmp_path / 'd' / 'images' / 'train' / 'gone'}.jpg, .png, ...)"]
-    summary, _ = quiet(cdl.create_yolo_data_lists, root, output_folder=str(tmp_path / "o"), skip_bad=True)
+    summary, _ = quiet(create_yolo_data_lists, root, output_folder=str(tmp_path / "o"), skip_bad=True)
     assert summary["skipped_files"] == {"label without image": 1} and summary["skipped_images"] == {}
     assert summary["TRAIN"]["images"] == 1
 
@@ -296,8 +297,8 @@ def test_bad_data_yaml_is_one_line(tmp_path, yaml_text, message):
     """A data.yaml that cannot be used stops the run with one line naming it."""
     root = write_yolo(tmp_path / "d", {"train": {"a.jpg": ((8, 8), "")}, "val": {"b.jpg": ((8, 8), "")}},
                       yaml_text=yaml_text)
-    with pytest.raises(cdl.DataListError, match=message):
-        quiet(cdl.create_yolo_data_lists, root, output_folder=str(tmp_path / "o"))
+    with pytest.raises(DataListError, match=message):
+        quiet(create_yolo_data_lists, root, output_folder=str(tmp_path / "o"))
 
 
 def test_yolo_options(tmp_path):
@@ -308,5 +309,5 @@ def test_yolo_options(tmp_path):
         with pytest.raises(SystemExit), contextlib.redirect_stderr(io.StringIO()):
             cdl.parse_args(argv)
     assert cdl.parse_args(["--yolo", "d", "--test-fraction", "0.2"]).test_fraction == 0.2
-    with pytest.raises(cdl.DataListError, match="no data.yaml in this folder"):
-        cdl.create_yolo_data_lists(str(tmp_path), output_folder=str(tmp_path / "o"))
+    with pytest.raises(DataListError, match="no data.yaml in this folder"):
+        create_yolo_data_lists(str(tmp_path), output_folder=str(tmp_path / "o"))

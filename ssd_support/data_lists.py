@@ -1,0 +1,354 @@
+"""The JSON lists every reader of create_data_lists.py writes, and the checks they share.
+
+The readers (ssd_support/voc_format.py for VOC XML, coco_format.py for COCO json, yolo_format.py for YOLO) each
+turn their annotations into ``{split: (image paths, objects)}`` and their problems into :class:`AnnotationProblem`
+(one line "PATH: what is wrong"); :func:`report_and_write` then leaves out images listed twice or in two splits,
+reports the problems (failing without --skip-bad), writes TRAIN/[VAL/]TEST_images.json, *_objects.json and
+label_map.json, and prints the per-class counts. Also here: the seeded TRAIN/TEST draw (:func:`split_ids`) and the
+VAL split drawn from TRAIN afterwards (--val-fraction, :func:`split_validation`).
+"""
+
+import hashlib
+import json
+import os
+import sys
+from collections import Counter
+
+from ssd_support.files import images_list_path, label_map_path, objects_list_path, write_atomically
+from ssd_support.images import multi_frame_note
+
+SPLITS = ("TRAIN", "TEST")
+MAX_PRINTED_PROBLEMS = 50  # problem lines printed; the rest are only counted
+
+
+class DataListError(ValueError):
+    """The annotations have problems and --skip-bad was not given (or nothing usable was found)."""
+
+
+class AnnotationProblem(Exception):
+    """One problem with one file, reported as a single line "PATH: what is wrong"."""
+
+    def __init__(self, kind, path, message, unit="image", image=None):
+        """:param kind: a short category ("unknown class", ...); path: the file; message: what is wrong
+        :param unit: what --skip-bad leaves out: "image" (the image, in every split: a bad box makes its image bad),
+            "object" (this object alone: a class outside the label map) or "file" (a file that is no image's)
+        :param image: for unit "image", a key naming the image, so that its problems count it once (default: path)
+        """
+        super().__init__(f"{path}: {message}")
+        self.kind = kind  # a short category, used to count what --skip-bad left out
+        self.unit = unit
+        self.image = path if image is None else image
+
+
+def split_ids(ids, test_fraction, seed=0, key=None):
+    """Split image IDs into TRAIN and TEST by a seeded, deterministic draw.
+
+    Each ID is ranked by a hash of (seed, ID) and the first round(test_fraction * n) go to TEST: the same IDs and
+    seed always give the same split, whatever order the files were listed in, and adding images to a data set
+    moves few of the old ones from one split to the other.
+
+    :param ids: image IDs
+    :param test_fraction: the fraction of them that go to TEST, 0 to 1
+    :param seed: an integer; another seed, another split
+    :param key: what of an ID is hashed (default: the ID itself)
+    :return: (TRAIN IDs, TEST IDs), each sorted
+    """
+    key = key or str
+    ranked = sorted(ids, key=lambda image_id: hashlib.sha256(f"{seed}:{key(image_id)}".encode()).hexdigest())
+    n_test = round(test_fraction * len(ranked))
+    return sorted(ranked[n_test:]), sorted(ranked[:n_test])
+
+
+def split_statistics(objects, label_map):
+    """Count images and objects (difficult ones too), overall and per class.
+
+    :param objects: per-image objects, as in *_objects.json
+    :param label_map: {name: label}
+    :return: {"images", "objects", "difficult", "empty_images", "per_class": {name: {"images", "objects",
+        "difficult"}}}
+    """
+    names = {label: name for name, label in label_map.items()}
+    per_class = {name: {"images": 0, "objects": 0, "difficult": 0} for name in label_map if name != "background"}
+    for obj in objects:
+        for label in set(obj["labels"]):
+            per_class[names[label]]["images"] += 1
+        for label, difficult in zip(obj["labels"], obj["difficulties"]):
+            per_class[names[label]]["objects"] += 1
+            per_class[names[label]]["difficult"] += difficult
+    return {
+        "images": len(objects),
+        "objects": sum(len(obj["labels"]) for obj in objects),
+        "difficult": sum(sum(obj["difficulties"]) for obj in objects),
+        "empty_images": sum(not obj["labels"] for obj in objects),
+        "per_class": per_class,
+    }
+
+
+def print_statistics(statistics, label_map, out=None):
+    """Print a per-class table of images and objects (difficult) in each split (to ``out``, default stdout)."""
+    out = out or sys.stdout
+    header = f"{'class':>16s} | {'TRAIN images':>12s} {'objects (difficult)':>20s} | " \
+             f"{'TEST images':>11s} {'objects (difficult)':>20s}"
+    print(header, file=out)
+    print("-" * len(header), file=out)
+
+    def row(name, train, test):
+        """One line: the name, then images and objects (difficult) of TRAIN and of TEST."""
+        train_objects = f"{train['objects']} ({train['difficult']})"
+        test_objects = f"{test['objects']} ({test['difficult']})"
+        print(f"{name:>16s} | {train['images']:>12d} {train_objects:>20s} | {test['images']:>11d} {test_objects:>20s}",
+              file=out)
+
+    for name in label_map:
+        if name != "background":
+            row(name, statistics["TRAIN"]["per_class"][name], statistics["TEST"]["per_class"][name])
+    print("-" * len(header), file=out)
+    row("total", statistics["TRAIN"], statistics["TEST"])
+
+
+def _write_json(path, data):
+    """Write JSON atomically (utils.write_atomically), so a crash leaves no half-written list."""
+    write_atomically(path, lambda file: json.dump(data, file))
+
+
+def _leave_out_duplicate_images(lists, problems):
+    """Find every image listed more than once: twice in one split (two annotation files, or two ImageSets lines,
+    name it: which boxes are right?) or in two splits (the test set would score an image the network trained on).
+    Each extra listing is a "duplicate image" problem naming the image; it is left out of the lists (TEST is read
+    first, then VAL, so a shared image stays in TEST and leaves TRAIN), which --skip-bad then accepts. A VAL that
+    is the same list as TEST (a YOLO data set without test split) is one split here.
+
+    :param lists: {split: (image paths, objects)}, "VAL" optional, changed in place
+    :param problems: the list of AnnotationProblem, appended to
+    """
+    val_is_test = lists.get("VAL") is not None and lists.get("VAL") is lists.get("TEST")
+    first_split = {}
+    for split in [s for s in ("TEST", "VAL", "TRAIN") if s in lists and not (s == "VAL" and val_is_test)]:
+        images, objects = lists[split]
+        kept = []
+        for index, (path, image_objects) in enumerate(zip(images, objects)):
+            key = os.path.normcase(os.path.abspath(path))
+            if key in first_split:
+                where = (f"twice in {split}: two annotations (or ImageSets lines) name it" if first_split[key] == split
+                         else f"in both {first_split[key]} and {split}: the {first_split[key]} split would score an "
+                              f"image the network trained on" if split == "TRAIN" else
+                         f"in both {first_split[key]} and {split}")
+                problems.append(AnnotationProblem("duplicate image", path, f"listed {where}; left out of {split}",
+                                                  image=(split, key, index)))
+                continue
+            first_split[key] = split
+            kept.append((path, image_objects))
+        lists[split] = ([path for path, _ in kept], [image_objects for _, image_objects in kept])
+    if val_is_test:
+        lists["VAL"] = lists["TEST"]
+
+
+def skipped_counts(problems):
+    """What --skip-bad leaves out, by unit and reason: each image once (under the kind of its first problem),
+    each object, each file that is no image's.
+
+    :param problems: AnnotationProblem instances
+    :return: {"images": {kind: n}, "objects": {kind: n}, "files": {kind: n}}
+    """
+    counts, seen = {"images": Counter(), "objects": Counter(), "files": Counter()}, set()
+    for problem in problems:
+        if problem.unit == "object":
+            counts["objects"][problem.kind] += 1
+        elif problem.unit == "file":
+            counts["files"][problem.kind] += 1
+        elif problem.image not in seen:
+            seen.add(problem.image)
+            counts["images"][problem.kind] += 1
+    return {unit: dict(sorted(counter.items())) for unit, counter in counts.items()}
+
+
+def _counted(counts, noun):
+    """ "3 images (1 degenerate box, 2 missing image)" for {kind: n}, or "" when there are none."""
+    total = sum(counts.values())
+    if not total:
+        return ""
+    return f"{total} {noun}{'s' * (total != 1)} (" + ", ".join(f"{n} {kind}" for kind, n in counts.items()) + ")"
+
+
+def multi_frame_notes(frames):
+    """One note per image file of more than one frame (ssd_support.images.multi_frame_note), the first
+    MAX_PRINTED_PROBLEMS, then a count of the others.
+
+    :param frames: {image path: frames}
+    :return: the note lines
+    """
+    paths = sorted(frames)
+    notes = [multi_frame_note(path, frames[path]) for path in paths[:MAX_PRINTED_PROBLEMS]]
+    if len(paths) > MAX_PRINTED_PROBLEMS:
+        notes.append(f"Note: ... and {len(paths) - MAX_PRINTED_PROBLEMS} more image file(s) of several frames; "
+                     f"only the first frame of each is read.")
+    return notes
+
+
+def _report_problems(problems, skip_bad):
+    """Print the problems, one line each (the first MAX_PRINTED_PROBLEMS), and fail unless skip_bad.
+
+    :raises DataListError: when there are problems and skip_bad is False
+    """
+    for problem in problems[:MAX_PRINTED_PROBLEMS]:
+        print(("skipped: " if skip_bad else "error: ") + str(problem), file=sys.stderr)
+    if len(problems) > MAX_PRINTED_PROBLEMS:
+        # A wrong image folder would otherwise print one line for each of 100,000 images.
+        print(f"... and {len(problems) - MAX_PRINTED_PROBLEMS} more problem(s), counted below", file=sys.stderr)
+    if problems and not skip_bad:
+        counts = Counter(p.kind for p in problems)
+        raise DataListError(f"{len(problems)} problem(s) in the annotations ("
+                            + ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
+                            + f"), first: {problems[0]}; fix them or pass --skip-bad to leave them out")
+
+
+def list_path(path, output_folder):
+    """An image path as the lists store it: relative to the lists' folder (datasets.read_image_list resolves it),
+    so that a project folder moved or copied to another machine still works; absolute where no relative path
+    exists (another drive on Windows)."""
+    try:
+        return os.path.relpath(os.path.abspath(path), os.path.abspath(output_folder))
+    except ValueError:
+        return os.path.abspath(path)
+
+
+def report_and_write(lists, label_map, label_map_source, n_clipped, problems, skip_bad, output_folder, sources,
+                     out, notes=(), extra=None):
+    """Report the problems, write the five JSON files and print the per-class counts (VOC and COCO alike).
+
+    :param lists: {split: (image paths, objects in the JSON format)} for TRAIN and TEST, and VAL where the source
+        has one (a YOLO data set; the same tuple as TEST when VAL is also TEST)
+    :param label_map: {"background": 0, name: label, ...}
+    :param label_map_source: a few words saying where the label map came from
+    :param n_clipped: how many boxes were clipped to their image
+    :param problems: the AnnotationProblem of every bad file or object
+    :param skip_bad: leave the bad ones out instead of failing
+    :param output_folder: where the JSON files go
+    :param sources: the folders / files read, for the "nothing usable" message
+    :param out: a file to print the report to
+    :param notes: lines printed after the counts (warnings that are not problems)
+    :param extra: more entries for the summary dict
+    :return: the summary dict: {"label_map", "label_map_source", "TRAIN": statistics, "TEST": statistics (and
+        "VAL"; :func:`split_statistics`), "clipped": int, "skipped": {kind: problems}, "skipped_images": {kind:
+        images left out, each once, by its first problem}, "skipped_objects": {kind: objects left out of images
+        kept}, "skipped_files": {kind: files that are no image's}, **extra}
+    :raises DataListError: on problems without skip_bad, or when there is nothing to write
+    """
+    _leave_out_duplicate_images(lists, problems)
+    _report_problems(problems, skip_bad)
+    if not lists["TRAIN"][0] and not lists["TEST"][0]:
+        raise DataListError("no usable images found in " + ", ".join(sources))
+
+    os.makedirs(output_folder, exist_ok=True)
+    written_splits = [split for split in ("TRAIN", "VAL", "TEST") if split in lists]
+    for split in written_splits:
+        images, objects = lists[split]
+        _write_json(images_list_path(output_folder, split),
+                    [list_path(path, output_folder) for path in images])
+        _write_json(objects_list_path(output_folder, split), objects)
+    _write_json(label_map_path(output_folder), label_map)
+
+    summary = {
+        "label_map": label_map,
+        "label_map_source": label_map_source,
+        "clipped": n_clipped,
+        "skipped": dict(Counter(p.kind for p in problems)),
+        **{f"skipped_{unit}": counts for unit, counts in skipped_counts(problems).items()},
+        **(extra or {}),
+    }
+    for split in written_splits:
+        summary[split] = split_statistics(lists[split][1], label_map)
+
+    print(f"Label map: {len(label_map) - 1} classes + background ({label_map_source}).", file=out)
+    print_statistics(summary, label_map, out=out)
+    print(f"Images without objects: TRAIN {summary['TRAIN']['empty_images']}, TEST {summary['TEST']['empty_images']}."
+          f" Boxes clipped to their image: {summary['clipped']}.", file=out)
+    if "VAL" in lists:
+        val = summary["VAL"]
+        print(f"VAL: {val['images']} images, {val['objects']} objects ({val['difficult']} difficult)"
+              + (", the same as TEST." if lists["VAL"] is lists["TEST"] else "."), file=out)
+    if problems:
+        left_out = [_counted(summary[f"skipped_{unit}"], noun) for unit, noun in
+                    (("images", "image"), ("objects", "object"), ("files", "file"))]
+        print("Left out (--skip-bad): " + "; ".join(part for part in left_out if part) + ".", file=out)
+    for note in notes:
+        print(note, file=out)
+    print(f"Wrote {'/'.join(written_splits)} lists and label_map.json to {os.path.abspath(output_folder)}", file=out)
+    return summary
+
+
+# ---------------------------------------------------------------------------------------------------------
+# A validation split drawn from TRAIN
+# ---------------------------------------------------------------------------------------------------------
+
+VAL_FILES = ("VAL_images.json", "VAL_objects.json")
+
+
+def split_validation(output_folder, fraction, seed=0, out=None):
+    """Move a seeded random ``fraction`` of the TRAIN images (with their objects) into a VAL split.
+
+    Choosing a checkpoint or a setting by its TEST score tunes on the test set; train.py --eval-every
+    evaluates on VAL instead when these files exist. Runs on the lists already written (by the VOC, COCO or
+    any other path), so every source gets the same split. VAL keeps at least one image and TRAIN at least one.
+
+    :param output_folder: folder holding TRAIN_images.json and TRAIN_objects.json
+    :param fraction: share of the TRAIN images to move, 0 < fraction < 1
+    :param seed: seed of the draw (the same seed and lists give the same split)
+    :param out: a file to print the one-line report to (default stdout)
+    :return: (number of VAL images, number of TRAIN images left)
+    :raises DataListError: when the fraction is out of range or TRAIN has fewer than 2 images
+    """
+    out = out or sys.stdout
+    if not 0.0 < fraction < 1.0:
+        raise DataListError(f"--val-fraction must be between 0 and 1 (exclusive), got {fraction}")
+    images_path = images_list_path(output_folder, "TRAIN")
+    objects_path = objects_list_path(output_folder, "TRAIN")
+    with open(images_path) as file:
+        images = json.load(file)
+    with open(objects_path) as file:
+        objects = json.load(file)
+    if len(images) < 2:
+        raise DataListError(f"{images_path}: {len(images)} TRAIN image(s), too few to draw a VAL split from")
+    n_val = min(max(1, round(fraction * len(images))), len(images) - 1)
+    # The same seeded draw as the --annotations TRAIN/TEST split, ranked by file name: where the data folder
+    # lives (the lists may hold absolute paths) must not change which images go to VAL.
+    _, val_paths = split_ids(images, n_val / len(images), seed, key=os.path.basename)
+    val_paths = set(val_paths)
+    val = [i for i, path in enumerate(images) if path in val_paths]  # in list order, as the lists it came from
+    keep = [i for i, path in enumerate(images) if path not in val_paths]
+    _write_json(images_list_path(output_folder, "VAL"), [images[i] for i in val])
+    _write_json(objects_list_path(output_folder, "VAL"), [objects[i] for i in val])
+    # TRAIN last: if anything fails before, TRAIN is still whole.
+    _write_json(objects_path, [objects[i] for i in keep])
+    _write_json(images_path, [images[i] for i in keep])
+    print(f"VAL: {n_val} images drawn from TRAIN (--val-fraction {fraction}, --val-seed {seed}); "
+          f"TRAIN keeps {len(keep)}.", file=out)
+    return n_val, len(keep)
+
+
+def remove_stale_validation(output_folder):
+    """Delete VAL lists left by an earlier run into the same folder: they would overlap the new TRAIN.
+
+    :return: the files deleted
+    """
+    removed = []
+    for name in VAL_FILES:
+        path = os.path.join(output_folder, name)
+        if os.path.isfile(path):
+            os.remove(path)
+            removed.append(path)
+    return removed
+
+
+def apply_val_fraction(output_folder, fraction, seed):
+    """After the lists are written: draw the VAL split (``fraction`` given), or else delete an older VAL split.
+
+    :param output_folder: the folder the lists went to
+    :param fraction: --val-fraction, or None
+    :param seed: --val-seed
+    """
+    if fraction is not None:
+        split_validation(output_folder, fraction, seed)
+        return
+    for path in remove_stale_validation(output_folder):
+        print(f"Removed {path}: an earlier --val-fraction split, which the new TRAIN list may overlap.")
