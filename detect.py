@@ -62,7 +62,7 @@ from ssd_support.images import IMAGE_EXTENSIONS, UnreadableImageError, load_imag
 # The project's one box drawer (eval.py --plots draws with it too).
 from ssd_support.drawing import draw_detections
 from ssd_support import detection_formats
-from ssd_support.files import write_atomically
+from ssd_support.files import RunOutputs, write_atomically
 from ssd_support.score_thresholds import class_min_scores, load_thresholds
 from ssd_support.video import AnnotatedVideoWriter, FrameDetectionsWriter, require_cv2
 
@@ -489,20 +489,35 @@ class DetectionExports:
         data.yaml (None: none)
     :param yolo_scores: the score as a sixth value of each YOLO line
     :param coco_file: one COCO json of every image (None: none)
+    :param outputs: the run's ssd_support.files.RunOutputs (inputs, --overwrite), which every file is checked by
     :raises ValueError: when the label map's labels are not 1..n (YOLO class ids)
     """
 
-    def __init__(self, label_map, image_root, voc_folder=None, yolo_folder=None, yolo_scores=False, coco_file=None):
+    def __init__(self, label_map, image_root, voc_folder=None, yolo_folder=None, yolo_scores=False, coco_file=None,
+                 outputs=None):
         self.label_map, self.image_root = label_map, image_root
         self.voc_folder, self.yolo_folder, self.yolo_scores, self.coco_file = (voc_folder, yolo_folder, yolo_scores,
                                                                                coco_file)
-        self.coco_images, self.placed, self.left_out, self.n_images = [], {"linked": 0, "copied": 0, "saved": 0}, 0, 0
-        if voc_folder:
-            os.makedirs(voc_folder, exist_ok=True)
-        if yolo_folder:
-            self.yolo_names = detection_formats.yolo_class_names(label_map)
-            for sub in ("images", "labels"):
-                os.makedirs(os.path.join(yolo_folder, sub), exist_ok=True)
+        self.outputs = RunOutputs() if outputs is None else outputs
+        self.coco_images, self.left_out, self.n_images = [], 0, 0
+        self.placed = {"in place": 0, "linked": 0, "copied": 0, "saved": 0}
+        self.voc = detection_formats.VocFolderWriter(voc_folder, image_root, self.outputs) if voc_folder else None
+        self.yolo = (detection_formats.YoloFolderWriter(yolo_folder, label_map, yolo_scores, self.outputs)
+                     if yolo_folder else None)
+
+    def check_before_writing(self, image_paths, stems):
+        """Refuse, before any work, the files this run may not write (ssd_support.files.RunOutputs): an existing
+        XML of --save-voc, an existing YOLO set, an existing --save-coco file, without --overwrite; an input, always.
+
+        :raises ssd_support.files.OutputRefused: one line naming the file
+        """
+        for path in self.voc.planned(image_paths) if self.voc else ():
+            self.outputs.check(path, "--save-voc")
+        if self.yolo:
+            self.yolo.check_before_writing()
+            self.yolo.planned(image_paths, stems)
+        if self.coco_file:
+            self.outputs.check(self.coco_file, "--save-coco")
 
     @property
     def active(self):
@@ -519,21 +534,10 @@ class DetectionExports:
         """
         self.n_images += 1
         self.left_out += sum(not detection_formats.has_area(detection["box"]) for detection in detections)
-        if self.voc_folder:
-            text, _ = detection_formats.voc_xml(detections, os.path.basename(path), image.width, image.height,
-                                                image_path=os.path.abspath(path))
-            write_atomically(os.path.join(self.voc_folder, stem + ".xml"), lambda file: file.write(text))
-        if self.yolo_folder:
-            extension = os.path.splitext(path)[1]
-            if extension.lower() in IMAGE_EXTENSIONS:
-                how = detection_formats.place_image(path, os.path.join(self.yolo_folder, "images", stem + extension))
-            else:  # a file named explicitly with another extension: YOLO readers find images by extension
-                image.save(os.path.join(self.yolo_folder, "images", stem + ".png"))
-                how = "saved"
-            self.placed[how] += 1
-            text, _ = detection_formats.yolo_label_lines(detections, self.label_map, image.width, image.height,
-                                                         self.yolo_scores)
-            write_atomically(os.path.join(self.yolo_folder, "labels", stem + ".txt"), lambda file: file.write(text))
+        if self.voc:
+            self.voc.add(path, detections, image.width, image.height)
+        if self.yolo:
+            self.placed[self.yolo.add(path, stem, image, detections)] += 1
         if self.coco_file:
             self.coco_images.append({"file_name": os.path.relpath(os.path.abspath(path), self.image_root).replace(
                 os.sep, "/"), "width": image.width, "height": image.height, "detections": detections})
@@ -545,19 +549,17 @@ class DetectionExports:
         """
         lines = []
         if self.voc_folder:
-            lines.append(f"--save-voc: {self.n_images} Pascal VOC XML files -> {self.voc_folder} (read back: python "
+            lines.append(f"--save-voc: {len(self.voc.written)} Pascal VOC XML files -> {self.voc_folder} (read back: python "
                          f"create_data_lists.py --annotations {self.voc_folder} --images {self.image_root})")
         if self.yolo_folder:
-            yaml_path = os.path.join(self.yolo_folder, "data.yaml")
-            text = detection_formats.yolo_data_yaml(self.yolo_names)
-            write_atomically(yaml_path, lambda file: file.write(text))
+            self.yolo.close()
             how = ", ".join(f"{count} {name}" for name, count in self.placed.items() if count)
             lines.append(f"--save-yolo: {self.n_images} images ({how or 'none'}) and YOLO label files, and data.yaml "
                          f"-> {self.yolo_folder} (read back: python create_data_lists.py --yolo {self.yolo_folder})")
         if self.coco_file:
             document, _ = detection_formats.coco_document(self.coco_images, self.label_map)
             text = detection_formats.coco_json_text(document)
-            write_atomically(self.coco_file, lambda file: file.write(text))
+            write_atomically(self.outputs.claim(self.coco_file, "--save-coco"), lambda file: file.write(text))
             lines.append(f"--save-coco: {len(document['images'])} images, {len(document['annotations'])} detections "
                          f"-> {self.coco_file} (file names relative to {self.image_root})")
         if self.left_out:
@@ -613,6 +615,10 @@ def parse_args(argv=None):
     formats.add_argument("--save-coco", default=None, metavar="FILE",
                          help="one COCO json of every image (images, categories, annotations with bbox and score; "
                               "pycocotools' COCO(FILE), and its annotations as results with loadRes)")
+    formats.add_argument("--overwrite", action="store_true",
+                         help="let --save-voc / --save-yolo / --save-coco replace files that exist (an earlier run's, "
+                              "or a data set's own XML, labels and data.yaml); without it they are refused before "
+                              "any work. An input is never replaced")
     parser.add_argument("--batch-size", type=int, default=8, help="images (or video frames) per forward pass")
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
     parser.add_argument("--backend", choices=("auto", "torch", "onnxruntime"), default="auto",
@@ -661,9 +667,15 @@ def main(argv=None):
     output = args.output or "output"
     os.makedirs(output, exist_ok=True)
     image_root = os.path.commonpath([os.path.dirname(os.path.abspath(path)) for path in files]) if files else "."
+    outputs = RunOutputs([*files, *videos, args.checkpoint, args.onnx, args.thresholds], args.overwrite)
     try:
         exports = DetectionExports(label_map, image_root, args.save_voc, args.save_yolo, args.save_scores,
-                                   args.save_coco)
+                                   args.save_coco, outputs)
+        planned = set()  # the files' names as the loops below give them: no annotated file may be an input
+        stems = [_output_stem(path, planned) for path in files + videos]
+        for stem, extension in ((stem, extension) for stem in stems for extension in (".jpg", ".json", ".mp4", ".webm")):
+            outputs.refuse_input(os.path.join(output, stem + "_detections" + extension), "--output")
+        exports.check_before_writing(files, stems)
     except ValueError as error:
         report(str(error))
         return 1
@@ -689,7 +701,11 @@ def main(argv=None):
             draw_detections(image, detections, label_map).save(stem + ".jpg", quality=92)
             with open(stem + ".json", "w") as file:
                 file.write(format_detections_json(detections, path, image.width, image.height))
-            exports.add(path, name, image, detections)
+            try:
+                exports.add(path, name, image, detections)
+            except ValueError as error:  # a file this run may not write (ssd_support.files.RunOutputs)
+                report(str(error))
+                return 1
             print(f"{path}: {len(detections)} objects -> {stem}.jpg")
     if exports.active and exports.n_images:
         for line in exports.close():
