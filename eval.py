@@ -47,13 +47,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ssd_support.coco_eval import coco_average_precision
-from ssd_support.detection_export import load_coco_ids, save_coco_detections
+from ssd_support.coco_eval import EMPTY_RESULTS_NOTE, coco_average_precision
+from ssd_support.detection_export import coco_ids_path, ground_truth_path, load_coco_ids, save_coco_detections
 from ssd_support.error_analysis import (N_PREDICTION_IMAGES, OPERATING_SCORE, operating_score_argument,
                                         save_error_plots)
 from ssd_support.images import image_size
 from model import EVAL_CANDIDATES_PER_CLASS, EVAL_MIN_SCORE, EVAL_NMS_IOU, EVAL_TOP_K
-from ssd_support.files import label_map_path, write_atomically
+from ssd_support.files import data_folder_files, label_map_path, refuse_inputs_as_outputs, write_atomically
 from ssd_support.score_thresholds import write_thresholds
 from ssd_support.voc_map import average_precisions_from_curves, precision_recall_curves
 from utils import average_precision
@@ -448,6 +448,14 @@ def main(argv=None):
     :return: exit status (0 on success, 1 on bad input)
     """
     args = parse_args(argv)
+    try:  # an output that is an input (the checkpoint, the lists) would be replaced by it: refused before any work
+        inputs = data_folder_files(args.data_folder) + [coco_ids_path(args.data_folder), args.checkpoint]
+        refuse_inputs_as_outputs(inputs, {"--output": args.output, "--save-detections": args.save_detections,
+                                          "--save-detections' ground truth": args.save_detections and
+                                          ground_truth_path(args.save_detections),
+                                          "--thresholds-out": args.thresholds_out})
+    except ValueError as error:
+        return _fail(str(error))
     # Checked before the model runs rather than after the whole pass.
     if args.metric != "voc" and importlib.util.find_spec("pycocotools") is None:
         return _fail(f"--metric {args.metric} needs pycocotools: pip install pycocotools")
@@ -532,10 +540,12 @@ def main(argv=None):
               f"images with the most errors (predictions/) written to {args.plots}")
     if args.save_detections:
         n_written, truth_path = save_coco_detections(args.save_detections, collected, image_sizes, label_map,
-                                                     coco_ids)
+                                                     coco_ids, image_paths=dataset.images)
         print(f"{n_written} detections (COCO results format) written to {args.save_detections}, "
-              + (f"with the image and category ids of {coco_ids['annotation_file']}" if coco_ids else
-                 f"their ground truth to {truth_path}"))
+              + (f"with the image and category ids of {coco_ids['annotation_file']}, " if coco_ids else "")
+              + f"the ground truth of the {args.split} split they are scored on to {truth_path}")
+        if not n_written:
+            print(EMPTY_RESULTS_NOTE)
     report_operating_points(args, collected, curves, label_map)
     return 0
 

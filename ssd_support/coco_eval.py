@@ -22,6 +22,11 @@ from utils import VOC_LABELS, make_label_map
 # per-image limit is applied here, keeping each image's best-scoring detections.
 COCO_MAX_DETECTIONS_PER_IMAGE = 100
 
+# What a COCO results file without a single detection means (pycocotools' loadRes cannot read an empty list: an
+# IndexError), said in one line where one is written.
+EMPTY_RESULTS_NOTE = ("Note: no detections, so the COCO results file is an empty list, which pycocotools' loadRes "
+                      "cannot read (IndexError); the COCO AP of no detections is 0 for every class with objects.")
+
 # pycocotools' summary order (COCOeval.stats) and the names this repository gives the twelve numbers.
 COCO_STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
 

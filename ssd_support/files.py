@@ -173,3 +173,23 @@ class RunOutputs:
                 relative.startswith(os.pardir + os.sep):
             raise OutputRefused(f"{name!r}: {what} would be written outside {folder}; refused")
         return os.path.join(folder, name)
+
+
+def refuse_inputs_as_outputs(inputs, outputs):
+    """Refuse, before any work, a run whose output is one of its inputs (``eval.py --output ckpt.pt``): the
+    input would be replaced by the output, exit 0. Paths that do not exist are inputs too (compared by name).
+
+    :param inputs: the files the run reads; None entries ignored
+    :param outputs: {option: the file it names}, e.g. {"--output": "ckpt.pt"}; None values ignored
+    :raises OutputRefused: one line naming the file, the option and the input
+    """
+    run = RunOutputs(inputs)
+    for option, path in outputs.items():
+        if path is not None:
+            run.refuse_input(path, option)
+
+
+def data_folder_files(data_folder):
+    """The files of a data folder's lists: every split's images and objects lists and label_map.json."""
+    return [path for split in SPLITS for path in (images_list_path(data_folder, split),
+                                                  objects_list_path(data_folder, split))] + [label_map_path(data_folder)]
