@@ -64,7 +64,7 @@ from ssd_support.drawing import draw_detections
 from ssd_support import detection_formats
 from ssd_support.files import RunOutputs, write_atomically
 from ssd_support.score_thresholds import class_min_scores, load_thresholds
-from ssd_support.video import AnnotatedVideoWriter, FrameDetectionsWriter, require_cv2
+from ssd_support.video import AnnotatedVideoWriter, FrameDetectionsWriter, frame_rate, require_cv2
 
 # torch is imported where the network runs, not here: detect.py --onnx runs on machines without torch.
 
@@ -245,9 +245,10 @@ def annotate_capture(capture, source, output_stem, detect_fn, label_map, batch_s
     """Detect objects in the frames of an opened capture and write the annotated video and the per-frame JSON.
 
     The video plays in browsers (ssd_support/video.py: H.264 MP4 where PyAV is installed, else VP9 WebM; the
-    capture's frame rate, 25 where it says none). Both files are written under temporary names and renamed when
-    complete. A video file that fails half-way leaves neither; a stream (``stream``) ended by Ctrl-C keeps both,
-    up to the last frame written: on a headless server that is how a stream is stopped.
+    capture's frame rate, or its timestamps' where it says none that can be believed: video.frame_rate). Both
+    files are written under temporary names and renamed when complete. A video file that fails half-way leaves
+    neither; a stream (``stream``) ended by Ctrl-C keeps both, up to the last frame written: on a headless server
+    that is how a stream is stopped.
 
     :param capture: an opened cv2.VideoCapture (anything with ``read() -> (ok, BGR frame)``; ``get`` for the fps)
     :param source: what the frames come from, for the JSON and the messages (the file, or "--webcam 0")
@@ -265,7 +266,10 @@ def annotate_capture(capture, source, output_stem, detect_fn, label_map, batch_s
     :raises ImportError: without OpenCV (or PyAV for codec "h264")
     """
     cv2 = require_cv2()
-    fps = (capture.get(cv2.CAP_PROP_FPS) if hasattr(capture, "get") else 0) or 25.0  # some sources do not say
+    # The capture's frame rate where it can be believed (browser recordings say 1000 fps), else its timestamps'.
+    fps, note = frame_rate(capture.get(cv2.CAP_PROP_FPS) if hasattr(capture, "get") else None, source)
+    if note:
+        print(note)
     video = log = None
     stopped, complete = False, False
     try:
