@@ -566,6 +566,8 @@ class DetectionExports:
             write_atomically(self.outputs.claim(self.coco_file, "--save-coco"), lambda file: file.write(text))
             lines.append(f"--save-coco: {len(document['images'])} images, {len(document['annotations'])} detections "
                          f"-> {self.coco_file} (file names relative to {self.image_root})")
+            if not document["annotations"]:
+                lines.append(detection_formats.EMPTY_RESULTS_NOTE)
         if self.left_out:
             lines.append(f"Note: {self.left_out} detection(s) of zero width or height (a box clamped onto the image's "
                          f"edge) are not in these files: no tool reads such a box as an object.")

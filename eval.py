@@ -47,8 +47,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ssd_support.coco_eval import EMPTY_RESULTS_NOTE, coco_average_precision
+from ssd_support.coco_eval import coco_average_precision
 from ssd_support.detection_export import coco_ids_path, ground_truth_path, load_coco_ids, save_coco_detections
+from ssd_support.detection_formats import EMPTY_RESULTS_NOTE
 from ssd_support.error_analysis import (N_PREDICTION_IMAGES, OPERATING_SCORE, operating_score_argument,
                                         save_error_plots)
 from ssd_support.images import image_size

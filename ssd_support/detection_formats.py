@@ -37,6 +37,11 @@ import xml.etree.ElementTree as ET
 from ssd_support.files import OutputRefused, RunOutputs, same_file, write_atomically
 from ssd_support.images import IMAGE_EXTENSIONS
 
+# What a COCO results list without a single detection means (pycocotools' loadRes cannot read an empty list: an
+# IndexError), said in one line wherever one is written (detect.py --save-coco, eval.py --save-detections).
+EMPTY_RESULTS_NOTE = ("Note: no detections, so the COCO results are an empty list, which pycocotools' loadRes "
+                      "cannot read (IndexError); the COCO AP of no detections is 0 for every class with objects.")
+
 # Ultralytics writes its label files' fractions with 6 decimals (about 5e-7 of the side: a 2000-pixel side is off by
 # at most 0.001 pixel).
 YOLO_DECIMALS = 6

@@ -154,6 +154,15 @@ def test_coco_json_loads_in_pycocotools_as_data_and_as_results(photos, tmp_path,
     assert evaluation.stats[0] == pytest.approx(1.0) and evaluation.stats[1] == pytest.approx(1.0)
 
 
+def test_a_coco_file_without_detections_says_that_loadres_cannot_read_them(photos, tmp_path, monkeypatch, capsys):
+    folder, _ = photos
+    monkeypatch.setattr(detect, "make_detector", lambda args: (lambda images: [[] for _ in images], LABEL_MAP, "none"))
+    path = tmp_path / "detections.json"
+    assert detect.main([str(folder), "--output", str(tmp_path / "out"), "--save-coco", str(path)]) == 0
+    assert "pycocotools' loadRes cannot read" in capsys.readouterr().out
+    assert json.loads(path.read_text())["annotations"] == []
+
+
 def test_the_per_image_json_names_its_image_and_size(photos, tmp_path):
     folder, expected = photos
     out = tmp_path / "out"
