@@ -19,7 +19,9 @@ The detections can also be written for other tools (ssd_support/detection_format
 Pascal VOC XML per image (labelImg, CVAT, Label Studio; create_data_lists.py --annotations DIR reads it back);
 --save-yolo DIR, a YOLO data set (images/ linked or copied, labels/ with "class cx cy w h" per line, the score
 as a sixth value with --save-scores, and data.yaml; create_data_lists.py --yolo DIR reads it back); --save-coco
-FILE, one COCO json (pycocotools' COCO(FILE); its annotations, with scores, also load as results).
+FILE, one COCO json (pycocotools' COCO(FILE); its annotations, with scores, also load as results). No input is
+ever replaced (a YOLO set's own images/ stay in place), and a file that exists is replaced only with --overwrite:
+both are refused before any image is processed (ssd_support.files.RunOutputs).
 
 A video file (named explicitly: .mp4, .avi, .mov, .mkv, .webm, ...) gives an annotated video that browsers play
 (ssd_support/video.py: <name>_detections.mp4, H.264, where PyAV is installed, else <name>_detections.webm, VP9

@@ -22,7 +22,8 @@ the devkit matches (ssd_support.error_analysis): confusion_matrix.png / .csv (ro
 "background", columns the detected classes and "missed"), f1_curve.png (precision, recall and F1 against the
 score) and predictions/ (the 16 images with the most false positives + misses, ground truth green, detections
 red, listed in predictions/index.json). --save-detections FILE writes the detections as a COCO results file
-(ssd_support.detection_export).
+and the ground truth of the scored split beside it (ssd_support.detection_export). An output that is one of the
+inputs (the checkpoint, the lists) is refused before any work.
 
 --operating-score S prints each class's precision, recall and F1 for the detections scoring >= S (a detector is
 deployed at 0.4, say, not at the 0.01 of the AP); --thresholds-out FILE writes, per class, the score that
@@ -410,9 +411,10 @@ def parse_args(argv=None):
                              "f1_curve.png and predictions/ (the 16 images with the most errors, drawn), these "
                              "three at --operating-score")
     parser.add_argument("--save-detections", default=None, metavar="FILE",
-                        help="write every image's detections (its best 100, COCO's rule) as a COCO results json; "
-                             "lists made from a COCO json get its image and category ids, others get the ground "
-                             "truth written beside FILE (FILE_ground_truth.json)")
+                        help="write every image's detections (its best 100, COCO's rule) as a COCO results json, "
+                             "and beside it the ground truth of the scored split (FILE_ground_truth.json, with file "
+                             "names and sizes): pycocotools on the two gives --metric coco's AP; lists made from a "
+                             "COCO json keep its image and category ids")
     parser.add_argument("--split", choices=("TEST", "VAL"), default="TEST",
                         help="the split to evaluate: TEST, or VAL (create_data_lists.py --val-fraction), where "
                              "thresholds should be chosen")
