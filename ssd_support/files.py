@@ -191,5 +191,6 @@ def refuse_inputs_as_outputs(inputs, outputs):
 
 def data_folder_files(data_folder):
     """The files of a data folder's lists: every split's images and objects lists and label_map.json."""
-    return [path for split in SPLITS for path in (images_list_path(data_folder, split),
-                                                  objects_list_path(data_folder, split))] + [label_map_path(data_folder)]
+    lists = [path for split in SPLITS
+             for path in (images_list_path(data_folder, split), objects_list_path(data_folder, split))]
+    return lists + [label_map_path(data_folder)]

@@ -125,15 +125,19 @@ def test_every_image_reads_back_with_its_own_boxes(seed, tmp_path, monkeypatch):
     with contextlib.redirect_stdout(io.StringIO()):
         assert detect.main(list(images) + ["--output", str(tmp_path / "out"), "--save-voc", voc, "--save-yolo", yolo,
                                            "--save-coco", coco, "--batch-size", "16"]) == 0
-        # The read-backs the README gives (detect.py prints them too).
-        assert create_data_lists.main(["--annotations", voc, "--images", root, "--test-fraction", "0", "--output",
-                                       str(tmp_path / "from_voc")]) == 0
+        # The read-backs the README gives (detect.py prints them, with the images' common folder).
+        image_root = os.path.commonpath([os.path.dirname(os.path.abspath(path)) for path in images])
+        assert create_data_lists.main(["--annotations", voc, "--images", image_root, "--test-fraction", "0",
+                                       "--output", str(tmp_path / "from_voc")]) == 0
         assert create_data_lists.main(["--yolo", yolo, "--output", str(tmp_path / "from_yolo")]) == 0
         ground_truth = COCO(coco)
     check(lists_read_back(tmp_path / "from_voc"), images, "voc")
     check(lists_read_back(tmp_path / "from_yolo"), images, "yolo")
     names = {category["id"]: category["name"] for category in ground_truth.loadCats(ground_truth.getCatIds())}
-    check({os.path.join(root, image["file_name"]): [
-        (names[a["category_id"]], [a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]])
-        for a in ground_truth.loadAnns(ground_truth.getAnnIds(imgIds=[image["id"]]))]
-        for image in ground_truth.loadImgs(ground_truth.getImgIds())}, images, "coco")
+    read = {}
+    for image in ground_truth.loadImgs(ground_truth.getImgIds()):
+        annotations = ground_truth.loadAnns(ground_truth.getAnnIds(imgIds=[image["id"]]))
+        read[os.path.join(image_root, image["file_name"])] = [
+            (names[a["category_id"]], [a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2],
+                                       a["bbox"][1] + a["bbox"][3]]) for a in annotations]
+    check(read, images, "coco")
