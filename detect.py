@@ -555,8 +555,8 @@ class DetectionExports:
         """
         lines = []
         if self.voc_folder:
-            lines.append(f"--save-voc: {len(self.voc.written)} Pascal VOC XML files -> {self.voc_folder} (read back: python "
-                         f"create_data_lists.py --annotations {self.voc_folder} --images {self.image_root})")
+            lines.append(f"--save-voc: {len(self.voc.written)} Pascal VOC XML files -> {self.voc_folder} (read back: "
+                         f"python create_data_lists.py --annotations {self.voc_folder} --images {self.image_root})")
         if self.yolo_folder:
             self.yolo.close()
             how = ", ".join(f"{count} {name}" for name, count in self.placed.items() if count)
@@ -681,8 +681,9 @@ def main(argv=None):
                                    args.save_coco, outputs)
         planned = set()  # the files' names as the loops below give them: no annotated file may be an input
         stems = [_output_stem(path, planned) for path in files + videos]
-        for stem, extension in ((stem, extension) for stem in stems for extension in (".jpg", ".json", ".mp4", ".webm")):
-            outputs.refuse_input(os.path.join(output, stem + "_detections" + extension), "--output")
+        for stem in stems:
+            for extension in (".jpg", ".json", ".mp4", ".webm"):
+                outputs.refuse_input(os.path.join(output, stem + "_detections" + extension), "--output")
         exports.check_before_writing(files, stems)
     except ValueError as error:
         report(str(error))
