@@ -294,7 +294,7 @@ class YoloFolderWriter:
         self.folder, self.label_map, self.scores, self.outputs = folder, label_map, scores, outputs
         self.names = yolo_class_names(label_map)
         self.labels = {}  # label file -> the image it belongs to
-        self.listed = {}  # folder -> the image files in it when first looked at
+        self.listed = {}  # folder -> {stem: the image files in it when first looked at}
         for sub in ("images", "labels"):
             os.makedirs(os.path.join(folder, sub), exist_ok=True)
 
@@ -376,13 +376,14 @@ class YoloFolderWriter:
         """An image file beside ``destination`` with its name but another extension (the reader would give it the
         same label file), that was there before this run; or None."""
         folder, name = os.path.split(os.path.abspath(destination))
-        if folder not in self.listed:
-            names = os.listdir(folder) if os.path.isdir(folder) else []
-            self.listed[folder] = [os.path.join(folder, n) for n in names
-                                   if os.path.splitext(n)[1].lower() in IMAGE_EXTENSIONS]
-        stem = os.path.splitext(name)[0]
-        return next((path for path in self.listed[folder] if os.path.splitext(os.path.basename(path))[0] == stem
-                     and not same_file(path, destination)), None)
+        if folder not in self.listed:  # {stem: the image files of that stem}, listed once
+            self.listed[folder] = {}
+            for other in os.listdir(folder) if os.path.isdir(folder) else []:
+                other_stem, extension = os.path.splitext(other)
+                if extension.lower() in IMAGE_EXTENSIONS:
+                    self.listed[folder].setdefault(other_stem, []).append(os.path.join(folder, other))
+        return next((path for path in self.listed[folder].get(os.path.splitext(name)[0], [])
+                     if not same_file(path, destination)), None)
 
     def close(self):
         """Write data.yaml. :return: its path"""

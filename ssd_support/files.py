@@ -114,19 +114,26 @@ class RunOutputs:
 
     def __init__(self, inputs=(), overwrite=False, hint="give --overwrite to replace it, or write elsewhere"):
         self.inputs = [os.fspath(path) for path in inputs if path is not None]
-        self._input_keys = {_key(path) for path in self.inputs}
+        self._input_keys = {_key(path): path for path in self.inputs}
+        self._input_files = {}  # (device, inode) of each existing input: a hard link to one is that input too
+        for path in self.inputs:
+            try:
+                status = os.stat(path)
+            except OSError:
+                continue
+            self._input_files.setdefault((status.st_dev, status.st_ino), path)
         self.overwrite, self.hint = overwrite, hint
         self.written = set()
 
     def input_of(self, path):
         """The input that ``path`` names (the same path or the same file), or None."""
         if _key(path) in self._input_keys:
-            return next(name for name in self.inputs if _key(name) == _key(path))
-        if os.path.exists(path):
-            for name in self.inputs:
-                if os.path.exists(name) and same_file(path, name):
-                    return name
-        return None
+            return self._input_keys[_key(path)]
+        try:
+            status = os.stat(path)
+        except OSError:
+            return None
+        return self._input_files.get((status.st_dev, status.st_ino))
 
     def refuse_input(self, path, what="output"):
         """Refuse ``path`` as an output when it is one of the run's inputs (whether or not --overwrite).
