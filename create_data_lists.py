@@ -74,7 +74,7 @@ from ssd_support.images import image_size_and_frames
 from ssd_support.yolo_format import YoloDataError, read_yolo_dataset
 from ssd_support.toy_data import make_toy_coco_dataset, make_toy_dataset
 from ssd_support.data_statistics import write_data_statistics
-from ssd_support.files import images_list_path, label_map_path, objects_list_path, write_atomically
+from ssd_support.files import images_list_path, label_map_path, objects_list_path, read_json, write_atomically
 from utils import VOC_LABELS, make_label_map
 
 SPLITS = ("TRAIN", "TEST")
@@ -972,10 +972,9 @@ def load_coco_json(json_path):
     if not os.path.isfile(json_path):
         raise DataListError(f"{json_path}: annotation file not found")
     try:
-        with open(json_path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise DataListError(f"{json_path}: not valid JSON ({error})") from None
+        data = read_json(json_path)
+    except ValueError as error:  # JSONFileError: broken, too deeply nested, not UTF-8
+        raise DataListError(str(error)) from None
     if not isinstance(data, dict):
         raise DataListError(f"{json_path}: expected a JSON object with {', '.join(COCO_KEYS)}")
     for key in COCO_KEYS:

@@ -211,7 +211,8 @@ def check_network_config(path, config, state_dict):
         if tuple(tensor.shape) != shape:
             why = ""
             if name.startswith("pred_convs.cl_") and name.endswith((".weight", ".bias")):
-                fmap = next(f for f in ssd_config(base, image_size).feature_maps if name.split(".")[1] == f"cl_{f.name}")
+                fmap = next(fmap for fmap in ssd_config(base, image_size).feature_maps
+                            if name.split(".")[1] == f"cl_{fmap.name}")
                 why = f" = {priors_per_location(fmap)} priors per location x {n_classes} classes"
             raise ValueError(f"{path}: model {name} has shape {tuple(tensor.shape)}, but the config's {network} "
                              f"needs {shape}{why}")

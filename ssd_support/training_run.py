@@ -5,7 +5,6 @@ and keeping best.pt, the summary, and the product half of train.py's command lin
 """
 
 import glob
-import json
 import os
 import signal
 import sys
@@ -23,7 +22,7 @@ from ssd_support.checkpoints import (BEST_CHECKPOINT, CheckpointWriteError, Trai
                                      save_checkpoint)
 from ssd_support.distributed import all_ranks_sum
 from ssd_support.error_analysis import OPERATING_SCORE, operating_score_argument
-from ssd_support.files import has_split, images_list_path, objects_list_path, write_json_atomically
+from ssd_support.files import has_split, images_list_path, objects_list_path, read_json, write_json_atomically
 from ssd_support.resumable_loader import DataLoadError, loader_error_message
 from ssd_support.run_log import LogWriteError, cannot_write
 
@@ -143,9 +142,8 @@ def use_amp_on(device, amp, amp_on_cpu):
 def split_size(data_folder, split):
     """Number of images in ``<data_folder>/<split>_images.json`` (0 when the file is missing or unreadable)."""
     try:
-        with open(images_list_path(data_folder, split)) as file:
-            return len(json.load(file))
-    except (OSError, ValueError):
+        return len(read_json(images_list_path(data_folder, split)))
+    except (OSError, ValueError, TypeError):  # TypeError: a JSON number instead of a list
         return 0
 
 
@@ -156,8 +154,7 @@ def check_evaluation_split(data_folder, split):
     :raises TrainingSetupError: one line naming ``<split>_objects.json`` when it holds no such object
     """
     path = objects_list_path(data_folder, split)
-    with open(path) as file:
-        entries = json.load(file)
+    entries = read_json(path)
     if not any(not difficult for entry in entries for difficult in entry.get("difficulties", [])):
         raise TrainingSetupError(f"--eval-every: {path} holds no object that is not difficult, so its mAP is "
                                  f"undefined (recall counts non-difficult objects only); give the {split} split "
