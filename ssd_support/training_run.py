@@ -20,7 +20,7 @@ import torch.distributed as dist
 from ssd_support.checkpoints import (BEST_CHECKPOINT, CheckpointWriteError, TrainingSetupError, checkpoint_path,
                                      make_checkpoint, read_checkpoint, save_atomically,
                                      save_checkpoint)
-from ssd_support.distributed import all_ranks_sum
+from ssd_support.distributed import DEFAULT_TIMEOUT_MINUTES, all_ranks_sum
 from ssd_support.error_analysis import OPERATING_SCORE, operating_score_argument
 from ssd_support.files import has_split, images_list_path, objects_list_path, read_json, write_json_atomically
 from ssd_support.resumable_loader import DataLoadError, loader_error_message
@@ -413,6 +413,10 @@ def add_run_options(parser):
                      help="use --amp on a CPU too (without fast bf16/fp16 units a step is 20-40x slower)")
     run.add_argument("--amp-dtype", choices=("bf16", "fp16"), default="bf16",
                      help="autocast dtype; fp16 also uses a GradScaler, bf16 needs none")
+    run.add_argument("--dist-timeout-minutes", type=float, default=DEFAULT_TIMEOUT_MINUTES, metavar="M",
+                     help="under torchrun: how long the other processes wait for rank 0 while it evaluates "
+                          f"(--eval-every) or saves, before the job is stopped (default {DEFAULT_TIMEOUT_MINUTES}; "
+                          "NCCL's own is 10)")
     run.add_argument("--checkpoint-dir", default="checkpoints",
                      help="where checkpoints (ssd300_iter_N.pt), train_log.csv, train_summary.json and "
                           "loss_curve.png go")
@@ -459,6 +463,8 @@ def check_run_options(parser, args):
             parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     if args.eval_every < 0 or args.workers < 0 or args.patience < 0:
         parser.error("--eval-every, --workers and --patience cannot be negative")
+    if not args.dist_timeout_minutes > 0:
+        parser.error(f"--dist-timeout-minutes must be positive, got {args.dist_timeout_minutes}")
     if args.eval_batch_size < 1:
         parser.error(f"--eval-batch-size must be at least 1, got {args.eval_batch_size}")
     if args.patience and not args.eval_every:
