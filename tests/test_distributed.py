@@ -12,7 +12,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from model import SSD300
-from ssd_support import distributed
 from ssd_support.checkpoints import TrainingSetupError
 from ssd_support.cpu_layout import channels_last_convolutions
 from ssd_support.distributed import DEFAULT_TIMEOUT_MINUTES, setup_distributed
