@@ -51,7 +51,7 @@ from ssd_support.run_log import RunLog, ThroughputMeter, require_tensorboard
 from ssd_support.split_loss import SplitLoss
 from ssd_support.training_run import (CheckpointWriteError, DataLoadError, LogWriteError, NonFiniteLossError,
                                       StopRequest, TrainingRun, TrainingSetupError, add_run_options,
-                                      check_evaluation_split, check_run_options, claim_checkpoint_dir,
+                                      check_evaluation_split, check_run_options, choose_amp_dtype, claim_checkpoint_dir,
                                       evaluation_split, split_size, stop_on_signals, use_amp_on)
 
 
@@ -601,7 +601,10 @@ def prepare_training(args, dist_info):
         freeze_backbone_stages(model, 5 - args.freeze_base)  # before the optimizer: frozen weights are left out
     optimizer = make_optimizer(args.optimizer, make_param_groups(model, args.weight_decay, args.bias_lr_mult),
                                args.lr, args.momentum)
-    amp_dtype = torch.bfloat16 if args.amp_dtype == "bf16" else torch.float16
+    capability = torch.cuda.get_device_capability(device) if device.type == "cuda" else None
+    amp_dtype, amp_note = choose_amp_dtype(args.amp_dtype, device.type, capability)
+    if args.amp and amp_note and is_main:
+        print(amp_note, file=sys.stderr, flush=True)
     # fp16 has too few exponent bits for small gradients, hence the loss scaling; bf16 has float32's range.
     scaler = torch.amp.GradScaler(device.type, enabled=args.amp and amp_dtype == torch.float16)
 

@@ -139,6 +139,33 @@ def use_amp_on(device, amp, amp_on_cpu):
     return amp
 
 
+# bfloat16 runs at full speed from NVIDIA's Ampere (compute capability 8.0) on; older GPUs (T4 7.5, V100 7.0)
+# emulate it, slower than float16 and often than float32.
+BF16_MIN_CAPABILITY = (8, 0)
+
+
+def choose_amp_dtype(requested, device_type, capability=None):
+    """The autocast dtype of --amp: bfloat16 where the device runs it fast, else float16 (with a GradScaler).
+
+    :param requested: --amp-dtype: None (the default: pick), "bf16" or "fp16"
+    :param device_type: "cuda" or "cpu"
+    :param capability: (major, minor) compute capability of the CUDA GPU (``torch.cuda.get_device_capability``),
+        None elsewhere
+    :return: (torch.bfloat16 or torch.float16, a one-line note for the user or None)
+    """
+    if requested == "fp16":
+        return torch.float16, None
+    slow_bf16 = device_type == "cuda" and capability is not None and tuple(capability) < BF16_MIN_CAPABILITY
+    gpu = f"this GPU (compute capability {'.'.join(map(str, capability or ()))})"
+    if slow_bf16 and requested is None:
+        return torch.float16, (f"train.py: --amp: {gpu} has no fast bfloat16, so the forward pass runs in float16 "
+                               f"with a GradScaler (--amp-dtype bf16 insists on bfloat16)")
+    if slow_bf16:
+        return torch.bfloat16, (f"train.py: warning: --amp-dtype bf16: {gpu} emulates bfloat16, slower than "
+                                f"--amp-dtype fp16")
+    return torch.bfloat16, None
+
+
 def split_size(data_folder, split):
     """Number of images in ``<data_folder>/<split>_images.json`` (0 when the file is missing or unreadable)."""
     try:
@@ -411,8 +438,9 @@ def add_run_options(parser):
                      help="mixed precision (autocast) for the forward pass; on a CPU only with --amp-on-cpu")
     run.add_argument("--amp-on-cpu", action="store_true",
                      help="use --amp on a CPU too (without fast bf16/fp16 units a step is 20-40x slower)")
-    run.add_argument("--amp-dtype", choices=("bf16", "fp16"), default="bf16",
-                     help="autocast dtype; fp16 also uses a GradScaler, bf16 needs none")
+    run.add_argument("--amp-dtype", choices=("bf16", "fp16"), default=None,
+                     help="autocast dtype (default: bf16, or fp16 on GPUs older than Ampere, which emulate bf16 "
+                          "slowly); fp16 also uses a GradScaler, bf16 needs none")
     run.add_argument("--dist-timeout-minutes", type=float, default=DEFAULT_TIMEOUT_MINUTES, metavar="M",
                      help="under torchrun: how long the other processes wait for rank 0 while it evaluates "
                           f"(--eval-every) or saves, before the job is stopped (default {DEFAULT_TIMEOUT_MINUTES}; "
