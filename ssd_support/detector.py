@@ -91,9 +91,8 @@ class SSDDetector(nn.Module):
         image, and every decoded box with them. The exact priors are the config's (``create_prior_boxes``); they
         replace the network's only where rounding them gives the network's, so no other priors are lost.
         """
-        priors = getattr(self.network, "priors_cxcy", None)
-        if not isinstance(self.network, nn.Module) or "priors_cxcy" not in self.network._buffers or \
-                priors.dtype not in (torch.float16, torch.bfloat16):
+        priors = self.network._buffers.get("priors_cxcy") if isinstance(self.network, nn.Module) else None
+        if priors is None or priors.dtype not in (torch.float16, torch.bfloat16):
             return
         exact = create_prior_boxes(self.network.config).to(priors.device)
         if torch.equal(exact.to(priors.dtype), priors):
