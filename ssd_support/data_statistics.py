@@ -29,7 +29,6 @@ against 7.9-8.0 s for box_iou with every prior in chunks (143x and 155x in two r
 SSD512 (341x, 416x); the largest IoU difference 5e-7 (float32 rounding).
 """
 
-import json
 import os
 import sys
 
@@ -39,7 +38,7 @@ from torchvision.ops import box_convert, box_iou
 
 import model
 from ssd_support.files import label_map_path, has_split, images_list_path, objects_list_path, SPLITS
-from ssd_support.files import write_atomically, write_json_atomically
+from ssd_support.files import read_json, write_atomically, write_json_atomically
 from ssd_support.images import image_size as upright_image_size
 
 STATISTICS_JSON = "statistics.json"
@@ -182,16 +181,14 @@ def read_lists(data_folder):
     path = label_map_path(data_folder)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: not found (run create_data_lists.py to make the data lists)")
-    with open(path) as file:
-        label_map = json.load(file)
+    label_map = read_json(path)
     lists = {}
     for split in SPLITS:
         if not has_split(data_folder, split):
             continue
-        with open(images_list_path(data_folder, split)) as file:
-            images = [os.path.normpath(os.path.join(data_folder, image)) for image in json.load(file)]
-        with open(objects_list_path(data_folder, split)) as file:
-            objects = json.load(file)
+        images = [os.path.normpath(os.path.join(data_folder, image))
+                  for image in read_json(images_list_path(data_folder, split))]
+        objects = read_json(objects_list_path(data_folder, split))
         if len(images) != len(objects):
             raise ValueError(f"{objects_list_path(data_folder, split)}: {len(objects)} entries for "
                              f"{len(images)} images in {images_list_path(data_folder, split)}")

@@ -10,11 +10,10 @@ ids the labels, as eval.py --metric coco builds them. (The original COCO json ag
 of it: not for a VAL split drawn from it, nor when --skip-bad left images out.)
 """
 
-import json
 import os
 
 from ssd_support.coco_eval import COCO_MAX_DETECTIONS_PER_IMAGE, build_coco_detections, build_coco_ground_truth
-from ssd_support.files import images_list_path, write_json_atomically
+from ssd_support.files import images_list_path, read_json, write_json_atomically
 
 # Beside the lists: {"annotation_files": {split: json path}, "categories": {class name: category id},
 # "images": {split: {image path as the split's list holds it: image id}}}
@@ -58,12 +57,10 @@ def load_coco_ids(data_folder, split, label_map):
     path = coco_ids_path(data_folder)
     if not os.path.isfile(path):
         return None
-    with open(path) as file:
-        document = json.load(file)
+    document = read_json(path)
     source_split = "TRAIN" if split == "VAL" else split
     known = document.get("images", {}).get(source_split, {})
-    with open(images_list_path(data_folder, split)) as file:
-        listed = json.load(file)
+    listed = read_json(images_list_path(data_folder, split))
     image_ids = [known.get(entry) for entry in listed]
     missing = [entry for entry, image_id in zip(listed, image_ids) if image_id is None]
     if len(missing) == len(listed):

@@ -1,5 +1,5 @@
-"""Files: the one atomic writer, the names of the list files, JSON without NaN, and the byte-order marks
-of text files.
+"""Files: the one atomic writer, the names of the list files, JSON without NaN, the one reader of JSON files, the
+byte-order marks of text files, and the rule every writer follows (RunOutputs).
 
 A leaf of ``ssd_support`` (no project imports), so that every lesson module and every product layer can use it.
 """
@@ -225,3 +225,41 @@ def data_folder_files(data_folder):
     lists = [path for split in SPLITS
              for path in (images_list_path(data_folder, split), objects_list_path(data_folder, split))]
     return lists + [label_map_path(data_folder)]
+
+
+class JSONFileError(ValueError):
+    """A JSON file (or text) that cannot be parsed; the message is one line naming it."""
+
+
+def parse_json(text, where):
+    """``json.loads`` with every way the text can fail to parse as one line naming ``where``.
+
+    ``json`` raises JSONDecodeError for broken syntax, but RecursionError for deep nesting (``[[[[...`` some
+    thousand times: a few KB of text) and plain ValueError for other text it refuses; all of them become this.
+
+    :param text: str or UTF-8 bytes
+    :param where: the file (or "FILE metadata KEY") the text comes from, for the message
+    :return: the parsed value
+    :raises JSONFileError: "WHERE: not valid JSON (...)"
+    """
+    try:
+        return json.loads(text)
+    except RecursionError:
+        reason = "nested too deeply"
+    except UnicodeDecodeError as error:
+        reason = f"not UTF-8 text: byte {error.start}"
+    except ValueError as error:  # JSONDecodeError is one
+        reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+    raise JSONFileError(f"{where}: not valid JSON ({reason})")
+
+
+def read_json(path):
+    """Read a JSON file a user gives (a label map, data lists, a thresholds file): the project's one JSON reader.
+
+    :param path: the file
+    :return: the parsed value
+    :raises JSONFileError: one line naming the file, for any text that is not JSON (parse_json)
+    :raises OSError: when the file cannot be opened (FileNotFoundError...), for the caller to name the fix
+    """
+    with open(path, "rb") as file:
+        return parse_json(file.read(), path)

@@ -1,0 +1,18 @@
+"""What a checkpoint or an exported ONNX file may ask for: the bounds every loader checks before it builds anything.
+
+A checkpoint's config (and an ONNX file's metadata) decides how much memory a loader allocates: the class heads
+grow with ``n_classes`` (about 0.5 MB of float32 weights per class for SSD300) and the input batch with the square
+of ``image_size``. A file from elsewhere is checked against these bounds, and against its own tensors, first
+(``ssd_support.checkpoints.check_network_config``, ``ssd_support.onnx_detector.OnnxDetector``).
+
+A leaf of ``ssd_support`` without torch: the ONNX runner imports it on devices that have no torch.
+"""
+
+# Classes a network may have, background included: at least one object class; at most enough for LVIS (1,203
+# classes) with room to spare. A checkpoint's heads hold ~0.5 MB per class (SSD300), ~1 GB at the bound.
+MIN_CLASSES = 2
+MAX_CLASSES = 2000
+
+# The networks there are (model.CONFIGS): the input sides, and the bases.
+IMAGE_SIZES = (300, 512)
+BASES = ("vgg16", "resnet50")
