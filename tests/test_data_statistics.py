@@ -114,7 +114,7 @@ def test_coverage_is_0_for_specks_1_for_priors_and_the_poor_classes_are_named(pr
     speck = next(line for line in lines if "speck" in line)
     assert "0.0% of 3 objects covered; 3 not" in speck and "near 0.0133" in speck and "smallest is 0.1 (30 px)" in speck
     assert "50.0% of 2 objects covered; 1 not" in next(line for line in lines if "mixed" in line)
-    assert "Prior coverage (SSD300, 8732 priors" in printed and "45.5% of 11 objects" in printed
+    assert "Prior coverage (VGG16 SSD300, 8732 priors" in printed and "45.5% of 11 objects" in printed
 
 
 def test_image_size_512_measures_against_ssd512s_priors(prior_tree, tmp_path, capsys):
@@ -123,7 +123,7 @@ def test_image_size_512_measures_against_ssd512s_priors(prior_tree, tmp_path, ca
     per_class = statistics["all_splits"]["per_class"]
     assert per_class["small"]["covered"] == 2 and per_class["speck"]["covered"] == 0
     assert "small" not in {entry["class"] for entry in statistics["poorly_covered_classes"]}
-    assert "Prior coverage (SSD512, 24564 priors" in printed
+    assert "Prior coverage (VGG16 SSD512, 24564 priors" in printed
     assert "smallest is 0.07 (36 px)" in printed  # 0.07 * 512 = 35.8 px
 
 
