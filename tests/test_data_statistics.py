@@ -216,21 +216,16 @@ def tiny_tree(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def coco_priors_checkpoint(tmp_path_factory):
-    """What convert_weights.py --from torchvision_coco writes, from torchvision's ssd300_vgg16 with random weights:
-    a checkpoint whose config names torchvision's COCO priors."""
-    import convert_weights
-    from torchvision.models.detection import ssd300_vgg16
-    from ssd_support import weights
+def coco_priors_checkpoint(tmp_path_factory, save_checkpoint):
+    """A checkpoint in train.py's format of a VGG16 SSD300 (random weights) with torchvision's COCO priors, the
+    priors that convert_weights.py --from torchvision_coco gives its checkpoint and train.py --init-from passes on."""
+    from ssd_support.weights import TORCHVISION_COCO_PRIORS
 
-    folder = tmp_path_factory.mktemp("coco_priors")
     torch.manual_seed(0)
-    weights_file = folder / weights.TORCHVISION_COCO_FILE
-    torch.save(ssd300_vgg16(weights=None, weights_backbone=None, num_classes=91).state_dict(), weights_file)
-    output = folder / "ssd300_vgg16_coco.pt"
-    assert convert_weights.main(["--from", "torchvision_coco", "--file", str(weights_file),
-                                 "--output", str(output)]) == 0
-    return str(output)
+    network = model.build_ssd(3, base="vgg16", image_size=300)
+    network.use_priors(TORCHVISION_COCO_PRIORS)
+    path = tmp_path_factory.mktemp("coco_priors") / "ssd300_coco_priors.pt"
+    return save_checkpoint(path, network, {"background": 0, "tiny": 1, "fit": 2})
 
 
 def tiny_coverage(tiny_tree, output, capsys, *options):
