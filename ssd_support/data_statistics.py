@@ -17,6 +17,18 @@ but to that one poorly fitting prior only. A class under 90% (``WELL_COVERED``)
 is named in the printed summary, with the median size and aspect ratio of its poorly covered objects against the
 smallest prior scale and the priors' aspect ratios: the scale or ratio that would fit them.
 
+Which priors. The report describes the network the user will train (:func:`coverage_network`, create_data_lists.py's
+flags): the VGG16 SSD300 by default, ``--base resnet50`` (NVIDIA's priors: 21 to 315 pixels, centres every 8, 16,
+32, 64, 100, 300 pixels), ``--image-size 512``, or ``--priors-from CHECKPOINT``, the checkpoint to fine-tune from
+(train.py --init-from gives the new network that checkpoint's priors: convert_weights.py --from torchvision_coco
+writes torchvision's COCO priors, 0.07 to 1.05 of the side, into its config), read safely through
+``ssd_support.checkpoints.read_checkpoint``. The same objects are measured against the priors of every other
+network the project trains (:func:`alternative_networks`), so that the advice for a poorly covered class names,
+with its measured coverage, each network that covers more of it ("the ResNet-50 SSD300 (--base resnet50) covers
+100% of the class's objects"); objects smaller than every network's smallest prior get the n x n tiling
+(:func:`tiled_boxes`, n in TILE_COUNTS) that covers most of them, measured against the network's own priors. A
+class without objects is neither covered nor poorly covered: it is named as such.
+
 The best IoU of each object with the priors (:func:`best_prior_overlaps`) does not compare it with all 8732
 (SSD300) or 24,564 (SSD512) priors. The priors of one feature map and one shape differ only in their centres,
 which lie on a grid (a product of x centres and y centres); the overlap of two boxes of fixed sizes along one axis
