@@ -369,8 +369,8 @@ def fitting_advice(median_scale, median_ratio, config, better=None, tiles=None):
     :param config: the network's model.SSDConfig
     :param better: the other networks whose priors cover more of the class's objects than this one's, most first:
         [{"network" (its name), "options" (how to train it), "coverage"}] (measured: :func:`compute_statistics`)
-    :param tiles: None, or the measured coverage of the class's objects by this network when every image is cut
-        into tiles: {"network", "tiles" (per side), "coverage"}
+    :param tiles: None, or the measured coverage of the class's poorly covered objects by this network when every
+        image is cut into tiles: {"network", "tiles" (per side), "coverage"}
     :return: a phrase naming the scale or aspect ratio they would need against the priors' range, then the better
         network and the tiles, with their coverage
     """
@@ -395,7 +395,7 @@ def fitting_advice(median_scale, median_ratio, config, better=None, tiles=None):
     if tiles is not None:
         advice += (f"; smaller than every network's smallest prior: cut into {tiles['tiles']} x {tiles['tiles']} "
                    f"tiles (objects {tiles['tiles']} times larger in the input), the {tiles['network']} covers "
-                   f"{100 * tiles['coverage']:.0f}% of them")
+                   f"{100 * tiles['coverage']:.0f}% of those not covered")
     return advice
 
 
@@ -529,7 +529,7 @@ def _all_splits_coverage(per_object, classes, label_map, network, others):
                             key=lambda other: -other["coverage"])  # stable: the order of alternative_networks
             best_coverage = max([entry["coverage"]] + list(entry["other_networks"].values()))
             if best_coverage < WELL_COVERED and median_scale < smallest:
-                tiles = _tiled_coverage(per_object["boxes"][of_class], network)
+                tiles = _tiled_coverage(per_object["boxes"][poor], network)
         entry["poorly_covered"] = {"objects": int(poor.sum()), "median_scale": median_scale,
                                    "median_aspect_ratio": median_ratio, "better_networks": better, "tiles": tiles,
                                    "advice": None if median_scale is None else
@@ -736,8 +736,8 @@ def write_data_statistics(data_folder, split_statistics, image_size=300, out=Non
     - ``all_splits``: {"objects", "covered", "coverage", "per_class": {class: {"objects", "covered", "coverage",
       "median_best_iou", "other_networks": {network: coverage}, "poorly_covered": {"objects", "median_scale",
       "median_aspect_ratio", "better_networks" ([{"network", "options", "coverage"}] of the other networks that
-      cover more of the class, most first), "tiles" ({"network", "tiles" per side, "coverage"} when
-      they are smaller than every network's smallest prior; else null), "advice"}}}}, the splits together; scales
+      cover more of the class, most first), "tiles" ({"network", "tiles" per side, "coverage" of these
+      objects} when they are smaller than every network's smallest prior; else null), "advice"}}}}, the splits together; scales
       are sqrt(w h) as fractions of the image side, ratios w / h in the resized input;
     - ``poorly_covered_classes``: [{"class", "objects", "coverage", "poorly_covered" (objects not covered),
       "median_scale", "median_aspect_ratio" (of those), "better_networks", "tiles", "advice"}] for each class under

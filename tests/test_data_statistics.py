@@ -334,3 +334,4 @@ def test_specks_smaller_than_every_prior_get_a_measured_tiling(prior_tree, tmp_p
         iou, _ = data_statistics.best_prior_overlaps_all_pairs(data_statistics.tiled_boxes(specks, n), priors)
         assert (iou >= 0.5).double().mean().item() <= tiles["coverage"]
     assert tiles["coverage"] > 0 and f"cut into {tiles['tiles']} x {tiles['tiles']} tiles" in speck["advice"]
+    assert f"covers {100 * tiles['coverage']:.0f}% of those not covered" in speck["advice"]
