@@ -609,8 +609,8 @@ def _plot_coverage(axis, statistics, classes, label_size):
     axis.invert_yaxis()
     axis.set_xlim(0, 1)
     axis.set_xlabel(f"share of objects with a prior at IoU >= {network['iou_threshold']:g}")
-    axis.set_title(f"Prior coverage ({network.get('description', network['name'])}, {network['priors']} priors)",
-                   fontsize=9)
+    title = f"Prior coverage ({network.get('description', network['name'])}, {network['priors']} priors)"
+    axis.set_title(title, fontsize=None if len(title) <= 45 else 8)  # a --priors-from path can be long
     axis.legend(fontsize=8, loc="lower right")
 
 
