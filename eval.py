@@ -50,15 +50,13 @@ import json
 import os
 import sys
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
 from ssd_support.coco_eval import coco_average_precision, format_coco_table
 from ssd_support.detection_export import coco_ids_path, ground_truth_path, load_coco_ids, save_coco_detections
 from ssd_support.detection_formats import EMPTY_RESULTS_NOTE
-from ssd_support.error_analysis import (N_PREDICTION_IMAGES, OPERATING_SCORE, operating_score_argument,
-                                        save_error_plots, save_pr_curves)
+from ssd_support.error_analysis import OPERATING_SCORE, operating_score_argument, write_plots
 from ssd_support.images import image_size
 from model import EVAL_CANDIDATES_PER_CLASS, EVAL_MIN_SCORE, EVAL_NMS_IOU, EVAL_TOP_K
 from ssd_support.files import data_folder_files, label_map_path, refuse_inputs_as_outputs, write_atomically
@@ -319,7 +317,7 @@ def main(argv=None):
     """
     args = parse_args(argv)
     try:  # an output that is an input (the checkpoint, the lists) would be replaced by it: refused before any work
-        inputs = data_folder_files(args.data_folder) + [coco_ids_path(args.data_folder), args.onnx or args.checkpoint]
+        inputs = [*data_folder_files(args.data_folder), coco_ids_path(args.data_folder), args.onnx or args.checkpoint]
         refuse_inputs_as_outputs(inputs, {"--output": args.output, "--save-detections": args.save_detections,
                                           "--save-detections' ground truth": args.save_detections and
                                           ground_truth_path(args.save_detections),
@@ -397,17 +395,12 @@ def main(argv=None):
         write_atomically(args.output, lambda file: json.dump(summary, file, indent=2, allow_nan=False))
         print(f"results written to {args.output}")
     if args.plots:
-        written = save_pr_curves(curves, args.plots)
-        print(f"{len(written)} precision-recall plots written to {args.plots}")
-        operating_score = OPERATING_SCORE if args.operating_score is None else args.operating_score
         try:
-            analysis, _ = save_error_plots(args.plots, collected, curves, sorted_class_scores(collected, label_map),
-                                           label_map, dataset.images, operating_score)
+            for line in write_plots(args.plots, collected, curves, sorted_class_scores(collected, label_map),
+                                    label_map, dataset.images, args.operating_score):
+                print(line)
         except (OSError, ValueError) as error:
             return _fail(str(error).splitlines()[0])
-        print(f"confusion_matrix.png / .csv and f1_curve.png (at score >= {operating_score}) and the "
-              f"{min(N_PREDICTION_IMAGES, int(np.count_nonzero(analysis['false_positives'] + analysis['misses'])))} "
-              f"images with the most errors (predictions/) written to {args.plots}")
     if args.save_detections:
         n_written, truth_path = save_coco_detections(args.save_detections, collected, image_sizes, label_map,
                                                      coco_ids, image_paths=dataset.images)
