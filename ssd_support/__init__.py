@@ -7,7 +7,7 @@ torchvision-style detector, data formats, plots) is a module of this package.
 
 The rules:
 - the lesson modules import only what cannot import them back: ``model`` and ``utils`` only this package's leaves
-  (modules that import no lesson module: ``files``, ``images``), ``datasets`` also ``fast_augment``, which builds
+  (modules that import no lesson module: ``files``, ``images``, ``nms``), ``datasets`` also ``fast_augment``, which builds
   on utils' random draws;
 - nothing in this package imports a top-level script (train, eval, detect, create_data_lists, export,
   convert_weights); the scripts import what they need from here;

@@ -5,7 +5,8 @@ import torch
 from torchvision.models.detection import ssd300_vgg16
 from torchvision.ops import batched_nms, box_iou
 
-from model import SSD300, batched_nms_fractional, create_prior_boxes
+from model import SSD300, create_prior_boxes
+from ssd_support.nms import batched_nms_fractional
 from utils import MultiBoxLoss, cxcy_to_gcxgcy, cxcy_to_xy
 
 N_CLASSES = 5
