@@ -18,6 +18,14 @@ to the yaml's folder. As in Ultralytics, an entry ``../x`` that does not exist i
 or not), else to the data set's root, else to the current folder. Every path goes through
 :func:`ssd_support.images.resolve_written_path`, so Windows separators resolve on Linux.
 
+A data set from elsewhere is bounded (issue 32): data.yaml at most MAX_YAML_BYTES and without YAML aliases; a
+label file at most MAX_LABEL_FILE_BYTES and MAX_OBJECTS_PER_IMAGE lines (ssd_support/limits.py), a list file at
+most MAX_LIST_FILE_BYTES, each a regular file (not a device or FIFO), read a line at a time; a file's first
+MAX_PROBLEMS_PER_FILE problems are kept, the others counted. The lines and values of a file outside the data
+set's folder (:func:`data_set_folder`: a label linked elsewhere, a ``train:`` naming a file elsewhere) are read
+but never quoted in a problem. Two images of one stem (``a.jpg``, ``a.png``) that would share one label file are
+a problem naming both.
+
 Problems are ssd_support.data_lists.AnnotationProblem, as every reader's; :func:`create_yolo_data_lists` writes the
 lists through ssd_support.data_lists. PyYAML (requirements.txt), Pillow through ssd_support.images.
 """
@@ -96,11 +104,16 @@ def read_bounded_text(path, max_bytes):
     :raises ValueError: one line (without the path) when it is not a regular file (a device, a FIFO: reading
         /dev/zero never ends), is larger, or is not text
     """
-    mode = os.stat(path).st_mode  # before open(): opening a FIFO waits for a writer
-    if not stat.S_ISREG(mode):
+    status = os.stat(path)  # before open(): opening a FIFO waits for a writer
+    if not stat.S_ISREG(status.st_mode):
         raise ValueError("not a regular file")
+    if status.st_size > max_bytes:
+        raise ValueError(f"larger than {max_bytes} bytes, the most read of such a file")
     with open(path, "rb") as file:
-        data = file.read(max_bytes + 1)
+        # read(n) allocates n bytes at once: the file's size, not the bound (8 MB for each label file)
+        data = file.read(status.st_size + 1)
+        if len(data) > status.st_size:  # it grew since
+            data += file.read(max_bytes + 1 - len(data))
     if len(data) > max_bytes:
         raise ValueError(f"larger than {max_bytes} bytes, the most read of such a file")
     try:
@@ -172,6 +185,8 @@ def load_yaml(yaml_path):
         data = yaml.load(text, Loader=_no_alias_loader(yaml))
     except ValueError as error:
         raise YoloDataError(f"{yaml_path}: {error}") from None
+    except OSError as error:
+        raise YoloDataError(f"{yaml_path}: cannot be read ({error.strerror})") from None
     except RecursionError:
         raise YoloDataError(f"{yaml_path}: not valid YAML (nested too deeply)") from None
     except yaml.YAMLError as error:
@@ -276,6 +291,8 @@ def _images_in_list(list_path, root, trusted, problems):
         text = read_bounded_text(list_path, MAX_LIST_FILE_BYTES)
     except ValueError as error:
         raise YoloDataError(f"{list_path}: {error}") from None
+    except OSError as error:
+        raise YoloDataError(f"{list_path}: cannot be read ({error.strerror})") from None
     quote = inside(list_path, trusted)
     list_folder = os.path.dirname(os.path.abspath(list_path))
     images, n_missing = [], 0
@@ -290,7 +307,7 @@ def _images_in_list(list_path, root, trusted, problems):
         if found is None:
             n_missing += 1
             if n_missing <= MAX_PROBLEMS_PER_FILE:
-                what = (f"{_quote(line)} is not an image file (tried {_quote(first_tried)})" if quote else
+                what = (f"{_quote(line)} not found (tried {first_tried})" if quote else
                         f"names no image file (not quoted: the list lies outside the data set's folder {trusted})")
                 problems.append(AnnotationProblem("missing image", list_path, f"line {number}: {what}",
                                                   image=(list_path, number)))
