@@ -550,7 +550,7 @@ def parse_label_file(path, width, height, n_classes, keypoint_values=0, trusted=
                                           + ", ".join(f"{n} {kind}" for kind, n in sorted(more.items()))
                                           + f"; a file's first {MAX_PROBLEMS_PER_FILE} are listed)"))
     if n_lines > MAX_OBJECTS_PER_IMAGE:
-        problems.append(AnnotationProblem("too many objects", path, f"{n_lines} objects for {image or path}, more "
+        problems.append(AnnotationProblem("too many objects", path, f"{n_lines} lines (objects) for {image or path}, more "
                                           f"than MAX_OBJECTS_PER_IMAGE ({MAX_OBJECTS_PER_IMAGE}, "
                                           f"ssd_support/limits.py)"))
     return objects, problems, counts
