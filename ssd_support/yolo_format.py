@@ -550,8 +550,8 @@ def parse_label_file(path, width, height, n_classes, keypoint_values=0, trusted=
                                           + ", ".join(f"{n} {kind}" for kind, n in sorted(more.items()))
                                           + f"; a file's first {MAX_PROBLEMS_PER_FILE} are listed)"))
     if n_lines > MAX_OBJECTS_PER_IMAGE:
-        problems.append(AnnotationProblem("too many objects", path, f"{n_lines} lines (objects) for {image or path}, more "
-                                          f"than MAX_OBJECTS_PER_IMAGE ({MAX_OBJECTS_PER_IMAGE}, "
+        problems.append(AnnotationProblem("too many objects", path, f"{n_lines} lines (objects) for {image or path}, "
+                                          f"more than MAX_OBJECTS_PER_IMAGE ({MAX_OBJECTS_PER_IMAGE}, "
                                           f"ssd_support/limits.py)"))
     return objects, problems, counts
 
@@ -667,9 +667,9 @@ def create_yolo_data_lists(source, output_folder="data", test_fraction=None, see
     val), val becomes TEST, the split eval.py scores, and no VAL is written (said in a note): one held-out set is
     one split, counted once (train.py --eval-every then measures TEST and warns that choosing a checkpoint by it
     tunes on the test set). ``test_fraction`` draws TEST from train instead (seeded, as --annotations draws it:
-    the same images and seed give the same split), and val stays VAL. The label map is data.yaml's names in class-id order (class k is
-    label k + 1). The checks are ssd_support.yolo_format's; a bad image (a bad line in its label file) is left out
-    of every split with skip_bad.
+    the same images and seed give the same split), and val stays VAL. The label map is data.yaml's names in
+    class-id order (class k is label k + 1). The checks are ssd_support.yolo_format's; a bad image (a bad line in
+    its label file) is left out of every split with skip_bad.
 
     :param source: the data set's folder (holding data.yaml) or its yaml file
     :param output_folder: where the JSON files go
