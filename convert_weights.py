@@ -15,7 +15,7 @@ import sys
 
 import torch
 
-from ssd_support.files import write_atomically
+from ssd_support.files import OutputRefused, refuse_inputs_as_outputs, write_atomically
 from ssd_support.weights import NVIDIA_COCO_FILE, SOURCES, TORCHVISION_COCO_FILE, WeightsError, converted_checkpoint
 
 
@@ -44,11 +44,12 @@ def main(argv=None):
     """
     args = parse_args(argv)
     try:
+        refuse_inputs_as_outputs([args.file], {"--output": args.output})  # before any work: the file stays
         checkpoint = converted_checkpoint(args.source, args.file, args.allow_pickle)
         if os.path.dirname(args.output):
             os.makedirs(os.path.dirname(args.output), exist_ok=True)
         write_atomically(args.output, lambda file: torch.save(checkpoint, file), binary=True)
-    except (WeightsError, OSError) as error:
+    except (WeightsError, OutputRefused, OSError) as error:
         print(f"convert_weights.py: error: {str(error).splitlines()[0]}", file=sys.stderr)
         return 1
     config = checkpoint["config"]

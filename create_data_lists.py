@@ -42,8 +42,10 @@ VAL_objects.json (train.py --eval-every evaluates on VAL, so that choosing a che
     python create_data_lists.py --toy data/toy --val-fraction 0.2
 
 Beside the lists go statistics.json and statistics.png (ssd_support/data_statistics.py): the counts per split and
-class, the box shapes, and the share of each class's objects that some prior of SSD300 (--image-size 512: SSD512)
-fits at IoU 0.5 or more; the classes under 90% are named in the printed summary.
+class, the box shapes, and the share of each class's objects that some prior of the network you will train fits at
+IoU 0.5 or more: the VGG16 SSD300 by default, --base resnet50, --image-size 512, or --priors-from CHECKPOINT (the
+checkpoint you will fine-tune from, e.g. convert_weights.py's: its priors). The classes under 90% are named in the
+printed summary, with what would fit them, measured: another network's priors, or tiles.
 
 Coordinates: VOC annotations number pixels from 1 and include the last pixel, so a box covering pixels
 xmin..xmax (1-based) spans [xmin - 1, xmax] in the continuous, 0-based coordinates written here.
@@ -64,7 +66,7 @@ import sys
 
 from ssd_support.coco_format import create_coco_data_lists
 from ssd_support.data_lists import DataListError, apply_val_fraction, split_statistics
-from ssd_support.data_statistics import write_data_statistics
+from ssd_support.data_statistics import coverage_network, write_data_statistics
 from ssd_support.toy_data import make_toy_coco_dataset, make_toy_dataset
 from ssd_support.voc_format import DEFAULT_TEST_FRACTION, build_and_write, create_folder_data_lists, read_image_ids
 from ssd_support.voc_format import resolve_image_id
@@ -178,9 +180,15 @@ def parse_args(argv=None):
                         help="move this share of the TRAIN images (seeded, at random) into a VAL split "
                              "(VAL_images.json, VAL_objects.json), which train.py --eval-every evaluates on")
     parser.add_argument("--val-seed", type=int, default=0, help="seed of the --val-fraction draw (default 0)")
-    parser.add_argument("--image-size", type=int, choices=(300, 512), default=300,
-                        help="whose priors statistics.json / .png measure the objects against: SSD300's 8732 or "
-                             "SSD512's 24564 (default 300)")
+    priors = parser.add_argument_group("the network whose priors statistics.json / .png measure the objects "
+                                       "against: the one you will train")
+    priors.add_argument("--base", choices=("vgg16", "resnet50"), default=None,
+                        help="as train.py's --base (default vgg16, or the --priors-from checkpoint's)")
+    priors.add_argument("--image-size", type=int, choices=(300, 512), default=None,
+                        help="SSD300's priors or SSD512's (default 300, or the --priors-from checkpoint's)")
+    priors.add_argument("--priors-from", metavar="CHECKPOINT", default=None,
+                        help="the checkpoint you will fine-tune from (train.py --init-from: convert_weights.py's or "
+                             "train.py's): its network and priors (torchvision's COCO priors, ...)")
     args = parser.parse_args(argv)
     for json_option, folder_option in (("coco_json", "coco_images"), ("coco_test_json", "coco_test_images")):
         if (getattr(args, json_option) is None) != (getattr(args, folder_option) is None):
@@ -216,6 +224,11 @@ def parse_args(argv=None):
 def main(argv=None):
     """Command-line entry point; returns the exit status (0 on success, 1 on problems)."""
     args = parse_args(argv)
+    try:  # before any list is written: a bad --priors-from checkpoint stops the run with nothing half done
+        network = coverage_network(args.base, args.image_size, args.priors_from)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     voc07, output = args.voc07, args.output
     if args.toy:
         voc07, output = make_toy_dataset(args.toy, args.toy_train, args.toy_test, args.seed), args.toy
@@ -240,7 +253,7 @@ def main(argv=None):
         if not args.yolo:  # a YOLO set's VAL is its data.yaml's val, neither a draw nor a stale one
             apply_val_fraction(output, args.val_fraction, args.val_seed)
         # After the VAL draw, so that the statistics count the lists as they are left (ssd_support/data_statistics.py).
-        write_data_statistics(output, split_statistics, image_size=args.image_size)
+        write_data_statistics(output, split_statistics, network=network)
     except DataListError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

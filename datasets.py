@@ -2,14 +2,13 @@
 
 Images are read with the project's one loader, ``images.load_image`` (as arrays: ``images.load_image_array``)."""
 
-import json
 import os
 
 import torch
 from torch.utils.data import Dataset
 
 from ssd_support.fast_augment import augment_train
-from ssd_support.files import SPLITS, images_list_path, label_map_path, objects_list_path
+from ssd_support.files import SPLITS, images_list_path, label_map_path, objects_list_path, read_json
 from ssd_support.images import load_image_array
 from utils import preprocess_settings, transform
 
@@ -18,11 +17,7 @@ def _read_json(path):
     """Load a JSON file, with an error naming the file and the fix when it is missing or broken."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: not found (run create_data_lists.py to make the data lists)")
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error})") from None
+    return read_json(path)  # JSONFileError (a ValueError): one line naming the file
 
 
 def read_image_list(data_folder, split):

@@ -19,7 +19,9 @@ The detections can also be written for other tools (ssd_support/detection_format
 Pascal VOC XML per image (labelImg, CVAT, Label Studio; create_data_lists.py --annotations DIR reads it back);
 --save-yolo DIR, a YOLO data set (images/ linked or copied, labels/ with "class cx cy w h" per line, the score
 as a sixth value with --save-scores, and data.yaml; create_data_lists.py --yolo DIR reads it back); --save-coco
-FILE, one COCO json (pycocotools' COCO(FILE); its annotations, with scores, also load as results).
+FILE, one COCO json (pycocotools' COCO(FILE); its annotations, with scores, also load as results). No input is
+ever replaced (a YOLO set's own images/ stay in place), and a file that exists is replaced only with --overwrite:
+both are refused before any image is processed (ssd_support.files.RunOutputs).
 
 A video file (named explicitly: .mp4, .avi, .mov, .mkv, .webm, ...) gives an annotated video that browsers play
 (ssd_support/video.py: <name>_detections.mp4, H.264, where PyAV is installed, else <name>_detections.webm, VP9
@@ -63,6 +65,7 @@ from ssd_support.input_files import expand_inputs, output_stem
 from ssd_support.backends import DEFAULT_CHECKPOINT_DIR, make_detector
 from ssd_support.video import annotate_capture, detect_video, is_video, open_camera, run_webcam, stream_name
 from ssd_support.detection_formats import DetectionExports
+from ssd_support.files import RunOutputs
 
 # torch is imported where the network runs, not here: detect.py --onnx runs on machines without torch.
 
@@ -196,6 +199,10 @@ def parse_args(argv=None):
     formats.add_argument("--save-coco", default=None, metavar="FILE",
                          help="one COCO json of every image (images, categories, annotations with bbox and score; "
                               "pycocotools' COCO(FILE), and its annotations as results with loadRes)")
+    formats.add_argument("--overwrite", action="store_true",
+                         help="let --save-voc / --save-yolo / --save-coco replace files that exist (an earlier run's, "
+                              "or a data set's own XML, labels and data.yaml); without it they are refused before "
+                              "any work. An input is never replaced")
     parser.add_argument("--batch-size", type=int, default=8, help="images (or video frames) per forward pass")
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
     parser.add_argument("--backend", choices=("auto", "torch", "onnxruntime"), default="auto",
@@ -247,9 +254,16 @@ def main(argv=None):
     output = args.output or "output"
     os.makedirs(output, exist_ok=True)
     image_root = os.path.commonpath([os.path.dirname(os.path.abspath(path)) for path in files]) if files else "."
+    outputs = RunOutputs([*files, *videos, args.checkpoint, args.onnx, args.thresholds], args.overwrite)
     try:
         exports = DetectionExports(label_map, image_root, args.save_voc, args.save_yolo, args.save_scores,
-                                   args.save_coco)
+                                   args.save_coco, outputs)
+        planned = set()  # the files' names as the loops below give them: no annotated file may be an input
+        stems = [output_stem(path, planned) for path in files + videos]
+        for stem in stems:
+            for extension in (".jpg", ".json", ".mp4", ".webm"):
+                outputs.refuse_input(os.path.join(output, stem + "_detections" + extension), "--output")
+        exports.check_before_writing(files, stems)
     except ValueError as error:
         report(str(error))
         return 1
@@ -275,7 +289,11 @@ def main(argv=None):
             draw_detections(image, detections, label_map).save(stem + ".jpg", quality=92)
             with open(stem + ".json", "w") as file:
                 file.write(format_detections_json(detections, path, image.width, image.height))
-            exports.add(path, name, image, detections)
+            try:
+                exports.add(path, name, image, detections)
+            except ValueError as error:  # a file this run may not write (ssd_support.files.RunOutputs)
+                report(str(error))
+                return 1
             print(f"{path}: {len(detections)} objects -> {stem}.jpg")
     if exports.active and exports.n_images:
         for line in exports.close():

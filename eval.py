@@ -23,7 +23,8 @@ the devkit matches (ssd_support.error_analysis): confusion_matrix.png / .csv (ro
 "background", columns the detected classes and "missed"), f1_curve.png (precision, recall and F1 against the
 score) and predictions/ (the 16 images with the most false positives + misses, ground truth green, detections
 red, listed in predictions/index.json). --save-detections FILE writes the detections as a COCO results file
-(ssd_support.detection_export).
+and the ground truth of the scored split beside it (ssd_support.detection_export). An output that is one of the
+inputs (the checkpoint, the lists) is refused before any work.
 
 --operating-score S prints each class's precision, recall and F1 for the detections scoring >= S (a detector is
 deployed at 0.4, say, not at the 0.01 of the AP); --thresholds-out FILE writes, per class, the score that
@@ -49,17 +50,16 @@ import json
 import os
 import sys
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
 from ssd_support.coco_eval import coco_average_precision, format_coco_table
-from ssd_support.detection_export import load_coco_ids, save_coco_detections
-from ssd_support.error_analysis import (N_PREDICTION_IMAGES, OPERATING_SCORE, operating_score_argument,
-                                        save_error_plots, save_pr_curves)
+from ssd_support.detection_export import coco_ids_path, ground_truth_path, load_coco_ids, save_coco_detections
+from ssd_support.detection_formats import EMPTY_RESULTS_NOTE
+from ssd_support.error_analysis import OPERATING_SCORE, operating_score_argument, write_plots
 from ssd_support.images import image_size
 from model import EVAL_CANDIDATES_PER_CLASS, EVAL_MIN_SCORE, EVAL_NMS_IOU, EVAL_TOP_K
-from ssd_support.files import label_map_path, write_atomically
+from ssd_support.files import data_folder_files, label_map_path, refuse_inputs_as_outputs, write_atomically
 from ssd_support.onnx_eval import collect_onnx_detections, load_onnx_for_evaluation
 from ssd_support.operating_points import (operating_point, operating_point_means, report_operating_points,
                                           sorted_class_scores)
@@ -251,9 +251,10 @@ def parse_args(argv=None):
                              "f1_curve.png and predictions/ (the 16 images with the most errors, drawn), these "
                              "three at --operating-score")
     parser.add_argument("--save-detections", default=None, metavar="FILE",
-                        help="write every image's detections (its best 100, COCO's rule) as a COCO results json; "
-                             "lists made from a COCO json get its image and category ids, others get the ground "
-                             "truth written beside FILE (FILE_ground_truth.json)")
+                        help="write every image's detections (its best 100, COCO's rule) as a COCO results json, "
+                             "and beside it the ground truth of the scored split (FILE_ground_truth.json, with file "
+                             "names and sizes): pycocotools on the two gives --metric coco's AP; lists made from a "
+                             "COCO json keep its image and category ids")
     parser.add_argument("--split", choices=("TEST", "VAL"), default="TEST",
                         help="the split to evaluate: TEST, or VAL (create_data_lists.py --val-fraction), where "
                              "thresholds should be chosen")
@@ -315,6 +316,14 @@ def main(argv=None):
     :return: exit status (0 on success, 1 on bad input)
     """
     args = parse_args(argv)
+    try:  # an output that is an input (the checkpoint, the lists) would be replaced by it: refused before any work
+        inputs = [*data_folder_files(args.data_folder), coco_ids_path(args.data_folder), args.onnx or args.checkpoint]
+        refuse_inputs_as_outputs(inputs, {"--output": args.output, "--save-detections": args.save_detections,
+                                          "--save-detections' ground truth": args.save_detections and
+                                          ground_truth_path(args.save_detections),
+                                          "--thresholds-out": args.thresholds_out})
+    except ValueError as error:
+        return _fail(str(error))
     # Checked before the model runs rather than after the whole pass.
     if args.metric != "voc" and importlib.util.find_spec("pycocotools") is None:
         return _fail(f"--metric {args.metric} needs pycocotools: pip install pycocotools")
@@ -386,23 +395,20 @@ def main(argv=None):
         write_atomically(args.output, lambda file: json.dump(summary, file, indent=2, allow_nan=False))
         print(f"results written to {args.output}")
     if args.plots:
-        written = save_pr_curves(curves, args.plots)
-        print(f"{len(written)} precision-recall plots written to {args.plots}")
-        operating_score = OPERATING_SCORE if args.operating_score is None else args.operating_score
         try:
-            analysis, _ = save_error_plots(args.plots, collected, curves, sorted_class_scores(collected, label_map),
-                                           label_map, dataset.images, operating_score)
+            for line in write_plots(args.plots, collected, curves, sorted_class_scores(collected, label_map),
+                                    label_map, dataset.images, args.operating_score):
+                print(line)
         except (OSError, ValueError) as error:
             return _fail(str(error).splitlines()[0])
-        print(f"confusion_matrix.png / .csv and f1_curve.png (at score >= {operating_score}) and the "
-              f"{min(N_PREDICTION_IMAGES, int(np.count_nonzero(analysis['false_positives'] + analysis['misses'])))} "
-              f"images with the most errors (predictions/) written to {args.plots}")
     if args.save_detections:
         n_written, truth_path = save_coco_detections(args.save_detections, collected, image_sizes, label_map,
-                                                     coco_ids)
+                                                     coco_ids, image_paths=dataset.images)
         print(f"{n_written} detections (COCO results format) written to {args.save_detections}, "
-              + (f"with the image and category ids of {coco_ids['annotation_file']}" if coco_ids else
-                 f"their ground truth to {truth_path}"))
+              + (f"with the image and category ids of {coco_ids['annotation_file']}, " if coco_ids else "")
+              + f"the ground truth of the {args.split} split they are scored on to {truth_path}")
+        if not n_written:
+            print(EMPTY_RESULTS_NOTE)
     report_operating_points(collected, curves, label_map, args.operating_score, args.thresholds_out, model_path,
                             args.data_folder, args.split)
     return 0

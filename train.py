@@ -41,6 +41,7 @@ from utils import MultiBoxLoss, normalize, preprocess_settings
 
 # The product layers: checkpoints and resume, the log, torchrun, the resumable loader, the run's safety nets.
 from ssd_support.checkpoints import list_checkpoints, load_resume_state, resolve_resume_path, restore_rng_state
+from ssd_support.cpu_layout import channels_last_convolutions
 from ssd_support.distributed import (STOPPED_EXIT_CODE, all_ranks_sum, convert_sync_batchnorm, report_exit_status,
                                      setup_distributed, stop_requested_anywhere, weights_digest)
 from ssd_support.previews import PREVIEW_BATCHES, write_batch_preview
@@ -50,7 +51,7 @@ from ssd_support.run_log import RunLog, ThroughputMeter, require_tensorboard
 from ssd_support.split_loss import SplitLoss
 from ssd_support.training_run import (CheckpointWriteError, DataLoadError, LogWriteError, NonFiniteLossError,
                                       StopRequest, TrainingRun, TrainingSetupError, add_run_options,
-                                      check_evaluation_split, check_run_options, claim_checkpoint_dir,
+                                      check_evaluation_split, check_run_options, choose_amp_dtype, claim_checkpoint_dir,
                                       evaluation_split, split_size, stop_on_signals, use_amp_on)
 
 
@@ -159,7 +160,7 @@ def main(argv=None):
     # while the model is built or a checkpoint is read (a minute) is not a crash, and under torchrun the first
     # rank to leave with 130 makes torchrun SIGTERM the others, which would kill rank 0 mid-summary.
     with stop_on_signals(stop_request):
-        dist_info = setup_distributed(args.device)
+        dist_info = setup_distributed(args.device, args.dist_timeout_minutes)
         try:
             # The folder is checked and locked before the model is built (a minute with ImageNet weights), and
             # held until the run ends.
@@ -500,7 +501,7 @@ def build_model(base, image_size, n_classes, device, pretrained=True):
                            "download it once with network access, or pass --no-pretrained") from error
     model = model.to(device)
     if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+        channels_last_convolutions(model)  # not rescale_factors: DDP would warn about its gradient's strides
     return model.train()
 
 
@@ -600,7 +601,10 @@ def prepare_training(args, dist_info):
         freeze_backbone_stages(model, 5 - args.freeze_base)  # before the optimizer: frozen weights are left out
     optimizer = make_optimizer(args.optimizer, make_param_groups(model, args.weight_decay, args.bias_lr_mult),
                                args.lr, args.momentum)
-    amp_dtype = torch.bfloat16 if args.amp_dtype == "bf16" else torch.float16
+    capability = torch.cuda.get_device_capability(device) if device.type == "cuda" else None
+    amp_dtype, amp_note = choose_amp_dtype(args.amp_dtype, device.type, capability)
+    if args.amp and amp_note and is_main:
+        print(amp_note, file=sys.stderr, flush=True)
     # fp16 has too few exponent bits for small gradients, hence the loss scaling; bf16 has float32's range.
     scaler = torch.amp.GradScaler(device.type, enabled=args.amp and amp_dtype == torch.float16)
 

@@ -21,8 +21,9 @@ import re
 import numpy as np
 import torch
 
-from model import build_ssd
+from model import build_ssd, config_with_priors, priors_per_location, ssd_config
 from ssd_support.files import write_atomically
+from ssd_support.limits import BASES, IMAGE_SIZES, MAX_CLASSES, MIN_CLASSES
 
 BEST_CHECKPOINT = "best.pt"  # not ssd300_iter_N.pt: --resume latest and pruning never see it
 
@@ -112,6 +113,112 @@ def read_checkpoint(path, required=("model", "config")):
     return checkpoint
 
 
+def _is_int(value):
+    """True for a Python or NumPy integer that is not a bool."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _check_config_values(config):
+    """The config's own values (types and ranges), before anything is built from them.
+
+    :return: (n_classes, base, image_size)
+    :raises ValueError: one line naming the key and its value (without the file)
+    """
+    if not isinstance(config, dict):
+        raise ValueError(f"config: expected a dict, got {type(config).__name__}")
+    n_classes = config.get("n_classes")
+    if not _is_int(n_classes) or not MIN_CLASSES <= n_classes <= MAX_CLASSES:
+        raise ValueError(f"config n_classes: expected an integer from {MIN_CLASSES} to {MAX_CLASSES} (background "
+                         f"included), got {n_classes!r}")
+    base, image_size = configured_network(config)
+    if base not in BASES:
+        raise ValueError(f"config base: expected one of {', '.join(BASES)}, got {base!r}")
+    if not _is_int(image_size) or image_size not in IMAGE_SIZES:
+        raise ValueError(f"config image_size: expected one of {', '.join(map(str, IMAGE_SIZES))}, got {image_size!r}")
+    ssd_config(base, int(image_size))  # a pair that does not exist (SSD512 resnet50) names the ones that do
+    label_map = config.get("label_map")
+    if not isinstance(label_map, dict) or not all(isinstance(name, str) and _is_int(label)
+                                                  for name, label in label_map.items()):
+        shown = repr(label_map) if len(repr(label_map)) <= 80 else repr(label_map)[:77] + "..."
+        raise ValueError(f"config label_map: expected {{class name: integer label}}, got {shown}")
+    beyond = {name: label for name, label in label_map.items() if not 0 <= label < n_classes}
+    if beyond:
+        name, label = next(iter(beyond.items()))
+        raise ValueError(f"config label_map: label {label} of {name!r} is outside 0..{n_classes - 1} (n_classes "
+                         f"{n_classes})" + (f", and {len(beyond) - 1} more" if len(beyond) > 1 else ""))
+    if len(set(label_map.values())) != len(label_map):
+        raise ValueError("config label_map: two classes share a label")
+    try:
+        if config.get("priors") is not None:
+            config_with_priors(ssd_config(base, int(image_size)), config["priors"])
+    except (TypeError, KeyError, AttributeError, ValueError) as error:
+        raise ValueError(f"config priors: not a usable prior spec ({type(error).__name__}: "
+                         f"{str(error).splitlines()[0][:120] if str(error) else ''})") from None
+    check_preprocess_config(config.get("preprocess"))
+    return int(n_classes), base, int(image_size)
+
+
+def expected_shapes(n_classes, base, image_size):
+    """The state_dict shapes of the network a config names, computed without allocating it (on the meta device).
+
+    :return: {state_dict key: shape tuple}
+    """
+    with torch.device("meta"):
+        network = build_ssd(n_classes, base=base, image_size=image_size)
+    return {name: tuple(tensor.shape) for name, tensor in network.state_dict().items()}
+
+
+def _and_more(names):
+    """" (and N more)" after the first of several names, "" for one."""
+    return f" (and {len(names) - 1} more)" if len(names) > 1 else ""
+
+
+def check_network_config(path, config, state_dict):
+    """Check a checkpoint's config against the bounds of ``ssd_support.limits`` and against its own tensors,
+    before a network is built from it: a file from elsewhere decides nothing it does not hold.
+
+    Checked: n_classes an integer in MIN_CLASSES..MAX_CLASSES, base one of BASES, image_size one of IMAGE_SIZES,
+    the label map {name: label} with labels in 0..n_classes - 1, the priors and preprocessing specs; then every
+    tensor of ``state_dict`` has the key and shape of that network's (e.g. a class head's out_channels =
+    priors per location x n_classes). Nothing is allocated from the config (the shapes come from the meta device).
+
+    :param path: the file, for the messages
+    :param config: the checkpoint's ``"config"``
+    :param state_dict: the weights that will be loaded (``checkpoint["model"]``)
+    :return: (n_classes, base, image_size)
+    :raises ValueError: one line "PATH: ..." naming the key and the values or shapes that do not fit
+    """
+    try:
+        n_classes, base, image_size = _check_config_values(config)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
+    if not isinstance(state_dict, dict):
+        raise ValueError(f"{path}: model: expected a state_dict (a dict of tensors), got {type(state_dict).__name__}")
+    expected = expected_shapes(n_classes, base, image_size)
+    network = f"SSD{image_size} with base {base} and n_classes {n_classes}"
+    missing = [name for name in expected if name not in state_dict]
+    unexpected = [name for name in state_dict if name not in expected]
+    if missing:
+        raise ValueError(f"{path}: the weights lack {missing[0]}{_and_more(missing)}, which the config's {network} "
+                         f"has")
+    if unexpected:
+        raise ValueError(f"{path}: the weights hold {unexpected[0]!r}{_and_more(unexpected)}, which the config's "
+                         f"{network} does not have")
+    for name, shape in expected.items():
+        tensor = state_dict[name]
+        if not isinstance(tensor, torch.Tensor):
+            raise ValueError(f"{path}: model {name}: expected a tensor, got {type(tensor).__name__}")
+        if tuple(tensor.shape) != shape:
+            why = ""
+            if name.startswith("pred_convs.cl_") and name.endswith((".weight", ".bias")):
+                fmap = next(fmap for fmap in ssd_config(base, image_size).feature_maps
+                            if name.split(".")[1] == f"cl_{fmap.name}")
+                why = f" = {priors_per_location(fmap)} priors per location x {n_classes} classes"
+            raise ValueError(f"{path}: model {name} has shape {tuple(tensor.shape)}, but the config's {network} "
+                             f"needs {shape}{why}")
+    return n_classes, base, image_size
+
+
 def load_model_from_checkpoint(path, device="cpu"):
     """Rebuild a trained SSD from a checkpoint written by ``train.py``.
 
@@ -121,9 +228,12 @@ def load_model_from_checkpoint(path, device="cpu"):
     :return: the model (``SSD300`` or ``SSD512``) in eval mode on ``device``, and the label map
         (class name -> label). The config's "priors" (if any) are the model's priors, its "preprocess" (if any)
         becomes ``model.preprocess_config``: pass it to ``utils.preprocess_settings`` to prepare images
+    :raises ValueError: one line naming the file: not a checkpoint (read_checkpoint), or a config out of bounds or
+        at odds with its weights (check_network_config)
     """
     checkpoint = read_checkpoint(path)
     config = checkpoint["config"]
+    check_network_config(path, config, checkpoint["model"])  # before anything is built from the config
     base, image_size = configured_network(config)
     try:
         model = apply_checkpoint_config(build_ssd(config["n_classes"], base=base, image_size=image_size), config)
@@ -326,6 +436,11 @@ def load_resume_state(path, model, optimizer, scaler, label_map, settings, world
     except ValueError as error:
         raise TrainingSetupError(str(error)) from None
     config = checkpoint.get("config", {})
+    if "config" in checkpoint:
+        try:
+            check_network_config(path, config, checkpoint["model"])
+        except ValueError as error:
+            raise TrainingSetupError(str(error)) from None
     saved_network = configured_network(config)
     if saved_network != (model.base_name, model.image_size):
         raise TrainingSetupError(f"{path}: checkpoint holds an SSD{saved_network[1]} with base {saved_network[0]}, "

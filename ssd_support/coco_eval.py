@@ -2,7 +2,8 @@
 
 COCO's AP is the interpolated precision averaged over 101 recall points (0, 0.01, ..., 1), then over ten IoU
 thresholds, 0.50, 0.55, ..., 0.95 (a match needs IoU >= the threshold); AP50 and AP75 are single thresholds;
-APs / APm / APl count only small (area < 32^2 pixels), medium and large (> 96^2) objects.
+APs / APm / APl count only small (area <= 32^2 pixels), medium (32^2 to 96^2) and large (>= 96^2) objects: pycocotools'
+ranges are closed at both ends, so an object of exactly 32^2 (or 96^2) pixels counts in both neighbouring sizes.
 
 pycocotools is the reference implementation, so it is called rather than re-written: the functions below only
 turn this repository's per-image tensors into the COCO format it reads. The Pascal VOC mAP, the paper's metric, stays in utils.py (``calculate_mAP``).
@@ -167,8 +168,9 @@ def coco_average_precision(det_boxes, det_labels, det_scores, true_boxes, true_l
     """The COCO metrics (AP at IoU 0.50:0.95, AP50, AP75, by object size, average recall) through pycocotools.
 
     Same inputs as :func:`calculate_mAP` plus each image's size: the fractional boxes are scaled back to the
-    pixels of their own image, because COCO's size ranges (small < 32x32 pixels < medium < 96x96 < large) are
-    in original-image pixels. Difficult objects are COCO crowd objects (see :func:`build_coco_ground_truth`).
+    pixels of their own image, because COCO's size ranges (small <= 32x32 pixels <= medium <= 96x96 <= large,
+    closed at both ends as pycocotools has them: an area of exactly 32x32 is small and medium) are in
+    original-image pixels. Difficult objects are COCO crowd objects (see :func:`build_coco_ground_truth`).
 
     :param det_boxes: list of N tensors (n_i, 4), detected boxes, fractional x1y1x2y2, one tensor per image
     :param det_labels: list of N tensors (n_i,), their labels

@@ -6,12 +6,12 @@ clipped to the image, crowd regions difficult objects; :func:`create_coco_data_l
 ssd_support.data_lists) and the json's own ids beside them (ssd_support.detection_export.write_coco_ids).
 """
 
-import json
 import os
 import sys
 
 from ssd_support.data_lists import SPLITS, AnnotationProblem, DataListError, list_path, multi_frame_notes
 from ssd_support.data_lists import report_and_write
+from ssd_support.files import read_json
 from ssd_support.images import UnreadableImageError, image_size_and_frames, resolve_written_path
 from ssd_support.voc_format import canonical_class_name, size_mismatch
 from utils import make_label_map
@@ -31,10 +31,9 @@ def load_coco_json(json_path):
     if not os.path.isfile(json_path):
         raise DataListError(f"{json_path}: annotation file not found")
     try:
-        with open(json_path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise DataListError(f"{json_path}: not valid JSON ({error})") from None
+        data = read_json(json_path)
+    except ValueError as error:  # JSONFileError: broken, too deeply nested, not UTF-8
+        raise DataListError(str(error)) from None
     if not isinstance(data, dict):
         raise DataListError(f"{json_path}: expected a JSON object with {', '.join(COCO_KEYS)}")
     for key in COCO_KEYS:

@@ -17,6 +17,18 @@ but to that one poorly fitting prior only. A class under 90% (``WELL_COVERED``)
 is named in the printed summary, with the median size and aspect ratio of its poorly covered objects against the
 smallest prior scale and the priors' aspect ratios: the scale or ratio that would fit them.
 
+Which priors. The report describes the network the user will train (:func:`coverage_network`, create_data_lists.py's
+flags): the VGG16 SSD300 by default, ``--base resnet50`` (NVIDIA's priors: 21 to 315 pixels, centres every 8, 16,
+32, 64, 100, 300 pixels), ``--image-size 512``, or ``--priors-from CHECKPOINT``, the checkpoint to fine-tune from
+(train.py --init-from gives the new network that checkpoint's priors: convert_weights.py --from torchvision_coco
+writes torchvision's COCO priors, 0.07 to 1.05 of the side, into its config), read safely through
+``ssd_support.checkpoints.read_checkpoint``. The same objects are measured against the priors of every other
+network the project trains (:func:`alternative_networks`), so that the advice for a poorly covered class names,
+with its measured coverage, each network that covers more of it ("the ResNet-50 SSD300 (--base resnet50) covers
+100% of the class's objects"); objects smaller than every network's smallest prior get the n x n tiling
+(:func:`tiled_boxes`, n in TILE_COUNTS) that covers most of them, measured against the network's own priors. A
+class without objects is neither covered nor poorly covered: it is named as such.
+
 The best IoU of each object with the priors (:func:`best_prior_overlaps`) does not compare it with all 8732
 (SSD300) or 24,564 (SSD512) priors. The priors of one feature map and one shape differ only in their centres,
 which lie on a grid (a product of x centres and y centres); the overlap of two boxes of fixed sizes along one axis
@@ -29,18 +41,20 @@ against 7.9-8.0 s for box_iou with every prior in chunks (143x and 155x in two r
 SSD512 (341x, 416x); the largest IoU difference 5e-7 (float32 rounding).
 """
 
-import json
 import os
 import sys
+from typing import NamedTuple, Optional
 
 import numpy as np
 import torch
 from torchvision.ops import box_convert, box_iou
 
 import model
+from ssd_support.checkpoints import configured_network, read_checkpoint
 from ssd_support.files import label_map_path, has_split, images_list_path, objects_list_path, SPLITS
-from ssd_support.files import write_atomically, write_json_atomically
+from ssd_support.files import read_json, write_atomically, write_json_atomically
 from ssd_support.images import image_size as upright_image_size
+from ssd_support.weights import TORCHVISION_COCO_PRIORS
 
 STATISTICS_JSON = "statistics.json"
 STATISTICS_PNG = "statistics.png"
@@ -55,14 +69,97 @@ FIGURE_DPI = 80
 MAX_SCATTER_POINTS = 10000  # a larger data set is drawn as a seeded sample of this many objects (the scatter only)
 
 
-def network_config(image_size=300):
-    """The default network's ``SSDConfig`` at an input size: SSD300 or SSD512 with VGG16 (model.CONFIGS).
+BASE_NAMES = {"vgg16": "VGG16", "resnet50": "ResNet-50"}  # model.CONFIGS' bases, as the report names them
+TILE_COUNTS = range(2, 9)  # n x n tiles tried for objects smaller than every network's smallest prior
+
+
+class CoverageNetwork(NamedTuple):
+    """A network whose priors the objects are measured against, named as the report names it."""
+
+    config: model.SSDConfig  # its priors: model.create_prior_boxes(config)
+    base: Optional[str]  # "vgg16" / "resnet50"
+    name: str  # "VGG16 SSD300", "ResNet-50 SSD300", "VGG16 SSD300 with the priors of PATH", ...
+    options: str  # how to train it: "--base resnet50", "--image-size 512", "train.py --init-from ...", ...
+    priors_from: Optional[str] = None  # the checkpoint whose priors these are (--priors-from)
+
+
+def network_config(image_size=300, base="vgg16"):
+    """The ``SSDConfig`` of a base at an input size: SSD300 or SSD512 with VGG16, SSD300 with ResNet-50.
 
     :param image_size: 300 or 512
-    :return: model.SSDConfig
-    :raises ValueError: for another size (model.ssd_config's message)
+    :param base: "vgg16" or "resnet50"
+    :return: model.SSDConfig (model.CONFIGS)
+    :raises ValueError: for a pair that does not exist (model.ssd_config's message)
     """
-    return model.ssd_config("vgg16", image_size)
+    return model.ssd_config(base, image_size)
+
+
+def _training_options(base, image_size):
+    """The train.py / create_data_lists.py options of a base and input size, the defaults left out."""
+    options = ([f"--base {base}"] if base != "vgg16" else []) + ([f"--image-size {image_size}"]
+                                                                  if image_size != 300 else [])
+    return " ".join(options) or "--base vgg16 --image-size 300"
+
+
+def coverage_network(base=None, image_size=None, priors_from=None):
+    """The network the user will train, whose priors the coverage describes (create_data_lists.py's --base,
+    --image-size and --priors-from).
+
+    :param base: "vgg16" or "resnet50"; None: the checkpoint's, or vgg16
+    :param image_size: 300 or 512; None: the checkpoint's, or 300
+    :param priors_from: a checkpoint to fine-tune from (train.py's or convert_weights.py's; train.py --init-from
+        gives the new network its priors): read safely (ssd_support.checkpoints.read_checkpoint,
+        ``torch.load(weights_only=True)``); its config names the base, the input size and any priors of its own
+        (model.config_with_priors). None: the base's own priors
+    :return: CoverageNetwork
+    :raises ValueError: one line: a pair that does not exist; naming the checkpoint, a file that is not a readable
+        SSD checkpoint, priors that do not fit its network, or a --base / --image-size other than its own
+    """
+    if priors_from is None:
+        base, image_size = base or "vgg16", image_size or 300
+        config = network_config(image_size, base)
+        return CoverageNetwork(config, base, f"{BASE_NAMES[base]} SSD{image_size}",
+                               _training_options(base, image_size))
+    stored = read_checkpoint(priors_from)["config"]
+    if not isinstance(stored, dict):
+        raise ValueError(f"{priors_from}: not an SSD checkpoint (its 'config' is a {type(stored).__name__}, not "
+                         f"a dict)")
+    their_base, their_size = configured_network(stored)
+    if (base or their_base, image_size or their_size) != (their_base, their_size):
+        raise ValueError(f"{priors_from}: holds an SSD{their_size} with base {their_base}, not the "
+                         f"SSD{image_size or their_size} with base {base or their_base} asked for (leave out --base "
+                         f"and --image-size, or pass --base {their_base} --image-size {their_size})")
+    try:
+        config = network_config(their_size, their_base)
+        if stored.get("priors") is not None:
+            config = model.config_with_priors(config, stored["priors"])
+    except (ValueError, TypeError, KeyError) as error:
+        raise ValueError(f"{priors_from}: {error}") from None
+    return CoverageNetwork(config, their_base, f"{BASE_NAMES[their_base]} SSD{their_size} with the priors of "
+                           f"{priors_from}", f"train.py --init-from {priors_from}", priors_from)
+
+
+def alternative_networks():
+    """The networks this project trains, each with its own priors: model.CONFIGS' (the VGG16 SSD300 and SSD512, the
+    ResNet-50 SSD300, whose priors are NVIDIA's COCO ones) and the VGG16 SSD300 with torchvision's COCO priors
+    (ssd_support.weights.TORCHVISION_COCO_PRIORS: convert_weights.py --from torchvision_coco, then train.py
+    --init-from its checkpoint).
+
+    :return: list of CoverageNetwork
+    """
+    networks = [coverage_network(base, image_size) for base, image_size in model.CONFIGS]
+    networks.append(CoverageNetwork(model.config_with_priors(model.SSD300_VGG16, TORCHVISION_COCO_PRIORS), "vgg16",
+                                    "VGG16 SSD300 with torchvision's COCO priors",
+                                    "convert_weights.py --from torchvision_coco, then train.py --init-from it"))
+    return networks
+
+
+def _network_of_config(config):
+    """A CoverageNetwork for a bare SSDConfig (the callers from before --base / --priors-from)."""
+    key = next((key for key, known in model.CONFIGS.items() if known == config), None)
+    if key is not None:
+        return coverage_network(*key)
+    return CoverageNetwork(config, None, f"SSD{config.image_size}", "")
 
 
 def prior_shapes(config):
@@ -182,16 +279,14 @@ def read_lists(data_folder):
     path = label_map_path(data_folder)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: not found (run create_data_lists.py to make the data lists)")
-    with open(path) as file:
-        label_map = json.load(file)
+    label_map = read_json(path)
     lists = {}
     for split in SPLITS:
         if not has_split(data_folder, split):
             continue
-        with open(images_list_path(data_folder, split)) as file:
-            images = [os.path.normpath(os.path.join(data_folder, image)) for image in json.load(file)]
-        with open(objects_list_path(data_folder, split)) as file:
-            objects = json.load(file)
+        images = [os.path.normpath(os.path.join(data_folder, image))
+                  for image in read_json(images_list_path(data_folder, split))]
+        objects = read_json(objects_list_path(data_folder, split))
         if len(images) != len(objects):
             raise ValueError(f"{objects_list_path(data_folder, split)}: {len(objects)} entries for "
                              f"{len(images)} images in {images_list_path(data_folder, split)}")
@@ -244,13 +339,37 @@ def shape_measures(boxes):
             "centre_x": (boxes[:, 0] + boxes[:, 2]) / 2, "centre_y": (boxes[:, 1] + boxes[:, 3]) / 2}
 
 
-def fitting_advice(median_scale, median_ratio, config):
+def tiled_boxes(boxes, tiles):
+    """Each object as the network sees it when its image is cut into tiles x tiles equal tiles, each resized to the
+    network's input: the tile holding the object's centre, the box clipped to that tile (an object across a tile
+    border keeps only its part in that tile, as non-overlapping tiles would cut it).
+
+    :param boxes: (n, 4) fractional (x1, y1, x2, y2) of the whole image
+    :param tiles: tiles per side
+    :return: (n, 4) fractional (x1, y1, x2, y2) of its tile: the box ``tiles`` times larger, same aspect ratio
+    """
+    centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+    origins = (centres * tiles).floor().clamp(0, tiles - 1)  # (n, 2) the tile's column and row
+    return (boxes * tiles - origins.repeat(1, 2)).clamp(0.0, 1.0)
+
+
+def _smallest_scale(config):
+    """The smallest prior scale s_k of a config, a fraction of the input side."""
+    return min(fmap.scale for fmap in config.feature_maps)
+
+
+def fitting_advice(median_scale, median_ratio, config, better=None, tiles=None):
     """What would fit a class's poorly covered objects, in a few words.
 
     :param median_scale: their median sqrt(w h), a fraction of the input side
     :param median_ratio: their median w / h
     :param config: the network's model.SSDConfig
-    :return: a phrase naming the scale or aspect ratio they would need against the priors' range
+    :param better: the other networks whose priors cover more of the class's objects than this one's, most first:
+        [{"network" (its name), "options" (how to train it), "coverage"}] (measured: :func:`compute_statistics`)
+    :param tiles: None, or the measured coverage of the class's poorly covered objects by this network when every
+        image is cut into tiles: {"network", "tiles" (per side), "coverage"}
+    :return: a phrase naming the scale or aspect ratio they would need against the priors' range, then the better
+        network and the tiles, with their coverage
     """
     scales = [fmap.scale for fmap in config.feature_maps]
     largest = (scales[-1] * config.last_scale) ** 0.5  # the last map's extra square prior
@@ -258,14 +377,23 @@ def fitting_advice(median_scale, median_ratio, config):
     widest = max(ratios, default=1)
     side = config.image_size
     if median_scale < min(scales):
-        return (f"a prior scale near {median_scale:.3g} ({median_scale * side:.1f} px at {side}x{side}) would fit "
-                f"them; the smallest is {min(scales):.3g} ({min(scales) * side:.0f} px)")
-    if median_scale > largest:
-        return f"a prior scale near {median_scale:.3g} would fit them; the largest is {largest:.3g}"
-    if median_ratio > widest or median_ratio < 1 / widest:
-        return (f"a prior aspect ratio near {median_ratio:.3g} (w/h) would fit them; the priors' go from "
-                f"1/{widest:g} to {widest:g}")
-    return "within the priors' scales and aspect ratios: they fall between the prior scales or centres"
+        advice = (f"a prior scale near {median_scale:.3g} ({median_scale * side:.1f} px at {side}x{side}) would fit "
+                  f"them; the smallest is {min(scales):.3g} ({min(scales) * side:.0f} px)")
+    elif median_scale > largest:
+        advice = f"a prior scale near {median_scale:.3g} would fit them; the largest is {largest:.3g}"
+    elif median_ratio > widest or median_ratio < 1 / widest:
+        advice = (f"a prior aspect ratio near {median_ratio:.3g} (w/h) would fit them; the priors' go from "
+                  f"1/{widest:g} to {widest:g}")
+    else:
+        advice = "within the priors' scales and aspect ratios: they fall between the prior scales or centres"
+    if better:
+        advice += "; " + ", ".join(f"the {other['network']} ({other['options']}) covers {100 * other['coverage']:.0f}%"
+                                   for other in better) + " of the class's objects"
+    if tiles is not None:
+        advice += (f"; smaller than every network's smallest prior: cut into {tiles['tiles']} x {tiles['tiles']} "
+                   f"tiles (objects {tiles['tiles']} times larger in the input), the {tiles['network']} covers "
+                   f"{100 * tiles['coverage']:.0f}% of those not covered")
+    return advice
 
 
 def _coverage_entry(objects, covered):
@@ -273,26 +401,39 @@ def _coverage_entry(objects, covered):
     return {"objects": int(objects), "covered": int(covered), "coverage": _share(int(covered), int(objects))}
 
 
-def compute_statistics(lists, label_map, split_counts, config, image_sizes=None):
+def _same_priors(config_1, config_2):
+    """Whether two configs make the same priors (then one of them is no alternative to the other)."""
+    priors_1, priors_2 = model.create_prior_boxes(config_1), model.create_prior_boxes(config_2)
+    return priors_1.shape == priors_2.shape and torch.equal(priors_1, priors_2)
+
+
+def compute_statistics(lists, label_map, split_counts, config, image_sizes=None, alternatives=None):
     """Everything statistics.json holds, and the per-object values the figure draws.
 
     :param lists: {split: (image paths, objects)} (:func:`read_lists`)
     :param label_map: {name: label}, "background" 0
     :param split_counts: {split: ssd_support.data_lists.split_statistics(objects, label_map)}, the counts printed and
         stored per split and class
-    :param config: the network's model.SSDConfig (its priors: model.create_prior_boxes)
+    :param config: the network the report describes: a CoverageNetwork (:func:`coverage_network`), or a bare
+        model.SSDConfig (its priors: model.create_prior_boxes)
     :param image_sizes: {split: [(width, height), ...]} in pixels, or None to read the image headers
+    :param alternatives: the other networks measured for the advice (CoverageNetwork list; default
+        :func:`alternative_networks`, those with the same priors as ``config`` left out)
     :return: (statistics, objects): statistics is the JSON document described in :func:`write_data_statistics`;
         objects is {"split" (n,) split index into the statistics' "splits" order, "label" (n,), "best_iou" (n,),
-        and the :func:`shape_measures`} for the figure
+        and the :func:`shape_measures`, "config" the network's SSDConfig} for the figure
     """
+    network = config if isinstance(config, CoverageNetwork) else _network_of_config(config)
+    config = network.config
+    if alternatives is None:
+        alternatives = [other for other in alternative_networks() if not _same_priors(other.config, config)]
     priors = model.create_prior_boxes(config)
-    base = next((base for (base, _), known in model.CONFIGS.items() if known == config), None)
     classes = [name for name in label_map if name != "background"]
     split_names = list(lists)
     statistics = {
-        "network": {"name": f"SSD{config.image_size}", "base": base, "image_size": config.image_size,
-                    "priors": len(priors), "iou_threshold": COVERAGE_IOU, "feature_maps": prior_shapes(config)},
+        "network": {"name": f"SSD{config.image_size}", "description": network.name, "base": network.base,
+                    "image_size": config.image_size, "priors_from": network.priors_from, "priors": len(priors),
+                    "iou_threshold": COVERAGE_IOU, "feature_maps": prior_shapes(config)},
         "well_covered": WELL_COVERED,
         "splits": {},
     }
@@ -320,62 +461,111 @@ def compute_statistics(lists, label_map, split_counts, config, image_sizes=None)
     per_object = {key: torch.cat(parts[key]) if parts[key] else torch.zeros(0)
                   for key in ("split", "label", "best_iou")}
     per_object.update(shape_measures(boxes))
-    statistics["all_splits"] = _all_splits_coverage(per_object, classes, label_map, config)
+    per_object["boxes"] = boxes
+    # Every object against every alternative's priors: a few hundredths of a second each for 40,000 objects.
+    others = [(other, best_prior_overlaps(boxes, model.create_prior_boxes(other.config), other.config)[0].double()
+               >= COVERAGE_IOU) for other in alternatives]
+    statistics["alternatives"] = [
+        {"network": other.name, "options": other.options, "priors": len(model.create_prior_boxes(other.config)),
+         **_coverage_entry(len(covered), covered.sum())} for other, covered in others]
+    statistics["all_splits"] = _all_splits_coverage(per_object, classes, label_map, network, others)
     statistics["poorly_covered_classes"] = [
         {"class": name, "objects": entry["objects"], "coverage": entry["coverage"],
          "poorly_covered": entry["poorly_covered"]["objects"],
-         **{key: entry["poorly_covered"][key] for key in ("median_scale", "median_aspect_ratio", "advice")}}
+         **{key: entry["poorly_covered"][key] for key in ("median_scale", "median_aspect_ratio", "advice",
+                                                          "better_networks", "tiles")}}
         for name, entry in statistics["all_splits"]["per_class"].items()
         if entry["coverage"] is not None and entry["coverage"] < WELL_COVERED]
+    statistics["classes_without_objects"] = [name for name, entry in statistics["all_splits"]["per_class"].items()
+                                             if entry["objects"] == 0]
     quantiles = torch.tensor(QUANTILES, dtype=torch.float64)
     statistics["box_shapes"] = {"quantiles": list(QUANTILES), **{
         key: (per_object[key].quantile(quantiles).tolist() if len(boxes) else None)
         for key in ("width", "height", "scale", "aspect_ratio")}}
     per_object["split_names"] = split_names
     per_object["class_names"] = classes
+    per_object["config"] = config
     return statistics, per_object
 
 
-def _all_splits_coverage(per_object, classes, label_map, config):
-    """Coverage over the objects of all splits together, per class, with what fits the poorly covered ones."""
+def _tiled_coverage(boxes, network):
+    """The best coverage of ``boxes`` by ``network`` over the tilings of TILE_COUNTS: {"network", "tiles",
+    "coverage"} (the fewest tiles among equals)."""
+    priors = model.create_prior_boxes(network.config)
+    best = None
+    for tiles in TILE_COUNTS:
+        covered = best_prior_overlaps(tiled_boxes(boxes, tiles), priors, network.config)[0] >= COVERAGE_IOU
+        coverage = float(covered.double().mean())
+        if best is None or coverage > best["coverage"]:
+            best = {"network": network.name, "tiles": tiles, "coverage": coverage}
+    return best
+
+
+def _all_splits_coverage(per_object, classes, label_map, network, others):
+    """Coverage over the objects of all splits together, per class, with what fits the poorly covered ones: the
+    other networks that cover more of the class (``others``: [(CoverageNetwork, covered (n,) bool)]), and tiles
+    when its poorly covered objects are smaller than every network's smallest prior."""
     covered = per_object["best_iou"] >= COVERAGE_IOU
     result = _coverage_entry(len(covered), covered.sum())
     result["per_class"] = {}
+    smallest = min(_smallest_scale(other.config) for other in [network] + [other for other, _ in others])
     for name in classes:
         of_class = per_object["label"] == label_map[name]
         entry = _coverage_entry(of_class.sum(), (covered & of_class).sum())
         entry["median_best_iou"] = _median(per_object["best_iou"][of_class])
+        entry["other_networks"] = {other.name: _coverage_entry(of_class.sum(), (other_covered & of_class).sum())
+                                   ["coverage"] for other, other_covered in others}
         poor = of_class & ~covered
         median_scale = _median(per_object["scale"][poor])
         median_ratio = _median(per_object["aspect_ratio"][poor])
+        better, tiles = [], None
+        if median_scale is not None:
+            better = sorted(({"network": other.name, "options": other.options,
+                              "coverage": entry["other_networks"][other.name]} for other, _ in others
+                             if entry["other_networks"][other.name] > entry["coverage"]),
+                            key=lambda other: -other["coverage"])  # stable: the order of alternative_networks
+            best_coverage = max([entry["coverage"]] + list(entry["other_networks"].values()))
+            if best_coverage < WELL_COVERED and median_scale < smallest:
+                tiles = _tiled_coverage(per_object["boxes"][poor], network)
         entry["poorly_covered"] = {"objects": int(poor.sum()), "median_scale": median_scale,
-                                   "median_aspect_ratio": median_ratio,
+                                   "median_aspect_ratio": median_ratio, "better_networks": better, "tiles": tiles,
                                    "advice": None if median_scale is None else
-                                   fitting_advice(median_scale, median_ratio, config)}
+                                   fitting_advice(median_scale, median_ratio, network.config, better, tiles)}
         result["per_class"][name] = entry
     return result
 
 
 def summary_lines(statistics):
-    """The printed summary of the coverage: one line overall, one per class under WELL_COVERED.
+    """The printed summary of the coverage: one line overall, one for the other networks, one per class under
+    WELL_COVERED, one naming the classes without objects.
 
     :param statistics: the statistics.json document (:func:`compute_statistics`)
     :return: list of str
     """
     network, overall = statistics["network"], statistics["all_splits"]
+    name = network.get("description", network["name"])
     if overall["coverage"] is None:
-        return [f"Prior coverage ({network['name']}): no objects."]
-    lines = [f"Prior coverage ({network['name']}, {network['priors']} priors; an object is covered when its best IoU "
+        return [f"Prior coverage ({name}): no objects."]
+    lines = [f"Prior coverage ({name}, {network['priors']} priors; an object is covered when its best IoU "
              f"with a prior is at least {network['iou_threshold']:g}): {100 * overall['coverage']:.1f}% of "
              f"{overall['objects']} objects, all splits."]
+    others = statistics.get("alternatives", [])
+    if others:
+        lines.append("  the same objects against other networks' priors: " + "; ".join(
+            f"{other['network']} ({other['options']}): {100 * other['coverage']:.1f}%" for other in others))
     poor = statistics["poorly_covered_classes"]
+    empty = statistics.get("classes_without_objects", [])
+    well = f"{100 * statistics['well_covered']:.0f}%"
     if not poor:
-        lines.append(f"Every class is at least {100 * statistics['well_covered']:.0f}% covered.")
+        lines.append(f"Every class is at least {well} covered." if not empty else
+                     f"Every class with objects is at least {well} covered.")
     for entry in poor:
-        lines.append(f"  under {100 * statistics['well_covered']:.0f}%: {entry['class']}: "
+        lines.append(f"  under {well}: {entry['class']}: "
                      f"{100 * entry['coverage']:.1f}% of {entry['objects']} objects covered; {entry['poorly_covered']} "
                      f"not, of median size {entry['median_scale']:.3g} (sqrt(w h) / image side) and aspect ratio "
                      f"{entry['median_aspect_ratio']:.3g}: {entry['advice']}")
+    if empty:
+        lines.append(f"  no objects (nothing to cover, nothing to learn): {', '.join(empty)}")
     return lines
 
 
@@ -400,8 +590,10 @@ def _plot_coverage(axis, statistics, classes, label_size):
     network, per_class = statistics["network"], statistics["all_splits"]["per_class"]
     positions = np.arange(len(classes))
     coverage = np.array([per_class[name]["coverage"] or 0.0 for name in classes])
-    axis.barh(positions, coverage, color=["tab:red" if value < statistics["well_covered"] else "tab:blue"
-                                          for value in coverage])
+    # A class without objects is neither covered nor poorly covered: no bar (its "no objects" is written).
+    axis.barh(positions, coverage, color=["tab:gray" if per_class[name]["coverage"] is None else "tab:red"
+                                          if value < statistics["well_covered"] else "tab:blue"
+                                          for name, value in zip(classes, coverage)])
     axis.axvline(statistics["well_covered"], color="black", linestyle="--", linewidth=1,
                  label=f"{100 * statistics['well_covered']:.0f}%")
     if len(classes) <= 30:  # each bar's share and count, where they still fit
@@ -414,7 +606,8 @@ def _plot_coverage(axis, statistics, classes, label_size):
     axis.invert_yaxis()
     axis.set_xlim(0, 1)
     axis.set_xlabel(f"share of objects with a prior at IoU >= {network['iou_threshold']:g}")
-    axis.set_title(f"Prior coverage ({network['name']}, {network['priors']} priors)")
+    title = f"Prior coverage ({network.get('description', network['name'])}, {network['priors']} priors)"
+    axis.set_title(title, fontsize=None if len(title) <= 45 else 8)  # a --priors-from path can be long
     axis.legend(fontsize=8, loc="lower right")
 
 
@@ -429,7 +622,7 @@ def _plot_widths_and_heights(axis, per_object, network, smallest):
     for mask, colour, name in ((covered[shown], "tab:blue", "covered"), (~covered[shown], "tab:red", "not covered")):
         axis.scatter(width[shown][mask], height[shown][mask], s=3 if len(shown) > 2000 else 10, alpha=0.5,
                      color=colour, linewidths=0, label=name, rasterized=True)
-    prior_sizes = model.create_prior_boxes(network_config(network["image_size"]))[:, 2:].unique(dim=0).numpy()
+    prior_sizes = model.create_prior_boxes(per_object["config"])[:, 2:].unique(dim=0).numpy()
     axis.scatter(prior_sizes[:, 0], prior_sizes[:, 1], marker="x", s=25, color="black", label="priors")
     axis.set_xscale("log")
     axis.set_yscale("log")
@@ -520,41 +713,53 @@ def plot_statistics(statistics, per_object, path):
     write_atomically(path, lambda file: figure.savefig(file, format="png", dpi=FIGURE_DPI), binary=True)
 
 
-def write_data_statistics(data_folder, split_statistics, image_size=300, out=None, image_sizes=None):
+def write_data_statistics(data_folder, split_statistics, image_size=300, out=None, image_sizes=None, network=None):
     """Write statistics.json and statistics.png beside the lists and print the coverage summary.
 
     statistics.json (plain JSON, NaN written as null), its keys:
 
-    - ``network``: {"name" "SSD300"/"SSD512", "base", "image_size", "priors" (8732 / 24564), "iou_threshold" 0.5,
-      "feature_maps": [{"name", "size", "scale", "extra_scale", "aspect_ratios"}]} (:func:`prior_shapes`);
+    - ``network``: the network whose priors the coverage describes: {"name" "SSD300"/"SSD512", "description" (as
+      the summary names it: "VGG16 SSD300", "ResNet-50 SSD300", "VGG16 SSD512", "... with the priors of PATH"),
+      "base", "image_size", "priors_from" (the --priors-from checkpoint, or null), "priors" (8732 / 24564),
+      "iou_threshold" 0.5, "feature_maps": [{"name", "size", "scale", "extra_scale", "aspect_ratios"}]}
+      (:func:`prior_shapes`);
+    - ``alternatives``: [{"network", "options" (how to train it), "priors", "objects", "covered", "coverage"}]: the
+      same objects against the priors of every other network the project trains (:func:`alternative_networks`);
     - ``well_covered``: 0.9, the coverage under which a class is named;
     - ``splits``: {split: split_statistics's {"images", "objects", "difficult", "empty_images", "per_class": {class:
       {"images", "objects", "difficult", "covered", "coverage"}}} plus "covered" and "coverage" of the split}, for
       each split the folder has (TRAIN, VAL, TEST); "covered" counts the objects whose best IoU with a prior is at
       least iou_threshold, "coverage" is covered / objects (null without objects);
     - ``all_splits``: {"objects", "covered", "coverage", "per_class": {class: {"objects", "covered", "coverage",
-      "median_best_iou", "poorly_covered": {"objects", "median_scale", "median_aspect_ratio", "advice"}}}}, the
-      splits together; scales are sqrt(w h) as fractions of the image side, ratios w / h in the resized input;
+      "median_best_iou", "other_networks": {network: coverage}, "poorly_covered": {"objects", "median_scale",
+      "median_aspect_ratio", "better_networks" ([{"network", "options", "coverage"}] of the other networks that
+      cover more of the class, most first), "tiles" ({"network", "tiles" per side, "coverage" of these
+      objects} when they are smaller than every network's smallest prior; else null), "advice"}}}}, the splits together; scales
+      are sqrt(w h) as fractions of the image side, ratios w / h in the resized input;
     - ``poorly_covered_classes``: [{"class", "objects", "coverage", "poorly_covered" (objects not covered),
-      "median_scale", "median_aspect_ratio" (of those), "advice"}] for each class under well_covered (all splits),
-      as printed;
+      "median_scale", "median_aspect_ratio" (of those), "better_networks", "tiles", "advice"}] for each class under
+      well_covered (all splits), as printed;
+    - ``classes_without_objects``: the classes of the label map with no object in any split (neither covered nor
+      poorly covered: their coverage is null);
     - ``box_shapes``: {"quantiles": [0.05, 0.25, 0.5, 0.75, 0.95], "width", "height", "scale", "aspect_ratio": the
       quantiles of each over all objects (fractions of the image; null without objects)}.
 
     :param data_folder: the folder of the lists (create_data_lists.py's --output)
     :param split_statistics: ssd_support.data_lists.split_statistics, ``(objects, label_map) -> counts``: passed
         in, so that the counts are the ones create_data_lists.py prints
-    :param image_size: 300 (SSD300's priors) or 512 (SSD512's)
+    :param image_size: 300 (SSD300's priors) or 512 (SSD512's), of the VGG16 network; ignored with ``network``
     :param out: where to print the summary (default stdout)
     :param image_sizes: {split: [(width, height), ...]} in pixels, or None to read them from the image headers
+    :param network: the network to describe (:func:`coverage_network`: --base, --image-size, --priors-from);
+        None: the VGG16 SSD of ``image_size``
     :return: the statistics.json document
     :raises FileNotFoundError, ValueError: naming a list that is missing or inconsistent
     """
     out = out or sys.stdout
-    config = network_config(image_size)
+    network = network or coverage_network("vgg16", image_size)
     lists, label_map = read_lists(data_folder)
     counts = {split: split_statistics(objects, label_map) for split, (_, objects) in lists.items()}
-    statistics, per_object = compute_statistics(lists, label_map, counts, config, image_sizes)
+    statistics, per_object = compute_statistics(lists, label_map, counts, network, image_sizes)
     write_json_atomically(os.path.join(data_folder, STATISTICS_JSON), statistics, indent=1)
     plot_statistics(statistics, per_object, os.path.join(data_folder, STATISTICS_PNG))
     for line in summary_lines(statistics):

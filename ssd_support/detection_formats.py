@@ -18,11 +18,18 @@ A detection of zero width or height (a box clamped onto the image's edge; detect
 is no object and is not written: create_data_lists.py and Ultralytics refuse such boxes, and one would make its
 whole image bad there. The writers return how many they left out.
 
+Where the files go (:class:`VocFolderWriter`, :class:`YoloFolderWriter`, :func:`place_image`): every file is
+checked by the run's :class:`ssd_support.files.RunOutputs` before it is written, so that no input is ever
+replaced (a YOLO set pre-annotated in place keeps its images where they are), and no file that this run did not
+write is replaced without --overwrite (a folder of ground-truth XML, an existing YOLO set's labels and data.yaml).
+Each file is named so that the reader the README gives (create_data_lists.py --annotations / --yolo) pairs it
+with its own image: ``IMG_1.jpg`` and ``IMG_1.jpeg`` get ``IMG_1.xml`` and ``IMG_1.jpeg.xml``
+(:func:`voc_annotation_id`).
+
 :class:`DetectionExports` writes them as detect.py processes its images (one file per image, the COCO json and
 data.yaml once all are).
 
-The standard library, and PyYAML for data.yaml (requirements.txt); of the project, ssd_support.files' atomic
-writer and ssd_support.images' IMAGE_EXTENSIONS.
+The standard library, PyYAML for data.yaml (requirements.txt), and ssd_support.files / ssd_support.images (leaves).
 """
 
 import json
@@ -30,8 +37,13 @@ import os
 import shutil
 import xml.etree.ElementTree as ET
 
-from ssd_support.files import write_atomically
+from ssd_support.files import OutputRefused, RunOutputs, same_file, write_atomically
 from ssd_support.images import IMAGE_EXTENSIONS
+
+# What a COCO results list without a single detection means (pycocotools' loadRes cannot read an empty list: an
+# IndexError), said in one line wherever one is written (detect.py --save-coco, eval.py --save-detections).
+EMPTY_RESULTS_NOTE = ("Note: no detections, so the COCO results are an empty list, which pycocotools' loadRes "
+                      "cannot read (IndexError); the COCO AP of no detections is 0 for every class with objects.")
 
 # Ultralytics writes its label files' fractions with 6 decimals (about 5e-7 of the side: a 2000-pixel side is off by
 # at most 0.001 pixel).
@@ -151,15 +163,24 @@ def yolo_data_yaml(names, images="images"):
     return header + body
 
 
-def place_image(source, destination):
+def place_image(source, destination, outputs=None):
     """Put an image file into a YOLO folder's images/ (its label file is found from its path there): a hard link
-    where the file system allows one (no copy of the bytes), else a copy.
+    where the file system allows one (no copy of the bytes), else a copy. The source is never removed or changed.
 
     :param source: the image file
-    :param destination: its path under images/; an existing file there is replaced
-    :return: "linked" or "copied"
+    :param destination: its path under images/
+    :param outputs: the run's :class:`ssd_support.files.RunOutputs` (None: one without inputs or --overwrite):
+        ``destination`` is claimed there, so an existing file that this run did not write is refused unless
+        --overwrite, and an input never replaced
+    :return: "in place" (``destination`` already is ``source``, or a hard link to it: nothing written),
+        "linked" or "copied"
+    :raises OutputRefused: one line naming ``destination``
     """
-    if os.path.lexists(destination):
+    if os.path.lexists(destination) and same_file(source, destination):
+        return "in place"
+    outputs = RunOutputs() if outputs is None else outputs
+    outputs.claim(destination, "--save-yolo image")
+    if os.path.lexists(destination):  # allowed: written earlier in this run, or --overwrite, and not an input
         os.remove(destination)
     try:
         os.link(source, destination)
@@ -167,6 +188,212 @@ def place_image(source, destination):
     except OSError:  # another file system, or one without hard links
         shutil.copy2(source, destination)
         return "copied"
+
+
+def _direct_image(folder, stem, cache):
+    """The image that create_data_lists.py's VOC folder reader takes for the annotation ID ``stem`` in ``folder``
+    before looking at ``<filename>``: ``<stem>.<ext>`` for the first of IMAGE_EXTENSIONS that exists (any letter
+    case of the extension, the first file name in sorted order), or None.
+
+    :param cache: a dict kept for the run: {folder: {(stem, lower-case extension): file name}}
+    """
+    if folder not in cache:
+        cache[folder] = {}
+        for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+            name_stem, extension = os.path.splitext(name)
+            if extension.lower() in IMAGE_EXTENSIONS:
+                cache[folder].setdefault((name_stem, extension.lower()), name)
+    for extension in IMAGE_EXTENSIONS:
+        if (stem, extension) in cache[folder]:
+            return os.path.join(folder, cache[folder][stem, extension])
+    return None
+
+
+def voc_annotation_id(image_path, image_root, taken, cache):
+    """The name (without .xml) of an image's VOC annotation, such that create_data_lists.py --annotations DIR
+    --images IMAGE_ROOT pairs it with this image and no other.
+
+    That reader takes ``IMAGE_ROOT/<ID>.<ext>`` first (.jpg before .jpeg, .png, ...), and ``<filename>`` (relative
+    to IMAGE_ROOT) only when the ID has no image of its own. So the ID is the image's stem (labelImg's convention:
+    ``a.jpg`` -> ``a.xml``) when that finds this very image, else its whole file name (``IMG_1.jpeg`` ->
+    ``IMG_1.jpeg.xml`` beside ``IMG_1.xml`` of ``IMG_1.jpg``; an image in a sub-folder, or with another
+    extension), numbered when taken (``x.jpg_2``). IDs are compared case-insensitively: on Windows and macOS
+    ``a.xml`` and ``A.xml`` are one file.
+
+    :param image_path: the image file
+    :param image_root: the folder the reader is given as --images (the image is under it)
+    :param taken: the IDs given so far in this folder, case-folded; the new one is added
+    :param cache: a dict kept for the run (folder listings)
+    :return: the ID
+    """
+    folder, name = os.path.split(os.path.abspath(image_path))
+    stem = os.path.splitext(name)[0]
+    root = os.path.abspath(image_root)
+    if folder == root and stem.casefold() not in taken:
+        found = _direct_image(root, stem, cache)
+        if found is not None and same_file(found, image_path):
+            taken.add(stem.casefold())
+            return stem
+    candidate, number = name, 2
+    # An ID with an image of its own (a file "IMG_1.jpeg.png") would be paired with that image, not <filename>'s.
+    while candidate.casefold() in taken or _direct_image(root, candidate, cache) is not None:
+        candidate, number = f"{name}_{number}", number + 1
+    taken.add(candidate.casefold())
+    return candidate
+
+
+class VocFolderWriter:
+    """detect.py --save-voc DIR: one Pascal VOC XML per image, named by :func:`voc_annotation_id` and with
+    ``<filename>`` the image's path relative to ``image_root`` (its name, for an image directly in it), so that
+    ``create_data_lists.py --annotations DIR --images IMAGE_ROOT`` gives every image its own boxes.
+
+    :param folder: the folder of XML files (created)
+    :param image_root: the folder the read-back is given as --images (the common folder of the images)
+    :param outputs: the run's :class:`ssd_support.files.RunOutputs`
+    """
+
+    def __init__(self, folder, image_root, outputs):
+        self.folder, self.image_root, self.outputs = folder, image_root, outputs
+        self.taken, self.cache, self.written = set(), {}, {}
+        os.makedirs(folder, exist_ok=True)
+
+    def planned(self, image_paths):
+        """The XML files the images would get (for a check before any work), without claiming them."""
+        taken, cache = set(self.taken), {}
+        return [os.path.join(self.folder, voc_annotation_id(path, self.image_root, taken, cache) + ".xml")
+                for path in image_paths]
+
+    def add(self, image_path, detections, width, height):
+        """Write one image's XML.
+
+        :return: the file written, or None for an image already written in this run (the same file given twice:
+            a second XML would list it twice)
+        :raises OutputRefused: when the XML file exists and was not written by this run (without --overwrite)
+        """
+        key = os.path.normcase(os.path.realpath(image_path))
+        if key in self.written:
+            return None
+        image_id = voc_annotation_id(image_path, self.image_root, self.taken, self.cache)
+        relative = os.path.relpath(os.path.abspath(image_path), os.path.abspath(self.image_root)).replace(os.sep, "/")
+        text, _ = voc_xml(detections, relative, width, height, image_path=os.path.abspath(image_path))
+        path = self.outputs.claim(RunOutputs.inside(self.folder, image_id + ".xml", "--save-voc"), "--save-voc")
+        write_atomically(path, lambda file: file.write(text))
+        self.written[key] = path
+        return path
+
+
+class YoloFolderWriter:
+    """detect.py --save-yolo DIR: images/ (the images linked or copied, or left where they are when they already
+    are in DIR/images), labels/ (one label file per image, at Ultralytics' path for it) and data.yaml.
+
+    :param folder: the data set's folder (images/ and labels/ created)
+    :param label_map: {class name: label}, background 0, labels 1..n
+    :param scores: the score as a sixth value of each line
+    :param outputs: the run's :class:`ssd_support.files.RunOutputs`
+    :raises ValueError: when the label map's labels are not 1..n
+    """
+
+    def __init__(self, folder, label_map, scores, outputs):
+        self.folder, self.label_map, self.scores, self.outputs = folder, label_map, scores, outputs
+        self.names = yolo_class_names(label_map)
+        self.labels = {}  # label file -> the image it belongs to
+        self.listed = {}  # folder -> {stem: the image files in it when first looked at}
+        for sub in ("images", "labels"):
+            os.makedirs(os.path.join(folder, sub), exist_ok=True)
+
+    def check_before_writing(self):
+        """Refuse, before any work, a folder that already holds a YOLO set (data.yaml, label files): this run
+        would replace some of its files and leave the others, a set that means neither (unless --overwrite).
+
+        :raises OutputRefused: one line naming the file found
+        """
+        self.outputs.check(os.path.join(self.folder, "data.yaml"), "--save-yolo")
+        labels = os.path.join(self.folder, "labels")
+        existing = sorted(name for name in os.listdir(labels) if name.endswith(".txt")) if os.path.isdir(labels) else []
+        if existing and not self.outputs.overwrite:
+            raise OutputRefused(f"{os.path.join(labels, existing[0])}: --save-yolo would write into a YOLO set that "
+                                f"has {len(existing)} label file(s) already; give --overwrite to replace those named "
+                                f"like the images, or write elsewhere")
+
+    def _target(self, image_path, stem, labels=None):
+        """Where an image and its label file go: (destination, how: "saved", "in place" or None for placing, the
+        label file), refused when its label file would be another image's.
+
+        :param labels: {label file: image} of the images before it (default: those written)
+        :raises OutputRefused: as :meth:`add`
+        """
+        images = os.path.join(self.folder, "images")
+        relative = os.path.relpath(os.path.abspath(image_path), os.path.abspath(images))
+        extension = os.path.splitext(image_path)[1]
+        if extension.lower() not in IMAGE_EXTENSIONS:  # YOLO readers find images by extension: saved as PNG
+            destination, how = RunOutputs.inside(images, stem + ".png", "--save-yolo"), "saved"
+        elif relative.startswith(os.pardir + os.sep):
+            destination, how = RunOutputs.inside(images, stem + extension, "--save-yolo"), None
+        else:
+            destination, how = image_path, "in place"  # pre-annotating a set in place: the image stays as it is
+        # Ultralytics' rule: the last /images/ of the path becomes /labels/, the extension .txt.
+        head, _, tail = os.path.abspath(destination).rpartition(os.sep + "images" + os.sep)
+        label = os.path.splitext(head + os.sep + "labels" + os.sep + tail)[0] + ".txt"
+        owner = (self.labels if labels is None else labels).get(label) or self._other_image(destination)
+        if owner is not None and not same_file(owner, image_path):
+            raise OutputRefused(f"{image_path}: its YOLO label file {label} would also be {owner}'s (YOLO pairs an "
+                                f"image and its labels by the name without extension); rename one of them")
+        return destination, how, label
+
+    def planned(self, image_paths, stems):
+        """Check, before any work, where the images and their label files would go (:meth:`add`'s refusals).
+
+        :param stems: each image's unique name in this run
+        :raises OutputRefused: one line naming the file
+        """
+        labels = dict(self.labels)
+        for image_path, stem in zip(image_paths, stems):
+            destination, how, label = self._target(image_path, stem, labels)
+            labels[label] = image_path
+            self.outputs.check(label, "--save-yolo")
+            if how != "in place" and not (os.path.lexists(destination) and same_file(image_path, destination)):
+                self.outputs.check(destination, "--save-yolo")
+
+    def add(self, image_path, stem, image, detections):
+        """Place one image and write its label file.
+
+        :param stem: the image's unique name in this run, for images/<stem>.<ext> (an image already under
+            DIR/images/ keeps its own path)
+        :param image: the decoded upright PIL image (its size is the boxes' frame)
+        :return: "in place", "linked", "copied" or "saved" (a file of another extension, saved as PNG)
+        :raises OutputRefused: for a file that may not be written, or two images that would share a label file
+        """
+        destination, how, label = self._target(image_path, stem)
+        self.outputs.check(label, "--save-yolo")
+        if how == "saved":
+            image.save(self.outputs.claim(destination, "--save-yolo"))
+        elif how is None:
+            how = place_image(image_path, destination, self.outputs)
+        self.labels[label] = image_path
+        text, _ = yolo_label_lines(detections, self.label_map, image.width, image.height, self.scores)
+        os.makedirs(os.path.dirname(label), exist_ok=True)
+        write_atomically(self.outputs.claim(label, "--save-yolo"), lambda file: file.write(text))
+        return how
+
+    def _other_image(self, destination):
+        """An image file beside ``destination`` with its name but another extension (the reader would give it the
+        same label file), that was there before this run; or None."""
+        folder, name = os.path.split(os.path.abspath(destination))
+        if folder not in self.listed:  # {stem: the image files of that stem}, listed once
+            self.listed[folder] = {}
+            for other in os.listdir(folder) if os.path.isdir(folder) else []:
+                other_stem, extension = os.path.splitext(other)
+                if extension.lower() in IMAGE_EXTENSIONS:
+                    self.listed[folder].setdefault(other_stem, []).append(os.path.join(folder, other))
+        return next((path for path in self.listed[folder].get(os.path.splitext(name)[0], [])
+                     if not same_file(path, destination)), None)
+
+    def close(self):
+        """Write data.yaml. :return: its path"""
+        path = self.outputs.claim(os.path.join(self.folder, "data.yaml"), "--save-yolo")
+        text = yolo_data_yaml(self.names)
+        write_atomically(path, lambda file: file.write(text))
+        return path
 
 
 def coco_document(images, label_map, description="detect.py detections"):
@@ -217,7 +444,7 @@ def coco_json_text(document):
 
 class DetectionExports:
     """detect.py --save-voc / --save-yolo / --save-coco: each image's detections in other tools' formats
-    (ssd_support/detection_formats.py), as the images are processed; the COCO file once all are.
+    (ssd_support/py), as the images are processed; the COCO file once all are.
 
     :param label_map: {class name: label}, background 0
     :param image_root: the folder the images' COCO file names are relative to (the common folder of the inputs)
@@ -226,20 +453,35 @@ class DetectionExports:
         data.yaml (None: none)
     :param yolo_scores: the score as a sixth value of each YOLO line
     :param coco_file: one COCO json of every image (None: none)
+    :param outputs: the run's ssd_support.files.RunOutputs (inputs, --overwrite), which every file is checked by
     :raises ValueError: when the label map's labels are not 1..n (YOLO class ids)
     """
 
-    def __init__(self, label_map, image_root, voc_folder=None, yolo_folder=None, yolo_scores=False, coco_file=None):
+    def __init__(self, label_map, image_root, voc_folder=None, yolo_folder=None, yolo_scores=False, coco_file=None,
+                 outputs=None):
         self.label_map, self.image_root = label_map, image_root
         self.voc_folder, self.yolo_folder, self.yolo_scores, self.coco_file = (voc_folder, yolo_folder, yolo_scores,
                                                                                coco_file)
-        self.coco_images, self.placed, self.left_out, self.n_images = [], {"linked": 0, "copied": 0, "saved": 0}, 0, 0
-        if voc_folder:
-            os.makedirs(voc_folder, exist_ok=True)
-        if yolo_folder:
-            self.yolo_names = yolo_class_names(label_map)
-            for sub in ("images", "labels"):
-                os.makedirs(os.path.join(yolo_folder, sub), exist_ok=True)
+        self.outputs = RunOutputs() if outputs is None else outputs
+        self.coco_images, self.left_out, self.n_images = [], 0, 0
+        self.placed = {"in place": 0, "linked": 0, "copied": 0, "saved": 0}
+        self.voc = VocFolderWriter(voc_folder, image_root, self.outputs) if voc_folder else None
+        self.yolo = (YoloFolderWriter(yolo_folder, label_map, yolo_scores, self.outputs)
+                     if yolo_folder else None)
+
+    def check_before_writing(self, image_paths, stems):
+        """Refuse, before any work, the files this run may not write (ssd_support.files.RunOutputs): an existing
+        XML of --save-voc, an existing YOLO set, an existing --save-coco file, without --overwrite; an input, always.
+
+        :raises ssd_support.files.OutputRefused: one line naming the file
+        """
+        for path in self.voc.planned(image_paths) if self.voc else ():
+            self.outputs.check(path, "--save-voc")
+        if self.yolo:
+            self.yolo.check_before_writing()
+            self.yolo.planned(image_paths, stems)
+        if self.coco_file:
+            self.outputs.check(self.coco_file, "--save-coco")
 
     @property
     def active(self):
@@ -256,21 +498,10 @@ class DetectionExports:
         """
         self.n_images += 1
         self.left_out += sum(not has_area(detection["box"]) for detection in detections)
-        if self.voc_folder:
-            text, _ = voc_xml(detections, os.path.basename(path), image.width, image.height,
-                              image_path=os.path.abspath(path))
-            write_atomically(os.path.join(self.voc_folder, stem + ".xml"), lambda file: file.write(text))
-        if self.yolo_folder:
-            extension = os.path.splitext(path)[1]
-            if extension.lower() in IMAGE_EXTENSIONS:
-                how = place_image(path, os.path.join(self.yolo_folder, "images", stem + extension))
-            else:  # a file named explicitly with another extension: YOLO readers find images by extension
-                image.save(os.path.join(self.yolo_folder, "images", stem + ".png"))
-                how = "saved"
-            self.placed[how] += 1
-            text, _ = yolo_label_lines(detections, self.label_map, image.width, image.height,
-                                       self.yolo_scores)
-            write_atomically(os.path.join(self.yolo_folder, "labels", stem + ".txt"), lambda file: file.write(text))
+        if self.voc:
+            self.voc.add(path, detections, image.width, image.height)
+        if self.yolo:
+            self.placed[self.yolo.add(path, stem, image, detections)] += 1
         if self.coco_file:
             self.coco_images.append({"file_name": os.path.relpath(os.path.abspath(path), self.image_root).replace(
                 os.sep, "/"), "width": image.width, "height": image.height, "detections": detections})
@@ -282,21 +513,21 @@ class DetectionExports:
         """
         lines = []
         if self.voc_folder:
-            lines.append(f"--save-voc: {self.n_images} Pascal VOC XML files -> {self.voc_folder} (read back: python "
-                         f"create_data_lists.py --annotations {self.voc_folder} --images {self.image_root})")
+            lines.append(f"--save-voc: {len(self.voc.written)} Pascal VOC XML files -> {self.voc_folder} (read back: "
+                         f"python create_data_lists.py --annotations {self.voc_folder} --images {self.image_root})")
         if self.yolo_folder:
-            yaml_path = os.path.join(self.yolo_folder, "data.yaml")
-            text = yolo_data_yaml(self.yolo_names)
-            write_atomically(yaml_path, lambda file: file.write(text))
+            self.yolo.close()
             how = ", ".join(f"{count} {name}" for name, count in self.placed.items() if count)
             lines.append(f"--save-yolo: {self.n_images} images ({how or 'none'}) and YOLO label files, and data.yaml "
                          f"-> {self.yolo_folder} (read back: python create_data_lists.py --yolo {self.yolo_folder})")
         if self.coco_file:
             document, _ = coco_document(self.coco_images, self.label_map)
             text = coco_json_text(document)
-            write_atomically(self.coco_file, lambda file: file.write(text))
+            write_atomically(self.outputs.claim(self.coco_file, "--save-coco"), lambda file: file.write(text))
             lines.append(f"--save-coco: {len(document['images'])} images, {len(document['annotations'])} detections "
                          f"-> {self.coco_file} (file names relative to {self.image_root})")
+            if not document["annotations"]:
+                lines.append(EMPTY_RESULTS_NOTE)
         if self.left_out:
             lines.append(f"Note: {self.left_out} detection(s) of zero width or height (a box clamped onto the image's "
                          f"edge) are not in these files: no tool reads such a box as an object.")

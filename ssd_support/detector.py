@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model import EVAL_CANDIDATES_PER_CLASS, EVAL_MIN_SCORE, EVAL_NMS_IOU, EVAL_TOP_K, build_ssd
+from model import EVAL_CANDIDATES_PER_CLASS, EVAL_MIN_SCORE, EVAL_NMS_IOU, EVAL_TOP_K, build_ssd, create_prior_boxes
 from ssd_support.checkpoints import load_model_from_checkpoint
 from utils import MultiBoxLoss, preprocess_settings
 
@@ -82,6 +82,34 @@ class SSDDetector(nn.Module):
         self.image_std = tuple(settings["std"] if image_std is None else image_std)
         self.label_map = None if label_map is None else dict(label_map)
         self.antialias = settings["antialias"] if antialias is None else antialias
+        self._restore_float32_priors()
+
+    def _restore_float32_priors(self):
+        """Give a half-precision network (``.to(torch.bfloat16)`` before it was wrapped) its float32 priors back.
+
+        bfloat16 keeps 8 significant bits: its priors move by up to 1/256 of their value, ~1 px of a 500-px
+        image, and every decoded box with them. The exact priors are the config's (``create_prior_boxes``); they
+        replace the network's only where rounding them gives the network's, so no other priors are lost.
+        """
+        priors = self.network._buffers.get("priors_cxcy") if isinstance(self.network, nn.Module) else None
+        if priors is None or priors.dtype not in (torch.float16, torch.bfloat16):
+            return
+        exact = create_prior_boxes(self.network.config).to(priors.device)
+        if torch.equal(exact.to(priors.dtype), priors):
+            self.network.priors_cxcy = exact
+
+    def _apply(self, fn, *args, **kwargs):
+        """What ``to``, ``half``, ``bfloat16``, ``cuda`` do: the network's priors follow the device but keep
+        float32 (or a wider type): rounded to half precision they would move every decoded box (see
+        ``_restore_float32_priors``); ``detect_objects`` decodes in float32.
+        """
+        network = self.network
+        priors = network._buffers.get("priors_cxcy") if isinstance(network, nn.Module) else None
+        super()._apply(fn, *args, **kwargs)
+        moved = network._buffers.get("priors_cxcy") if priors is not None else None
+        if moved is not None and moved.dtype != priors.dtype:
+            network.priors_cxcy = priors.to(moved.device, torch.promote_types(moved.dtype, torch.float32))
+        return self
 
     def forward(self, images, targets=None):
         """Losses (training mode) or detections (eval mode) for a list of images.
@@ -115,7 +143,7 @@ class SSDDetector(nn.Module):
         :raises TypeError: for an integer image
         """
         size = self.network.image_size
-        network_dtype = self.network.priors_cxcy.dtype
+        network_dtype = next(self.network.parameters()).dtype  # not the priors': they stay float32
         # float32 at least: a float64 network's batch stays float64 throughout, a half one's is cast at the end.
         work_dtype = torch.promote_types(network_dtype, torch.float32)
         resized = []
@@ -200,6 +228,11 @@ class SSDDetector(nn.Module):
             if labels.is_floating_point() or (len(labels) and (labels.min() < 0 or labels.max() >= n_classes)):
                 raise TargetError(f"Expected integer target labels in [0, {n_classes - 1}] for target at index "
                                   f"{index}, got {labels.tolist()}.")
+            not_finite = ~torch.isfinite(boxes).all(dim=1) if boxes.is_floating_point() else None
+            if not_finite is not None and not_finite.any():  # NaN passes the test below: NaN <= x is False
+                box = boxes[torch.nonzero(not_finite)[0, 0]].tolist()
+                raise TargetError(f"All bounding boxes should be finite. Found invalid box {box} for target at "
+                                  f"index {index}.")
             degenerate = (boxes[:, 2:] <= boxes[:, :2]).any(dim=1)
             if degenerate.any():
                 box = boxes[torch.nonzero(degenerate)[0, 0]].tolist()

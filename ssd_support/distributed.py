@@ -5,6 +5,7 @@ share of every batch and DistributedDataParallel all-reduces the gradients. A si
 world_size 1 of the same code.
 """
 
+import datetime
 import hashlib
 import os
 from typing import NamedTuple
@@ -18,6 +19,10 @@ from ssd_support.checkpoints import TrainingSetupError
 STOPPED_EXIT_CODE = 130
 # Set by ssd_support.launch: the folder where each rank leaves the status it exits with (report_exit_status).
 EXIT_STATUS_DIR_VARIABLE = "SSD_EXIT_STATUS_DIR"
+# How long a rank waits in a collective (a barrier) before the job is killed (train.py --dist-timeout-minutes):
+# ranks other than 0 wait in a barrier while rank 0 evaluates (--eval-every) or saves, which on a large VAL split
+# takes longer than NCCL's default 10 minutes.
+DEFAULT_TIMEOUT_MINUTES = 60
 
 
 class DistInfo(NamedTuple):
@@ -33,13 +38,16 @@ class DistInfo(NamedTuple):
         return self.rank == 0
 
 
-def setup_distributed(device_argument):
+def setup_distributed(device_argument, timeout_minutes=DEFAULT_TIMEOUT_MINUTES):
     """Pick the device and, under torchrun, join the process group.
 
-    torchrun sets RANK, LOCAL_RANK and WORLD_SIZE; NCCL is the backend for GPUs, gloo for CPUs.
+    torchrun sets RANK, LOCAL_RANK, LOCAL_WORLD_SIZE and WORLD_SIZE; NCCL is the backend for GPUs, gloo for CPUs.
 
-    :param device_argument: the --device value (None: cuda if available, else cpu)
+    :param device_argument: the --device value (None: cuda if available, else cpu; under torchrun cuda:LOCAL_RANK)
+    :param timeout_minutes: how long a collective may wait for the other ranks (--dist-timeout-minutes)
     :return: a DistInfo (rank, world_size, device, is_main)
+    :raises TrainingSetupError: no GPU, a GPU number this machine lacks, or one GPU number for several processes
+        of one machine (NCCL would refuse it with "Duplicate GPU detected" from every rank)
     """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
@@ -53,12 +61,18 @@ def setup_distributed(device_argument):
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
         raise TrainingSetupError(f"--device {device_argument}: this machine has {torch.cuda.device_count()} "
                                  f"GPU(s), numbered from 0")
+    processes_here = int(os.environ.get("LOCAL_WORLD_SIZE", world_size))
+    if device.type == "cuda" and device.index is not None and processes_here > 1:
+        raise TrainingSetupError(f"--device {device_argument}: torchrun started {processes_here} processes on this "
+                                 f"machine, and one GPU number puts them all on that GPU; pass --device cuda (each "
+                                 f"process takes cuda:LOCAL_RANK), and CUDA_VISIBLE_DEVICES to choose the GPUs")
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", local_rank if world_size > 1 else torch.cuda.current_device())
     if device.type == "cuda":
         torch.cuda.set_device(device)
     if world_size > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo",
+                                timeout=datetime.timedelta(minutes=timeout_minutes))
     return DistInfo(rank=rank, world_size=world_size, device=device)
 
 

@@ -469,3 +469,23 @@ def save_pr_curves(curves, folder):
         plt.close(figure)
         written.append(path)
     return written
+
+
+def write_plots(folder, collected, curves, class_scores, label_map, image_paths, operating_score=None):
+    """eval.py --plots: the PR curves, then the confusion matrix, F1 curves and worst images, one line each.
+
+    A generator, so that the PR curves' line is printed before the error plots are made (and fail, if they do).
+
+    :param folder: where the plots go
+    :param collected, curves, class_scores, label_map, image_paths: as :func:`save_error_plots` takes them
+    :param operating_score: the score of the confusion matrix and the error images (None: OPERATING_SCORE)
+    :return: an iterator of the lines to print
+    :raises OSError, ValueError: when a plot cannot be written
+    """
+    written = save_pr_curves(curves, folder)
+    yield f"{len(written)} precision-recall plots written to {folder}"
+    operating_score = OPERATING_SCORE if operating_score is None else operating_score
+    analysis, _ = save_error_plots(folder, collected, curves, class_scores, label_map, image_paths, operating_score)
+    n_errors = int(np.count_nonzero(analysis["false_positives"] + analysis["misses"]))
+    yield (f"confusion_matrix.png / .csv and f1_curve.png (at score >= {operating_score}) and the "
+           f"{min(N_PREDICTION_IMAGES, n_errors)} images with the most errors (predictions/) written to {folder}")

@@ -1,5 +1,5 @@
-"""Files: the one atomic writer, the names of the list files, JSON without NaN, and the byte-order marks
-of text files.
+"""Files: the one atomic writer, the names of the list files, JSON without NaN, the one reader of JSON files, the
+byte-order marks of text files, and the rule every writer follows (RunOutputs).
 
 A leaf of ``ssd_support`` (no project imports), so that every lesson module and every product layer can use it.
 """
@@ -101,3 +101,165 @@ def text_lines(path):
         data = file.read()
     text = data.decode(bom_encoding(data) or "utf-8")
     return [(number, line.strip()) for number, line in enumerate(text.splitlines(), 1) if line.strip()]
+
+
+class OutputRefused(ValueError):
+    """An output a writer may not write: one of the run's inputs, a file that exists and was not written by this
+    run (without --overwrite), or a name that would leave the folder it was given. One line naming the file."""
+
+
+def _key(path):
+    """A path's identity for comparisons: absolute, symbolic links resolved, case folded where the system does."""
+    return os.path.normcase(os.path.realpath(os.path.abspath(os.fspath(path))))
+
+
+def same_file(first, second):
+    """True when two paths name one file: the same path, or (both existing) the same inode (a hard link)."""
+    if _key(first) == _key(second):
+        return True
+    try:
+        return os.path.samefile(first, second)
+    except OSError:
+        return False
+
+
+class RunOutputs:
+    """The files one run writes, checked before each is written: the one rule of every writer of the project.
+
+    - an output that is one of the run's inputs (the same path, or a hard link to it) is refused, always;
+    - a file that exists and was not written earlier in this run is refused unless ``overwrite`` (the user's
+      --overwrite): it may be a user's ground truth, or an earlier run's results;
+    - a name taken from an image (or any data) must stay inside the folder it is joined to (:meth:`inside`).
+
+    :param inputs: the files the run reads (images, checkpoints, ...); None entries are ignored
+    :param overwrite: allow replacing files that exist and that this run did not write (never an input)
+    :param hint: the end of the refusal message for an existing file, e.g. "give --overwrite to replace it"
+    """
+
+    def __init__(self, inputs=(), overwrite=False, hint="give --overwrite to replace it, or write elsewhere"):
+        self.inputs = [os.fspath(path) for path in inputs if path is not None]
+        self._input_keys = {_key(path): path for path in self.inputs}
+        self._input_files = {}  # (device, inode) of each existing input: a hard link to one is that input too
+        for path in self.inputs:
+            try:
+                status = os.stat(path)
+            except OSError:
+                continue
+            self._input_files.setdefault((status.st_dev, status.st_ino), path)
+        self.overwrite, self.hint = overwrite, hint
+        self.written = set()
+
+    def input_of(self, path):
+        """The input that ``path`` names (the same path or the same file), or None."""
+        if _key(path) in self._input_keys:
+            return self._input_keys[_key(path)]
+        try:
+            status = os.stat(path)
+        except OSError:
+            return None
+        return self._input_files.get((status.st_dev, status.st_ino))
+
+    def refuse_input(self, path, what="output"):
+        """Refuse ``path`` as an output when it is one of the run's inputs (whether or not --overwrite).
+
+        :raises OutputRefused: one line naming the file and the input
+        """
+        source = self.input_of(path)
+        if source is not None:
+            named = "" if _key(source) == _key(path) else f" (the same file as {source})"
+            raise OutputRefused(f"{path}: is an input of this run{named} ({what} would replace it); write it "
+                                f"elsewhere")
+
+    def check(self, path, what="output"):
+        """Refuse ``path`` as an output (see the class), without claiming it.
+
+        :param what: what the output is, for the message (e.g. "--save-voc")
+        :raises OutputRefused: one line naming the file
+        """
+        self.refuse_input(path, what)
+        if os.path.lexists(path) and _key(path) not in self.written and not self.overwrite:
+            raise OutputRefused(f"{path}: exists and was not written by this run ({what} would replace it); "
+                                f"{self.hint}")
+
+    def claim(self, path, what="output"):
+        """:meth:`check` ``path``, then remember it as written by this run (writing it again is allowed).
+
+        :return: ``path``
+        :raises OutputRefused: as :meth:`check`
+        """
+        self.check(path, what)
+        self.written.add(_key(path))
+        return path
+
+    @staticmethod
+    def inside(folder, name, what="output"):
+        """``folder`` joined with a relative ``name`` that comes from data (an image's file name): refused when it
+        is absolute or climbs out of ``folder`` ("../x", "a/../../x").
+
+        :raises OutputRefused: one line naming the name and the folder
+        """
+        name = os.fspath(name)
+        relative = os.path.relpath(os.path.abspath(os.path.join(folder, name)), os.path.abspath(folder))
+        if os.path.isabs(name) or os.path.splitdrive(name)[0] or relative == os.pardir or \
+                relative.startswith(os.pardir + os.sep):
+            raise OutputRefused(f"{name!r}: {what} would be written outside {folder}; refused")
+        return os.path.join(folder, name)
+
+
+def refuse_inputs_as_outputs(inputs, outputs):
+    """Refuse, before any work, a run whose output is one of its inputs (``eval.py --output ckpt.pt``): the
+    input would be replaced by the output, exit 0. Paths that do not exist are inputs too (compared by name).
+
+    :param inputs: the files the run reads; None entries ignored
+    :param outputs: {option: the file it names}, e.g. {"--output": "ckpt.pt"}; None values ignored
+    :raises OutputRefused: one line naming the file, the option and the input
+    """
+    run = RunOutputs(inputs)
+    for option, path in outputs.items():
+        if path is not None:
+            run.refuse_input(path, option)
+
+
+def data_folder_files(data_folder):
+    """The files of a data folder's lists: every split's images and objects lists and label_map.json."""
+    lists = [path for split in SPLITS
+             for path in (images_list_path(data_folder, split), objects_list_path(data_folder, split))]
+    return lists + [label_map_path(data_folder)]
+
+
+class JSONFileError(ValueError):
+    """A JSON file (or text) that cannot be parsed; the message is one line naming it."""
+
+
+def parse_json(text, where):
+    """``json.loads`` with every way the text can fail to parse as one line naming ``where``.
+
+    ``json`` raises JSONDecodeError for broken syntax, but RecursionError for deep nesting (``[[[[...`` some
+    thousand times: a few KB of text) and plain ValueError for other text it refuses; all of them become this.
+
+    :param text: str or UTF-8 bytes
+    :param where: the file (or "FILE metadata KEY") the text comes from, for the message
+    :return: the parsed value
+    :raises JSONFileError: "WHERE: not valid JSON (...)"
+    """
+    try:
+        return json.loads(text)
+    except RecursionError:
+        reason = "nested too deeply"
+    except UnicodeDecodeError as error:
+        reason = f"not UTF-8 text: byte {error.start}"
+    except ValueError as error:  # JSONDecodeError is one
+        reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+    raise JSONFileError(f"{where}: not valid JSON ({reason})")
+
+
+def read_json(path):
+    """Read a JSON file a user gives (a label map, data lists, a thresholds file): the project's one JSON reader.
+
+    :param path: the file
+    :return: the parsed value
+    :raises JSONFileError: one line naming the file, for any text that is not JSON (parse_json)
+    :raises OSError: when the file cannot be opened (FileNotFoundError...), for the caller to name the fix
+    """
+    with open(path, "rb") as file:
+        return parse_json(file.read(), path)

@@ -15,10 +15,11 @@ The NMS is inside the graph (per class, at the exported ``max_overlap``, keeping
 the graph's NMS is fixed, so they act after it: a left-out class can use up some of the exported top_k.)
 """
 
-import json
-
 import numpy as np
 from PIL import Image
+
+from ssd_support.files import parse_json
+from ssd_support.limits import IMAGE_SIZES
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
@@ -93,6 +94,53 @@ def nms_numpy(boxes, scores, iou_threshold):
     return np.array(keep, dtype=np.int64)
 
 
+def check_preprocess_metadata(preprocess):
+    """An ONNX file's "preprocess" metadata, checked: None / {} (ImageNet's) or {"mean": 3 numbers, "std": 3
+    positive numbers, "antialias": bool}, any of them left out.
+
+    :return: the keyword arguments of ``preprocess_numpy``, a dict
+    :raises ValueError: for anything else
+    """
+    if not preprocess:
+        return {}
+    if not isinstance(preprocess, dict) or not set(preprocess) <= {"mean", "std", "antialias"}:
+        raise ValueError(f"preprocess: expected {{'mean', 'std', 'antialias'}}, got {preprocess!r}"[:200])
+    checked = {}
+    for key in ("mean", "std"):
+        if key in preprocess:
+            values = np.asarray(preprocess[key], dtype=np.float64)
+            if values.shape != (3,) or not np.all(np.isfinite(values)) or (key == "std" and np.any(values <= 0)):
+                raise ValueError(f"preprocess {key}: expected 3 finite numbers (std positive), got {preprocess[key]!r}")
+            checked[key] = values.astype(np.float32)
+    if "antialias" in preprocess:
+        if not isinstance(preprocess["antialias"], bool):
+            raise ValueError(f"preprocess antialias: expected true or false, got {preprocess['antialias']!r}")
+        checked["antialias"] = preprocess["antialias"]
+    return checked
+
+
+def check_input_size(path, image_size, inputs):
+    """Check an ONNX file's metadata image_size against the bound (``limits.IMAGE_SIZES``) and the graph's input.
+
+    :param path: the file, for the message
+    :param image_size: the metadata's, an int
+    :param inputs: ``session.get_inputs()``: the graph must take "images" (N, 3, image_size, image_size); a
+        dimension the graph leaves free (a name) fits any size
+    :raises OnnxModelError: one line naming the file, the metadata's size and the graph's input shape
+    """
+    if image_size not in IMAGE_SIZES:
+        raise OnnxModelError(f"{path}: metadata image_size {image_size} is none of the sizes an SSD takes "
+                             f"({', '.join(map(str, IMAGE_SIZES))}); export it with export.py")
+    shapes = {graph_input.name: list(graph_input.shape) for graph_input in inputs}
+    shape = shapes.get("images")
+    fits = shape is not None and len(shape) == 4 and all(
+        not isinstance(dim, int) or dim == wanted for dim, wanted in zip(shape[1:], (3, image_size, image_size)))
+    if not fits:
+        raise OnnxModelError(f"{path}: metadata image_size {image_size} does not fit the graph's input "
+                             f"({', '.join(f'{name} {dims}' for name, dims in shapes.items())}; expected images "
+                             f"[N, 3, {image_size}, {image_size}])")
+
+
 class OnnxDetector:
     """An ``export.py --with-postprocess`` model in an onnxruntime session, called like detect.detect_batch.
 
@@ -120,14 +168,18 @@ class OnnxDetector:
                                  f"with export.py --with-postprocess")
         metadata = self.session.get_modelmeta().custom_metadata_map
         try:
-            self.label_map = {name: int(label) for name, label in json.loads(metadata["label_map"]).items()}
+            self.label_map = {name: int(label) for name, label in
+                              parse_json(metadata["label_map"], "label_map").items()}
             self.image_size = int(metadata["image_size"])
             # How the exported network wants its input (a converted COCO checkpoint names its own); files
             # exported before this was recorded used ImageNet's mean/std with antialiasing.
-            self.preprocess = json.loads(metadata.get("preprocess", "null")) or {}
-        except (KeyError, ValueError) as error:
-            raise OnnxModelError(f"{path}: no usable label_map / image_size metadata ({error}); export it with "
-                                 f"export.py") from None
+            self.preprocess = check_preprocess_metadata(parse_json(metadata.get("preprocess", "null"), "preprocess"))
+        except (KeyError, ValueError, TypeError, AttributeError) as error:
+            raise OnnxModelError(f"{path}: no usable label_map / image_size / preprocess metadata "
+                                 f"({type(error).__name__}: {error}); export it with export.py") from None
+        # The metadata is checked against the graph before any image is resized to its size: a file saying
+        # image_size 20000 would have every image resized to 20000x20000 float32 (14 GB) before the graph refused it.
+        check_input_size(path, self.image_size, self.session.get_inputs())
         # The settings baked into the graph (for the start-up line; they cannot be changed at run time).
         self.settings = {key: metadata[key] for key in ("min_score", "max_overlap", "top_k", "max_candidates")
                          if key in metadata}

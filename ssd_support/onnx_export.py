@@ -52,7 +52,7 @@ from torch import nn
 from torchvision.ops import batched_nms
 
 from model import EVAL_CANDIDATES_PER_CLASS, EVAL_MIN_SCORE, EVAL_NMS_IOU, EVAL_TOP_K
-from ssd_support.files import write_atomically
+from ssd_support.files import refuse_inputs_as_outputs, write_atomically
 from utils import cxcy_to_xy, gcxgcy_to_cxcy, preprocess_settings
 
 
@@ -273,9 +273,11 @@ def export_checkpoint(checkpoint, output, opset=DEFAULT_OPSET, with_postprocess=
     :param top_k: with_postprocess: detections per image
     :param max_candidates: with_postprocess: candidates per image and class before NMS
     :return: the exported ``ExportableSSD`` (eval mode), to compare with
+    :raises ssd_support.files.OutputRefused: (a ValueError) when ``output`` is the checkpoint
     """
     from ssd_support.checkpoints import load_model_from_checkpoint  # here: importing this builds no network
 
+    refuse_inputs_as_outputs([checkpoint], {"--output": output})  # before any work: the checkpoint stays
     network, label_map = load_model_from_checkpoint(checkpoint)
     postprocess = None
     if with_postprocess:

@@ -11,7 +11,7 @@ per-class floors that ``SSD.detect_objects`` (and the ONNX detector) take.
 
 import json
 
-from ssd_support.files import write_atomically
+from ssd_support.files import read_json, write_atomically
 
 
 def write_thresholds(path, thresholds, checkpoint, data_folder, split):
@@ -37,11 +37,10 @@ def load_thresholds(path):
     :raises ValueError: one line naming the file, when it is missing, not JSON or not such a mapping
     """
     try:
-        with open(path) as file:
-            document = json.load(file)
+        document = read_json(path)
     except FileNotFoundError:
         raise ValueError(f"{path}: no such file") from None
-    except (OSError, json.JSONDecodeError) as error:
+    except OSError as error:
         raise ValueError(f"{path}: not a readable JSON file ({error})") from None
     thresholds = document.get("thresholds", document) if isinstance(document, dict) else None
     if not isinstance(thresholds, dict) or not all(

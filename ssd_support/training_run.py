@@ -5,7 +5,6 @@ and keeping best.pt, the summary, and the product half of train.py's command lin
 """
 
 import glob
-import json
 import os
 import signal
 import sys
@@ -21,9 +20,9 @@ import torch.distributed as dist
 from ssd_support.checkpoints import (BEST_CHECKPOINT, CheckpointWriteError, TrainingSetupError, checkpoint_path,
                                      make_checkpoint, read_checkpoint, save_atomically,
                                      save_checkpoint)
-from ssd_support.distributed import all_ranks_sum
+from ssd_support.distributed import DEFAULT_TIMEOUT_MINUTES, all_ranks_sum
 from ssd_support.error_analysis import OPERATING_SCORE, operating_score_argument
-from ssd_support.files import has_split, images_list_path, objects_list_path, write_json_atomically
+from ssd_support.files import has_split, images_list_path, objects_list_path, read_json, write_json_atomically
 from ssd_support.resumable_loader import DataLoadError, loader_error_message
 from ssd_support.run_log import LogWriteError, cannot_write
 
@@ -140,12 +139,38 @@ def use_amp_on(device, amp, amp_on_cpu):
     return amp
 
 
+# bfloat16 runs at full speed from NVIDIA's Ampere (compute capability 8.0) on; older GPUs (T4 7.5, V100 7.0)
+# emulate it, slower than float16 and often than float32.
+BF16_MIN_CAPABILITY = (8, 0)
+
+
+def choose_amp_dtype(requested, device_type, capability=None):
+    """The autocast dtype of --amp: bfloat16 where the device runs it fast, else float16 (with a GradScaler).
+
+    :param requested: --amp-dtype: None (the default: pick), "bf16" or "fp16"
+    :param device_type: "cuda" or "cpu"
+    :param capability: (major, minor) compute capability of the CUDA GPU (``torch.cuda.get_device_capability``),
+        None elsewhere
+    :return: (torch.bfloat16 or torch.float16, a one-line note for the user or None)
+    """
+    if requested == "fp16":
+        return torch.float16, None
+    slow_bf16 = device_type == "cuda" and capability is not None and tuple(capability) < BF16_MIN_CAPABILITY
+    gpu = f"this GPU (compute capability {'.'.join(map(str, capability or ()))})"
+    if slow_bf16 and requested is None:
+        return torch.float16, (f"train.py: --amp: {gpu} has no fast bfloat16, so the forward pass runs in float16 "
+                               f"with a GradScaler (--amp-dtype bf16 insists on bfloat16)")
+    if slow_bf16:
+        return torch.bfloat16, (f"train.py: warning: --amp-dtype bf16: {gpu} emulates bfloat16, slower than "
+                                f"--amp-dtype fp16")
+    return torch.bfloat16, None
+
+
 def split_size(data_folder, split):
     """Number of images in ``<data_folder>/<split>_images.json`` (0 when the file is missing or unreadable)."""
     try:
-        with open(images_list_path(data_folder, split)) as file:
-            return len(json.load(file))
-    except (OSError, ValueError):
+        return len(read_json(images_list_path(data_folder, split)))
+    except (OSError, ValueError, TypeError):  # TypeError: a JSON number instead of a list
         return 0
 
 
@@ -156,8 +181,7 @@ def check_evaluation_split(data_folder, split):
     :raises TrainingSetupError: one line naming ``<split>_objects.json`` when it holds no such object
     """
     path = objects_list_path(data_folder, split)
-    with open(path) as file:
-        entries = json.load(file)
+    entries = read_json(path)
     if not any(not difficult for entry in entries for difficult in entry.get("difficulties", [])):
         raise TrainingSetupError(f"--eval-every: {path} holds no object that is not difficult, so its mAP is "
                                  f"undefined (recall counts non-difficult objects only); give the {split} split "
@@ -414,8 +438,13 @@ def add_run_options(parser):
                      help="mixed precision (autocast) for the forward pass; on a CPU only with --amp-on-cpu")
     run.add_argument("--amp-on-cpu", action="store_true",
                      help="use --amp on a CPU too (without fast bf16/fp16 units a step is 20-40x slower)")
-    run.add_argument("--amp-dtype", choices=("bf16", "fp16"), default="bf16",
-                     help="autocast dtype; fp16 also uses a GradScaler, bf16 needs none")
+    run.add_argument("--amp-dtype", choices=("bf16", "fp16"), default=None,
+                     help="autocast dtype (default: bf16, or fp16 on GPUs older than Ampere, which emulate bf16 "
+                          "slowly); fp16 also uses a GradScaler, bf16 needs none")
+    run.add_argument("--dist-timeout-minutes", type=float, default=DEFAULT_TIMEOUT_MINUTES, metavar="M",
+                     help="under torchrun: how long the other processes wait for rank 0 while it evaluates "
+                          f"(--eval-every) or saves, before the job is stopped (default {DEFAULT_TIMEOUT_MINUTES}; "
+                          "NCCL's own is 10)")
     run.add_argument("--checkpoint-dir", default="checkpoints",
                      help="where checkpoints (ssd300_iter_N.pt), train_log.csv, train_summary.json and "
                           "loss_curve.png go")
@@ -462,6 +491,8 @@ def check_run_options(parser, args):
             parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     if args.eval_every < 0 or args.workers < 0 or args.patience < 0:
         parser.error("--eval-every, --workers and --patience cannot be negative")
+    if not args.dist_timeout_minutes > 0:
+        parser.error(f"--dist-timeout-minutes must be positive, got {args.dist_timeout_minutes}")
     if args.eval_batch_size < 1:
         parser.error(f"--eval-batch-size must be at least 1, got {args.eval_batch_size}")
     if args.patience and not args.eval_every:

@@ -35,6 +35,13 @@ from PIL import Image
 from ssd_support.drawing import draw_detections
 
 CODECS = ("auto", "h264", "vp9")
+# The frame rate a video is written at when its source gives none that can be believed and no timestamps say it.
+DEFAULT_FPS = 25.0
+# OpenCV reports 1000 fps (the container's millisecond time base) for many browser recordings (MediaRecorder WebM,
+# which has no frame rate), and 0 or NaN for some streams: a rate above this is not a frame rate.
+MAX_PLAUSIBLE_FPS = 240.0
+# Frames whose timestamps are read to estimate the rate (a second or two of video).
+PROBE_FRAMES = 48
 DESCRIPTIONS = {"h264": "H.264 MP4 (PyAV)", "vp9": "VP9 WebM (OpenCV)"}
 EXTENSIONS = {"h264": ".mp4", "vp9": ".webm"}
 
@@ -76,6 +83,61 @@ def choose_codec(codec="auto"):
     if codec == "h264" and not pyav_h264_available():
         raise ValueError("H.264 video needs PyAV: pip install av")
     return codec
+
+
+def fps_from_timestamps(timestamps_ms):
+    """The frame rate that frame timestamps say: 1000 / the median interval between consecutive frames (the
+    median, so that a dropped or repeated frame does not move it).
+
+    :param timestamps_ms: the frames' presentation times in milliseconds, in decoding order
+    :return: frames per second, or None when fewer than two frames have increasing times
+    """
+    intervals = np.diff(np.asarray([t for t in timestamps_ms if np.isfinite(t)], dtype=np.float64))
+    intervals = intervals[intervals > 0]
+    if not len(intervals):
+        return None
+    return float(1000.0 / np.median(intervals))
+
+
+def plausible_fps(fps):
+    """True for a frame rate that can be believed: finite, above 0 and at most MAX_PLAUSIBLE_FPS."""
+    try:
+        fps = float(fps)
+    except (TypeError, ValueError):
+        return False
+    return bool(np.isfinite(fps)) and 0 < fps <= MAX_PLAUSIBLE_FPS
+
+
+def frame_rate(reported, source=None, probe_frames=PROBE_FRAMES):
+    """The frame rate to write an annotated video at, so that it plays at the real speed.
+
+    The rate the capture reports (CAP_PROP_FPS) where it can be believed; else, for a video file, the rate its
+    first frames' timestamps give (CAP_PROP_POS_MSEC, read through a second capture, so that no frame is taken
+    from the one being annotated); else DEFAULT_FPS. Browser recordings report 1000 fps; some streams 0 or NaN.
+
+    :param reported: the fps the capture reports (None, 0 or NaN: none)
+    :param source: the video file (None, or anything that is not a file: no timestamps are read)
+    :param probe_frames: how many frames' timestamps to read
+    :return: (fps, note): ``note`` one line saying what was done when the reported rate was not used, else None
+    """
+    if plausible_fps(reported):
+        return float(reported), None
+    said = f"reports {float(reported):g} fps" if reported is not None else "reports no frame rate"
+    estimated = None
+    if source is not None and os.path.isfile(str(source)):
+        cv2 = require_cv2()
+        capture = cv2.VideoCapture(str(source))
+        timestamps = []
+        try:
+            while len(timestamps) < probe_frames and capture.isOpened() and capture.grab():
+                timestamps.append(capture.get(cv2.CAP_PROP_POS_MSEC))
+        finally:
+            capture.release()
+        estimated = fps_from_timestamps(timestamps)
+        if plausible_fps(estimated):
+            return estimated, (f"Note: {source} {said}; written at {estimated:.3g} fps, the rate of its first "
+                               f"{len(timestamps)} frames' timestamps")
+    return DEFAULT_FPS, f"Note: {source} {said} and no frame timestamps give one; written at {DEFAULT_FPS:g} fps"
 
 
 def even_frame(frame):
@@ -281,9 +343,10 @@ def annotate_capture(capture, source, output_stem, detect_fn, label_map, batch_s
     """Detect objects in the frames of an opened capture and write the annotated video and the per-frame JSON.
 
     The video plays in browsers (ssd_support/video.py: H.264 MP4 where PyAV is installed, else VP9 WebM; the
-    capture's frame rate, 25 where it says none). Both files are written under temporary names and renamed when
-    complete. A video file that fails half-way leaves neither; a stream (``stream``) ended by Ctrl-C keeps both,
-    up to the last frame written: on a headless server that is how a stream is stopped.
+    capture's frame rate, or its timestamps' where it says none that can be believed: :func:`frame_rate`). Both
+    files are written under temporary names and renamed when complete. A video file that fails half-way leaves
+    neither; a stream (``stream``) ended by Ctrl-C keeps both, up to the last frame written: on a headless server
+    that is how a stream is stopped.
 
     :param capture: an opened cv2.VideoCapture (anything with ``read() -> (ok, BGR frame)``; ``get`` for the fps)
     :param source: what the frames come from, for the JSON and the messages (the file, or "--webcam 0")
@@ -301,7 +364,10 @@ def annotate_capture(capture, source, output_stem, detect_fn, label_map, batch_s
     :raises ImportError: without OpenCV (or PyAV for codec "h264")
     """
     cv2 = require_cv2()
-    fps = (capture.get(cv2.CAP_PROP_FPS) if hasattr(capture, "get") else 0) or 25.0  # some sources do not say
+    # The capture's frame rate where it can be believed (browser recordings say 1000 fps), else its timestamps'.
+    fps, note = frame_rate(capture.get(cv2.CAP_PROP_FPS) if hasattr(capture, "get") else None, source)
+    if note:
+        print(note)
     video = log = None
     stopped, complete = False, False
     try:

@@ -40,7 +40,8 @@ import warnings
 import torch
 
 from model import SSD300_VGG16, VGG16_CONV_INDICES, build_ssd
-from ssd_support.checkpoints import apply_checkpoint_config, configured_network, network_config, read_checkpoint
+from ssd_support.checkpoints import (apply_checkpoint_config, check_network_config, configured_network, network_config,
+                                    read_checkpoint)
 from utils import make_label_map
 
 
@@ -392,6 +393,7 @@ def init_from_checkpoint(model, path, label_map, log=print):
     """
     checkpoint = read_checkpoint(path)
     config, source = checkpoint["config"], checkpoint["model"]
+    check_network_config(path, config, source)  # before its label map picks rows of its class heads
     base, image_size = configured_network(config)
     if (base, image_size) != (model.base_name, model.image_size):
         raise ValueError(f"{path}: holds an SSD{image_size} with base {base}, but this network is an "

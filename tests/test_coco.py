@@ -234,6 +234,20 @@ def test_perfect_and_shifted_detections():
     assert none["AP"] == 0.0 and none["AP50"] == 0.0
 
 
+def test_an_object_on_a_size_boundary_counts_in_both_sizes_as_in_pycocotools():
+    """Areas of exactly 32^2 and 96^2 pixels: pycocotools' ranges are closed at both ends, so the first object is
+    small and medium, the second medium and large. One found, one missed: AP 1 in the found one's other size, 0 in
+    the missed one's, and both in medium (one class of two found: 0.5)."""
+    pytest.importorskip("pycocotools")
+    sizes = [(200, 200)]
+    boxes = [torch.tensor([[0, 0, 32, 32], [100, 100, 196, 196]], dtype=torch.float64) / 200]
+    labels, difficulties = [torch.tensor([1, 2])], [torch.tensor([0, 0])]
+    for found, expected in (([0], (1.0, 0.5, 0.0)), ([1], (0.0, 0.5, 1.0))):
+        result = coco_average_precision([boxes[0][found]], [labels[0][found]], [torch.tensor([0.9])], boxes, labels,
+                                        difficulties, sizes, TWO_CLASSES)
+        assert (result["APs"], result["APm"], result["APl"]) == pytest.approx(expected)
+
+
 def test_a_missed_crowd_object_is_no_miss_and_finding_it_no_error():
     """A crowd (difficult) dog that nobody finds does not lower the AP; a detection on it is not a false positive.
     The same dog as a normal object is a miss."""

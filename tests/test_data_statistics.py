@@ -114,7 +114,7 @@ def test_coverage_is_0_for_specks_1_for_priors_and_the_poor_classes_are_named(pr
     speck = next(line for line in lines if "speck" in line)
     assert "0.0% of 3 objects covered; 3 not" in speck and "near 0.0133" in speck and "smallest is 0.1 (30 px)" in speck
     assert "50.0% of 2 objects covered; 1 not" in next(line for line in lines if "mixed" in line)
-    assert "Prior coverage (SSD300, 8732 priors" in printed and "45.5% of 11 objects" in printed
+    assert "Prior coverage (VGG16 SSD300, 8732 priors" in printed and "45.5% of 11 objects" in printed
 
 
 def test_image_size_512_measures_against_ssd512s_priors(prior_tree, tmp_path, capsys):
@@ -123,7 +123,7 @@ def test_image_size_512_measures_against_ssd512s_priors(prior_tree, tmp_path, ca
     per_class = statistics["all_splits"]["per_class"]
     assert per_class["small"]["covered"] == 2 and per_class["speck"]["covered"] == 0
     assert "small" not in {entry["class"] for entry in statistics["poorly_covered_classes"]}
-    assert "Prior coverage (SSD512, 24564 priors" in printed
+    assert "Prior coverage (VGG16 SSD512, 24564 priors" in printed
     assert "smallest is 0.07 (36 px)" in printed  # 0.07 * 512 = 35.8 px
 
 
@@ -195,3 +195,143 @@ def test_nearest_centre_candidates_give_box_iou_s_best_overlap(key):
 def box_from_prior(priors_cxcy):
     """Fractional (cx, cy, w, h) -> (x1, y1, x2, y2)."""
     return torch.cat([priors_cxcy[:, :2] - priors_cxcy[:, 2:] / 2, priors_cxcy[:, :2] + priors_cxcy[:, 2:] / 2], 1)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The network the user will train: --base, --image-size, --priors-from (issue 31)
+# ---------------------------------------------------------------------------------------------------------
+
+# A 21x21-pixel object on a 300x300 image (21 px: the ResNet-50 SSD300's and torchvision's smallest prior scale,
+# 21 / 300 = 0.07), centred half a pixel off their conv4 prior centred at 100 px (centres every 8 px from 4 px).
+TINY = (90, 90, 111, 111)
+
+
+@pytest.fixture(scope="module")
+def tiny_tree(tmp_path_factory):
+    """Classes tiny (two 21x21-pixel objects), fit (an SSD300 prior, covered by every network) and ghost (no
+    object: passed with --classes)."""
+    fit = prior_pixels(model.SSD300_VGG16, conv4_3_square(model.SSD300_VGG16, 20, 17))
+    images = {"a": [("tiny", TINY, 0), ("fit", fit, 0)], "b": [("tiny", TINY, 0)], "c": [("fit", fit, 0)]}
+    return write_tree(tmp_path_factory.mktemp("tiny_tree") / "VOC", images, {"trainval": ["a", "b"], "test": ["c"]})
+
+
+@pytest.fixture(scope="module")
+def coco_priors_checkpoint(tmp_path_factory, save_checkpoint):
+    """A checkpoint in train.py's format of a VGG16 SSD300 (random weights) with torchvision's COCO priors, the
+    priors that convert_weights.py --from torchvision_coco gives its checkpoint and train.py --init-from passes on."""
+    from ssd_support.weights import TORCHVISION_COCO_PRIORS
+
+    torch.manual_seed(0)
+    network = model.build_ssd(3, base="vgg16", image_size=300)
+    network.use_priors(TORCHVISION_COCO_PRIORS)
+    path = tmp_path_factory.mktemp("coco_priors") / "ssd300_coco_priors.pt"
+    return save_checkpoint(path, network, {"background": 0, "tiny": 1, "fit": 2})
+
+
+def tiny_coverage(tiny_tree, output, capsys, *options):
+    """create_data_lists.py on tiny_tree with options; (statistics.json, stdout, the tiny class's entry)."""
+    statistics, printed = run_lists(tiny_tree, output, capsys, "--classes", "tiny,fit", *options)
+    return statistics, printed, statistics["all_splits"]["per_class"]["tiny"]
+
+
+def test_a_21_pixel_object_is_uncovered_by_vgg16_ssd300_and_the_advice_names_the_networks_that_cover_it(
+        tiny_tree, tmp_path, capsys):
+    statistics, printed, tiny = tiny_coverage(tiny_tree, tmp_path / "lists", capsys)
+    assert statistics["network"]["description"] == "VGG16 SSD300" and statistics["network"]["priors_from"] is None
+    assert (tiny["objects"], tiny["covered"]) == (2, 0)
+    assert tiny["median_best_iou"] < 0.5  # at most (21 / 30)^2 = 0.49 against 30-pixel priors
+    # The other networks' coverage, measured on the same objects.
+    assert tiny["other_networks"] == {"VGG16 SSD512": 1.0, "ResNet-50 SSD300": 1.0,
+                                      "VGG16 SSD300 with torchvision's COCO priors": 1.0}
+    line = next(line for line in printed.splitlines() if line.startswith("  under 90%: tiny:"))
+    assert "0.0% of 2 objects covered" in line
+    assert "the ResNet-50 SSD300 (--base resnet50) covers 100%" in line
+    assert "the VGG16 SSD512 (--image-size 512) covers 100%" in line
+    assert "torchvision's COCO priors (convert_weights.py --from torchvision_coco" in line
+    assert "Prior coverage (VGG16 SSD300, 8732 priors" in printed
+    assert "ResNet-50 SSD300 (--base resnet50): 100.0%" in printed  # all objects: tiny and fit
+
+
+def test_the_resnet50_ssd300_covers_the_21_pixel_object(tiny_tree, tmp_path, capsys):
+    statistics, printed, tiny = tiny_coverage(tiny_tree, tmp_path / "lists", capsys, "--base", "resnet50")
+    assert statistics["network"]["description"] == "ResNet-50 SSD300" and statistics["network"]["base"] == "resnet50"
+    assert statistics["network"]["feature_maps"][0]["scale"] == pytest.approx(21 / 300)
+    assert (tiny["objects"], tiny["covered"]) == (2, 2)
+    # 20.5 x 20.5 px shared by two 21 x 21 boxes: IoU 420.25 / 461.75.
+    assert tiny["median_best_iou"] == pytest.approx(20.5 ** 2 / (2 * 21 ** 2 - 20.5 ** 2), abs=1e-5)
+    assert "ResNet-50 SSD300" not in tiny["other_networks"] and "VGG16 SSD300" in tiny["other_networks"]
+    assert "Prior coverage (ResNet-50 SSD300, 8732 priors" in printed
+    assert statistics["poorly_covered_classes"] == []
+
+
+def test_priors_from_a_converted_coco_checkpoint_cover_the_21_pixel_object(tiny_tree, coco_priors_checkpoint,
+                                                                           tmp_path, capsys):
+    statistics, printed, tiny = tiny_coverage(tiny_tree, tmp_path / "lists", capsys,
+                                              "--priors-from", coco_priors_checkpoint)
+    network = statistics["network"]
+    assert network["priors_from"] == coco_priors_checkpoint and network["base"] == "vgg16"
+    assert network["description"] == f"VGG16 SSD300 with the priors of {coco_priors_checkpoint}"
+    assert [m["scale"] for m in network["feature_maps"]] == [0.07, 0.15, 0.33, 0.51, 0.69, 0.87]
+    assert (tiny["objects"], tiny["covered"]) == (2, 2)
+    assert tiny["median_best_iou"] == pytest.approx(20.5 ** 2 / (2 * 21 ** 2 - 20.5 ** 2), abs=1e-5)
+    # The checkpoint's priors are torchvision's: that alternative is the network itself and is left out.
+    assert sorted(tiny["other_networks"]) == ["ResNet-50 SSD300", "VGG16 SSD300", "VGG16 SSD512"]
+    assert f"Prior coverage (VGG16 SSD300 with the priors of {coco_priors_checkpoint}, 8732 priors" in printed
+
+
+def test_image_size_512_describes_ssd512_and_covers_the_21_pixel_object(tiny_tree, tmp_path, capsys):
+    statistics, printed, tiny = tiny_coverage(tiny_tree, tmp_path / "lists", capsys, "--image-size", "512")
+    assert statistics["network"]["description"] == "VGG16 SSD512" and statistics["network"]["priors"] == 24564
+    assert (tiny["objects"], tiny["covered"]) == (2, 2)
+    assert tiny["other_networks"]["VGG16 SSD300"] == 0.0
+    assert "Prior coverage (VGG16 SSD512, 24564 priors" in printed
+
+
+def test_a_class_without_objects_is_reported_as_such_not_as_covered(tiny_tree, tmp_path, capsys):
+    statistics, printed = run_lists(tiny_tree, tmp_path / "lists", capsys, "--classes", "tiny,fit,ghost",
+                                    "--base", "resnet50")
+    assert statistics["poorly_covered_classes"] == []  # tiny and fit: every object covered
+    assert statistics["classes_without_objects"] == ["ghost"]
+    assert statistics["all_splits"]["per_class"]["ghost"]["coverage"] is None
+    assert "Every class is at least" not in printed
+    assert "Every class with objects is at least 90% covered." in printed
+    assert "  no objects (nothing to cover, nothing to learn): ghost" in printed
+
+
+def test_a_bad_priors_from_file_or_network_is_one_line_and_nothing_is_written(tiny_tree, coco_priors_checkpoint,
+                                                                             tmp_path, capsys):
+    not_a_checkpoint = tmp_path / "notes.pt"
+    not_a_checkpoint.write_text("not a checkpoint")
+    for options, words in (
+            (["--priors-from", str(not_a_checkpoint)], [str(not_a_checkpoint), "not a readable checkpoint"]),
+            (["--priors-from", str(tmp_path / "missing.pt")], [str(tmp_path / "missing.pt")]),
+            (["--priors-from", coco_priors_checkpoint, "--base", "resnet50"],
+             [coco_priors_checkpoint, "base vgg16", "--base vgg16 --image-size 300"]),
+            (["--base", "resnet50", "--image-size", "512"], ["no SSD512 with base 'resnet50'"])):
+        output = tmp_path / "lists"
+        assert cdl.main(["--voc07", tiny_tree, "--output", str(output), *options]) == 1
+        error = capsys.readouterr().err
+        assert len(error.strip().splitlines()) == 1 and all(word in error for word in words), error
+        assert not output.exists()
+
+
+def test_tiled_boxes_are_the_objects_in_the_tile_of_their_centre():
+    boxes = torch.tensor([[160, 10, 170, 20], [140, 0, 170, 30]], dtype=torch.float64) / 300
+    tiled = data_statistics.tiled_boxes(boxes, 2)  # 150-pixel tiles
+    assert tiled.tolist()[0] == pytest.approx([10 / 150, 10 / 150, 20 / 150, 20 / 150])
+    assert tiled.tolist()[1] == pytest.approx([0, 0, 20 / 150, 30 / 150])  # centre 155: the right tile, clipped
+
+
+def test_specks_smaller_than_every_prior_get_a_measured_tiling(prior_tree, tmp_path, capsys):
+    statistics, _ = run_lists(prior_tree, tmp_path / "lists", capsys)
+    speck = statistics["all_splits"]["per_class"]["speck"]["poorly_covered"]
+    assert speck["better_networks"] == []  # 4 px: no network's priors cover them
+    tiles = speck["tiles"]
+    # Cut into n x n tiles, the specks are 4n pixels in the 300-pixel input: measured against SSD300's priors.
+    priors = model.create_prior_boxes(model.SSD300_VGG16)
+    specks = torch.tensor([[100, 100, 104, 104], [10, 250, 14, 254], [150, 150, 154, 154]]) / 300
+    for n in data_statistics.TILE_COUNTS:
+        iou, _ = data_statistics.best_prior_overlaps_all_pairs(data_statistics.tiled_boxes(specks, n), priors)
+        assert (iou >= 0.5).double().mean().item() <= tiles["coverage"]
+    assert tiles["coverage"] > 0 and f"cut into {tiles['tiles']} x {tiles['tiles']} tiles" in speck["advice"]
+    assert f"covers {100 * tiles['coverage']:.0f}% of those not covered" in speck["advice"]

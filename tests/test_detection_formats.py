@@ -154,6 +154,16 @@ def test_coco_json_loads_in_pycocotools_as_data_and_as_results(photos, tmp_path,
     assert evaluation.stats[0] == pytest.approx(1.0) and evaluation.stats[1] == pytest.approx(1.0)
 
 
+def test_a_coco_file_without_detections_says_that_loadres_cannot_read_them(photos, tmp_path, monkeypatch, capsys):
+    folder, _ = photos
+    monkeypatch.setattr(detect, "make_detector",
+                        lambda *args, **kwargs: (lambda images: [[] for _ in images], LABEL_MAP, "none"))
+    path = tmp_path / "detections.json"
+    assert detect.main([str(folder), "--output", str(tmp_path / "out"), "--save-coco", str(path)]) == 0
+    assert "pycocotools' loadRes cannot read" in capsys.readouterr().out
+    assert json.loads(path.read_text())["annotations"] == []
+
+
 def test_the_per_image_json_names_its_image_and_size(photos, tmp_path):
     folder, expected = photos
     out = tmp_path / "out"
@@ -170,3 +180,118 @@ def test_writers_refuse_what_they_cannot_write():
         detection_formats.yolo_class_names({"background": 0, "cat": 1, "dog": 3})
     with pytest.raises(KeyError, match="horse"):
         detection_formats.yolo_label_lines([{"label": "horse", "score": 1.0, "box": [0, 0, 1, 1]}], LABEL_MAP, 10, 10)
+
+
+def test_a_yolo_set_pre_annotated_in_place_keeps_its_images(photos, tmp_path, capsys):
+    """detect.py ds/images --save-yolo ds (issue 31): the images are already where the set needs them; they stay
+    (the writer used to delete each one and fail to link it: FileNotFoundError, the image gone). Writing into the
+    set again replaces its labels and data.yaml only with --overwrite, refused before any work otherwise."""
+    folder, expected = photos
+    dataset = tmp_path / "ds"
+    os.makedirs(dataset / "images")
+    content = {}
+    for name in SIZES:
+        os.replace(folder / name, dataset / "images" / name)
+        content[name] = (dataset / "images" / name).read_bytes()
+    assert detect.main([str(dataset / "images"), "--output", str(tmp_path / "out"), "--save-yolo",
+                        str(dataset)]) == 0
+    assert "2 images (2 in place)" in capsys.readouterr().out
+    assert {name: (dataset / "images" / name).read_bytes() for name in SIZES} == content
+    assert sorted(os.listdir(dataset / "images")) == sorted(SIZES)
+    lists = tmp_path / "lists"
+    assert create_data_lists.main(["--yolo", str(dataset), "--output", str(lists)]) == 0
+    assert {name: [label for label, _ in boxes] for name, boxes in read_lists(lists, "TRAIN").items()} == {
+        name: [d["label"] for d in detections] for name, detections in expected.items()}
+
+    labels = (dataset / "labels" / "wide.txt").read_text()
+    (dataset / "labels" / "wide.txt").write_text("0 0.5 0.5 0.1 0.1\n")  # the user corrected it
+    capsys.readouterr()
+    assert detect.main([str(dataset / "images"), "--output", str(tmp_path / "out"), "--save-yolo",
+                        str(dataset)]) == 1
+    captured = capsys.readouterr()
+    assert "objects ->" not in captured.out  # refused before any image was processed
+    error = captured.err.strip().splitlines()
+    assert len(error) == 1 and str(dataset / "data.yaml") in error[0] and "--overwrite" in error[0]
+    assert (dataset / "labels" / "wide.txt").read_text() == "0 0.5 0.5 0.1 0.1\n"
+    assert detect.main([str(dataset / "images"), "--output", str(tmp_path / "out"), "--save-yolo", str(dataset),
+                        "--overwrite"]) == 0
+    assert (dataset / "labels" / "wide.txt").read_text() == labels
+    assert {name: (dataset / "images" / name).read_bytes() for name in SIZES} == content
+
+
+def test_two_images_of_one_yolo_label_file_are_refused(photos, tmp_path, capsys):
+    """In place, a.jpg and a.png would share labels/a.txt (YOLO pairs by the name without extension)."""
+    folder, _ = photos
+    images = tmp_path / "ds" / "images"
+    os.makedirs(images)
+    Image.new("RGB", (40, 30)).save(images / "a.jpg")
+    Image.new("RGB", (50, 30)).save(images / "a.png")
+    assert detect.main([str(images), "--output", str(tmp_path / "out"), "--save-yolo", str(tmp_path / "ds")]) == 1
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "a.txt" in error[0] and "rename one" in error[0]
+    assert not os.path.exists(tmp_path / "ds" / "labels" / "a.txt")
+
+
+def test_save_voc_into_a_folder_of_annotations_is_refused_before_any_work(photos, tmp_path, capsys):
+    """A folder of ground-truth XML (labelImg writes them beside the images) is not overwritten by detections."""
+    folder, _ = photos
+    truth = '<annotation><filename>wide.jpg</filename></annotation>'
+    (folder / "wide.xml").write_text(truth)
+    assert detect.main([str(folder), "--output", str(tmp_path / "out"), "--save-voc", str(folder)]) == 1
+    captured = capsys.readouterr()
+    assert "objects ->" not in captured.out and not (tmp_path / "out" / "wide_detections.jpg").exists()
+    assert captured.err.strip() == (f"detect.py: error: {folder / 'wide.xml'}: exists and was not written by this "
+                                    f"run (--save-voc would replace it); give --overwrite to replace it, or write "
+                                    f"elsewhere")
+    assert (folder / "wide.xml").read_text() == truth
+    assert not (folder / "tall.xml").exists()
+
+
+def test_an_annotated_output_that_is_an_input_is_refused(photos, tmp_path, capsys):
+    """detect.py out/ --output out after an earlier run: wide.jpg's out/wide_detections.jpg is itself an input."""
+    folder, _ = photos
+    Image.new("RGB", (20, 20)).save(folder / "wide_detections.jpg")
+    content = (folder / "wide_detections.jpg").read_bytes()
+    assert detect.main([str(folder), "--output", str(folder)]) == 1
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and f"{folder / 'wide_detections.jpg'}: is an input of this run" in error[0]
+    assert (folder / "wide_detections.jpg").read_bytes() == content
+
+
+def test_images_of_one_stem_read_back_each_with_its_own_boxes(photos, tmp_path, capsys):
+    """IMG_1.jpeg and IMG_1.jpg (issue 31): VOC writes IMG_1.jpeg.xml beside IMG_1.xml, which the README's
+    read-back pairs correctly (it used to list IMG_1.jpg twice, or give it IMG_1.jpeg's boxes with --skip-bad);
+    YOLO and COCO keep them apart too."""
+    pytest.importorskip("pycocotools")
+    from pycocotools.coco import COCO
+
+    folder = tmp_path / "same_stem"
+    folder.mkdir()
+    sizes = {"IMG_1.jpeg": (160, 90), "IMG_1.jpg": (70, 120), "IMG_1.PNG": (100, 100)}
+    for name, size in sizes.items():
+        Image.new("RGB", size, "olive").save(folder / name, format="PNG" if name.endswith("PNG") else "JPEG")
+    expected = {name: forced_detections(*size)[:3] for name, size in sizes.items()}  # boxes follow the size
+    voc, yolo, coco = tmp_path / "voc", tmp_path / "yolo", tmp_path / "d.json"
+    assert detect.main([str(folder), "--output", str(tmp_path / "out"), "--save-voc", str(voc), "--save-yolo",
+                        str(yolo), "--save-coco", str(coco)]) == 0
+    assert sorted(os.listdir(voc)) == ["IMG_1.PNG.xml", "IMG_1.jpeg.xml", "IMG_1.xml"]
+    for source, options in (("voc", ["--annotations", str(voc), "--images", str(folder), "--test-fraction", "0"]),
+                            ("yolo", ["--yolo", str(yolo)])):
+        lists = tmp_path / f"lists_{source}"
+        assert create_data_lists.main(options + ["--output", str(lists)]) == 0, source
+        read = read_lists(lists, "TRAIN")
+        if source == "yolo":  # images/<unique name>.<ext>: map back through the links' sizes
+            assert sorted(Image.open(yolo / "images" / name).size for name in read) == sorted(sizes.values())
+            read = {next(n for n, s in sizes.items() if s == Image.open(yolo / "images" / name).size): boxes
+                    for name, boxes in read.items()}
+        assert sorted(read) == sorted(expected), source
+        for name, detections in expected.items():
+            side = max(sizes[name])
+            assert [label for label, _ in read[name]] == [d["label"] for d in detections], (source, name)
+            for (_, box), detection in zip(read[name], detections):
+                assert box == pytest.approx(detection["box"], abs=7.6e-7 * side), (source, name)
+    ground_truth = COCO(str(coco))
+    for image in ground_truth.loadImgs(ground_truth.getImgIds()):
+        annotations = ground_truth.loadAnns(ground_truth.getAnnIds(imgIds=[image["id"]]))
+        assert [a["category_id"] for a in annotations] == [LABEL_MAP[d["label"]] for d in expected[image["file_name"]]]
+        assert (image["width"], image["height"]) == sizes[image["file_name"]]

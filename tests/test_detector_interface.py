@@ -205,6 +205,12 @@ def test_bad_targets_raise_like_torchvision(twins, images_and_targets, targets, 
     ([{"boxes": torch.tensor([[1.0, 2.0, 3.0, 4.0]]), "labels": torch.tensor([N_CLASSES])}] * 2,
      r"labels in \[0, 3\]"),
     ([{"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.long)}], "one target per image"),
+    # NaN and inf boxes were taken in training mode (issue 32, 10): NaN <= x is False, so no box was "degenerate"
+    ([{"boxes": torch.tensor([[1.0, 2.0, float("nan"), 4.0]]), "labels": torch.tensor([1])}] * 2,
+     r"should be finite. Found invalid box \[1.0, 2.0, nan, 4.0\] for target at index 0"),
+    ([{"boxes": torch.tensor([[1.0, 2.0, 3.0, 4.0]]), "labels": torch.tensor([1])},
+      {"boxes": torch.tensor([[1.0, 2.0, float("inf"), 4.0]]), "labels": torch.tensor([1])}],
+     r"should be finite. Found invalid box \[1.0, 2.0, inf, 4.0\] for target at index 1"),
 ])
 def test_other_bad_targets_get_a_clear_error(twins, images_and_targets, targets, message):
     _, ours = twins
@@ -291,6 +297,32 @@ def test_a_bfloat16_detector_runs_on_a_cpu_and_detects_what_float32_does(twins):
     assert torch.all(detections["scores"][:-1] >= detections["scores"][1:])
     assert detections["boxes"].min() >= 0 and detections["boxes"][:, 2].max() <= 160
     assert detections["boxes"][:, 3].max() <= 120
+
+
+@pytest.mark.parametrize("where", ["detector.to", "network.to"])
+def test_a_bfloat16_detector_keeps_float32_priors_and_decodes_as_float32(twins, where):
+    """Half precision rounded the priors buffer too (bf16: up to ~1 px on a 500-px image, issue 32): a bfloat16
+    detector's priors stay float32, whether the detector or its network was converted, and its boxes are the
+    float32 decoding of the same offsets."""
+    _, ours = twins
+    network = copy.deepcopy(ours.network)
+    detector = SSDDetector(network).to(torch.bfloat16) if where == "detector.to" else \
+        SSDDetector(network.to(torch.bfloat16))
+    assert detector.network.priors_cxcy.dtype == torch.float32
+    assert torch.equal(detector.network.priors_cxcy, ours.network.priors_cxcy)
+    assert next(detector.network.parameters()).dtype == torch.bfloat16
+    generator = torch.Generator().manual_seed(6)
+    locs = torch.randn(2, 8732, 4, generator=generator).bfloat16()
+    scores = (3 * torch.randn(2, 8732, N_CLASSES, generator=generator)).bfloat16()
+    settings = dict(min_score=0.2, max_overlap=0.45, top_k=50)
+    half = detector.network.detect_objects(locs, scores, **settings)
+    full = ours.network.detect_objects(locs.float(), scores.float(), **settings)
+    assert len(half[0][0]) == 50
+    for half_part, full_part in zip(half, full):
+        for a, b in zip(half_part, full_part):
+            assert torch.equal(a, b)
+    assert detector.float().network.priors_cxcy.dtype == torch.float32  # and back
+
 
 def frozen_names(model):
     return {name for name, parameter in model.named_parameters() if not parameter.requires_grad}

@@ -233,3 +233,28 @@ def test_loader_workers_start_after_the_parent_ran_opencv_in_threads(toy_data_fo
     output = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True,
                             env=env)
     assert "torch.Size([2, 3, 300, 300])" in output.stdout
+
+
+@pytest.mark.parametrize("requested, device_type, capability, dtype, note", [
+    (None, "cuda", (7, 5), torch.float16, "no fast bfloat16, so the forward pass runs in float16 with a GradScaler"),
+    (None, "cuda", (7, 0), torch.float16, "this GPU (compute capability 7.0)"),  # T4 above, V100 here
+    (None, "cuda", (8, 0), torch.bfloat16, None),  # A100
+    (None, "cuda", (9, 0), torch.bfloat16, None),  # H100
+    (None, "cpu", None, torch.bfloat16, None),
+    ("bf16", "cuda", (7, 5), torch.bfloat16, "emulates bfloat16"),  # asked for: kept, with a warning
+    ("bf16", "cuda", (8, 6), torch.bfloat16, None),
+    ("fp16", "cuda", (9, 0), torch.float16, None),
+    ("fp16", "cpu", None, torch.float16, None),
+])
+def test_amp_dtype_falls_back_to_float16_on_gpus_without_fast_bfloat16(requested, device_type, capability, dtype,
+                                                                         note):
+    from ssd_support.training_run import choose_amp_dtype
+
+    chosen, message = choose_amp_dtype(requested, device_type, capability)
+    assert chosen == dtype
+    if note is None:
+        assert message is None
+    else:
+        assert "\n" not in message and message.startswith("train.py:")
+        assert note in message
+    assert train.parse_args(["--data-folder", "x"]).amp_dtype is None  # the default picks

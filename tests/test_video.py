@@ -162,3 +162,57 @@ def test_webcam_window_with_headless_opencv_says_what_to_install():
         pytest.skip("this OpenCV can open windows (the test needs the headless build)")
     with pytest.raises(ImportError, match="pip install opencv-python"):
         video.show_in_window(np.zeros((4, 4, 3), dtype=np.uint8))
+
+
+def _recording(path, interval_ms, n_frames):
+    """A WebM as browsers' MediaRecorder writes one: VP9, a millisecond time base and no frame rate, the frames
+    ``interval_ms`` apart (written with PyAV; OpenCV reads back 1000 fps for it)."""
+    av = pytest.importorskip("av")
+    from fractions import Fraction
+
+    container = av.open(str(path), "w", format="webm")
+    stream = container.add_stream("libvpx-vp9", rate=1000)
+    stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+    stream.time_base = Fraction(1, 1000)
+    for i, frame in enumerate(shades(n_frames, (48, 64))):
+        frame = av.VideoFrame.from_ndarray(frame, format="bgr24")
+        frame.pts, frame.time_base = i * interval_ms, Fraction(1, 1000)
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
+    container.close()
+
+
+def test_a_recording_that_reports_1000_fps_is_written_at_its_real_speed(tmp_path, capsys):
+    """Issue 31: OpenCV says 1000 fps for a browser recording; written at that rate, 5 seconds of video played in
+    5 milliseconds' worth. The annotated video gets the rate of the frames' timestamps (10 fps), read back by
+    OpenCV, and the JSON says it."""
+    source = tmp_path / "recording.webm"
+    _recording(source, 100, 6)
+    capture = cv2.VideoCapture(str(source))
+    assert capture.get(cv2.CAP_PROP_FPS) == 1000  # the fault this is about (else the test would prove nothing)
+    capture.release()
+    result = detect.detect_video(str(source), str(tmp_path / "out"), lambda images: [[] for _ in images], LABEL_MAP,
+                                 codec="vp9")
+    assert "reports 1000 fps; written at 10 fps, the rate of its first 6 frames' timestamps" in capsys.readouterr().out
+    written = cv2.VideoCapture(result["video"])
+    assert written.get(cv2.CAP_PROP_FPS) == pytest.approx(10, rel=1e-3)
+    frames = 0
+    while written.grab():
+        frames += 1
+        last = written.get(cv2.CAP_PROP_POS_MSEC)
+    written.release()
+    assert frames == 6 and last == pytest.approx(500, abs=1)  # the sixth frame at 0.5 s, as in the recording
+    with open(result["json"]) as file:
+        assert json.load(file)["fps"] == pytest.approx(10)
+
+
+def test_frame_rate_believes_plausible_rates_and_falls_back_to_a_stated_default():
+    assert video.frame_rate(29.97) == (29.97, None)
+    for reported in (0, float("nan"), 1000, None):
+        fps, note = video.frame_rate(reported, "--webcam 0")
+        assert fps == video.DEFAULT_FPS and note.endswith(f"written at {video.DEFAULT_FPS:g} fps") and "\n" not in note
+    # The median interval: a dropped frame (200 ms) does not move it.
+    assert video.fps_from_timestamps([0, 40, 80, 160, 200, 240]) == pytest.approx(25)
+    assert video.fps_from_timestamps([0]) is None and video.fps_from_timestamps([5, 5]) is None

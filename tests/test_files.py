@@ -1,0 +1,118 @@
+"""ssd_support/files.py: the rule for every writer (RunOutputs): an output that is an input is refused before any work,
+a file this run did not write is not replaced without --overwrite, names from data stay inside their folder, and
+the scripts that take a checkpoint and write a file refuse to write it over that checkpoint; the one JSON reader,
+and the readers of users' JSON files that go through it."""
+
+
+import os
+
+import pytest
+
+import convert_weights
+import eval as eval_script
+import export
+from ssd_support.files import JSONFileError, OutputRefused, RunOutputs, read_json
+
+
+def test_run_outputs_refuses_inputs_existing_files_and_escaping_names(tmp_path):
+    source = tmp_path / "a.jpg"
+    source.write_bytes(b"image")
+    os.link(source, tmp_path / "link.jpg")
+    outputs = RunOutputs([str(source)])
+    for path in (source, tmp_path / "link.jpg", tmp_path / "sub" / ".." / "a.jpg"):
+        with pytest.raises(OutputRefused, match="is an input of this run") as refused:
+            outputs.claim(str(path))
+        assert str(path) in str(refused.value) and "\n" not in str(refused.value)
+    earlier = tmp_path / "earlier.txt"
+    earlier.write_text("an earlier run's")
+    with pytest.raises(OutputRefused, match="exists and was not written by this run"):
+        outputs.claim(str(earlier))
+    fresh = str(tmp_path / "fresh.txt")
+    assert outputs.claim(fresh) == fresh
+    open(fresh, "w").close()
+    assert outputs.claim(fresh) == fresh  # written by this run: may be written again
+    assert RunOutputs([str(source)], overwrite=True).claim(str(earlier)) == str(earlier)
+    with pytest.raises(OutputRefused, match="is an input"):  # --overwrite never lets an input be replaced
+        RunOutputs([str(source)], overwrite=True).claim(str(source))
+    folder = str(tmp_path / "voc")
+    assert RunOutputs.inside(folder, "sub/a.xml") == os.path.join(folder, "sub/a.xml")
+    for name in ("../a.xml", "sub/../../a.xml", str(tmp_path / "abs.xml")):
+        with pytest.raises(OutputRefused, match="outside"):
+            RunOutputs.inside(folder, name)
+
+
+def _unchanged(path, content, capsys, script):
+    """The file still holds ``content`` and the script printed one error line naming it."""
+    assert path.read_bytes() == content
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"{script}: error: {path}") and "is an input" in error and len(error.splitlines()) == 1
+
+
+def test_scripts_refuse_their_input_checkpoint_as_output(tmp_path, capsys, toy_data_folder):
+    checkpoint = tmp_path / "ckpt.pt"
+    content = b"a checkpoint's bytes"
+    checkpoint.write_bytes(content)
+    assert export.main(["--checkpoint", str(checkpoint), "--output", str(checkpoint)]) == 1
+    _unchanged(checkpoint, content, capsys, "export.py")
+    assert eval_script.main(["--data-folder", toy_data_folder, "--checkpoint", str(checkpoint), "--output",
+                             str(checkpoint)]) == 1
+    _unchanged(checkpoint, content, capsys, "eval.py")
+    for option in ("--save-detections", "--thresholds-out"):
+        assert eval_script.main(["--data-folder", toy_data_folder, "--checkpoint", str(checkpoint), option,
+                                 str(checkpoint)]) == 1
+        _unchanged(checkpoint, content, capsys, "eval.py")
+    lists = os.path.join(toy_data_folder, "TEST_images.json")
+    assert eval_script.main(["--data-folder", toy_data_folder, "--checkpoint", str(checkpoint), "--output",
+                             lists]) == 1
+    assert "is an input" in capsys.readouterr().err
+    assert convert_weights.main(["--from", "torchvision_coco", "--file", str(checkpoint), "--output",
+                                 str(checkpoint)]) == 1
+    _unchanged(checkpoint, content, capsys, "convert_weights.py")
+
+
+
+# Each is JSON that json.load refuses with something other than JSONDecodeError, or not text at all.
+BROKEN = {
+    "deep": ("[" * 100_000, "nested too deeply"),  # RecursionError
+    "long_number": ("1" * 5000, "digits"),  # ValueError: int() refuses more than 4300 digits
+    "not_utf8": (b'{"a": "\xff\xfe"}', "UTF-8"),
+    "truncated": ('{"background": 0,', "Expecting"),
+}
+
+
+def write(tmp_path, name, text):
+    path = tmp_path / name
+    (path.write_bytes if isinstance(text, bytes) else path.write_text)(text)
+    return str(path)
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_read_json_refuses_every_broken_file_in_one_line(tmp_path, case):
+    text, reason = BROKEN[case]
+    path = write(tmp_path, f"{case}.json", text)
+    with pytest.raises(JSONFileError) as caught:
+        read_json(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: not valid JSON (") and reason in message and "\n" not in message
+
+
+def test_read_json_reads_json_and_leaves_missing_files_to_the_caller(tmp_path):
+    assert read_json(write(tmp_path, "map.json", '{"background": 0, "cat": 1}')) == {"background": 0, "cat": 1}
+    with pytest.raises(FileNotFoundError):
+        read_json(str(tmp_path / "absent.json"))
+
+
+def test_the_label_map_and_thresholds_readers_refuse_deep_nesting_in_one_line(tmp_path):
+    """RecursionError escaped datasets.load_label_map and load_thresholds as a traceback (issue 32, 10)."""
+    from datasets import load_label_map
+    from ssd_support.score_thresholds import load_thresholds
+    from ssd_support.training_run import split_size
+
+    deep = "[" * 100_000
+    write(tmp_path, "label_map.json", deep)
+    with pytest.raises(ValueError, match=r"label_map\.json: not valid JSON \(nested too deeply\)"):
+        load_label_map(str(tmp_path))
+    with pytest.raises(ValueError, match=r"thresholds\.json: not valid JSON \(nested too deeply\)"):
+        load_thresholds(write(tmp_path, "thresholds.json", deep))
+    write(tmp_path, "TEST_images.json", deep)
+    assert split_size(str(tmp_path), "TEST") == 0  # as for any unreadable list
