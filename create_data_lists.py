@@ -22,7 +22,7 @@ The image of annotation ID is ID.<ext> (jpg, jpeg, png, bmp, tif, webp, ... in a
 applied, as images.load_image reads it) must be the annotation's <size> (COCO: width / height).
 
 YOLO (Ultralytics, Roboflow): --yolo gives the folder of data.yaml (or the yaml); its train / val / test become
-TRAIN / VAL / TEST (no test: VAL is also TEST; --test-fraction draws TEST from train instead), read by
+TRAIN / VAL / TEST (no test: val is TEST, no VAL; --test-fraction draws TEST from train instead), read by
 ssd_support/yolo_format.py. Boxes "class cx cy w h" are fractions of the image's upright size; difficulties are 0.
 
 COCO: --coco-json / --coco-images give the TRAIN split (an instances_*.json file and the folder its file_names

@@ -16,3 +16,9 @@ MAX_CLASSES = 2000
 # The networks there are (model.CONFIGS): the input sides, and the bases.
 IMAGE_SIZES = (300, 512)
 BASES = ("vgg16", "resnet50")
+
+# Objects (boxes) of one image. The most crowded images of COCO hold a few hundred; a limit of 1000 leaves room for
+# dense scenes (crowds, shelves) while refusing broken exports. Training matches every object
+# against the 8732 priors (~65 KB per object per step), so an export that wrote 100,000 boxes on one image would
+# need ~8 GB for that image alone.
+MAX_OBJECTS_PER_IMAGE = 1000

@@ -18,19 +18,30 @@ to the yaml's folder. As in Ultralytics, an entry ``../x`` that does not exist i
 or not), else to the data set's root, else to the current folder. Every path goes through
 :func:`ssd_support.images.resolve_written_path`, so Windows separators resolve on Linux.
 
+A data set from elsewhere is bounded (issue 32): data.yaml at most MAX_YAML_BYTES and without YAML aliases; a
+label file at most MAX_LABEL_FILE_BYTES and MAX_OBJECTS_PER_IMAGE lines (ssd_support/limits.py), a list file at
+most MAX_LIST_FILE_BYTES, each a regular file (not a device or FIFO), read a line at a time; a file's first
+MAX_PROBLEMS_PER_FILE problems are kept, the others counted. The lines and values of a file outside the data
+set's folder (:func:`data_set_folder`: a label linked elsewhere, a ``train:`` naming a file elsewhere) are read
+but never quoted in a problem. Two images of one stem (``a.jpg``, ``a.png``) that would share one label file are
+a problem naming both.
+
 Problems are ssd_support.data_lists.AnnotationProblem, as every reader's; :func:`create_yolo_data_lists` writes the
 lists through ssd_support.data_lists. PyYAML (requirements.txt), Pillow through ssd_support.images.
 """
 
+import io
 import math
 import os
+import stat
 import sys
 from collections import Counter
 
 from ssd_support.data_lists import AnnotationProblem, DataListError, multi_frame_notes, remove_stale_validation
 from ssd_support.data_lists import report_and_write, split_ids
-from ssd_support.files import text_lines
+from ssd_support.files import bom_encoding
 from ssd_support.images import IMAGE_EXTENSIONS, UnreadableImageError, image_size_and_frames, resolve_written_path
+from ssd_support.limits import MAX_OBJECTS_PER_IMAGE
 from ssd_support.voc_format import canonical_class_name
 from utils import make_label_map
 
@@ -43,11 +54,82 @@ SPLIT_KEYS = (("train", "TRAIN"), ("val", "VAL"), ("test", "TEST"))
 COORDINATE_TOLERANCE = 1e-3
 # labelImg's YOLO mode writes the class names as classes.txt among the labels: not a label file.
 LABELIMG_CLASSES_FILE = "classes.txt"
+# Bounds on a data set from elsewhere (issue 32), each refused in one line naming the file. A data.yaml is a few
+# hundred bytes (Ultralytics' coco.yaml, with its download script, is 3 KB; LVIS' 1203 names are 30 KB).
+MAX_YAML_BYTES = 1 << 20
+# A label file: MAX_OBJECTS_PER_IMAGE (ssd_support/limits.py) lines of boxes is ~50 KB; of detailed segmentation
+# polygons (a few hundred points each) a few MB.
+MAX_LABEL_FILE_BYTES = 8 << 20
+# A list file of images (Ultralytics' train.txt): COCO's train2017 is 118,287 lines, 4 MB.
+MAX_LIST_FILE_BYTES = 64 << 20
+# Problems kept for one label or list file; the others are counted in one more line. A file of garbage would
+# otherwise keep an object per line (~280x the file's size in memory), though only the first 50 are printed.
+MAX_PROBLEMS_PER_FILE = 10
+# Characters of a line quoted in a problem (a line may be megabytes long).
+QUOTED_CHARACTERS = 60
+# Ultralytics' image formats that Pillow does not read here: files with these extensions in a split's folder are
+# problems, not silently left out.
+UNREAD_IMAGE_EXTENSIONS = (".dng", ".heic", ".heif", ".avif", ".pfm", ".jxl")
 
 
 class YoloDataError(ValueError):
     """The data set cannot be read at all (no data.yaml, bad names, a split that does not exist): one line
     that names the file."""
+
+
+def _quote(text):
+    """``repr(text)``, cut to QUOTED_CHARACTERS characters (a problem is one line, and lines can be megabytes)."""
+    text = str(text)
+    return repr(text) if len(text) <= QUOTED_CHARACTERS else repr(text[:QUOTED_CHARACTERS]) + "..."
+
+
+def data_set_folder(yaml_path):
+    """The folder a data set's files are trusted in: the real path (links resolved) of its data.yaml's folder,
+    the folder given to --yolo. Lines of files outside it (a label file linked to /etc/shadow, a ``train:``
+    naming a file elsewhere) are never quoted in a problem: a data set from elsewhere must not make this tool
+    print the content of the user's other files."""
+    return os.path.realpath(os.path.dirname(os.path.abspath(yaml_path)))
+
+
+def inside(path, folder):
+    """Whether ``path``, links resolved, is ``folder`` (a real path) or lies under it."""
+    real = os.path.realpath(path)
+    return real == folder or real.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def read_bounded_text(path, max_bytes):
+    """The text of a regular file of at most ``max_bytes`` bytes, decoded as ssd_support.files.text_lines decodes
+    it (a byte-order mark, else UTF-8).
+
+    :raises ValueError: one line (without the path) when it is not a regular file (a device, a FIFO: reading
+        /dev/zero never ends), is larger, or is not text
+    """
+    status = os.stat(path)  # before open(): opening a FIFO waits for a writer
+    if not stat.S_ISREG(status.st_mode):
+        raise ValueError("not a regular file")
+    if status.st_size > max_bytes:
+        raise ValueError(f"larger than {max_bytes} bytes, the most read of such a file")
+    with open(path, "rb") as file:
+        # read(n) allocates n bytes at once: the file's size, not the bound (8 MB for each label file)
+        data = file.read(status.st_size + 1)
+        if len(data) > status.st_size:  # it grew since
+            data += file.read(max_bytes + 1 - len(data))
+    if len(data) > max_bytes:
+        raise ValueError(f"larger than {max_bytes} bytes, the most read of such a file")
+    try:
+        return data.decode(bom_encoding(data) or "utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"not UTF-8 text ({error.reason} at byte {error.start})") from None
+
+
+def text_lines_of(text):
+    """The non-empty lines of a text, one at a time, as (line number, stripped line): memory for one line, not a
+    list of them all (a file of short garbage lines would hold ~50 bytes per line). CRLF and CR line ends are
+    read as LF."""
+    for number, line in enumerate(io.StringIO(text, newline=None), 1):
+        line = line.strip()
+        if line:
+            yield number, line
 
 
 def find_yaml(source):
@@ -68,25 +150,49 @@ def find_yaml(source):
     raise YoloDataError(f"{source}: not found (give a YOLO data set's folder or its data.yaml)")
 
 
+def _no_alias_loader(yaml):
+    """A PyYAML SafeLoader class that refuses aliases (``*name``): nested aliases expand exponentially (nine
+    levels of nine: 387 million strings from 400 bytes, "billion laughs"), and a data.yaml has no need of them."""
+
+    class NoAliasLoader(yaml.SafeLoader):
+        """yaml.SafeLoader, an alias a composer error at its line."""
+
+        def compose_node(self, parent, index):
+            """SafeLoader's compose_node, refusing an alias before it is resolved."""
+            if self.check_event(yaml.AliasEvent):
+                event = self.peek_event()
+                raise yaml.composer.ComposerError(
+                    None, None, f"an alias (*{event.anchor[:QUOTED_CHARACTERS]}): aliases are not read in a "
+                                f"data.yaml (nested ones expand exponentially)", event.start_mark)
+            return super().compose_node(parent, index)
+
+    return NoAliasLoader
+
+
 def load_yaml(yaml_path):
-    """Parse a data.yaml with PyYAML's safe loader.
+    """Parse a data.yaml with PyYAML's safe loader, without aliases, at most MAX_YAML_BYTES.
 
     :return: the parsed mapping
-    :raises YoloDataError: when PyYAML is missing, or the file is not YAML or not a mapping
+    :raises YoloDataError: when PyYAML is missing, or the file is too large, not YAML (an alias included), nested
+        too deeply or not a mapping
     """
     try:
         import yaml  # here: only --yolo needs PyYAML
     except ImportError:
         raise YoloDataError(f"{yaml_path}: reading data.yaml needs PyYAML: pip install pyyaml") from None
     try:
-        with open(yaml_path, encoding="utf-8-sig") as file:
-            data = yaml.safe_load(file)
-    except UnicodeDecodeError as error:
-        raise YoloDataError(f"{yaml_path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+        text = read_bounded_text(yaml_path, MAX_YAML_BYTES)
+        data = yaml.load(text, Loader=_no_alias_loader(yaml))
+    except ValueError as error:
+        raise YoloDataError(f"{yaml_path}: {error}") from None
+    except OSError as error:
+        raise YoloDataError(f"{yaml_path}: cannot be read ({error.strerror})") from None
+    except RecursionError:
+        raise YoloDataError(f"{yaml_path}: not valid YAML (nested too deeply)") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        reason = " ".join(str(getattr(error, "problem", None) or error).split())
+        reason = " ".join(str(getattr(error, "problem", None) or error).split())[:200]
         raise YoloDataError(f"{yaml_path}: not valid YAML{where} ({reason})") from None
     if not isinstance(data, dict):
         raise YoloDataError(f"{yaml_path}: expected a mapping with names, train and val")
@@ -106,19 +212,21 @@ def class_names(data, yaml_path):
         try:
             ids = sorted(int(key) for key in names)
         except (TypeError, ValueError):
-            raise YoloDataError(f"{yaml_path}: names has a key that is not a class id: {list(names)}") from None
+            raise YoloDataError(f"{yaml_path}: names has a key that is not a class id: {_quote(list(names))}") from None
         if ids != list(range(len(ids))):
             raise YoloDataError(f"{yaml_path}: the class ids of names must be 0..{len(ids) - 1}, got {ids}")
         names = [names[key] for key in sorted(names, key=int)]
     if not isinstance(names, list) or not names:
         raise YoloDataError(f"{yaml_path}: no 'names' (a list of class names, or a dict {{0: name, ...}})")
+    if any(isinstance(name, (list, dict)) for name in names):
+        raise YoloDataError(f"{yaml_path}: names: a class name is a list or a mapping, not a name")
     names = [str(name).strip() for name in names]
     if "nc" in data and data["nc"] != len(names):
         raise YoloDataError(f"{yaml_path}: nc is {data['nc']} but names has {len(names)} classes")
     canonical = [canonical_class_name(name) for name in names]
     if "" in canonical or "background" in canonical or len(set(canonical)) != len(canonical):
         raise YoloDataError(f"{yaml_path}: class names must be non-empty, distinct and not 'background' "
-                            f"(label 0, no object): {names}")
+                            f"(label 0, no object): {_quote(names)}")
     return names
 
 
@@ -134,7 +242,7 @@ def _dataset_root(data, yaml_path, notes):
         found, _ = resolve_written_path(written, folder)
         if found is not None and os.path.isdir(found):
             return os.path.abspath(found)
-    notes.append(f"Note: {yaml_path}: path {written!r} does not exist here (written on another machine?); its "
+    notes.append(f"Note: {yaml_path}: path {_quote(written)} does not exist here (written on another machine?); its "
                  f"train / val / test are read relative to {yaml_folder}.")
     return yaml_folder
 
@@ -149,29 +257,46 @@ def _resolve_entry(written, root):
     return (os.path.abspath(found) if found else None), tried
 
 
-def _images_in_folder(folder):
-    """The image files under a folder, at any depth (Ultralytics globs ``**/*.*``), sorted."""
+def _images_in_folder(folder, problems):
+    """The image files under a folder, at any depth (Ultralytics globs ``**/*.*``), sorted. A file of an image
+    format Ultralytics reads and Pillow does not here (UNREAD_IMAGE_EXTENSIONS: .heic, .dng, ...) is an
+    "unreadable image" problem, not silently left out.
+
+    :return: the image paths
+    """
     found = []
     for directory, subfolders, files in os.walk(folder):
         subfolders.sort()
-        found.extend(os.path.join(directory, name) for name in sorted(files)
-                     if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS)
+        for name in sorted(files):
+            extension = os.path.splitext(name)[1].lower()
+            if extension in IMAGE_EXTENSIONS:
+                found.append(os.path.join(directory, name))
+            elif extension in UNREAD_IMAGE_EXTENSIONS:
+                problems.append(AnnotationProblem("unreadable image", os.path.join(directory, name),
+                                                  f"{extension} images are not read here (convert them to .jpg or "
+                                                  f".png)"))
     return found
 
 
-def _images_in_list(list_path, root, problems):
+def _images_in_list(list_path, root, trusted, problems):
     """The images a list file names, one per line (Ultralytics' train.txt). A line that names no file is a
-    "missing image" problem naming the list file, its line, the path as written and the one tried.
+    "missing image" problem naming the list file, its line, the path as written and the one tried (the
+    first MAX_PROBLEMS_PER_FILE; then one line counting the others). The lines of a list file outside the data
+    set's folder ``trusted`` (data_set_folder) are not quoted.
 
-    :return: [(image path, where it was listed)], the paths absolute
+    :return: the image paths, absolute
+    :raises YoloDataError: when the list is not a regular file, larger than MAX_LIST_FILE_BYTES or not text
     """
     try:
-        lines = text_lines(list_path)
-    except UnicodeDecodeError as error:
-        raise YoloDataError(f"{list_path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+        text = read_bounded_text(list_path, MAX_LIST_FILE_BYTES)
+    except ValueError as error:
+        raise YoloDataError(f"{list_path}: {error}") from None
+    except OSError as error:
+        raise YoloDataError(f"{list_path}: cannot be read ({error.strerror})") from None
+    quote = inside(list_path, trusted)
     list_folder = os.path.dirname(os.path.abspath(list_path))
-    images = []
-    for number, line in lines:
+    images, n_missing = [], 0
+    for number, line in text_lines_of(text):
         found, first_tried = None, None
         for folder in (list_folder, root, os.getcwd()):
             found, tried = resolve_written_path(line, folder)
@@ -180,20 +305,32 @@ def _images_in_list(list_path, root, problems):
                 break
             found = None
         if found is None:
-            problems.append(AnnotationProblem("missing image", list_path, f"line {number}: {line!r} not found (tried "
-                                              f"{first_tried})", image=(list_path, number)))
+            n_missing += 1
+            if n_missing <= MAX_PROBLEMS_PER_FILE:
+                what = (f"{_quote(line)} not found (tried {first_tried})" if quote else
+                        f"names no image file (not quoted: the list lies outside the data set's folder {trusted})")
+                problems.append(AnnotationProblem("missing image", list_path, f"line {number}: {what}",
+                                                  image=(list_path, number)))
             continue
         images.append(os.path.abspath(found))
+    if n_missing > MAX_PROBLEMS_PER_FILE:
+        problems.append(AnnotationProblem("missing image", list_path, f"... and {n_missing - MAX_PROBLEMS_PER_FILE} "
+                                          f"more line(s) naming no image file (the first {MAX_PROBLEMS_PER_FILE} "
+                                          f"are listed)", image=(list_path, "more")))
     return images
 
 
-def split_images(data, yaml_path, root, problems):
+def split_images(data, yaml_path, root, problems, trusted=None):
     """The images of each split of data.yaml.
 
     :return: ({"TRAIN": [paths], "VAL": [...], "TEST": [...] (only the splits data.yaml has)}, {split: folders
         given as folders}, the folders of the list files, for the search for labels without images)
-    :raises YoloDataError: when train or val is missing, or an entry names nothing that exists
+    :param trusted: the data set's folder (data_set_folder; default: the yaml's): list files outside it are read,
+        their lines not quoted
+    :raises YoloDataError: when train or val is missing, or an entry names nothing that exists, or something
+        that is neither a folder, an image nor a list file (a device, /dev/zero)
     """
+    trusted = trusted or data_set_folder(yaml_path)
     for key in ("train", "val"):
         if not data.get(key):
             raise YoloDataError(f"{yaml_path}: no '{key}:' (Ultralytics needs train and val: a folder of images, "
@@ -207,14 +344,18 @@ def split_images(data, yaml_path, root, problems):
         for written in entries if isinstance(entries, list) else [entries]:
             found, tried = _resolve_entry(str(written), root)
             if found is None:
-                raise YoloDataError(f"{yaml_path}: {key}: {str(written)!r} not found (tried {tried})")
+                wildcard = " (wildcards are not read: give the folder, or a list file)" if "*" in str(written) else ""
+                raise YoloDataError(f"{yaml_path}: {key}: {_quote(written)} not found (tried {tried})"
+                                    f"{wildcard}")
             if os.path.isdir(found):
                 folders[split].append(found)
-                images.extend(_images_in_folder(found))
+                images.extend(_images_in_folder(found, problems))
+            elif not os.path.isfile(found):
+                raise YoloDataError(f"{yaml_path}: {key}: {found} is not a folder, an image or a list file")
             elif os.path.splitext(found)[1].lower() in IMAGE_EXTENSIONS:
                 images.append(found)
             else:
-                images.extend(_images_in_list(found, root, problems))
+                images.extend(_images_in_list(found, root, trusted, problems))
         splits[split] = images
     return splits, folders
 
@@ -232,12 +373,26 @@ def label_path(image_path):
     return os.path.splitext(path)[0] + ".txt"
 
 
+def shared_labels(image_paths):
+    """The label files that two images or more would read: ``a.jpg`` and ``a.png`` in one folder have one label,
+    ``a.txt`` (Ultralytics would give both its boxes). Only label files that exist: without one, both images are
+    background images, which no label contradicts.
+
+    :param image_paths: image paths (repeats are one image)
+    :return: {label path: [image paths, sorted]} for each label file shared
+    """
+    by_label = {}
+    for path in set(image_paths):
+        by_label.setdefault(label_path(path), []).append(path)
+    return {label: sorted(paths) for label, paths in by_label.items() if len(paths) > 1 and os.path.lexists(label)}
+
+
 def _image_stems(folder, cache):
     """The file stems of the images in a folder (a set), listed once per run."""
     if folder not in cache:
         names = os.listdir(folder) if os.path.isdir(folder) else []
         cache[folder] = {os.path.splitext(name)[0] for name in names
-                         if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS}
+                         if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS + UNREAD_IMAGE_EXTENSIONS}
     return cache[folder]
 
 
@@ -280,7 +435,60 @@ def _number(text):
     return value if math.isfinite(value) else None
 
 
-def parse_label_file(path, width, height, n_classes, keypoint_values=0):
+class _BadLine(Exception):
+    """A label line that is not read: its problem's kind, what is wrong (quoting the line's values) and unit."""
+
+    def __init__(self, kind, detail, unit="image"):
+        """:param kind: AnnotationProblem's kind; detail: what is wrong; unit: AnnotationProblem's unit"""
+        super().__init__(detail)
+        self.kind, self.detail, self.unit = kind, detail, unit
+
+
+def _read_label_line(line, n_classes, keypoint_values):
+    """One label line: ``class cx cy w h`` (with a score, or keypoints), or a polygon.
+
+    :return: (class id, edges [x1, y1, x2, y2] as fractions, clipped to [0, 1], "box" / "polygon" / "score", whether
+        clipped, the line's values)
+    :raises _BadLine: on anything else
+    """
+    values = [_number(text) for text in line.split()]
+    if None in values:
+        raise _BadLine("malformed label", f"not numbers: {_quote(line)}")
+    if len(values) == 5 + keypoint_values or (keypoint_values == 0 and len(values) == 6):
+        kind = "score" if keypoint_values == 0 and len(values) == 6 else "box"
+    elif len(values) >= 7 and len(values) % 2 == 1:
+        kind = "polygon"
+    else:
+        raise _BadLine("malformed label", f"{len(values)} values; a box is 'class cx cy w h' (5 values), a polygon "
+                                          f"'class x1 y1 x2 y2 x3 y3 ...'")
+    class_id = values[0]
+    if class_id != int(class_id) or not 0 <= class_id < n_classes:
+        raise _BadLine("class id outside names", f"class {values[0]:g} is not a class id of names "
+                                                 f"(0..{n_classes - 1})")
+    if kind != "polygon":
+        cx, cy, w, h = values[1:5]
+        if w <= 0 or h <= 0:
+            raise _BadLine("degenerate box", f"zero-size box (w {w:g}, h {h:g})")
+        edges = [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]
+        checked = {"cx": cx, "cy": cy, "w": w, "h": h, "x1": edges[0], "y1": edges[1], "x2": edges[2], "y2": edges[3]}
+    else:
+        xs, ys = values[1::2], values[2::2]
+        edges = [min(xs), min(ys), max(xs), max(ys)]
+        checked = {**{f"x{i + 1}": x for i, x in enumerate(xs)}, **{f"y{i + 1}": y for i, y in enumerate(ys)}}
+    outside = [(name, value) for name, value in checked.items()
+               if not -COORDINATE_TOLERANCE <= value <= 1 + COORDINATE_TOLERANCE]
+    if outside:
+        name, value = outside[0]
+        raise _BadLine("coordinates outside [0, 1]", f"{name} {value:g} is outside [0, 1] (YOLO coordinates are "
+                                                     f"fractions of the image's size; pixels, or normalised by "
+                                                     f"another size?)")
+    clipped = [min(max(value, 0.0), 1.0) for value in edges]
+    if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
+        raise _BadLine("degenerate box", f"zero-size box after clipping to the image ({_quote(line)})")
+    return int(class_id), clipped, kind, clipped != edges, tuple(values)
+
+
+def parse_label_file(path, width, height, n_classes, keypoint_values=0, trusted=None, image=None):
     """Read one YOLO label file: each line an object, ``class cx cy w h`` normalised by the image's size.
 
     Also read: a sixth value (a score, as detect.py --save-scores and Ultralytics' ``save_conf`` write it;
@@ -290,77 +498,61 @@ def parse_label_file(path, width, height, n_classes, keypoint_values=0):
     box of zero width or height, a line that is not numbers or has another count of them, are problems of the
     image (--skip-bad leaves it out); a line repeating an earlier one is a problem of that line alone.
 
+    Bounded on a file from elsewhere: a file that is not a regular file, larger than MAX_LABEL_FILE_BYTES or not
+    text is one problem; more than MAX_OBJECTS_PER_IMAGE lines is one problem naming the image and the count
+    (the lines after the bound are counted, not read); the first MAX_PROBLEMS_PER_FILE problems are kept, the
+    others counted in one more problem. A file outside ``trusted`` (a link out of the data set, or a layout
+    whose labels lie elsewhere) is read, but its problems never quote its lines or values.
+
     :param path: the label file
     :param width: the image's upright width in pixels (EXIF orientation applied)
     :param height: its upright height
     :param n_classes: the number of names in data.yaml
     :param keypoint_values: values per line after the box in a pose data set (data.yaml's kpt_shape product), 0
+    :param trusted: the data set's folder (data_set_folder), or None to quote every file
+    :param image: the image's path, for the message of too many objects (default: the label file's)
     :return: (objects [{"class_id", "box" [x1, y1, x2, y2] in 0-based pixels}], problems [AnnotationProblem],
         counts Counter with "clipped", "polygons", "scores")
     """
+    quote = trusted is None or inside(path, trusted)
     try:
-        lines = text_lines(path)
-    except UnicodeDecodeError as error:
-        return [], [AnnotationProblem("malformed label", path, f"not UTF-8 text ({error.reason} at byte "
-                                                               f"{error.start})")], Counter()
-    objects, problems, counts, seen = [], [], Counter(), {}
-    for number, line in lines:
-        where = f"line {number}"
-        values = [_number(text) for text in line.split()]
-        if None in values:
-            problems.append(AnnotationProblem("malformed label", path, f"{where}: not numbers: {line!r}"))
-            continue
-        if len(values) == 5 + keypoint_values or (keypoint_values == 0 and len(values) == 6):
-            kind = "box"
-        elif len(values) >= 7 and len(values) % 2 == 1:
-            kind = "polygon"
-        else:
-            problems.append(AnnotationProblem(
-                "malformed label", path, f"{where}: {len(values)} values; a box is 'class cx cy w h' (5 values), "
-                                               f"a polygon 'class x1 y1 x2 y2 x3 y3 ...'"))
-            continue
-        class_id = values[0]
-        if class_id != int(class_id) or not 0 <= class_id < n_classes:
-            problems.append(AnnotationProblem("class id outside names", path, f"{where}: class {values[0]:g} is "
-                                              f"not a class id of names (0..{n_classes - 1})"))
-            continue
-        if kind == "box":
-            cx, cy, w, h = values[1:5]
-            if w <= 0 or h <= 0:
-                problems.append(AnnotationProblem("degenerate box", path, f"{where}: zero-size box (w {w:g}, h {h:g})"))
+        lines = text_lines_of(read_bounded_text(path, MAX_LABEL_FILE_BYTES))
+        objects, problems, counts, seen, more, n_lines = [], [], Counter(), {}, Counter(), 0
+        for number, line in lines:
+            n_lines += 1
+            if n_lines > MAX_OBJECTS_PER_IMAGE:
+                continue  # only counted: the image is refused below
+            try:
+                class_id, edges, kind, clipped, key = _read_label_line(line, n_classes, keypoint_values)
+                if key in seen:
+                    raise _BadLine("duplicate line", f"repeats line {seen[key]} (the same object twice?)", "object")
+            except _BadLine as bad:
+                if len(problems) >= MAX_PROBLEMS_PER_FILE:
+                    more[bad.kind] += 1
+                    continue
+                detail = bad.detail if quote else f"{bad.kind} (not quoted: the file lies outside the data set's " \
+                                                  f"folder {trusted})"
+                separator = " " if bad.kind == "duplicate line" and quote else ": "  # "line 3 repeats line 1"
+                problems.append(AnnotationProblem(bad.kind, path, f"line {number}{separator}{detail}", unit=bad.unit))
                 continue
-            edges = [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]
-            checked = {"cx": cx, "cy": cy, "w": w, "h": h, "x1": edges[0], "y1": edges[1], "x2": edges[2],
-                       "y2": edges[3]}
-        else:
-            xs, ys = values[1::2], values[2::2]
-            edges = [min(xs), min(ys), max(xs), max(ys)]
-            checked = {**{f"x{i + 1}": x for i, x in enumerate(xs)}, **{f"y{i + 1}": y for i, y in enumerate(ys)}}
-        outside = [(name, value) for name, value in checked.items()
-                   if not -COORDINATE_TOLERANCE <= value <= 1 + COORDINATE_TOLERANCE]
-        if outside:
-            name, value = outside[0]
-            problems.append(AnnotationProblem(
-                "coordinates outside [0, 1]", path,
-                f"{where}: {name} {value:g} is outside [0, 1] (YOLO coordinates are fractions of the image's "
-                f"size; pixels, or normalised by another size?)"))
-            continue
-        clipped = [min(max(value, 0.0), 1.0) for value in edges]
-        if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
-            problems.append(AnnotationProblem("degenerate box", path, f"{where}: zero-size box after clipping to the "
-                                                                      f"image ({line!r})"))
-            continue
-        key = tuple(values)
-        if key in seen:
-            problems.append(AnnotationProblem("duplicate line", path, f"{where} repeats line {seen[key]} (the same "
-                                                                      f"object twice?)", unit="object"))
-            continue
-        seen[key] = number
-        counts["clipped"] += clipped != edges
-        counts["polygons"] += kind == "polygon"
-        counts["scores"] += kind == "box" and len(values) == 6 and keypoint_values == 0
-        box = [clipped[0] * width, clipped[1] * height, clipped[2] * width, clipped[3] * height]
-        objects.append({"class_id": int(class_id), "box": box})
+            seen[key] = number
+            counts["clipped"] += clipped
+            counts["polygons"] += kind == "polygon"
+            counts["scores"] += kind == "score"
+            objects.append({"class_id": class_id, "box": [edges[0] * width, edges[1] * height, edges[2] * width,
+                                                          edges[3] * height]})
+    except (OSError, ValueError) as error:  # read_bounded_text's one line; a decoding error in the middle
+        reason = f"not UTF-8 text ({error.reason})" if isinstance(error, UnicodeDecodeError) else \
+            (str(error) if isinstance(error, ValueError) else f"cannot be read ({error.strerror})")
+        return [], [AnnotationProblem("malformed label", path, reason)], Counter()
+    if more:
+        problems.append(AnnotationProblem("malformed label", path, f"... and {sum(more.values())} more bad line(s) ("
+                                          + ", ".join(f"{n} {kind}" for kind, n in sorted(more.items()))
+                                          + f"; a file's first {MAX_PROBLEMS_PER_FILE} are listed)"))
+    if n_lines > MAX_OBJECTS_PER_IMAGE:
+        problems.append(AnnotationProblem("too many objects", path, f"{n_lines} lines (objects) for {image or path}, "
+                                          f"more than MAX_OBJECTS_PER_IMAGE ({MAX_OBJECTS_PER_IMAGE}, "
+                                          f"ssd_support/limits.py)"))
     return objects, problems, counts
 
 
@@ -397,7 +589,9 @@ def read_yolo_dataset(source):
     keypoint_values = _keypoint_values(data, yaml_path)
     notes, problems = [], []
     root = _dataset_root(data, yaml_path, notes)
-    listed, folders = split_images(data, yaml_path, root, problems)
+    trusted = data_set_folder(yaml_path)
+    listed, folders = split_images(data, yaml_path, root, problems, trusted)
+    shared = shared_labels(path for paths in listed.values() for path in paths)
 
     read, counts, multi_frame = {}, Counter(), {}
     for paths in listed.values():
@@ -406,6 +600,12 @@ def read_yolo_dataset(source):
                 continue
             read[image_path] = None
             label = label_path(image_path)
+            if label in shared:
+                others = ", ".join(path for path in shared[label] if path != image_path)
+                problems.append(AnnotationProblem("one label, two images", image_path, f"its label file {label} is "
+                                                  f"also the label of {others} (labels are matched by the image's "
+                                                  f"name without extension: which image is it of?)"))
+                continue
             try:
                 width, height, n_frames = image_size_and_frames(image_path)
             except UnreadableImageError as error:
@@ -413,12 +613,12 @@ def read_yolo_dataset(source):
                 continue
             if n_frames > 1:
                 multi_frame[image_path] = n_frames
-            if not os.path.isfile(label):
+            if not os.path.lexists(label):  # a broken link, a folder or a device is a problem (parse_label_file)
                 counts["background_images"] += 1
                 read[image_path] = {"image": image_path, "width": width, "height": height, "objects": []}
                 continue
             objects, label_problems, label_counts = parse_label_file(label, width, height, len(names),
-                                                                    keypoint_values)
+                                                                    keypoint_values, trusted, image_path)
             problems.extend(label_problems)
             counts.update(label_counts)
             if any(problem.unit == "image" for problem in label_problems):
@@ -463,11 +663,13 @@ def _yolo_lists(images):
 def create_yolo_data_lists(source, output_folder="data", test_fraction=None, seed=0, skip_bad=False, out=None):
     """Read an Ultralytics / Roboflow YOLO data set and write the TRAIN / VAL / TEST lists and the label map.
 
-    data.yaml's train, val and test become TRAIN, VAL and TEST; without a test split, VAL is also written as
-    TEST (said in a note), unless ``test_fraction`` draws TEST from train (seeded, as --annotations draws it: the
-    same images and seed give the same split). The label map is data.yaml's names in class-id order (class k is
-    label k + 1). The checks are ssd_support.yolo_format's; a bad image (a bad line in its label file) is left out
-    of every split with skip_bad.
+    data.yaml's train, val and test become TRAIN, VAL and TEST. Without a test split (or with test the same as
+    val), val becomes TEST, the split eval.py scores, and no VAL is written (said in a note): one held-out set is
+    one split, counted once (train.py --eval-every then measures TEST and warns that choosing a checkpoint by it
+    tunes on the test set). ``test_fraction`` draws TEST from train instead (seeded, as --annotations draws it:
+    the same images and seed give the same split), and val stays VAL. The label map is data.yaml's names in
+    class-id order (class k is label k + 1). The checks are ssd_support.yolo_format's; a bad image (a bad line in
+    its label file) is left out of every split with skip_bad.
 
     :param source: the data set's folder (holding data.yaml) or its yaml file
     :param output_folder: where the JSON files go
@@ -475,8 +677,8 @@ def create_yolo_data_lists(source, output_folder="data", test_fraction=None, see
     :param seed: the seed of that draw
     :param skip_bad: leave bad images / lines out (counted) instead of failing
     :param out: a file to print the report to
-    :return: the summary dict of :func:`ssd_support.data_lists.report_and_write`, with "VAL" statistics and
-        "val_is_test", "background_images", "polygons"
+    :return: the summary dict of :func:`ssd_support.data_lists.report_and_write`, with "VAL" statistics where VAL
+        is written, and "val_is_test" (val was written as TEST), "background_images", "polygons"
     :raises DataListError: when the data set cannot be read, on problems without skip_bad
     """
     out = out or sys.stdout
@@ -505,17 +707,19 @@ def create_yolo_data_lists(source, output_folder="data", test_fraction=None, see
     # Ultralytics examples write): one set, not two splits, so TRAIN alone (each image in both would be a leak).
     val_is_train = dataset["listed"]["VAL"] == dataset["listed"]["TRAIN"]
     val_is_test = not val_is_train and not test and ("TEST" not in splits or same_test)
-    lists = {"TRAIN": _yolo_lists(train)} if val_is_train else {"TRAIN": _yolo_lists(train),
-                                                                "VAL": _yolo_lists(splits["VAL"])}
-    lists["TEST"] = lists["VAL"] if val_is_test else _yolo_lists(test)
+    lists = {"TRAIN": _yolo_lists(train)}
+    if not (val_is_train or val_is_test):
+        lists["VAL"] = _yolo_lists(splits["VAL"])
+    lists["TEST"] = _yolo_lists(splits["VAL"] if val_is_test else test)
+    if "VAL" not in lists:
+        remove_stale_validation(output_folder)  # an earlier run's VAL would overlap this TRAIN, or be this TEST
     if val_is_train:
-        remove_stale_validation(output_folder)  # an earlier run's VAL would overlap this TRAIN
         notes.append(f"Note: {dataset['yaml']} has its train as val: the images are TRAIN alone (no VAL); "
                      f"--test-fraction F draws a TEST split from them.")
     if val_is_test:
         notes.append(f"Note: {dataset['yaml']} has " + ("its val as test" if same_test else "no test split")
-                     + ": VAL (its val) is also written as TEST, which eval.py scores; --test-fraction F draws a "
-                       "TEST split from train instead.")
+                     + ": its val is TEST, which eval.py scores (no VAL is written: train.py --eval-every measures "
+                       "TEST); --test-fraction F draws TEST from train instead, and val stays VAL.")
     notes += multi_frame_notes(dataset["multi_frame"])
     extra = {"val_is_test": val_is_test, "background_images": dataset["background_images"],
              "polygons": dataset["polygons"]}

@@ -14,7 +14,7 @@ from PIL import Image
 import create_data_lists as cdl
 from ssd_support.data_lists import DataListError
 from data_lists import read_lists
-from ssd_support import toy_data
+from ssd_support import toy_data, yolo_format
 from ssd_support.yolo_format import COORDINATE_TOLERANCE, create_yolo_data_lists, label_path
 
 pytest.importorskip("yaml")
@@ -107,9 +107,8 @@ def test_a_toy_set_as_voc_and_as_yolo_gives_the_same_boxes(tmp_path):
 
     assert from_yolo["label_map"] == from_voc["label_map"] == {"background": 0, "circle": 1, "square": 2,
                                                                "triangle": 3}
-    assert summary["val_is_test"] and "no test split: VAL (its val) is also written as TEST" in printed
-    with open(tmp_path / "yolo_lists" / "VAL_objects.json") as file:
-        assert json.load(file) == from_yolo["TEST_objects"]
+    assert summary["val_is_test"] and "no test split: its val is TEST" in printed
+    assert "VAL" not in summary and not (tmp_path / "yolo_lists" / "VAL_objects.json").exists()
     n_difficult = 0
     for split in ("TRAIN", "TEST"):
         assert [os.path.basename(p) for p in from_yolo[f"{split}_images"]] == \
@@ -311,3 +310,150 @@ def test_yolo_options(tmp_path):
     assert cdl.parse_args(["--yolo", "d", "--test-fraction", "0.2"]).test_fraction == 0.2
     with pytest.raises(DataListError, match="no data.yaml in this folder"):
         create_yolo_data_lists(str(tmp_path), output_folder=str(tmp_path / "o"))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Issue 31: the reader means what it says
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_two_images_one_label_is_a_problem_naming_both(tmp_path, capsys):
+    """a.jpg (labelled) and another photo a.png in one folder: labels are matched by stem, so a.txt would be read
+    as the label of both. One problem per image, each naming the label file and the other image; --skip-bad
+    leaves both out."""
+    root = write_yolo(tmp_path / "d", {"train": {"a.jpg": ((64, 64), "0 .5 .5 .5 .5\n"), "a.png": ((64, 64), None),
+                                                 "b.jpg": ((64, 64), "1 .5 .5 .5 .5\n")},
+                                       "val": {"c.jpg": ((8, 8), "")}})
+    images, label = tmp_path / "d" / "images" / "train", tmp_path / "d" / "labels" / "train" / "a.txt"
+    assert cdl.main(["--yolo", root, "--output", str(tmp_path / "o")]) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: /")]
+    assert errors == [f"error: {images / name}: its label file {label} is also the label of {images / other} "
+                      f"(labels are matched by the image's name without extension: which image is it of?)"
+                      for name, other in (("a.jpg", "a.png"), ("a.png", "a.jpg"))]
+    summary, _ = quiet(create_yolo_data_lists, root, output_folder=str(tmp_path / "o"), skip_bad=True)
+    assert summary["skipped_images"] == {"one label, two images": 2}
+    assert [os.path.basename(p) for p in read_lists(tmp_path / "o")["TRAIN_images"]] == ["b.jpg"]
+
+
+def test_val_without_test_is_test_counted_once(tmp_path):
+    """train and val, no test: val becomes TEST (the split eval.py scores) and is not also written as VAL, so
+    statistics.json counts its objects once; a VAL left by an earlier run into the folder is removed."""
+    root = write_yolo(tmp_path / "d", {"train": {"a.jpg": ((64, 64), "0 .5 .5 .5 .5\n")},
+                                       "val": {"v.jpg": ((64, 64), "1 .5 .5 .5 .5\n1 .2 .2 .2 .2\n")}})
+    out = tmp_path / "o"
+    out.mkdir()
+    for name in ("VAL_images.json", "VAL_objects.json"):
+        (out / name).write_text("[]")
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        assert cdl.main(["--yolo", root, "--output", str(out)]) == 0
+    assert "no test split: its val is TEST" in printed.getvalue()
+    assert not (out / "VAL_images.json").exists() and not (out / "VAL_objects.json").exists()
+    assert [os.path.basename(p) for p in read_lists(out)["TEST_images"]] == ["v.jpg"]
+    with open(out / "statistics.json") as file:
+        statistics = json.load(file)
+    assert list(statistics["splits"]) == ["TRAIN", "TEST"]
+    assert statistics["all_splits"]["objects"] == 3
+
+
+def test_labels_where_ultralytics_puts_them(tmp_path):
+    """Ultralytics' img2label_paths: the LAST /images/ becomes /labels/ (an images folder inside a folder named
+    images); an absolute ``path:`` and a list file of absolute image paths; a .heic photo (Ultralytics reads it,
+    Pillow here does not) is a problem, not silently left out, and its label no orphan; a wildcard entry is
+    refused in one line saying so."""
+    nested = tmp_path / "images" / "set"
+    root = write_yolo(nested, {"train": {"a.jpg": ((64, 32), "0 .5 .5 .5 .5\n")}, "val": {"b.jpg": ((8, 8), "")}})
+    assert label_path(str(nested / "images" / "train" / "a.jpg")) == str(nested / "labels" / "train" / "a.txt")
+    (nested / "train.txt").write_text(f"{nested / 'images' / 'train' / 'a.jpg'}\n")
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "data.yaml").write_text(f"path: {nested}\ntrain: train.txt\nval: images/val\n"
+                                                f"names: [cat, dog]\n")
+    quiet(create_yolo_data_lists, str(tmp_path / "cfg"), output_folder=str(tmp_path / "o"))
+    assert read_lists(tmp_path / "o")["TRAIN_objects"] == [{"boxes": [[16.0, 8.0, 48.0, 24.0]], "labels": [1],
+                                                            "difficulties": [0]}]
+    (nested / "images" / "val" / "c.heic").write_bytes(b"\0" * 16)
+    (nested / "labels" / "val" / "c.txt").write_text("0 .5 .5 .5 .5\n")
+    with pytest.raises(DataListError, match=r"1 problem\(s\) .*first: .*/images/val/c\.heic: \.heic images are not "
+                                            r"read here"):
+        quiet(create_yolo_data_lists, root, output_folder=str(tmp_path / "o"))
+    (nested / "data.yaml").write_text("train: images/*/a.jpg\nval: images/val\nnames: [cat, dog]\n")
+    with pytest.raises(DataListError, match=r"data\.yaml: train: 'images/\*/a\.jpg' not found .*wildcards are not "
+                                            r"read"):
+        quiet(create_yolo_data_lists, root, output_folder=str(tmp_path / "o"))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Issue 32: bounded on a data set from elsewhere, never echoing a file outside it
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_yaml_aliases_and_size_are_refused(tmp_path, monkeypatch):
+    """Nested aliases ("billion laughs": 9x per level, names' str() expanding them) are refused at the first
+    alias, in one line naming data.yaml and the line; a data.yaml over MAX_YAML_BYTES is refused unread."""
+    laughs = 'a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(
+        f"a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 9) + "]\n" for i in range(1, 4))
+    root = write_yolo(tmp_path / "d", {"train": {"a.jpg": ((8, 8), "")}, "val": {"b.jpg": ((8, 8), "")}},
+                      yaml_text=laughs + "train: images/train\nval: images/val\nnames: [*a3, dog]\n")
+    with pytest.raises(DataListError, match=r"data\.yaml: not valid YAML at line 2 \(an alias \(\*a0\): aliases "
+                                            r"are not read"):
+        quiet(create_yolo_data_lists, root, output_folder=str(tmp_path / "o"))
+    monkeypatch.setattr(yolo_format, "MAX_YAML_BYTES", 40)
+    (tmp_path / "d" / "data.yaml").write_text("train: images/train\nval: images/val\nnames: [cat, dog]\n")
+    with pytest.raises(DataListError, match=r"data\.yaml: larger than 40 bytes"):
+        quiet(create_yolo_data_lists, root, output_folder=str(tmp_path / "o"))
+
+
+def test_label_file_of_garbage_is_bounded(tmp_path, capsys, monkeypatch):
+    """A label file of garbage lines: its first MAX_PROBLEMS_PER_FILE problems, then one line counting the rest
+    (not one kept problem per line); a label file over MAX_LABEL_FILE_BYTES, or more lines than
+    MAX_OBJECTS_PER_IMAGE (a problem naming the image and the count), is not parsed."""
+    garbage = "".join(f"garbage {k}\n" for k in range(yolo_format.MAX_PROBLEMS_PER_FILE + 25)) + "0 .5 .5 .5\n"
+    root = write_yolo(tmp_path / "d", {"train": {"a.jpg": ((64, 64), garbage)}, "val": {"b.jpg": ((8, 8), "")}})
+    assert cdl.main(["--yolo", root, "--output", str(tmp_path / "o")]) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: /")]
+    assert len(errors) == yolo_format.MAX_PROBLEMS_PER_FILE + 1
+    assert errors[-1].endswith("labels/train/a.txt: ... and 26 more bad line(s) (26 malformed label; a file's first "
+                               f"{yolo_format.MAX_PROBLEMS_PER_FILE} are listed)")
+
+    label = tmp_path / "d" / "labels" / "train" / "a.txt"
+    label.write_text("0 .5 .5 .5 .5\n1 .5 .5 .2 .2\n1 .5 .5 .1 .1\n\n0 .4 .4 .1 .1\n")
+    monkeypatch.setattr(yolo_format, "MAX_OBJECTS_PER_IMAGE", 3)
+    image = tmp_path / "d" / "images" / "train" / "a.jpg"
+    with pytest.raises(DataListError, match=rf"first: {label}: 4 lines \(objects\) for {image}, more than "
+                                            r"MAX_OBJECTS_PER_IMAGE \(3, "):
+        quiet(create_yolo_data_lists, root, output_folder=str(tmp_path / "o"))
+    monkeypatch.setattr(yolo_format, "MAX_LABEL_FILE_BYTES", 20)
+    with pytest.raises(DataListError, match=rf"first: {label}: larger than 20 bytes"):
+        quiet(create_yolo_data_lists, root, output_folder=str(tmp_path / "o"))
+
+
+def test_files_outside_the_data_set_are_never_quoted(tmp_path, capsys):
+    """A label file linked to a file outside the data set, and a data.yaml whose train is an absolute path to
+    one: each problem names the file and its line, never the content (a shadow file's hash); a train that is a
+    device (/dev/zero: reading it never ends) or a label linked to one is one line, read no further."""
+    secret = tmp_path / "shadow"
+    secret.write_text("root:$6$SECRETHASH:19000:0:99999:7:::\n")
+    root = write_yolo(tmp_path / "d", {"train": {"a.jpg": ((64, 64), None)}, "val": {"b.jpg": ((8, 8), "")}})
+    label = tmp_path / "d" / "labels" / "train" / "a.txt"
+    label.parent.mkdir(parents=True)
+    label.symlink_to(secret)
+    assert cdl.main(["--yolo", root, "--output", str(tmp_path / "o")]) == 1
+    printed = capsys.readouterr()
+    assert "SECRET" not in printed.out + printed.err
+    assert f"error: {label}: line 1: malformed label (not quoted: the file lies outside the data set's folder " \
+           f"{tmp_path / 'd'})" in printed.err
+
+    label.unlink()
+    (tmp_path / "d" / "data.yaml").write_text(f"train: {secret}\nval: images/val\nnames: [cat, dog]\n")
+    assert cdl.main(["--yolo", root, "--output", str(tmp_path / "o")]) == 1
+    printed = capsys.readouterr()
+    assert "SECRET" not in printed.out + printed.err
+    assert f"error: {secret}: line 1: names no image file (not quoted" in printed.err
+
+    if os.path.exists("/dev/zero"):
+        (tmp_path / "d" / "data.yaml").write_text("train: /dev/zero\nval: images/val\nnames: [cat, dog]\n")
+        with pytest.raises(DataListError, match=r"data\.yaml: train: /dev/zero is not a folder, an image or a list"):
+            quiet(create_yolo_data_lists, root, output_folder=str(tmp_path / "o"))
+        (tmp_path / "d" / "data.yaml").write_text("train: images/train\nval: images/val\nnames: [cat, dog]\n")
+        label.symlink_to("/dev/zero")
+        with pytest.raises(DataListError, match=rf"first: {label}: not a regular file"):
+            quiet(create_yolo_data_lists, root, output_folder=str(tmp_path / "o"))
