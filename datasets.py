@@ -8,6 +8,7 @@ import os
 import torch
 from torch.utils.data import Dataset
 
+from ssd_support.data_lists import check_objects_list
 from ssd_support.fast_augment import augment_train
 from ssd_support.files import SPLITS, images_list_path, label_map_path, objects_list_path
 from ssd_support.images import load_image_array
@@ -156,6 +157,10 @@ class PascalVOCDataset(Dataset):
         # image is reported now, in one line, not by a DataLoader worker in the middle of training.
         self.images = check_images_exist(data_folder, self.split)
         self.objects = _read_json(objects_path)
+        # Lists may come from elsewhere: a label outside the label map, or 100,000 boxes on one image (~65 KB per
+        # object per training step), is refused now, in one line naming the file.
+        label_map = load_label_map(data_folder) if os.path.isfile(label_map_path(data_folder)) else None
+        check_objects_list(self.objects, objects_path, label_map)
         if len(self.images) != len(self.objects):
             raise ValueError(f"{objects_path}: {len(self.objects)} entries, but {images_path} lists "
                              f"{len(self.images)} images")

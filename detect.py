@@ -272,11 +272,20 @@ def main(argv=None):
         for path, image, detections in zip(paths, images, all_detections):
             name = output_stem(path, used_stems)
             stem = os.path.join(output, name + "_detections")
-            draw_detections(image, detections, label_map).save(stem + ".jpg", quality=92)
+            drawn = stem + ".jpg"
+            try:
+                draw_detections(image, detections, label_map).save(drawn, quality=92)
+            except (OSError, ValueError) as error:
+                # JPEG holds at most 65,535 pixels a side (a 100000x1 image): this image's error, not the batch's.
+                if os.path.isfile(drawn):
+                    os.remove(drawn)  # the part Pillow wrote before it failed
+                report(f"{path}: its annotated copy cannot be written as {drawn} ({image.width}x{image.height}: "
+                       + " ".join(str(error).split()) + "); its detections are in the JSON file")
+                failed, drawn = True, None
             with open(stem + ".json", "w") as file:
                 file.write(format_detections_json(detections, path, image.width, image.height))
             exports.add(path, name, image, detections)
-            print(f"{path}: {len(detections)} objects -> {stem}.jpg")
+            print(f"{path}: {len(detections)} objects -> {drawn or stem + '.json'}")
     if exports.active and exports.n_images:
         for line in exports.close():
             print(line)

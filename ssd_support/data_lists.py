@@ -16,6 +16,7 @@ from collections import Counter
 
 from ssd_support.files import images_list_path, label_map_path, objects_list_path, write_atomically
 from ssd_support.images import multi_frame_note
+from ssd_support.limits import MAX_OBJECTS_PER_IMAGE
 
 SPLITS = ("TRAIN", "TEST")
 MAX_PRINTED_PROBLEMS = 50  # problem lines printed; the rest are only counted
@@ -38,6 +39,39 @@ class AnnotationProblem(Exception):
         self.kind = kind  # a short category, used to count what --skip-bad left out
         self.unit = unit
         self.image = path if image is None else image
+
+
+def check_objects_list(objects, objects_path, label_map=None):
+    """Check a *_objects.json list as the data loader reads it, which may have been written elsewhere: each entry
+    has "boxes" of 4 numbers, "labels" and "difficulties" of the same length, at most MAX_OBJECTS_PER_IMAGE
+    objects (ssd_support/limits.py: each object costs ~65 KB per training step), and labels of the label map.
+
+    :param objects: the parsed list
+    :param objects_path: its path, named in the error
+    :param label_map: {name: label} with "background": 0, or None to leave the labels unchecked
+    :raises ValueError: one line naming the file, the entry (1-based) and the problem
+    """
+    if not isinstance(objects, list):
+        raise ValueError(f"{objects_path}: expected a list of {{'boxes', 'labels', 'difficulties'}}, one per image")
+    known = None if label_map is None else {label for name, label in label_map.items() if name != "background"}
+    for index, entry in enumerate(objects, 1):
+        try:
+            boxes, labels, difficulties = entry["boxes"], entry["labels"], entry["difficulties"]
+            sizes = {len(boxes), len(labels), len(difficulties)}
+        except (KeyError, TypeError):
+            raise ValueError(f"{objects_path}: entry {index} has no 'boxes', 'labels' or 'difficulties' list") from None
+        if len(boxes) > MAX_OBJECTS_PER_IMAGE:
+            raise ValueError(f"{objects_path}: entry {index} has {len(boxes)} objects, more than the limit of "
+                             f"{MAX_OBJECTS_PER_IMAGE} per image (ssd_support.limits.MAX_OBJECTS_PER_IMAGE)")
+        if len(sizes) != 1 or any(not isinstance(box, list) or len(box) != 4 for box in boxes):
+            raise ValueError(f"{objects_path}: entry {index} has {len(boxes)} boxes, {len(labels)} labels and "
+                             f"{len(difficulties)} difficulties, or a box that is not 4 numbers")
+        if known is not None:
+            unknown = [label for label in labels if label not in known]
+            if unknown:
+                raise ValueError(f"{objects_path}: entry {index} has label {unknown[0]!r}, which is not a class of "
+                                 f"the label map (labels {min(known, default=0)}..{max(known, default=0)}); lists "
+                                 f"and label_map.json of different runs?")
 
 
 def split_ids(ids, test_fraction, seed=0, key=None):

@@ -2,8 +2,8 @@
 hostile file is refused in one line instead of costing unbounded time or memory. Constants only; no imports.
 """
 
-# Objects (boxes) of one image. COCO's most crowded image has a few hundred (train2017: 93 at most as instances,
-# ~400 counting crowd regions); Open Images' and Objects365's stay below 1000. Training matches every object
+# Objects (boxes) of one image. The most crowded images of COCO hold a few hundred; a limit of 1000 leaves room for
+# dense scenes (crowds, shelves) while refusing broken exports. Training matches every object
 # against the 8732 priors (~65 KB per object per step), so an export that wrote 100,000 boxes on one image would
 # need ~8 GB for that image alone.
 MAX_OBJECTS_PER_IMAGE = 1000
