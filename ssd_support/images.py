@@ -60,6 +60,14 @@ def check_regular_file(path):
         raise UnreadableImageError(f"{os.fspath(path)}: not a regular file (a FIFO, socket or device); not read")
 
 
+def _open(path):
+    """``Image.open`` (the header only), without Pillow's DecompressionBombWarning: :func:`check_pixel_count` refuses
+    such an image in one line right after, at the same threshold (MAX_IMAGE_PIXELS is Pillow's default)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return Image.open(path)
+
+
 def check_pixel_count(path, width, height):
     """Refuse an image of more than MAX_IMAGE_PIXELS pixels (ssd_support/limits.py) from its header, before its
     pixels are decoded: a PNG of 100 KB can decode to 179 megapixels (537 MB in RGB), and detect.py holds a whole
@@ -126,7 +134,7 @@ def load_image(path):
     """
     check_regular_file(path)
     try:
-        with Image.open(path) as image:
+        with _open(path) as image:
             check_pixel_count(path, *image.size)
             image = ImageOps.exif_transpose(image)  # decodes the pixels, so a broken file fails here
             return to_8bit_rgb(image)
@@ -144,7 +152,7 @@ def _plain_jpeg(path):
     """
     check_regular_file(path)
     try:
-        with Image.open(path) as image:
+        with _open(path) as image:
             check_pixel_count(path, *image.size)
             return (image.format == "JPEG" and image.mode == "RGB"
                     and image.getexif().get(EXIF_ORIENTATION_TAG, 1) == 1)
@@ -235,7 +243,7 @@ def image_size_and_frames(path):
     """
     check_regular_file(path)
     try:
-        with Image.open(path) as image:
+        with _open(path) as image:
             width, height = image.size
             check_pixel_count(path, width, height)
             if image.getexif().get(EXIF_ORIENTATION_TAG) in QUARTER_TURN_ORIENTATIONS:
