@@ -251,6 +251,7 @@ def test_missing_lists_and_bad_split_are_clear_errors(tmp_path, known_folder):
         PascalVOCDataset(known_folder, "TRAINVAL")
     with pytest.raises(FileNotFoundError, match="VAL_images.json: not found"):  # a folder without --val-fraction
         PascalVOCDataset(known_folder, "VAL")
+    os.remove(os.path.join(known_folder, "lists_manifest.json"))  # lists edited by hand: no longer the set written
     with open(os.path.join(known_folder, "TEST_objects.json"), "w") as f:
         json.dump([], f)
     with pytest.raises(ValueError, match="TEST_objects.json: 0 entries, but .*TEST_images.json lists 1 images"):
@@ -258,7 +259,10 @@ def test_missing_lists_and_bad_split_are_clear_errors(tmp_path, known_folder):
 
 
 def _rewrite_objects(folder, split, change):
-    """Apply ``change`` to the first entry of a split's objects list, as a list written elsewhere might be."""
+    """Apply ``change`` to the first entry of a split's objects list, as a list written elsewhere might be (without
+    create_data_lists.py's manifest)."""
+    if os.path.isfile(os.path.join(folder, "lists_manifest.json")):
+        os.remove(os.path.join(folder, "lists_manifest.json"))
     path = os.path.join(folder, f"{split}_objects.json")
     with open(path) as f:
         objects = json.load(f)
