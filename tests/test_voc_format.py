@@ -306,7 +306,7 @@ def test_an_image_with_more_objects_than_the_limit_is_a_problem_that_skip_bad_le
                        {"trainval": ["000001", "000002"], "test": []})
     assert cdl.main(["--voc07", folder, "--output", str(tmp_path / "out"), "--classes", "voc"]) == 1
     error_lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: /")]
-    assert len(error_lines) == 1 and "000001.xml: 1001 objects in " in error_lines[0]
+    assert len(error_lines) == 1 and "000001.xml: 1001 <object> elements, " in error_lines[0]
     assert f"more than the limit of {MAX_OBJECTS_PER_IMAGE} per image" in error_lines[0]
 
     assert cdl.main(["--voc07", folder, "--output", str(tmp_path / "out"), "--classes", "voc", "--skip-bad"]) == 0
