@@ -248,6 +248,11 @@ def parse_annotation(xml_path, image_folder, image_id, cache=None, frames=None):
     image_path, filename_disagrees = find_image(image_folder, image_id, filename, cache, written_path,
                                                 os.path.dirname(xml_path))
     if image_path is None:
+        for extension in IMAGE_EXTENSIONS:  # a FIFO or device named like the image (never opened: it would hang)
+            named_like = os.path.join(image_folder, image_id + extension)
+            if os.path.exists(named_like) and not os.path.isfile(named_like):
+                raise AnnotationProblem("unreadable image", xml_path, f"{named_like}: not a regular file (a FIFO, "
+                                                                      f"socket or device); not read")
         expected = os.path.join(image_folder, image_id + ".jpg")
         written = "".join(f"; <{tag}> {text.strip()!r} tried as {resolve_written_path(text.strip(), folder)[1]}"
                           for tag, text, folder in (("filename", filename, image_folder),
