@@ -60,6 +60,7 @@ from ssd_support.images import UnreadableImageError, load_image, multi_frame_not
 from ssd_support.drawing import draw_detections
 # The product around the lesson, one module each: which files, which backend, videos and cameras, other formats.
 from ssd_support.input_files import expand_inputs, output_stem
+from ssd_support.limits import JPEG_MAX_SIDE
 from ssd_support.backends import DEFAULT_CHECKPOINT_DIR, make_detector
 from ssd_support.video import annotate_capture, detect_video, is_video, open_camera, run_webcam, stream_name
 from ssd_support.detection_formats import DetectionExports
@@ -274,9 +275,11 @@ def main(argv=None):
             stem = os.path.join(output, name + "_detections")
             drawn = stem + ".jpg"
             try:
+                if max(image.size) > JPEG_MAX_SIDE:  # asked anyway, libjpeg would print a line of its own
+                    raise ValueError(f"JPEG holds at most {JPEG_MAX_SIDE} pixels a side")
                 draw_detections(image, detections, label_map).save(drawn, quality=92)
             except (OSError, ValueError) as error:
-                # JPEG holds at most 65,535 pixels a side (a 100000x1 image): this image's error, not the batch's.
+                # A 100000x1 image, a full disk: this image's error, not the batch's.
                 if os.path.isfile(drawn):
                     os.remove(drawn)  # the part Pillow wrote before it failed
                 report(f"{path}: its annotated copy cannot be written as {drawn} ({image.width}x{image.height}: "

@@ -12,3 +12,7 @@ MAX_OBJECTS_PER_IMAGE = 1000
 # decompression-bomb threshold (Image.MAX_IMAGE_PIXELS's default, 89,478,485, about 9459 x 9459: Pillow warns
 # above it and refuses above twice it); a decoded RGB image at the limit is 268 MB.
 MAX_IMAGE_PIXELS = 89_478_485
+
+# The longest side a JPEG file can have (libjpeg's JPEG_MAX_DIMENSION): detect.py's annotated copy of a wider image
+# cannot be a JPEG, and libjpeg prints its own line when asked to try.
+JPEG_MAX_SIDE = 65500
