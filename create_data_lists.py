@@ -34,7 +34,9 @@ without annotations are kept, with no objects.
 Written to the output folder: TRAIN_images.json and TEST_images.json (lists of image paths, relative to the
 output folder, so that the project can move), TRAIN_objects.json and TEST_objects.json (per image, {"boxes":
 [[x1, y1, x2, y2], ...] in pixels, "labels": [...], "difficulties": [...]}), and label_map.json ({"background": 0,
-class: label, ...}), the label map that training and evaluation use.
+class: label, ...}), the label map that training and evaluation use. lists_manifest.json, written last, names the
+files of the set with their sha256: the data loader refuses a set whose writing was stopped (a kill, a full disk),
+a VAL split left from an earlier run and a file of another run, in one line (ssd_support.data_lists.write_list_set).
 
 --val-fraction F also moves a seeded random share F of the TRAIN images into VAL_images.json /
 VAL_objects.json (train.py --eval-every evaluates on VAL, so that choosing a checkpoint does not tune on TEST):
@@ -51,13 +53,16 @@ Coordinates: VOC annotations number pixels from 1 and include the last pixel, so
 xmin..xmax (1-based) spans [xmin - 1, xmax] in the continuous, 0-based coordinates written here.
 
 Problems (a class outside the label map or named "background", a degenerate box, a missing or unreadable image,
-an image of another size than annotated, a malformed or missing XML file; in a COCO file, an annotation of an
-unknown image or category) are reported one line each, naming the file; the run then fails unless --skip-bad is
+an image of another size than annotated, a malformed or missing XML file, an XML file declaring a DTD or entities
+(refused by defusedxml), more than ssd_support.limits.MAX_OBJECTS_PER_IMAGE (1000) objects on one image, an image
+above MAX_IMAGE_PIXELS; in a COCO file, an annotation of an unknown image or category) are reported one line each, naming the file; the run then fails unless --skip-bad is
 given, in which case the bad images are left out, in every split, and counted: a bad box makes its whole image
 bad (kept without it, the object would be taught as background and its detections scored as false positives);
 only an object of a class outside the label map leaves its image in, without it. A COCO file that is missing, not
 JSON or without its images / annotations / categories lists stops the run at once. Paths that annotations write
 with the other system's separator (images\\b.jpg on Linux) are found (ssd_support.images.resolve_written_path).
+Only regular files are images (a FIFO named like one is never opened), and an ImageSets list that resolves outside
+its VOC folder (a symbolic link) is refused without reading it.
 """
 
 import argparse

@@ -7,6 +7,7 @@ import os
 import torch
 from torch.utils.data import Dataset
 
+from ssd_support.data_lists import check_list_set, check_objects_list
 from ssd_support.fast_augment import augment_train
 from ssd_support.files import SPLITS, images_list_path, label_map_path, objects_list_path, read_json
 from ssd_support.images import load_image_array
@@ -147,10 +148,17 @@ class PascalVOCDataset(Dataset):
 
         images_path = images_list_path(data_folder, self.split)
         objects_path = objects_list_path(data_folder, self.split)
+        # The lists and the label map must be of one run of create_data_lists.py (a kill between two files, a VAL
+        # split of an earlier run): refused in one line, before anything is read.
+        check_list_set(data_folder, [images_path, objects_path, label_map_path(data_folder)])
         # Relative paths are taken relative to the data folder, so that a folder can be moved whole; a missing
         # image is reported now, in one line, not by a DataLoader worker in the middle of training.
         self.images = check_images_exist(data_folder, self.split)
         self.objects = _read_json(objects_path)
+        # Lists may come from elsewhere: a label outside the label map, or 100,000 boxes on one image (~65 KB per
+        # object per training step), is refused now, in one line naming the file.
+        label_map = load_label_map(data_folder) if os.path.isfile(label_map_path(data_folder)) else None
+        check_objects_list(self.objects, objects_path, label_map)
         if len(self.images) != len(self.objects):
             raise ValueError(f"{objects_path}: {len(self.objects)} entries, but {images_path} lists "
                              f"{len(self.images)} images")

@@ -62,6 +62,7 @@ from ssd_support.images import UnreadableImageError, load_image, multi_frame_not
 from ssd_support.drawing import draw_detections
 # The product around the lesson, one module each: which files, which backend, videos and cameras, other formats.
 from ssd_support.input_files import expand_inputs, output_stem
+from ssd_support.limits import JPEG_MAX_SIDE
 from ssd_support.backends import DEFAULT_CHECKPOINT_DIR, make_detector
 from ssd_support.video import annotate_capture, detect_video, is_video, open_camera, run_webcam, stream_name
 from ssd_support.detection_formats import DetectionExports
@@ -286,7 +287,18 @@ def main(argv=None):
         for path, image, detections in zip(paths, images, all_detections):
             name = output_stem(path, used_stems)
             stem = os.path.join(output, name + "_detections")
-            draw_detections(image, detections, label_map).save(stem + ".jpg", quality=92)
+            drawn = stem + ".jpg"
+            try:
+                if max(image.size) > JPEG_MAX_SIDE:  # asked anyway, libjpeg would print a line of its own
+                    raise ValueError(f"JPEG holds at most {JPEG_MAX_SIDE} pixels a side")
+                draw_detections(image, detections, label_map).save(drawn, quality=92)
+            except (OSError, ValueError) as error:
+                # A 100000x1 image, a full disk: this image's error, not the batch's.
+                if os.path.isfile(drawn):
+                    os.remove(drawn)  # the part Pillow wrote before it failed
+                report(f"{path}: its annotated copy cannot be written as {drawn} ({image.width}x{image.height}: "
+                       + " ".join(str(error).split()) + "); its detections are in the JSON file")
+                failed, drawn = True, None
             with open(stem + ".json", "w") as file:
                 file.write(format_detections_json(detections, path, image.width, image.height))
             try:
@@ -294,7 +306,7 @@ def main(argv=None):
             except ValueError as error:  # a file this run may not write (ssd_support.files.RunOutputs)
                 report(str(error))
                 return 1
-            print(f"{path}: {len(detections)} objects -> {stem}.jpg")
+            print(f"{path}: {len(detections)} objects -> {drawn or stem + '.json'}")
     if exports.active and exports.n_images:
         for line in exports.close():
             print(line)

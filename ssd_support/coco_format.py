@@ -8,11 +8,13 @@ ssd_support.data_lists) and the json's own ids beside them (ssd_support.detectio
 
 import os
 import sys
+from collections import Counter
 
 from ssd_support.data_lists import SPLITS, AnnotationProblem, DataListError, list_path, multi_frame_notes
 from ssd_support.data_lists import report_and_write
 from ssd_support.files import read_json
 from ssd_support.images import UnreadableImageError, image_size_and_frames, resolve_written_path
+from ssd_support.limits import MAX_OBJECTS_PER_IMAGE
 from ssd_support.voc_format import canonical_class_name, size_mismatch
 from utils import make_label_map
 
@@ -172,6 +174,26 @@ def _coco_object(annotation, images, categories, json_path):
     return image_id, obj, clipped != box
 
 
+def _leave_out_crowded_images(data, json_path, images, problems):
+    """Report and leave out every image with more than MAX_OBJECTS_PER_IMAGE annotations (ssd_support/limits.py):
+    a broken export that wrote 100,000 boxes on one image would need ~8 GB per training step for it. Its
+    annotations are then those of an image left out, dropped with it.
+
+    :param data: the parsed file
+    :param json_path: its path, named in the problem
+    :param images: {image id: image} of :func:`_coco_images`, changed in place
+    :param problems: the list of AnnotationProblem, appended to
+    """
+    counts = Counter(annotation.get("image_id") for annotation in data["annotations"]
+                     if isinstance(annotation, dict) and isinstance(annotation.get("image_id"), (int, str)))
+    for image_id, count in counts.items():
+        if count > MAX_OBJECTS_PER_IMAGE and image_id in images:
+            problems.append(AnnotationProblem(
+                "too many objects", json_path, f"image {image_id} ({images.pop(image_id)['image']}): {count} "
+                f"annotations, more than the limit of {MAX_OBJECTS_PER_IMAGE} per image "
+                f"(ssd_support.limits.MAX_OBJECTS_PER_IMAGE)", image=(json_path, "image", image_id)))
+
+
 def read_coco_split(json_path, images_folder, problems, frames=None):
     """Read one COCO-format annotation file and its image folder.
 
@@ -194,6 +216,7 @@ def read_coco_split(json_path, images_folder, problems, frames=None):
     categories = coco_categories(data, json_path)
     images = _coco_images(data, json_path, images_folder, problems, frames)
     image_ids = {entry.get("id") for entry in data["images"] if isinstance(entry, dict)}
+    _leave_out_crowded_images(data, json_path, images, problems)
     n_clipped, bad = 0, set()
     for annotation in data["annotations"]:
         try:

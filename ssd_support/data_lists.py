@@ -15,10 +15,14 @@ import sys
 from collections import Counter
 
 from ssd_support.files import images_list_path, label_map_path, objects_list_path, write_atomically
+from ssd_support.files import write_json_atomically
 from ssd_support.images import multi_frame_note
+from ssd_support.limits import MAX_OBJECTS_PER_IMAGE
 
 SPLITS = ("TRAIN", "TEST")
 MAX_PRINTED_PROBLEMS = 50  # problem lines printed; the rest are only counted
+# Written last, after the lists of one run: which files make the set, and their sha256 (see write_list_set).
+MANIFEST_FILE = "lists_manifest.json"
 
 
 class DataListError(ValueError):
@@ -38,6 +42,112 @@ class AnnotationProblem(Exception):
         self.kind = kind  # a short category, used to count what --skip-bad left out
         self.unit = unit
         self.image = path if image is None else image
+
+
+def check_objects_list(objects, objects_path, label_map=None):
+    """Check a *_objects.json list as the data loader reads it, which may have been written elsewhere: each entry
+    has "boxes" of 4 numbers, "labels" and "difficulties" of the same length, at most MAX_OBJECTS_PER_IMAGE
+    objects (ssd_support/limits.py: each object costs ~65 KB per training step), and labels of the label map.
+
+    :param objects: the parsed list
+    :param objects_path: its path, named in the error
+    :param label_map: {name: label} with "background": 0, or None to leave the labels unchecked
+    :raises ValueError: one line naming the file, the entry (1-based) and the problem
+    """
+    if not isinstance(objects, list):
+        raise ValueError(f"{objects_path}: expected a list of {{'boxes', 'labels', 'difficulties'}}, one per image")
+    known = None if label_map is None else {label for name, label in label_map.items() if name != "background"}
+    for index, entry in enumerate(objects, 1):
+        try:
+            boxes, labels, difficulties = entry["boxes"], entry["labels"], entry["difficulties"]
+            sizes = {len(boxes), len(labels), len(difficulties)}
+        except (KeyError, TypeError):
+            raise ValueError(f"{objects_path}: entry {index} has no 'boxes', 'labels' or 'difficulties' list") from None
+        if len(boxes) > MAX_OBJECTS_PER_IMAGE:
+            raise ValueError(f"{objects_path}: entry {index} has {len(boxes)} objects, more than the limit of "
+                             f"{MAX_OBJECTS_PER_IMAGE} per image (ssd_support.limits.MAX_OBJECTS_PER_IMAGE)")
+        if len(sizes) != 1 or any(not isinstance(box, list) or len(box) != 4 for box in boxes):
+            raise ValueError(f"{objects_path}: entry {index} has {len(boxes)} boxes, {len(labels)} labels and "
+                             f"{len(difficulties)} difficulties, or a box that is not 4 numbers")
+        if known is not None:
+            unknown = [label for label in labels if label not in known]
+            if unknown:
+                raise ValueError(f"{objects_path}: entry {index} has label {unknown[0]!r}, which is not a class of "
+                                 f"the label map (labels {min(known, default=0)}..{max(known, default=0)}); lists "
+                                 f"and label_map.json of different runs?")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The lists as one set: a manifest written last
+# ---------------------------------------------------------------------------------------------------------
+
+
+def manifest_path(folder):
+    """``<folder>/lists_manifest.json``: the files of the last complete set of lists, and their sha256."""
+    return os.path.join(folder, MANIFEST_FILE)
+
+
+def _sha256(path):
+    """The sha256 of a file's bytes, as hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_list_set(output_folder, write_files, names):
+    """Write a set of list files so that readers never take files of two runs for one set.
+
+    Each file is written atomically, but a kill or a full disk between two of them would leave TRAIN of one run
+    beside TEST or the label map of another. So the manifest is first marked incomplete (before any list is
+    touched), then the files are written, then the manifest names them with their sha256 (:func:`check_list_set`
+    refuses an incomplete set, and any file that is not the one the manifest names). Nothing else of the folder
+    (the user's plots, checkpoints) is touched.
+
+    :param output_folder: the lists' folder (created if needed)
+    :param write_files: a function writing the files, called between the two manifest writes
+    :param names: the file names (in ``output_folder``) that make the set once written
+    """
+    os.makedirs(output_folder, exist_ok=True)
+    write_json_atomically(manifest_path(output_folder), {"complete": False, "files": {}})
+    write_files()
+    write_json_atomically(manifest_path(output_folder), {
+        "complete": True, "files": {name: _sha256(os.path.join(output_folder, name)) for name in sorted(names)}})
+
+
+def check_list_set(data_folder, paths):
+    """Check that list files are of one complete set (:func:`write_list_set`); folders without a manifest (lists of
+    older versions, or written by other tools) are taken as they are.
+
+    :param data_folder: the lists' folder
+    :param paths: the files about to be read (absent ones are left to the reader)
+    :raises ValueError: one line naming the manifest or the file: a set whose writing was interrupted, a file that
+        is not in the set (a VAL split of an earlier run) or not the one written with it (another run's, or edited)
+    """
+    manifest = manifest_path(data_folder)
+    if not os.path.isfile(manifest):
+        return
+    try:
+        with open(manifest) as file:
+            written = json.load(file)
+        complete, files = bool(written["complete"]), dict(written["files"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ValueError(f"{manifest}: not a manifest of create_data_lists.py; run it again") from None
+    if not complete:
+        raise ValueError(f"{manifest}: the lists were being written when create_data_lists.py stopped (killed, or "
+                         f"the disk full), so they may mix two runs; run create_data_lists.py again")
+    for path in paths:
+        name = os.path.basename(path)
+        if not os.path.isfile(path):
+            continue
+        if name not in files:
+            raise ValueError(f"{path}: not part of the set of lists that {manifest} names (left from an earlier run?);"
+                             f" run create_data_lists.py again")
+        if _sha256(path) != files[name]:
+            raise ValueError(f"{path}: not the file written with the other lists ({manifest} names another sha256: "
+                             f"another run's, or edited); run create_data_lists.py again, or delete {manifest} to "
+                             f"use the files as they are")
 
 
 def split_ids(ids, test_fraction, seed=0, key=None):
@@ -239,14 +349,21 @@ def report_and_write(lists, label_map, label_map_source, n_clipped, problems, sk
     if not lists["TRAIN"][0] and not lists["TEST"][0]:
         raise DataListError("no usable images found in " + ", ".join(sources))
 
-    os.makedirs(output_folder, exist_ok=True)
     written_splits = [split for split in ("TRAIN", "VAL", "TEST") if split in lists]
-    for split in written_splits:
-        images, objects = lists[split]
-        _write_json(images_list_path(output_folder, split),
-                    [list_path(path, output_folder) for path in images])
-        _write_json(objects_list_path(output_folder, split), objects)
-    _write_json(label_map_path(output_folder), label_map)
+
+    def write_files():
+        """The lists and the label map, one atomic write each."""
+        for split in written_splits:
+            images, objects = lists[split]
+            _write_json(images_list_path(output_folder, split),
+                        [list_path(path, output_folder) for path in images])
+            _write_json(objects_list_path(output_folder, split), objects)
+        _write_json(label_map_path(output_folder), label_map)
+
+    # As one set: a kill between two files must not leave TRAIN of this run beside TEST of another.
+    names = [os.path.basename(path(output_folder, split)) for split in written_splits
+             for path in (images_list_path, objects_list_path)]
+    write_list_set(output_folder, write_files, names + [os.path.basename(label_map_path(output_folder))])
 
     summary = {
         "label_map": label_map,
@@ -316,11 +433,23 @@ def split_validation(output_folder, fraction, seed=0, out=None):
     val_paths = set(val_paths)
     val = [i for i, path in enumerate(images) if path in val_paths]  # in list order, as the lists it came from
     keep = [i for i, path in enumerate(images) if path not in val_paths]
-    _write_json(images_list_path(output_folder, "VAL"), [images[i] for i in val])
-    _write_json(objects_list_path(output_folder, "VAL"), [objects[i] for i in val])
-    # TRAIN last: if anything fails before, TRAIN is still whole.
-    _write_json(objects_path, [objects[i] for i in keep])
-    _write_json(images_path, [images[i] for i in keep])
+
+    def write_files():
+        """VAL, then TRAIN without it."""
+        _write_json(images_list_path(output_folder, "VAL"), [images[i] for i in val])
+        _write_json(objects_list_path(output_folder, "VAL"), [objects[i] for i in val])
+        # TRAIN last: if anything fails before, TRAIN is still whole.
+        _write_json(objects_path, [objects[i] for i in keep])
+        _write_json(images_path, [images[i] for i in keep])
+
+    # The set: the files of the run that wrote TRAIN (all list files present, for lists without a manifest) and VAL.
+    names = set(VAL_FILES)
+    for split in ("TRAIN", "TEST"):
+        names.update(os.path.basename(path(output_folder, split)) for path in (images_list_path, objects_list_path)
+                     if os.path.isfile(path(output_folder, split)))
+    if os.path.isfile(label_map_path(output_folder)):
+        names.add(os.path.basename(label_map_path(output_folder)))
+    write_list_set(output_folder, write_files, names)
     print(f"VAL: {n_val} images drawn from TRAIN (--val-fraction {fraction}, --val-seed {seed}); "
           f"TRAIN keeps {len(keep)}.", file=out)
     return n_val, len(keep)

@@ -9,11 +9,14 @@ applied), 8-bit RGB (16-bit, 32-bit and float images scaled by their range), and
 """
 
 import os
+import stat
 import struct
 import warnings
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ssd_support.limits import MAX_IMAGE_PIXELS
 
 
 # The image files taken from a folder (detect.py) or found next to an annotation (create_data_lists.py); compared
@@ -37,6 +40,48 @@ PILLOW_READ_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, st
 
 class UnreadableImageError(ValueError):
     """An image file that is missing or cannot be decoded; the message is one line that starts with its path."""
+
+
+def check_regular_file(path):
+    """Refuse a path that is not a regular file before it is opened: opening a FIFO named like an image waits for a
+    writer forever, and a device never ends. A symbolic link to a regular file is a regular file.
+
+    :param path: a path (str or os.PathLike); file objects are not checked
+    :raises UnreadableImageError: "PATH: not a regular file (a FIFO, socket or device); not read" (a missing path
+        is left to the opener, which names it)
+    """
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        return
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+        raise UnreadableImageError(f"{os.fspath(path)}: not a regular file (a FIFO, socket or device); not read")
+
+
+def _open(path):
+    """``Image.open`` (the header only), without Pillow's DecompressionBombWarning: :func:`check_pixel_count` refuses
+    such an image in one line right after, at the same threshold (MAX_IMAGE_PIXELS is Pillow's default)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return Image.open(path)
+
+
+def check_pixel_count(path, width, height):
+    """Refuse an image of more than MAX_IMAGE_PIXELS pixels (ssd_support/limits.py) from its header, before its
+    pixels are decoded: a PNG of 100 KB can decode to 179 megapixels (537 MB in RGB), and detect.py holds a whole
+    batch of them.
+
+    :param path: the image file, named in the message
+    :param width: its width in pixels
+    :param height: its height in pixels
+    :raises UnreadableImageError: "PATH: WxH pixels (N), more than the limit of M ..." in one line
+    """
+    if width * height > MAX_IMAGE_PIXELS:
+        raise UnreadableImageError(
+            f"{os.fspath(path)}: {width}x{height} pixels ({width * height:,}), more than the limit of "
+            f"{MAX_IMAGE_PIXELS:,} per image (ssd_support.limits.MAX_IMAGE_PIXELS); downscale it first")
 
 
 def _unreadable(path, error):
@@ -84,12 +129,17 @@ def load_image(path):
     :param path: an image file (str or os.PathLike)
     :return: a decoded PIL image in RGB mode, size (upright width, upright height)
     :raises UnreadableImageError: (a ValueError) "PATH: no such file" / "PATH: not an image (...)" /
-        "PATH: unreadable image (...)"
+        "PATH: unreadable image (...)" / "PATH: not a regular file ..." (a FIFO: opening it would wait forever) /
+        "PATH: WxH pixels (...), more than the limit ..." (:func:`check_pixel_count`, from the header)
     """
+    check_regular_file(path)
     try:
-        with Image.open(path) as image:
+        with _open(path) as image:
+            check_pixel_count(path, *image.size)
             image = ImageOps.exif_transpose(image)  # decodes the pixels, so a broken file fails here
             return to_8bit_rgb(image)
+    except UnreadableImageError:
+        raise  # already one line naming the file (check_pixel_count)
     except PILLOW_READ_ERRORS as error:
         raise _unreadable(path, error) from None
 
@@ -100,10 +150,14 @@ def _plain_jpeg(path):
     Only the header is read. Greyscale, CMYK and rotated JPEGs, and every other format, answer False.
     :raises UnreadableImageError: as :func:`load_image` (a missing file, a header Pillow cannot identify)
     """
+    check_regular_file(path)
     try:
-        with Image.open(path) as image:
+        with _open(path) as image:
+            check_pixel_count(path, *image.size)
             return (image.format == "JPEG" and image.mode == "RGB"
                     and image.getexif().get(EXIF_ORIENTATION_TAG, 1) == 1)
+    except UnreadableImageError:
+        raise  # already one line naming the file (check_pixel_count)
     except PILLOW_READ_ERRORS as error:
         raise _unreadable(path, error) from None
 
@@ -184,14 +238,19 @@ def image_size_and_frames(path):
 
     :param path: an image file
     :return: (upright width, upright height, frames), pixels and a count (1 for a still image)
-    :raises UnreadableImageError: as :func:`load_image`
+    :raises UnreadableImageError: as :func:`load_image` (a FIFO and an image above MAX_IMAGE_PIXELS too, so that
+        create_data_lists.py refuses them when it makes the lists)
     """
+    check_regular_file(path)
     try:
-        with Image.open(path) as image:
+        with _open(path) as image:
             width, height = image.size
+            check_pixel_count(path, width, height)
             if image.getexif().get(EXIF_ORIENTATION_TAG) in QUARTER_TURN_ORIENTATIONS:
                 width, height = height, width
             return width, height, _frame_count(image)
+    except UnreadableImageError:
+        raise  # already one line naming the file (check_pixel_count)
     except PILLOW_READ_ERRORS as error:
         raise _unreadable(path, error) from None
 

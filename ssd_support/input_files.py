@@ -2,7 +2,7 @@
 name for each.
 
 A file named explicitly is kept whatever its extension (an image or a video; a missing one is reported when it is
-opened); a folder gives its image files (``ssd_support.images.IMAGE_EXTENSIONS``). Standard library only, and
+opened), unless it is no regular file (a FIFO would make the reader wait forever); a folder gives its image files (``ssd_support.images.IMAGE_EXTENSIONS``). Standard library only, and
 that tuple.
 """
 
@@ -16,7 +16,8 @@ def expand_inputs(inputs):
     """Turn the command line's files, folders and glob patterns into a list of files.
 
     :param inputs: list of str; a folder gives its image files (sorted, not recursive), a pattern its matches
-    :return: (files, errors): the files to process, in order, and one message per input that gave nothing
+    :return: (files, errors): the files to process, in order, and one message per input that gave nothing; only
+        regular files (or links to them) are taken: opening a FIFO or a device named like an image never ends
     """
     files, errors = [], []
     for item in inputs:
@@ -26,6 +27,8 @@ def expand_inputs(inputs):
             if not found:
                 errors.append(f"{item}: folder has no image files")
             files.extend(found)
+        elif os.path.exists(item) and not os.path.isfile(item):
+            errors.append(f"{item}: not a regular file (a FIFO, socket or device); not read")
         elif os.path.exists(item) or not any(char in item for char in "*?["):
             files.append(item)  # a missing plain path is reported when it is opened
         else:

@@ -16,10 +16,14 @@ import sys
 import xml.etree.ElementTree as ET
 from collections import Counter
 
+import defusedxml
+import defusedxml.ElementTree
+
 from ssd_support.data_lists import SPLITS, AnnotationProblem, DataListError, multi_frame_notes, report_and_write
 from ssd_support.data_lists import split_ids
 from ssd_support.files import bom_encoding, text_lines
 from ssd_support.images import IMAGE_EXTENSIONS, UnreadableImageError, image_size_and_frames, resolve_written_path
+from ssd_support.limits import MAX_OBJECTS_PER_IMAGE
 from utils import VOC_LABELS, make_label_map
 
 DEFAULT_TEST_FRACTION = 0.2  # --annotations without --test-annotations: a fifth of the images for TEST
@@ -78,10 +82,11 @@ def _listing(folder, cache):
 
     :param folder: a folder of images
     :param cache: a dict kept for the run, {folder: listing}
-    :return: {(stem, ".jpg"): file name, ...}, empty when the folder does not exist
+    :return: {(stem, ".jpg"): file name, ...}, empty when the folder does not exist; regular files only (or links
+        to them): a FIFO named like an image would make the size check wait for a writer forever
     """
     if folder not in cache:
-        names = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+        names = sorted(entry.name for entry in os.scandir(folder) if entry.is_file()) if os.path.isdir(folder) else []
         cache[folder] = {}
         for name in names:
             stem, extension = os.path.splitext(name)
@@ -134,8 +139,12 @@ def find_image(image_folder, image_id, filename, cache=None, written_path=None, 
     return None, disagrees
 
 
-def read_xml(xml_path):
-    """Parse an XML file in the encoding it declares, as annotation tools write them.
+def read_xml(xml_path, max_objects=None):
+    """Parse an XML file in the encoding it declares, as annotation tools write them, with the hardened parser.
+
+    Annotation files come from elsewhere, so they go through defusedxml (the field's hardened front end of the
+    standard library's parser), which refuses any DTD (``<!DOCTYPE ...>``) and so every entity declaration (the
+    "billion laughs" expansion, external entities that would read other files or URLs): VOC annotations need none.
 
     Python's XML parser (expat) refuses multi-byte encodings other than UTF-8 and UTF-16, which Chinese, Japanese
     and Korean versions of labelImg write (``<?xml version="1.0" encoding="gb2312"?>``): the bytes are decoded here
@@ -143,7 +152,10 @@ def read_xml(xml_path):
 
     :param xml_path: an existing XML file
     :return: the root element
-    :raises AnnotationProblem: "malformed XML" when the file cannot be decoded or parsed
+    :param max_objects: refuse a file of more ``<object>`` tags than this before parsing it (None: no limit): a
+        broken export of 100,000 boxes is 14 MB of XML that takes ~800 MB and seconds to parse, for nothing
+    :raises AnnotationProblem: "malformed XML" when the file cannot be decoded or parsed; "refused XML" when it
+        declares a DTD or entities; "too many objects"
     """
     with open(xml_path, "rb") as f:
         data = f.read()
@@ -156,10 +168,21 @@ def read_xml(xml_path):
     except UnicodeDecodeError as error:
         raise AnnotationProblem("malformed XML", xml_path, f"not valid {encoding} text ({error.reason} at byte "
                                                            f"{error.start}); declare the file's encoding") from None
+    # An upper bound of the <object> elements (a tag in a comment counts too), counted in milliseconds.
+    n_objects = len(re.findall(r"<object[\s/>]", text)) if max_objects is not None else 0
+    if max_objects is not None and n_objects > max_objects:
+        raise AnnotationProblem("too many objects", xml_path, f"{n_objects} <object> elements, more than the limit "
+                                                              f"of {max_objects} per image "
+                                                              f"(ssd_support.limits.MAX_OBJECTS_PER_IMAGE)")
     # The text is decoded now; its declaration would make expat try to decode it again.
     text = re.sub(r"^\ufeff?\s*<\?xml[^>]*\?>", "", text, count=1)
     try:
-        return ET.fromstring(text)
+        return defusedxml.ElementTree.fromstring(text, forbid_dtd=True)
+    except defusedxml.DefusedXmlException as error:
+        what = ("a DTD (<!DOCTYPE>)" if isinstance(error, defusedxml.DTDForbidden) else
+                "an entity declaration" if isinstance(error, defusedxml.EntitiesForbidden) else "an external reference")
+        raise AnnotationProblem("refused XML", xml_path, f"declares {what}, which annotation files do not need and "
+                                                         f"the hardened parser (defusedxml) refuses") from None
     except ET.ParseError as error:
         raise AnnotationProblem("malformed XML", xml_path, f"malformed XML ({error})") from None
 
@@ -219,12 +242,17 @@ def parse_annotation(xml_path, image_folder, image_id, cache=None, frames=None):
     """
     if not os.path.isfile(xml_path):
         raise AnnotationProblem("missing annotation", xml_path, "annotation file not found")
-    root = read_xml(xml_path)
+    root = read_xml(xml_path, max_objects=MAX_OBJECTS_PER_IMAGE)
 
     filename, written_path = root.findtext("filename"), root.findtext("path")
     image_path, filename_disagrees = find_image(image_folder, image_id, filename, cache, written_path,
                                                 os.path.dirname(xml_path))
     if image_path is None:
+        for extension in IMAGE_EXTENSIONS:  # a FIFO or device named like the image (never opened: it would hang)
+            named_like = os.path.join(image_folder, image_id + extension)
+            if os.path.exists(named_like) and not os.path.isfile(named_like):
+                raise AnnotationProblem("unreadable image", xml_path, f"{named_like}: not a regular file (a FIFO, "
+                                                                      f"socket or device); not read")
         expected = os.path.join(image_folder, image_id + ".jpg")
         written = "".join(f"; <{tag}> {text.strip()!r} tried as {resolve_written_path(text.strip(), folder)[1]}"
                           for tag, text, folder in (("filename", filename, image_folder),
@@ -291,9 +319,15 @@ def read_image_ids(voc_folder, image_set):
     """The image IDs of ImageSets/Main/<image_set>.txt: each whole stripped line ("leaf 1" is the ID of
     "leaf 1.xml"; see :func:`resolve_image_id` for VOC's per-class "ID  1" lines).
 
-    :raises DataListError: when the list does not exist (a wrong path rather than a bad sample)
+    :raises DataListError: when the list does not exist (a wrong path rather than a bad sample), or when it resolves
+        (a symbolic link) outside the data set folder: its lines would be printed in the problem messages, so a
+        file outside the data set is never read (one line naming the path)
     """
     path = os.path.join(voc_folder, "ImageSets", "Main", image_set + ".txt")
+    real, root = os.path.realpath(path), os.path.realpath(voc_folder)
+    if os.path.exists(path) and os.path.commonpath([real, root]) != root:
+        raise DataListError(f"{path}: refused, it resolves to {real}, outside the data set folder {root} (a symbolic "
+                            f"link?); an image set list must be a file of the data set")
     if not os.path.isfile(path):
         hint = "is it a VOC-format folder?"
         if not os.path.isdir(os.path.join(voc_folder, "ImageSets")):

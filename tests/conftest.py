@@ -48,3 +48,28 @@ def toy_data_folder(tmp_path_factory):
     with contextlib.redirect_stdout(io.StringIO()):
         create_data_lists(voc07_path=voc_folder, output_folder=folder)
     return folder
+
+
+@pytest.fixture
+def time_limit():
+    """A context manager that ends its block with TimeoutError after ``seconds`` (SIGALRM: it interrupts a blocking
+    open() of a FIFO, so that a regression that waits for a writer fails the test instead of hanging the suite).
+
+    :return: ``time_limit(seconds)``, used as ``with time_limit(10): ...``; POSIX only
+    """
+    import signal
+
+    @contextlib.contextmanager
+    def limit(seconds):
+        def expire(signum, frame):
+            raise TimeoutError(f"still running after {seconds} s (waiting on a FIFO?)")
+
+        previous = signal.signal(signal.SIGALRM, expire)
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+
+    return limit

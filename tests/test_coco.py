@@ -465,3 +465,23 @@ def test_missing_pycocotools_is_one_line_with_the_install_command(toy_coco_folde
     assert eval_script.main(["--data-folder", toy_coco_folder, "--checkpoint", "no/such.pt", "--metric", "coco"]) == 1
     assert capsys.readouterr().err.strip() == ("eval.py: error: --metric coco needs pycocotools: "
                                                "pip install pycocotools")
+
+
+def test_an_image_with_more_annotations_than_the_limit_is_a_problem_that_skip_bad_leaves_out(tmp_path, capsys):
+    """Issue 32: a broken export with 1001 boxes on one image is one problem naming the json, the image and the
+    count (not 1001 objects of ~65 KB per training step); --skip-bad leaves that image out, the others in."""
+    from ssd_support.limits import MAX_OBJECTS_PER_IMAGE
+
+    crowded = [ann(k, 1, 1, [1, 1, 20, 20]) for k in range(1, MAX_OBJECTS_PER_IMAGE + 2)]
+    json_path, image_folder = write_coco(tmp_path, "instances.json", [(1, "a.jpg", 100, 80), (2, "b.jpg", 100, 80)],
+                                         crowded + [ann(5000, 2, 18, [5, 5, 20, 20])], CATEGORIES)
+    arguments = ["--coco-json", json_path, "--coco-images", image_folder, "--output", str(tmp_path / "out")]
+    assert cdl.main(arguments) == 1
+    error_lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: /")]
+    assert len(error_lines) == 1, error_lines
+    assert error_lines[0].startswith(f"error: {json_path}: image 1 ({os.path.join(image_folder, 'a.jpg')}): 1001 "
+                                     f"annotations, more than the limit of {MAX_OBJECTS_PER_IMAGE} per image")
+    assert cdl.main(arguments + ["--skip-bad"]) == 0
+    lists = read_lists(tmp_path / "out")
+    assert [os.path.basename(p) for p in lists["TRAIN_images"]] == ["b.jpg"]
+    assert [o["labels"] for o in lists["TRAIN_objects"]] == [[2]]

@@ -251,7 +251,43 @@ def test_missing_lists_and_bad_split_are_clear_errors(tmp_path, known_folder):
         PascalVOCDataset(known_folder, "TRAINVAL")
     with pytest.raises(FileNotFoundError, match="VAL_images.json: not found"):  # a folder without --val-fraction
         PascalVOCDataset(known_folder, "VAL")
+    os.remove(os.path.join(known_folder, "lists_manifest.json"))  # lists edited by hand: no longer the set written
     with open(os.path.join(known_folder, "TEST_objects.json"), "w") as f:
         json.dump([], f)
     with pytest.raises(ValueError, match="TEST_objects.json: 0 entries, but .*TEST_images.json lists 1 images"):
         PascalVOCDataset(known_folder, "TEST")
+
+
+def _rewrite_objects(folder, split, change):
+    """Apply ``change`` to the first entry of a split's objects list, as a list written elsewhere might be (without
+    create_data_lists.py's manifest)."""
+    if os.path.isfile(os.path.join(folder, "lists_manifest.json")):
+        os.remove(os.path.join(folder, "lists_manifest.json"))
+    path = os.path.join(folder, f"{split}_objects.json")
+    with open(path) as f:
+        objects = json.load(f)
+    change(objects[0])
+    with open(path, "w") as f:
+        json.dump(objects, f)
+    return path
+
+
+def test_lists_written_elsewhere_with_too_many_objects_or_unknown_labels_are_refused(known_folder):
+    """Issue 32: lists from another tool are checked when loaded: 1001 boxes on one image (~65 KB per object per
+    training step) and a label outside label_map.json are refused in one line naming the lists file."""
+    from ssd_support.limits import MAX_OBJECTS_PER_IMAGE
+
+    n = MAX_OBJECTS_PER_IMAGE + 1
+    path = _rewrite_objects(known_folder, "TEST", lambda entry: entry.update(
+        boxes=[[10, 10, 50, 50]] * n, labels=[1] * n, difficulties=[0] * n))
+    with pytest.raises(ValueError) as error:
+        PascalVOCDataset(known_folder, "TEST")
+    assert str(error.value) == (f"{path}: entry 1 has {n} objects, more than the limit of {MAX_OBJECTS_PER_IMAGE} "
+                                f"per image (ssd_support.limits.MAX_OBJECTS_PER_IMAGE)")
+
+    path = _rewrite_objects(known_folder, "TRAIN", lambda entry: entry.update(labels=[7, 2]))  # dog 1, cat 2
+    with pytest.raises(ValueError) as error:
+        PascalVOCDataset(known_folder, "TRAIN")
+    assert str(error.value).startswith(f"{path}: entry 1 has label 7, which is not a class of the label map "
+                                       f"(labels 1..2)")
+    assert "\n" not in str(error.value)

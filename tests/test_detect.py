@@ -189,3 +189,25 @@ def test_command_line_without_a_checkpoint_fails_cleanly(tmp_path, monkeypatch, 
     assert "checkpoints: no ssd300_iter_N.pt / ssd512_iter_N.pt checkpoint found; pass --checkpoint" in capsys.readouterr().err
     assert detect.main(["x.png", "--checkpoint", "nope.pt"]) == 1
     assert "nope.pt: checkpoint not found" in capsys.readouterr().err
+
+
+def test_an_image_whose_annotated_copy_cannot_be_a_jpeg_leaves_the_rest_of_the_batch(tmp_path, random_checkpoint,
+                                                                                    capsys):
+    """Issue 32: a 100000x1 image (JPEG holds at most 65,500 pixels a side) ended detect.py with a traceback and
+    lost the rest of the batch; now one error line naming it, its JSON and every other image's files, status 1."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    Image.new("RGB", (120, 90), "navy").save(inputs / "a.png")
+    Image.new("RGB", (100000, 1), "olive").save(inputs / "b_line.png")
+    Image.new("RGB", (64, 100), "teal").save(inputs / "c.png")
+    out = tmp_path / "out"
+    status = detect.main([str(inputs), "--checkpoint", random_checkpoint, "--output", str(out), "--device", "cpu",
+                          "--backend", "torch", "--save-coco", str(tmp_path / "all.json")])
+    assert status == 1
+    err_lines = capsys.readouterr().err.strip().splitlines()
+    assert len(err_lines) == 1 and f"{inputs / 'b_line.png'}: its annotated copy cannot be written" in err_lines[0]
+    assert sorted(os.listdir(out)) == ["a_detections.jpg", "a_detections.json", "b_line_detections.json",
+                                       "c_detections.jpg", "c_detections.json"]
+    document = json.loads((out / "b_line_detections.json").read_text())
+    assert (document["width"], document["height"]) == (100000, 1)
+    assert len(json.loads((tmp_path / "all.json").read_text())["images"]) == 3

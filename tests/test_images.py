@@ -1,6 +1,7 @@
 """images.load_image_array, the data loader's reader: the pixels of images.load_image, as a tensor, for every kind
 of file, and the fast TRAIN path gives the same result from it as from the PIL image."""
 
+import os
 import random
 import re
 
@@ -11,6 +12,7 @@ from PIL import Image
 
 import utils
 from datasets import PascalVOCDataset, load_image_tensor
+from ssd_support import images
 from ssd_support.fast_augment import augment_train
 from ssd_support.images import UnreadableImageError, load_image, load_image_array
 from ssd_support.toy_data import photo_like_pixels
@@ -126,3 +128,33 @@ def test_dataset_items_are_unchanged_by_the_tensor_reader(tmp_path, toy_data_fol
         image, boxes, labels, difficulties = dataset[i]
         expected = utils.transform(load_image(dataset.images[i]), *dataset.load_objects(i), "TEST")
         assert torch.equal(image, expected[0]) and torch.equal(boxes, expected[1])
+
+
+def test_a_fifo_named_like_an_image_is_refused_without_waiting_for_a_writer(tmp_path, time_limit):
+    """Issue 32: opening a FIFO waits for a writer forever; every reader of the one loader refuses it in one line."""
+    fifo = tmp_path / "camera.jpg"
+    os.mkfifo(fifo)
+    for read in (images.load_image, images.load_image_array, images.image_size_and_frames):
+        with time_limit(10), pytest.raises(images.UnreadableImageError) as error:
+            read(str(fifo))
+        assert str(error.value) == f"{fifo}: not a regular file (a FIFO, socket or device); not read"
+
+
+def test_an_image_above_the_pixel_limit_is_refused_from_its_header(tmp_path):
+    """Issue 32: a PNG of a few KB that decodes to ~90 megapixels (270 MB in RGB; detect.py held a batch of eight)
+    is refused before its pixels are decoded, in one line naming the file and the limit."""
+    from ssd_support.limits import MAX_IMAGE_PIXELS
+
+    side = int(MAX_IMAGE_PIXELS ** 0.5) + 1
+    path = tmp_path / "bomb.png"
+    Image.new("1", (side, side)).save(path)  # 1 bit per pixel: ~11 MB while writing, ~11 KB on disk
+    assert path.stat().st_size < 100_000
+    for read in (images.load_image, images.load_image_array, images.image_size_and_frames):
+        with pytest.raises(images.UnreadableImageError) as error:
+            read(str(path))
+        message = str(error.value)
+        assert message.startswith(f"{path}: {side}x{side} pixels") and f"{MAX_IMAGE_PIXELS:,}" in message
+        assert "\n" not in message
+    just_under = tmp_path / "large.png"
+    Image.new("1", (side - 1, side - 1)).save(just_under)
+    assert images.image_size(str(just_under)) == (side - 1, side - 1)

@@ -22,3 +22,15 @@ def test_output_stem_numbers_a_clash_and_keeps_names_apart():
     # Two files of one name in different folders would overwrite each other's output: the second is numbered.
     assert names == ["photo", "photo_2", "photo_3", "photo_2_2", "clip"]
     assert used == set(names)
+
+
+def test_only_regular_files_are_taken_a_fifo_is_one_error(tmp_path):
+    """Issue 32: a FIFO named like an image (in a folder, matched by a pattern or named explicitly) is never handed
+    to a reader, which would wait for a writer forever; named explicitly, it is one error line."""
+    import os
+
+    (tmp_path / "a.jpg").write_bytes(b"x")
+    os.mkfifo(tmp_path / "pipe.jpg")
+    files, errors = input_files.expand_inputs([str(tmp_path), str(tmp_path / "*.jpg"), str(tmp_path / "pipe.jpg")])
+    assert files == [str(tmp_path / "a.jpg")] * 2
+    assert errors == [f"{tmp_path / 'pipe.jpg'}: not a regular file (a FIFO, socket or device); not read"]

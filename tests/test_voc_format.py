@@ -288,3 +288,75 @@ def test_toy_objects_are_drawn_where_their_boxes_say(toy_data_folder):
             # The circle's, square's and triangle's centre-bottom pixel is always inside the shape.
             pixel = image.getpixel((int((x1 + x2) / 2), int(y2) - 3))
             assert sum(abs(a - b) for a, b in zip(pixel, colour)) < 80, (path, names[label], pixel)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Data sets from elsewhere (issue 32): bounded in time and memory, refused in one line
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_an_image_with_more_objects_than_the_limit_is_a_problem_that_skip_bad_leaves_out(tmp_path, capsys):
+    """A broken export with 1001 boxes on one image (each costs ~65 KB per training step) is one problem naming the
+    XML, the image and the count; --skip-bad leaves the image out and keeps the others."""
+    from ssd_support.limits import MAX_OBJECTS_PER_IMAGE
+
+    crowded = annotation(*[voc_object("dog", (1, 1, 50, 50))] * (MAX_OBJECTS_PER_IMAGE + 1))
+    folder = write_voc(tmp_path / "VOC", {"000001": (crowded, (200, 100)),
+                                          "000002": (annotation(voc_object("dog", (1, 1, 50, 50))), (200, 100))},
+                       {"trainval": ["000001", "000002"], "test": []})
+    assert cdl.main(["--voc07", folder, "--output", str(tmp_path / "out"), "--classes", "voc"]) == 1
+    error_lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: /")]
+    assert len(error_lines) == 1 and "000001.xml: 1001 <object> elements, " in error_lines[0]
+    assert f"more than the limit of {MAX_OBJECTS_PER_IMAGE} per image" in error_lines[0]
+
+    assert cdl.main(["--voc07", folder, "--output", str(tmp_path / "out"), "--classes", "voc", "--skip-bad"]) == 0
+    assert "1 image (1 too many objects)" in capsys.readouterr().out
+    assert [os.path.basename(p) for p in read_lists(tmp_path / "out")["TRAIN_images"]] == ["000002.jpg"]
+
+
+@pytest.mark.parametrize("doctype, what", [
+    ('<!DOCTYPE annotation [<!ENTITY a "dog">]>', "a DTD"),  # the standard parser expanded &a; into "dog"
+    ('<!DOCTYPE annotation SYSTEM "http://example.com/voc.dtd">', "a DTD"),
+])
+def test_xml_declaring_a_dtd_or_entities_is_refused_by_the_hardened_parser(tmp_path, capsys, doctype, what):
+    """VOC XML comes from elsewhere: defusedxml refuses DTDs and so every entity (billion laughs, external files),
+    one line naming the file."""
+    xml = annotation(voc_object("&a;" if "ENTITY" in doctype else "dog", (1, 1, 50, 50)))
+    folder = write_voc(tmp_path / "VOC", {"000001": ('<?xml version="1.0"?>' + doctype + xml, (200, 100))},
+                       {"trainval": ["000001"], "test": []})
+    assert cdl.main(["--voc07", folder, "--output", str(tmp_path / "out")]) == 1
+    error_lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: /")]
+    assert len(error_lines) == 1
+    assert error_lines[0] == (f"error: {folder}/Annotations/000001.xml: declares {what} (<!DOCTYPE>), which "
+                              f"annotation files do not need and the hardened parser (defusedxml) refuses")
+
+
+def test_an_image_set_list_outside_the_data_set_is_refused_without_echoing_it(tmp_path, capsys):
+    """ImageSets/Main/trainval.txt linked to a file outside the data set: its lines used to be printed as missing
+    IDs. Refused in one line naming the path; no line of the outside file appears."""
+    secret = tmp_path / "private.txt"
+    secret.write_text("password=hunter2\napi-key-0123\n")
+    folder = write_voc(tmp_path / "VOC", {"000001": (annotation(voc_object("dog", (1, 1, 50, 50))), (200, 100))},
+                       {"test": ["000001"]})
+    os.symlink(secret, os.path.join(folder, "ImageSets", "Main", "trainval.txt"))
+    assert cdl.main(["--voc07", folder, "--output", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "hunter2" not in err and "api-key" not in err
+    assert err.splitlines() == [f"error: {folder}/ImageSets/Main/trainval.txt: refused, it resolves to {secret}, "
+                                f"outside the data set folder {folder} (a symbolic link?); an image set list must be "
+                                f"a file of the data set"]
+
+
+def test_a_fifo_named_like_an_image_is_not_opened(tmp_path, capsys, time_limit):
+    """A FIFO 000001.jpg in JPEGImages made create_data_lists.py wait forever; only regular files are images."""
+    folder = write_voc(tmp_path / "VOC", {"000001": (annotation(voc_object("dog", (1, 1, 50, 50))), None),
+                                          "000002": (annotation(voc_object("dog", (1, 1, 50, 50))), (200, 100))},
+                       {"trainval": ["000001", "000002"], "test": []})
+    os.mkfifo(os.path.join(folder, "JPEGImages", "000001.jpg"))
+    with time_limit(30):
+        status = cdl.main(["--voc07", folder, "--output", str(tmp_path / "out"), "--skip-bad"])
+    assert status == 0
+    fifo = os.path.join(folder, "JPEGImages", "000001.jpg")
+    assert f"skipped: {folder}/Annotations/000001.xml: {fifo}: not a regular file (a FIFO, socket or device); not " \
+           f"read" in capsys.readouterr().err.splitlines()
+    assert [os.path.basename(p) for p in read_lists(tmp_path / "out")["TRAIN_images"]] == ["000002.jpg"]
