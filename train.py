@@ -265,7 +265,8 @@ def train_step(run, images, boxes, labels, iteration, grad_clip=None):
     if not math.isfinite(stats["loss"]):
         last_good = run.discard_checkpoint_on_trial()
         advice = (f"The last good checkpoint is {last_good}: continue from it with --resume {last_good} and a "
-                  f"lower --lr (--allow-changed-settings)" if last_good else "There is no last good checkpoint yet: try a lower --lr")
+                  f"lower --lr (--allow-changed-settings)" if last_good else
+                  "There is no last good checkpoint yet: try a lower --lr")
         raise NonFiniteLossError(
             f"the loss is not finite at iteration {iteration + 1} (loss {stats['loss']}, localization {stats['loc']}, "
             f"confidence {stats['conf']}); training stopped. {advice}, a longer --warmup, --grad-clip, or "

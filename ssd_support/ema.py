@@ -81,4 +81,5 @@ def load_ema(ema, path):
     try:
         ema.load_state_dict(checkpoint["ema"])
     except (RuntimeError, KeyError, TypeError) as error:
-        raise TrainingSetupError(f"{path}: its EMA weights do not fit this run ({str(error).splitlines()[0]})") from None
+        reason = str(error).splitlines()[0]
+        raise TrainingSetupError(f"{path}: its EMA weights do not fit this run ({reason})") from None

@@ -1,7 +1,7 @@
 """What train.py trains on: its data options (the split, the augmentation's parts, the levers on what the images
 teach: background images, rare classes) and the training set they make.
 
-The levers, each off by default except where measured (bench/bench_levers.py):
+The levers, each off by default (the paper's recipe):
 - ``--negatives-per-empty-image K``: hard negatives mined in TRAIN images without objects (utils.MultiBoxLoss's
   ``negatives_per_empty_image``); the paper's loss (K = 0) mines 3 per positive of the same image, so such
   images teach nothing;
@@ -20,7 +20,9 @@ from ssd_support.files import objects_list_path
 from ssd_support.repeat_factor import repeat_factors
 from utils import AUGMENTATION_STEPS
 
-# Chosen from bench/bench_levers.py's measurement on a toy set with background images (see its docstring).
+# The paper's 0. bench/bench_levers.py measures K on a toy set with background images; its only run so far (40
+# iterations of batch 2 on a loaded 2-core machine: models at mAP 0.01-0.03, no score reaching 0.5) cannot tell
+# the values apart, so the default stays the paper's until a longer run shows a gain.
 NEGATIVES_PER_EMPTY_IMAGE = 0
 
 
