@@ -133,7 +133,7 @@ class PascalVOCDataset(Dataset):
             work and pass a quarter of the bytes through shared memory, pinning and the copy to the GPU
         :param reference_augment: augment with the paper's chain as ``utils.transform`` writes it, step by step on
             whole images (train.py --reference-augment), instead of ``ssd_support.fast_augment.augment_train``:
-            the same random draws and boxes, pixels equal up to rounding (tests/test_augment.py), slower
+            the same random draws and boxes, pixels equal up to rounding (tests/test_fast_augment.py), slower
         :param augment_steps: the parts of the TRAIN chain applied (utils.AUGMENTATION_STEPS, the paper's, by
             default); none: the TEST transform
         """

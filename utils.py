@@ -637,7 +637,7 @@ def transform(image, boxes, labels, difficulties, split, size=SSD_INPUT_SIZE, me
     -> random_crop (IoU) -> horizontal_flip (p=0.5) -> resize to 300x300 (``size``) -> normalize (ImageNet's mean
     and std). The whole chain is worth about 19 mAP points (58 vs 77 in one reimplementation). TEST only resizes and
     normalizes. The data loader runs the same chain faster, ssd_support.fast_augment.augment_train: the same draws
-    and boxes, the pixel work composed into one resample (tests/test_augment.py holds the two equal).
+    and boxes, the pixel work composed into one resample (tests/test_fast_augment.py holds the two equal).
 
     :param image: a PIL image (any mode) or a uint8 RGB tensor (3, H, W) (``PascalVOCDataset.load_image``)
     :param boxes: boxes in pixel boundary coordinates (x_min, y_min, x_max, y_max), size (n_objects, 4)
@@ -761,7 +761,7 @@ def calculate_mAP(det_boxes, det_labels, det_scores, true_boxes, true_labels, tr
 
     Recall counts the non-difficult objects only; :func:`average_precision` turns the precision/recall curve into
     the AP. IoU is the continuous IoU of fractional boxes (the devkit's "+1" is for integer pixel boxes). This is the
-    loop to read; eval.py runs ssd_support.voc_map, the same rules vectorised (tests/test_eval_map.py holds the two
+    loop to read; eval.py runs ssd_support.voc_map, the same rules vectorised (tests/test_voc_map.py holds the two
     equal, bench/bench_map.py times them).
 
     :param det_boxes: list of N tensors (n_i, 4), detected boxes, fractional x1y1x2y2, one tensor per image

@@ -2,7 +2,7 @@
 
 What it is: the same random draws as ``utils.transform(..., "TRAIN")`` (it calls utils' own ``_draw_photometric``,
 ``_draw_zoom_out`` and ``_draw_crop``, in the same order, with the same constants), the same boxes, labels and
-difficulties bit for bit, and pixels within the bounds tests/test_augment.py states (equal up to float rounding
+difficulties bit for bit, and pixels within the bounds tests/test_fast_augment.py states (equal up to float rounding
 without the photometric distortions; with them, below one grey level on average and three on any image).
 
 Why it exists: speed. A data loader worker runs it several times faster than the chain written step by step on
@@ -35,7 +35,7 @@ from utils import (AUGMENTATION_STEPS, FLIP_PROBABILITY, IMAGENET_MEAN, IMAGENET
 #    the reference (measured on a reduced copy);
 # 4. the flip mirrors the size x size result.
 # Brightness, contrast, saturation and hue act on each pixel alone, so they commute with the resampling up to
-# uint8 rounding (and clipping at 0 / 255); tests/test_augment.py measures the difference against the reference.
+# uint8 rounding (and clipping at 0 / 255); tests/test_fast_augment.py measures the difference against the reference.
 # Brightness and contrast are exactly Pillow's bytes (a lookup table of its arithmetic), saturation within one
 # level of them, and hue goes through 8-bit HSV as Pillow's does, with OpenCV's rounding instead of Pillow's.
 
