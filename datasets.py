@@ -11,7 +11,7 @@ from ssd_support.data_lists import check_list_set, check_objects_list
 from ssd_support.fast_augment import augment_train
 from ssd_support.files import SPLITS, images_list_path, label_map_path, objects_list_path, read_json
 from ssd_support.images import load_image_array
-from utils import preprocess_settings, transform
+from utils import AUGMENTATION_STEPS, preprocess_settings, transform
 
 
 def _read_json(path):
@@ -117,7 +117,7 @@ class PascalVOCDataset(Dataset):
     """
 
     def __init__(self, data_folder, split, keep_difficult=False, augment=None, image_size=300, preprocess=None,
-                 normalized=True, reference_augment=False):
+                 normalized=True, reference_augment=False, augment_steps=AUGMENTATION_STEPS):
         """
         :param data_folder: folder holding {split}_images.json and {split}_objects.json
         :param split: "TRAIN", "VAL" or "TEST" (any case); VAL is resized like TEST, not augmented
@@ -133,7 +133,9 @@ class PascalVOCDataset(Dataset):
             work and pass a quarter of the bytes through shared memory, pinning and the copy to the GPU
         :param reference_augment: augment with the paper's chain as ``utils.transform`` writes it, step by step on
             whole images (train.py --reference-augment), instead of ``ssd_support.fast_augment.augment_train``:
-            the same random draws and boxes, pixels equal up to rounding (tests/test_augment.py), slower
+            the same random draws and boxes, pixels equal up to rounding (tests/test_fast_augment.py), slower
+        :param augment_steps: the parts of the TRAIN chain applied (utils.AUGMENTATION_STEPS, the paper's, by
+            default); none: the TEST transform
         """
         self.split = split.upper()
         if self.split not in SPLITS:
@@ -145,6 +147,10 @@ class PascalVOCDataset(Dataset):
         self.preprocess_settings = preprocess_settings(preprocess)
         self.normalized = normalized
         self.reference_augment = reference_augment
+        # No part of the chain left: the TEST transform, exactly (train.py with all four --no-* equals --no-augment).
+        self.augment_steps = tuple(augment_steps)
+        if not self.augment_steps:
+            self.augment = False
 
         images_path = images_list_path(data_folder, self.split)
         objects_path = objects_list_path(data_folder, self.split)
@@ -195,8 +201,9 @@ class PascalVOCDataset(Dataset):
         boxes, labels, difficulties = self.load_objects(i)
         if self.augment and not self.reference_augment:
             return augment_train(self.load_image(i), boxes, labels, difficulties, size=self.image_size,
-                                 normalized=self.normalized, **self.preprocess_settings)
+                                 normalized=self.normalized, steps=self.augment_steps, **self.preprocess_settings)
         return transform(self.load_image(i), boxes, labels, difficulties, split="TRAIN" if self.augment else "TEST",
-                         size=self.image_size, normalized=self.normalized, **self.preprocess_settings)
+                         size=self.image_size, normalized=self.normalized, steps=self.augment_steps,
+                         **self.preprocess_settings)
 
     collate_fn = staticmethod(collate_fn)

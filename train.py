@@ -32,7 +32,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader
 
 from datasets import PascalVOCDataset, collate_fn, load_label_map
 from eval import evaluate
@@ -44,15 +44,18 @@ from ssd_support.checkpoints import list_checkpoints, load_resume_state, resolve
 from ssd_support.cpu_layout import channels_last_convolutions
 from ssd_support.distributed import (STOPPED_EXIT_CODE, all_ranks_sum, convert_sync_batchnorm, report_exit_status,
                                      setup_distributed, stop_requested_anywhere, weights_digest)
+from ssd_support.ema import ModelEMA, load_ema
 from ssd_support.previews import PREVIEW_BATCHES, write_batch_preview
 from ssd_support.resumable_loader import (before_forking_workers, init_loader_worker, make_train_loader,
                                          stop_loader_workers)
 from ssd_support.run_log import RunLog, ThroughputMeter, require_tensorboard
 from ssd_support.split_loss import SplitLoss
+from ssd_support.training_data import (add_data_options, augment_steps, check_data_options, empty_images_note,
+                                       make_train_dataset, train_objects, train_repeat_factors)
 from ssd_support.training_run import (CheckpointWriteError, DataLoadError, LogWriteError, NonFiniteLossError,
                                       StopRequest, TrainingRun, TrainingSetupError, add_run_options,
-                                      check_evaluation_split, check_run_options, choose_amp_dtype, claim_checkpoint_dir,
-                                      evaluation_split, split_size, stop_on_signals, use_amp_on)
+                                      check_evaluation_split, check_recipe_options, check_run_options, choose_amp_dtype,
+                                      claim_checkpoint_dir, evaluation_split, split_size, stop_on_signals, use_amp_on)
 
 
 def parse_args(argv=None):
@@ -65,15 +68,7 @@ def parse_args(argv=None):
         description="Train SSD300 (or SSD512, or the ResNet-50 SSD300) with the paper's recipe. Run it with torchrun "
         "for several GPUs (torchrun --nproc_per_node=N train.py ...): DistributedDataParallel, one process per GPU.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    data = parser.add_argument_group("data")
-    data.add_argument("--data-folder", required=True,
-                      help="folder with TRAIN_images.json, TRAIN_objects.json, TEST_*.json and label_map.json "
-                           "(made by create_data_lists.py)")
-    data.add_argument("--skip-difficult", action="store_true",
-                      help="drop objects marked difficult from training (the paper trains on them)")
-    data.add_argument("--no-augment", action="store_true",
-                      help="train without data augmentation (the TEST transform: resize + normalize). Costs "
-                           "~19 mAP points on VOC; only useful to overfit a handful of images")
+    add_data_options(parser)  # the lists, the augmentation and its parts, the levers (training_data.py)
 
     recipe = parser.add_argument_group("optimisation (the paper's recipe)")
     recipe.add_argument("--batch-size", type=int, default=32,
@@ -117,31 +112,9 @@ def parse_args(argv=None):
     add_run_options(parser)
     args = parser.parse_args(argv)
     check_recipe_options(parser, args)
+    check_data_options(parser, args)
     check_run_options(parser, args)
     return args
-
-
-def check_recipe_options(parser, args):
-    """Refuse recipe values that cannot work (parser.error: usage and one line, exit 2) and fill the defaults that
-    depend on the network."""
-    for name in ("batch_size", "iterations"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
-    if args.lr <= 0:
-        parser.error(f"--lr must be positive, got {args.lr}")
-    if args.warmup < 0:
-        parser.error("--warmup cannot be negative")
-    if args.epochs is not None and not args.epochs > 0:
-        parser.error(f"--epochs must be positive, got {args.epochs}")
-    if args.base == "resnet50" and args.image_size != 300:
-        parser.error("--base resnet50 is defined for --image-size 300 only (NVIDIA's SSD300)")
-    if args.base == "resnet50" and args.batch_size < 2:
-        parser.error("--base resnet50 needs --batch-size 2 or more: its last extra block's batch norm sees a "
-                     "1x1 map, and one value per channel has no batch statistics")
-    if args.init_from:
-        args.no_pretrained = True  # every weight of the base comes from the checkpoint: no ImageNet download
-    if args.bias_lr_mult is None:
-        args.bias_lr_mult = 2.0 if args.base == "vgg16" else 1.0
 
 
 def main(argv=None):
@@ -293,7 +266,8 @@ def train_step(run, images, boxes, labels, iteration, grad_clip=None):
     if not math.isfinite(stats["loss"]):
         last_good = run.discard_checkpoint_on_trial()
         advice = (f"The last good checkpoint is {last_good}: continue from it with --resume {last_good} and a "
-                  f"lower --lr" if last_good else "There is no last good checkpoint yet: try a lower --lr")
+                  f"lower --lr (--allow-changed-settings)" if last_good else
+                  "There is no last good checkpoint yet: try a lower --lr")
         raise NonFiniteLossError(
             f"the loss is not finite at iteration {iteration + 1} (loss {stats['loss']}, localization {stats['loc']}, "
             f"confidence {stats['conf']}); training stopped. {advice}, a longer --warmup, --grad-clip, or "
@@ -307,6 +281,8 @@ def train_step(run, images, boxes, labels, iteration, grad_clip=None):
         torch.nn.utils.clip_grad_norm_(run.model.parameters(), grad_clip)
     run.scaler.step(run.optimizer)
     run.scaler.update()
+    if run.ema is not None:
+        run.ema.update(run.model_without_ddp)  # the averaged weights follow (--ema)
     return stats
 
 
@@ -505,28 +481,6 @@ def build_model(base, image_size, n_classes, device, pretrained=True):
     return model.train()
 
 
-def make_train_dataset(data_folder, image_size, keep_difficult=True, augment=True, reference_augment=False,
-                       max_images=None, preprocess=None):
-    """The training set: difficult objects kept (the paper trains on them), optionally un-augmented or truncated.
-
-    :param reference_augment: augment with utils.py's readable chain instead of the fast equivalent
-    :param max_images: keep only the first N images (None: all)
-    :param preprocess: the model's ``preprocess_config`` (None: ImageNet mean/std; --init-from a converted COCO
-        checkpoint may name another)
-    :return: a Dataset of ``(image (3, S, S) uint8, boxes (n, 4) fractional, labels (n,), difficulties (n,))``:
-        the images are normalized on the device, a batch at a time (next_batch)
-    :raises TrainingSetupError: when the TRAIN split has no images
-    """
-    dataset = PascalVOCDataset(data_folder, "TRAIN", keep_difficult=keep_difficult, augment=augment,
-                               image_size=image_size, preprocess=preprocess, normalized=False,
-                               reference_augment=reference_augment)
-    if max_images is not None:
-        dataset = Subset(dataset, range(min(max_images, len(dataset))))
-    if len(dataset) == 0:
-        raise TrainingSetupError(f"{data_folder}: the TRAIN split has no images")
-    return dataset
-
-
 def evaluation_on(data_folder, label_map, batch_size, workers, device, loss_fn, operating_score):
     """The --eval-every measurement: a function (model, split) -> eval.evaluate's dict (the VOC mAP of a split,
     its "operating_point") plus "loss", the split's MultiBox loss, from the same forward pass (SplitLoss).
@@ -621,15 +575,20 @@ def prepare_training(args, dist_info):
             print(f"Resumed from {last_checkpoint} at iteration {start_iteration}.", flush=True)
 
     dataset = make_train_dataset(args.data_folder, args.image_size, keep_difficult=not args.skip_difficult,
-                                 augment=not args.no_augment, reference_augment=args.reference_augment,
+                                 augment_steps=augment_steps(args), reference_augment=args.reference_augment,
                                  max_images=args.max_images, preprocess=model.preprocess_config)
+    objects = train_objects(args.data_folder, len(dataset))
+    factors, factors_note = train_repeat_factors(objects, args.repeat_factor_threshold, not args.skip_difficult)
     batches = iter(make_train_loader(dataset, args.batch_size, args.seed, args.workers, dist_info,
-                                     start_iteration)[0])
+                                     start_iteration, repeat_factors=factors)[0])
     if rng_state is not None:
         # After the loader's iterator is made, so that nothing else draws from the restored generators.
         restore_rng_state(rng_state)
     epochs_note = apply_epochs(args, len(dataset), dist_info.world_size)
 
+    ema = ModelEMA(model, args.ema_decay) if args.ema else None  # before DDP: it averages the SSD itself
+    if ema is not None and last_checkpoint is not None:
+        load_ema(ema, last_checkpoint)
     settings = preprocess_settings(model.preprocess_config)
     normalization = {"mean": settings["mean"], "std": settings["std"]}  # the rest (antialias) is the loader's
     if args.sync_bn:
@@ -638,7 +597,8 @@ def prepare_training(args, dist_info):
     if dist_info.world_size > 1:
         wrapped = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     run = TrainingRun(
-        model=wrapped, model_without_ddp=model, loss_fn=MultiBoxLoss(model.priors_cxcy), optimizer=optimizer,
+        model=wrapped, model_without_ddp=model, optimizer=optimizer, ema=ema,
+        loss_fn=MultiBoxLoss(model.priors_cxcy, negatives_per_empty_image=args.negatives_per_empty_image),
         scaler=scaler, autocast=torch.autocast(device.type, dtype=amp_dtype) if args.amp else nullcontext(),
         label_map=label_map, start_iteration=start_iteration, last_checkpoint=last_checkpoint, batches=batches,
         n_images=len(dataset), normalization=normalization, dist_info=dist_info,
@@ -655,6 +615,9 @@ def prepare_training(args, dist_info):
         print(f"Training SSD{args.image_size} ({args.base}) on {run.n_images} images, {len(label_map) - 1} classes, "
               f"{dist_info.world_size} process(es) x batch {args.batch_size} on {device}, iterations "
               f"{start_iteration} -> {args.iterations}." + epochs_note, flush=True)
+        for note in (empty_images_note(objects, not args.skip_difficult, args.negatives_per_empty_image), factors_note):
+            if note:
+                print(note, flush=True)
     return run
 
 

@@ -325,6 +325,11 @@ CROP_ASPECT_RANGE = (0.5, 2.0)  # (width fraction) / (height fraction) of the cr
 
 FLIP_PROBABILITY = 0.5
 
+# The chain's parts, in its order (train.py --no-photometric, --no-zoom-out, --no-crop, --no-flip leave one out).
+# A part left out draws nothing, so the others draw as they would in a chain without it; none at all is the TEST
+# transform (resize and normalize).
+AUGMENTATION_STEPS = ("photometric", "zoom_out", "crop", "flip")
+
 
 def _draw_photometric():
     """Draw which photometric distortions apply, in which order and with which factors.
@@ -625,14 +630,14 @@ def preprocess(image, size=SSD_INPUT_SIZE, mean=IMAGENET_MEAN, std=IMAGENET_STD,
 
 
 def transform(image, boxes, labels, difficulties, split, size=SSD_INPUT_SIZE, mean=IMAGENET_MEAN,
-              std=IMAGENET_STD, antialias=True, normalized=True):
+              std=IMAGENET_STD, antialias=True, normalized=True, steps=AUGMENTATION_STEPS):
     """Apply the paper's augmentations (TRAIN) or just the resizing (TEST) to an image and its objects.
 
     TRAIN is the Caffe SSD chain, step by step on whole images: photometric_distort -> zoom_out (p=0.5, up to 4x)
     -> random_crop (IoU) -> horizontal_flip (p=0.5) -> resize to 300x300 (``size``) -> normalize (ImageNet's mean
     and std). The whole chain is worth about 19 mAP points (58 vs 77 in one reimplementation). TEST only resizes and
     normalizes. The data loader runs the same chain faster, ssd_support.fast_augment.augment_train: the same draws
-    and boxes, the pixel work composed into one resample (tests/test_augment.py holds the two equal).
+    and boxes, the pixel work composed into one resample (tests/test_fast_augment.py holds the two equal).
 
     :param image: a PIL image (any mode) or a uint8 RGB tensor (3, H, W) (``PascalVOCDataset.load_image``)
     :param boxes: boxes in pixel boundary coordinates (x_min, y_min, x_max, y_max), size (n_objects, 4)
@@ -647,6 +652,8 @@ def transform(image, boxes, labels, difficulties, split, size=SSD_INPUT_SIZE, me
     :param normalized: return the image normalized, as float (True), or as its uint8 pixels (False), for
         normalizing a whole batch on the GPU (``normalize`` takes (N, 3, H, W) too): train.py's data loader
         workers then skip the float work and hand over a quarter of the bytes
+    :param steps: the TRAIN chain's parts applied, a subset of AUGMENTATION_STEPS (the others are skipped and
+        draw nothing)
     :return: image (3, size, size) float normalized (uint8 if not ``normalized``), boxes (n_kept, 4) as fractions
         of the image, labels (n_kept), difficulties (n_kept)
     :raises ValueError: for a split other than TRAIN or TEST
@@ -660,11 +667,13 @@ def transform(image, boxes, labels, difficulties, split, size=SSD_INPUT_SIZE, me
     difficulties = torch.as_tensor(difficulties, dtype=torch.uint8).reshape(-1)
 
     if split == "TRAIN":
-        image = TF.pil_to_tensor(photometric_distort(_to_rgb_pil(image)))
-        if random.random() < ZOOM_OUT_PROBABILITY:
+        if "photometric" in steps:
+            image = TF.pil_to_tensor(photometric_distort(_to_rgb_pil(image)))
+        if "zoom_out" in steps and random.random() < ZOOM_OUT_PROBABILITY:
             image, boxes = zoom_out(image, boxes)
-        image, boxes, labels, difficulties = random_crop(image, boxes, labels, difficulties)
-        if random.random() < FLIP_PROBABILITY:
+        if "crop" in steps:
+            image, boxes, labels, difficulties = random_crop(image, boxes, labels, difficulties)
+        if "flip" in steps and random.random() < FLIP_PROBABILITY:
             image, boxes = horizontal_flip(image, boxes)
     resized, boxes = resize(image, boxes, size, antialias=antialias)
     if not normalized:  # an image already size x size comes back from resize as it is: never hand out the caller's
@@ -752,7 +761,7 @@ def calculate_mAP(det_boxes, det_labels, det_scores, true_boxes, true_labels, tr
 
     Recall counts the non-difficult objects only; :func:`average_precision` turns the precision/recall curve into
     the AP. IoU is the continuous IoU of fractional boxes (the devkit's "+1" is for integer pixel boxes). This is the
-    loop to read; eval.py runs ssd_support.voc_map, the same rules vectorised (tests/test_eval_map.py holds the two
+    loop to read; eval.py runs ssd_support.voc_map, the same rules vectorised (tests/test_voc_map.py holds the two
     equal, bench/bench_map.py times them).
 
     :param det_boxes: list of N tensors (n_i, 4), detected boxes, fractional x1y1x2y2, one tensor per image

@@ -10,7 +10,7 @@ to 3 decimals so that many tie, which exercises the tie-breaking rule as well.
     python bench/bench_map.py --images 500    # quicker
 
 It prints both times for both metrics, their ratios (measured in this one run), and the largest AP difference
-(exit status 1 if the APs differ by more than 1e-12; tests/test_eval_map.py checks the same on small problems).
+(exit status 1 if the APs differ by more than 1e-12; tests/test_voc_map.py checks the same on small problems).
 """
 
 import argparse

@@ -16,7 +16,7 @@ work is nothing there, and the loader passes a quarter of the bytes). The conten
                           augment_train), as a loader that does not normalize on the GPU would run it;
 - ours, reference      -- Pillow decode + utils.transform(..., "TRAIN", normalized=False), the paper's chain: the
                           same draws applied step by step on whole images (train.py --reference-augment;
-                          tests/test_augment.py checks that the two agree);
+                          tests/test_fast_augment.py checks that the two agree);
 - torchvision v2       -- decode + its detection reference's "ssd" preset plus the resize SSD300 needs:
                           RandomPhotometricDistort -> RandomZoomOut(side_range (1, 4), mean fill) ->
                           RandomIoUCrop -> RandomHorizontalFlip -> Resize(300x300) -> SanitizeBoundingBoxes ->

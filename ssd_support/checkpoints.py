@@ -17,6 +17,7 @@ import io
 import os
 import random
 import re
+import sys
 
 import numpy as np
 import torch
@@ -219,7 +220,7 @@ def check_network_config(path, config, state_dict):
     return n_classes, base, image_size
 
 
-def load_model_from_checkpoint(path, device="cpu"):
+def load_model_from_checkpoint(path, device="cpu", use_ema=True):
     """Rebuild a trained SSD from a checkpoint written by ``train.py``.
 
     :param path: path of the ``.pt`` checkpoint (a dict with ``"model"`` and ``"config"``; the config
@@ -228,18 +229,27 @@ def load_model_from_checkpoint(path, device="cpu"):
     :return: the model (``SSD300`` or ``SSD512``) in eval mode on ``device``, and the label map
         (class name -> label). The config's "priors" (if any) are the model's priors, its "preprocess" (if any)
         becomes ``model.preprocess_config``: pass it to ``utils.preprocess_settings`` to prepare images
+    :param use_ema: a checkpoint of a ``train.py --ema`` run holds the averaged weights too ("ema",
+        ssd_support/ema.py): take them (the default, saying so in one line on stderr), or the trained ones (False)
     :raises ValueError: one line naming the file: not a checkpoint (read_checkpoint), or a config out of bounds or
         at odds with its weights (check_network_config)
     """
     checkpoint = read_checkpoint(path)
     config = checkpoint["config"]
-    check_network_config(path, config, checkpoint["model"])  # before anything is built from the config
+    state = checkpoint["model"]
+    use_ema = use_ema and isinstance(checkpoint.get("ema"), dict) and "model" in checkpoint["ema"]
+    if use_ema:
+        state = checkpoint["ema"]["model"]
+    check_network_config(path, config, state)  # before anything is built from the config
     base, image_size = configured_network(config)
     try:
         model = apply_checkpoint_config(build_ssd(config["n_classes"], base=base, image_size=image_size), config)
     except ValueError as error:
         raise ValueError(f"{path}: {error}") from None
-    model.load_state_dict(checkpoint["model"])
+    if use_ema:
+        print(f"{path}: using its EMA weights (train.py --ema, {checkpoint['ema'].get('updates', '?')} updates)",
+              file=sys.stderr, flush=True)
+    model.load_state_dict(state)
     return model.to(device).eval(), dict(config["label_map"])
 
 
@@ -351,16 +361,36 @@ def resolve_resume_path(resume, checkpoint_dir):
     return resume
 
 
-# Settings that decide which batches (and augmentations) the run sees, or what the optimizer state means.
-RESUME_SETTINGS = ("batch_size", "seed", "no_augment", "skip_difficult", "max_images", "optimizer")
+# Every setting a checkpoint records ("args") is checked on resume, except these: they say how a run is carried out
+# or watched, not what it learns. The run's length is one of them (training on is what --resume is for; a cosine or
+# --epochs schedule then stretches to the new length); paths may move with the data; --init-from and
+# --no-pretrained only matter to a fresh run.
+FREE_SETTINGS = frozenset({
+    "resume", "allow_changed_settings", "device", "workers", "checkpoint_dir", "data_folder", "save_every",
+    "keep_checkpoints", "log_every", "eval_every", "eval_batch_size", "operating_score", "patience", "tensorboard",
+    "no_progress", "no_previews", "amp_on_cpu", "iterations", "epochs", "init_from", "no_pretrained"})
+# With --epochs, train.py works these out from it after the check (apply_epochs): the checkpoint holds the results.
+EPOCHS_DERIVED_SETTINGS = frozenset({"decay_at", "warmup"})
+
+
+def changed_settings(saved, settings):
+    """The recorded settings that a run changes: every one both name, less FREE_SETTINGS.
+
+    :param saved: the checkpoint's "args"
+    :param settings: this run's, {option name: value}
+    :return: list of "--setting NEW (was OLD)" strings, in the checkpoint's order
+    """
+    ignored = FREE_SETTINGS | (EPOCHS_DERIVED_SETTINGS if saved.get("epochs") is not None else frozenset())
+    return [f"--{name.replace('_', '-')} {settings[name]} (was {value})" for name, value in saved.items()
+            if name not in ignored and name in settings and settings[name] != value]
 
 
 def check_resume_settings(checkpoint, path, settings, world_size, allow_changed=False):
-    """Compare the run's settings with those the checkpoint was trained with.
+    """Compare the run's settings with those the checkpoint was trained with (all of them: changed_settings).
 
-    A resumed run sees the batches the uninterrupted run would have seen only with the same batch size, seed,
-    augmentation, objects, images and number of processes (a larger batch would skip images); the optimizer
-    state only fits the same optimizer.
+    A resumed run continues the uninterrupted one only with the same settings and number of processes: another
+    batch size or seed gives other batches, another schedule other learning rates; the optimizer state only fits
+    the same optimizer.
 
     :param checkpoint: the checkpoint dict ("args": the settings it was trained with, "world_size"; older ones
         lack them)
@@ -370,9 +400,7 @@ def check_resume_settings(checkpoint, path, settings, world_size, allow_changed=
     :return: list of "--setting NEW (was OLD)" strings that differ (only when ``allow_changed``)
     :raises TrainingSetupError: naming the changed settings, unless ``allow_changed``
     """
-    saved = checkpoint.get("args") or {}
-    changed = [f"--{name.replace('_', '-')} {settings.get(name)} (was {saved[name]})"
-               for name in RESUME_SETTINGS if name in saved and saved[name] != settings.get(name)]
+    changed = changed_settings(checkpoint.get("args") or {}, settings)
     if "world_size" in checkpoint and checkpoint["world_size"] != world_size:
         changed.append(f"{world_size} process(es) (was {checkpoint['world_size']})")
     if changed and not allow_changed:

@@ -2,7 +2,7 @@
 
 What it is: the same random draws as ``utils.transform(..., "TRAIN")`` (it calls utils' own ``_draw_photometric``,
 ``_draw_zoom_out`` and ``_draw_crop``, in the same order, with the same constants), the same boxes, labels and
-difficulties bit for bit, and pixels within the bounds tests/test_augment.py states (equal up to float rounding
+difficulties bit for bit, and pixels within the bounds tests/test_fast_augment.py states (equal up to float rounding
 without the photometric distortions; with them, below one grey level on average and three on any image).
 
 Why it exists: speed. A data loader worker runs it several times faster than the chain written step by step on
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from utils import (FLIP_PROBABILITY, IMAGENET_MEAN, IMAGENET_STD, MEAN_FILL_UINT8, SSD_INPUT_SIZE,
+from utils import (AUGMENTATION_STEPS, FLIP_PROBABILITY, IMAGENET_MEAN, IMAGENET_STD, MEAN_FILL_UINT8, SSD_INPUT_SIZE,
                    ZOOM_OUT_PROBABILITY, _as_uint8_tensor, _draw_crop, _draw_photometric, _draw_zoom_out,
                    _flip_boxes)
 
@@ -35,7 +35,7 @@ from utils import (FLIP_PROBABILITY, IMAGENET_MEAN, IMAGENET_STD, MEAN_FILL_UINT
 #    the reference (measured on a reduced copy);
 # 4. the flip mirrors the size x size result.
 # Brightness, contrast, saturation and hue act on each pixel alone, so they commute with the resampling up to
-# uint8 rounding (and clipping at 0 / 255); tests/test_augment.py measures the difference against the reference.
+# uint8 rounding (and clipping at 0 / 255); tests/test_fast_augment.py measures the difference against the reference.
 # Brightness and contrast are exactly Pillow's bytes (a lookup table of its arithmetic), saturation within one
 # level of them, and hue goes through 8-bit HSV as Pillow's does, with OpenCV's rounding instead of Pillow's.
 
@@ -279,7 +279,7 @@ def resample_window(pixels, window, size=SSD_INPUT_SIZE, antialias=True):
 
 
 def augment_train(image, boxes, labels, difficulties, size=SSD_INPUT_SIZE, mean=IMAGENET_MEAN, std=IMAGENET_STD,
-                  antialias=True, normalized=True):
+                  antialias=True, normalized=True, steps=AUGMENTATION_STEPS):
     """The TRAIN chain of ``utils.transform``, fast: the same random draws, one resample of the final window.
 
     Draws, in the order of the reference chain (``utils.transform``): the photometric distortions, the
@@ -299,27 +299,30 @@ def augment_train(image, boxes, labels, difficulties, size=SSD_INPUT_SIZE, mean=
     :param antialias: low-pass filter when shrinking the window
     :param normalized: return the normalized float image (True), or its uint8 pixels (False: normalized later,
         on the GPU, as train.py does)
+    :param steps: the chain's parts applied, a subset of utils.AUGMENTATION_STEPS (as ``utils.transform``'s)
     :return: image (3, size, size) normalized float (uint8 if not ``normalized``), boxes (n_kept, 4) fractional,
         labels (n_kept), difficulties (n_kept)
     """
     image = _as_uint8_tensor(image)
-    operations = _draw_photometric()
+    operations = _draw_photometric() if "photometric" in steps else []
     _, height, width = image.shape
     # The boxes go through numpy float32: the reference's torch arithmetic, bit for bit, at a tenth of the cost
     # per operation on a handful of numbers.
     boxes_np = boxes.to(torch.float32).numpy()
     canvas_width, canvas_height, left, top = width, height, 0, 0
-    if random.random() < ZOOM_OUT_PROBABILITY:
+    if "zoom_out" in steps and random.random() < ZOOM_OUT_PROBABILITY:
         canvas_width, canvas_height, left, top = _draw_zoom_out(width, height)
         boxes_np = boxes_np + np.array([left, top, left, top], dtype=np.float32)
-    window, keep, boxes_np = _draw_crop(canvas_width, canvas_height, boxes_np)
+    window, keep = None, None
+    if "crop" in steps:
+        window, keep, boxes_np = _draw_crop(canvas_width, canvas_height, boxes_np)
     if window is None:
         window = (0, 0, canvas_width, canvas_height)
     else:
         keep = torch.from_numpy(keep)
         labels, difficulties = labels[keep], difficulties[keep]
     window_width, window_height = window[2] - window[0], window[3] - window[1]
-    flip = random.random() < FLIP_PROBABILITY
+    flip = "flip" in steps and random.random() < FLIP_PROBABILITY
     if flip:
         boxes_np = _flip_boxes(boxes_np, window_width)
     boxes = torch.from_numpy(boxes_np / np.array([window_width, window_height] * 2, dtype=np.float32))

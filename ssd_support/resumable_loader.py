@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from datasets import collate_fn
+from ssd_support.repeat_factor import RepeatFactorSampler
 
 
 class DataLoadError(RuntimeError):
@@ -42,21 +43,31 @@ class InfiniteBatchSampler:
         self.start_iteration = start_iteration
 
     def __iter__(self):
-        epoch, offset = divmod(self.start_iteration * self.batch_size, len(self.sampler))
+        epoch, offset = 0, self.start_iteration * self.batch_size
+        self.sampler.set_epoch(epoch)
+        while offset >= len(self.sampler):  # epoch by epoch: with repeat factors, epochs differ in length
+            offset -= len(self.sampler)
+            epoch += 1
+            self.sampler.set_epoch(epoch)
         batch = []
         while True:
             self.sampler.set_epoch(epoch)
-            for index in list(self.sampler)[offset:]:
-                batch.append((index, epoch))
+            for item in list(self.sampler)[offset:]:
+                # A RepeatFactorSampler yields (index, copy): the copy keeps its own augmentation seed.
+                batch.append((item, epoch) if isinstance(item, int) else (item[0], epoch, item[1]))
                 if len(batch) == self.batch_size:
                     yield batch
                     batch = []
             epoch, offset = epoch + 1, 0
 
 
-def sample_seed(seed, epoch, index):
-    """A 32-bit seed for the augmentation of one (epoch, image) pair: a pure function of its arguments."""
-    return int(np.random.SeedSequence([seed, epoch, index]).generate_state(1)[0])
+def sample_seed(seed, epoch, index, copy=0):
+    """A 32-bit seed for the augmentation of one (epoch, image) pair: a pure function of its arguments.
+
+    :param copy: which copy of an image repeated within the epoch (repeat-factor sampling); 0 gives the seed of
+        a run without repeats
+    """
+    return int(np.random.SeedSequence([seed, epoch, index] + ([copy] if copy else [])).generate_state(1)[0])
 
 
 @contextmanager
@@ -92,8 +103,8 @@ class SeededAugmentation(Dataset):
         return len(self.dataset)
 
     def __getitem__(self, index_and_epoch):
-        index, epoch = index_and_epoch
-        with seeded_rngs(sample_seed(self.seed, epoch, index)):
+        index, epoch, *copy = index_and_epoch  # (index, epoch), or (index, epoch, copy) from repeat factors
+        with seeded_rngs(sample_seed(self.seed, epoch, index, *copy)):
             return self.dataset[index]
 
 
@@ -159,7 +170,7 @@ def before_forking_workers(workers):
         cv2.setNumThreads(1)
 
 
-def make_train_loader(dataset, batch_size, seed, workers, dist_info, start_iteration):
+def make_train_loader(dataset, batch_size, seed, workers, dist_info, start_iteration, repeat_factors=None):
     """An endless DataLoader over ``dataset``, positioned at ``start_iteration``.
 
     :param batch_size: images per batch (per process)
@@ -167,14 +178,19 @@ def make_train_loader(dataset, batch_size, seed, workers, dist_info, start_itera
     :param workers: loader worker processes
     :param dist_info: this process's DistInfo (rank, world size, device)
     :param start_iteration: batches already consumed (when resuming)
+    :param repeat_factors: one repeat factor per image (ssd_support.repeat_factor.repeat_factors) to draw epochs
+        of repeated images from (RepeatFactorSampler); None: each image once per epoch
     :return: (DataLoader yielding (images (N, 3, S, S), boxes list, labels list, difficulties list),
-              the DistributedSampler it draws from)
+              the DistributedSampler (or RepeatFactorSampler) it draws from)
     """
     before_forking_workers(workers)
     # DistributedSampler also on a single process (world size 1): one code path, and its seeded per-epoch
     # permutation is what makes the data order resumable.
-    sampler = DistributedSampler(dataset, num_replicas=dist_info.world_size, rank=dist_info.rank,
-                                 shuffle=True, seed=seed, drop_last=False)
+    if repeat_factors is not None:
+        sampler = RepeatFactorSampler(repeat_factors, seed, num_replicas=dist_info.world_size, rank=dist_info.rank)
+    else:
+        sampler = DistributedSampler(dataset, num_replicas=dist_info.world_size, rank=dist_info.rank,
+                                     shuffle=True, seed=seed, drop_last=False)
     batch_sampler = InfiniteBatchSampler(sampler, batch_size, start_iteration)
     loader = DataLoader(
         SeededAugmentation(dataset, seed),

@@ -30,6 +30,9 @@ TOY_OBJECT_SIDE = (0.3, 0.7)  # object side, as a fraction of the image's shorte
 TOY_DIFFICULT_SIDE = (0.15, 0.25)  # difficult objects are the small ones
 TOY_DIFFICULT_FRACTION = 0.1
 TOY_MAX_OVERLAP = 0.1  # intersection over the smaller box allowed between two objects
+# Background images (make_toy_dataset's background_fraction) hold 1-3 decoys: the classes' shapes in colours no
+# class has, so that a detector must look at colour as well as shape not to fire on them (their false positives).
+TOY_DECOY_COLOURS = ((150, 150, 150), (230, 150, 30), (150, 60, 170))
 
 
 def photo_like_pixels(rng, height, width):
@@ -60,10 +63,12 @@ def _toy_background(rng, width, height):
     return image
 
 
-def _draw_shape(draw, name, box, rng):
-    """Draw one filled shape whose tight box is ``box`` = [x1, y1, x2, y2] (0-based, x2/y2 exclusive)."""
+def _draw_shape(draw, name, box, rng, colour=None):
+    """Draw one filled shape whose tight box is ``box`` = [x1, y1, x2, y2] (0-based, x2/y2 exclusive), in its
+    class's colour (varied a little) unless ``colour`` is given."""
     x1, y1, x2, y2 = box
-    colour = tuple(min(255, max(0, c + rng.randint(-15, 15))) for c in TOY_CLASSES[name])
+    if colour is None:
+        colour = tuple(min(255, max(0, c + rng.randint(-15, 15))) for c in TOY_CLASSES[name])
     if name == "circle":
         draw.ellipse([x1, y1, x2 - 1, y2 - 1], fill=colour)
     elif name == "square":
@@ -130,11 +135,13 @@ def _toy_xml(image_id, width, height, objects, object_counter):
     return "\n".join(lines) + "\n"
 
 
-def _toy_image(rng):
+def _toy_image(rng, background=False):
     """Draw one toy image: a textured background of random (non-square) size with 1-3 shapes on it.
 
     :param rng: a random.Random, advanced by the drawing
-    :return: (PIL RGB image, objects: list of (class name, [x1, y1, x2, y2] 0-based pixel box, difficult 0/1))
+    :param background: draw an image without objects instead: 1-3 decoys (the shapes in TOY_DECOY_COLOURS)
+    :return: (PIL RGB image, objects: list of (class name, [x1, y1, x2, y2] 0-based pixel box, difficult 0/1);
+        empty for a background image)
     """
     width = rng.randint(*TOY_SIZE_RANGE)
     height = rng.randint(*TOY_SIZE_RANGE)
@@ -144,11 +151,15 @@ def _toy_image(rng):
     objects = _toy_objects(rng, width, height)
     draw = ImageDraw.Draw(image)
     for name, box, _ in objects:
-        _draw_shape(draw, name, box, rng)
-    return image, objects
+        if background:
+            decoy = rng.choice(TOY_DECOY_COLOURS)
+            _draw_shape(draw, name, box, rng, colour=tuple(min(255, max(0, c + rng.randint(-15, 15))) for c in decoy))
+        else:
+            _draw_shape(draw, name, box, rng)
+    return image, [] if background else objects
 
 
-def make_toy_dataset(root, n_train=64, n_test=16, seed=0):
+def make_toy_dataset(root, n_train=64, n_test=16, seed=0, background_fraction=0.0):
     """Write a small synthetic VOC-format data set: red circles, green squares and blue triangles.
 
     Layout: root/ToyVOC/{JPEGImages, Annotations, ImageSets/Main/{trainval,test}.txt}. Images are 200-400
@@ -159,9 +170,13 @@ def make_toy_dataset(root, n_train=64, n_test=16, seed=0):
     :param n_train: number of trainval images
     :param n_test: number of test images
     :param seed: the random seed
+    :param background_fraction: this fraction of the images (drawn at random, in both splits) have no objects,
+        only decoys (_toy_image's ``background``); 0 draws exactly the images of earlier versions
     :return: the path of the VOC-format folder (root/ToyVOC)
     """
     rng = random.Random(seed)
+    # Its own generator, so that background_fraction=0 leaves the images' draws as they were.
+    background_rng = random.Random(f"background{seed}")
     voc_folder = os.path.join(root, "ToyVOC")
     for sub in ("JPEGImages", "Annotations", os.path.join("ImageSets", "Main")):
         os.makedirs(os.path.join(voc_folder, sub), exist_ok=True)
@@ -171,7 +186,7 @@ def make_toy_dataset(root, n_train=64, n_test=16, seed=0):
     for index in range(n_train + n_test):
         image_id = f"{index + 1:06d}"
         ids["trainval" if index < n_train else "test"].append(image_id)
-        image, objects = _toy_image(rng)
+        image, objects = _toy_image(rng, background=background_rng.random() < background_fraction)
         width, height = image.size
         image.save(os.path.join(voc_folder, "JPEGImages", image_id + ".jpg"), quality=95)
         with open(os.path.join(voc_folder, "Annotations", image_id + ".xml"), "w") as f:

@@ -21,6 +21,7 @@ from ssd_support.checkpoints import (BEST_CHECKPOINT, CheckpointWriteError, Trai
                                      make_checkpoint, read_checkpoint, save_atomically,
                                      save_checkpoint)
 from ssd_support.distributed import DEFAULT_TIMEOUT_MINUTES, all_ranks_sum
+from ssd_support.ema import EMA_DECAY
 from ssd_support.error_analysis import OPERATING_SCORE, operating_score_argument
 from ssd_support.files import has_split, images_list_path, objects_list_path, read_json, write_json_atomically
 from ssd_support.resumable_loader import DataLoadError, loader_error_message
@@ -221,6 +222,7 @@ class TrainingRun:
     checkpoint_dir: str
     keep_checkpoints: int
     settings: Dict[str, Any]  # the run's options (vars(args)): saved in every checkpoint, checked on resume
+    ema: Any = None  # an ema.ModelEMA with --ema: what is evaluated and kept as best.pt, saved beside the weights
     evaluate_split: Optional[Callable] = None  # (model, split) -> eval.evaluate's dict; None: no --eval-every
     eval_split: str = "TEST"  # what --eval-every measures: VAL when the data folder has it (prepare_evaluation)
     best_map: Optional[float] = None  # the best VAL mAP so far (best.pt holds those weights)
@@ -252,8 +254,7 @@ class TrainingRun:
                                      f"without saving. The last good checkpoint is {self.last_checkpoint or 'none'}.")
         previous = self.last_checkpoint
         if self.dist_info.is_main:
-            state = make_checkpoint(self.model_without_ddp, self.optimizer, self.scaler, iteration, self.label_map,
-                                    self.settings, self.dist_info.world_size)
+            state = self.checkpoint_state(iteration)
             self.last_checkpoint = save_checkpoint(state, self.checkpoint_dir, self.keep_checkpoints,
                                                    protect=previous)
             log.plot()
@@ -261,6 +262,14 @@ class TrainingRun:
             self.last_checkpoint = checkpoint_path(self.checkpoint_dir, iteration, self.model_without_ddp.image_size)
         self.on_trial = (self.last_checkpoint, previous)
         self.barrier()
+
+    def checkpoint_state(self, iteration):
+        """make_checkpoint's dict of the run, plus "ema" (ModelEMA.state_dict) with --ema."""
+        state = make_checkpoint(self.model_without_ddp, self.optimizer, self.scaler, iteration, self.label_map,
+                                self.settings, self.dist_info.world_size)
+        if self.ema is not None:
+            state["ema"] = self.ema.state_dict()
+        return state
 
     def discard_checkpoint_on_trial(self):
         """After a non-finite loss: delete the checkpoint of the previous step, whose weights gave that loss.
@@ -323,12 +332,12 @@ class TrainingRun:
         """
         result = None
         if self.dist_info.is_main:
-            model = self.model_without_ddp
+            model = self.model_without_ddp if self.ema is None else self.ema.module  # the EMA copy stays in eval
             model.eval()
             try:
                 result = self.evaluate_split(model, self.eval_split)
             finally:
-                model.train()
+                model.train(self.ema is None)
             loss, point = result["loss"], result["operating_point"]
             log.add(iteration, map_11pt=result["map_11pt"], eval_loss=loss["loss"], eval_loc_loss=loss["loc_loss"],
                     eval_conf_loss=loss["conf_loss"], eval_precision=point["precision"], eval_recall=point["recall"],
@@ -352,8 +361,7 @@ class TrainingRun:
         if self.best_map is not None and not val_map > self.best_map:
             return False
         path = os.path.join(self.checkpoint_dir, BEST_CHECKPOINT)
-        state = make_checkpoint(self.model_without_ddp, self.optimizer, self.scaler, iteration, self.label_map,
-                                self.settings, self.dist_info.world_size)
+        state = self.checkpoint_state(iteration)
         state["val_map_11pt"] = float(val_map)
         save_atomically(state, path)
         self.best_map, self.best_checkpoint = float(val_map), path
@@ -428,6 +436,12 @@ def add_run_options(parser):
                              "stay trainable; ResNet-50: conv1, layer1, layer2, layer3, -), e.g. when fine-tuning "
                              "on little data")
     tuning.add_argument("--grad-clip", type=float, default=None, help="clip the gradient norm to this (default: off)")
+    tuning.add_argument("--ema", action="store_true",
+                        help="keep an exponential moving average of the weights (ssd_support/ema.py): --eval-every "
+                             "and best.pt use it, checkpoints hold it, eval.py / detect.py / export.py load it")
+    tuning.add_argument("--ema-decay", type=float, default=EMA_DECAY,
+                        help="--ema's decay after its warm-up (decay x (1 - exp(-updates / 2000)), as Ultralytics "
+                             "and timm)")
 
     run = parser.add_argument_group("run")
     run.add_argument("--device", default=None,
@@ -453,9 +467,9 @@ def add_run_options(parser):
     run.add_argument("--resume", default=None,
                      help="checkpoint to continue from, or 'latest' for the newest one in --checkpoint-dir")
     run.add_argument("--allow-changed-settings", action="store_true",
-                     help="--resume even though --batch-size, --seed, --no-augment, --skip-difficult, "
-                          "--max-images, --optimizer or the number of processes differ from the checkpoint's "
-                          "(the batches then differ from the uninterrupted run's; another optimizer starts afresh)")
+                     help="--resume even though a setting the checkpoint records (any but the run's length, paths, "
+                          "logging and evaluation) or the number of processes differs (the run then differs from "
+                          "the uninterrupted one; another optimizer starts afresh)")
     run.add_argument("--log-every", type=int, default=20, help="write a train_log.csv row every N iterations")
     run.add_argument("--eval-every", type=int, default=0,
                      help="compute the VOC mAP every N iterations and at the end (0: never), on the VAL split "
@@ -501,3 +515,28 @@ def check_run_options(parser, args):
         parser.error(f"--max-images must be at least 1, got {args.max_images}")
     if not 0 <= args.freeze_base <= 5:
         parser.error(f"--freeze-base must be between 0 and 5, got {args.freeze_base}")
+    if not 0 <= args.ema_decay < 1:
+        parser.error(f"--ema-decay must be in [0, 1), got {args.ema_decay}")
+
+
+def check_recipe_options(parser, args):
+    """Refuse recipe values that cannot work (parser.error: usage and one line, exit 2) and fill the defaults that
+    depend on the network."""
+    for name in ("batch_size", "iterations"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if args.lr <= 0:
+        parser.error(f"--lr must be positive, got {args.lr}")
+    if args.warmup < 0:
+        parser.error("--warmup cannot be negative")
+    if args.epochs is not None and not args.epochs > 0:
+        parser.error(f"--epochs must be positive, got {args.epochs}")
+    if args.base == "resnet50" and args.image_size != 300:
+        parser.error("--base resnet50 is defined for --image-size 300 only (NVIDIA's SSD300)")
+    if args.base == "resnet50" and args.batch_size < 2:
+        parser.error("--base resnet50 needs --batch-size 2 or more: its last extra block's batch norm sees a "
+                     "1x1 map, and one value per channel has no batch statistics")
+    if args.init_from:
+        args.no_pretrained = True  # every weight of the base comes from the checkpoint: no ImageNet download
+    if args.bias_lr_mult is None:
+        args.bias_lr_mult = 2.0 if args.base == "vgg16" else 1.0

@@ -2,7 +2,7 @@
 
 What it is: ``utils.calculate_mAP``, the VOC devkit's per-detection loop that the lesson reads, computed for all
 detections at once (the matching with searchsorted / reduceat, "the first detection of an object wins" with
-np.unique): the same rules, the same per-class precision/recall curves, the same APs (tests/test_eval_map.py holds
+np.unique): the same rules, the same per-class precision/recall curves, the same APs (tests/test_voc_map.py holds
 them equal to 1e-12 on randomized problems with difficult objects, ties and empty classes). The APs come from the
 curves through ``utils.average_precision``, the one copy of the 11-point and area rules.
 

@@ -1,5 +1,7 @@
 """MultiBoxLoss and SSD300.detect_objects against torchvision's SSD, given our priors as its anchors."""
 
+import math
+
 import pytest
 import torch
 from torchvision.models.detection import ssd300_vgg16
@@ -93,6 +95,32 @@ def test_images_without_objects(our_model):
     loss.backward()
     assert torch.isfinite(loss) and loss > 0
     assert predicted_scores.grad[1].abs().sum() == 0
+
+
+def test_negatives_per_empty_image_hand_checked():
+    """K hard negatives in an image without objects, divided by the batch's positives as the paper's loss.
+
+    Image 0 has one object and equal logits everywhere (every prior's cross-entropy is log C); image 1 has no
+    object, equal logits except 5 priors whose class-1 logit is 10 (cross-entropy log(e^10 + C - 1)): with K = 5
+    exactly those 5 are its hard negatives. A batch of two empty images has no positives: divided by 1, no NaN."""
+    priors = create_prior_boxes()
+    loss_fn = MultiBoxLoss(priors, negatives_per_empty_image=5)
+    boxes = [torch.tensor([[0.2, 0.2, 0.5, 0.6]]), torch.zeros(0, 4)]
+    labels = [torch.tensor([1]), torch.zeros(0, dtype=torch.long)]
+    n_positives = int((loss_fn.match(boxes[:1], labels[:1])[0] != 0).sum())
+    scores = torch.zeros(2, 8732, N_CLASSES)
+    scores[1, [7, 100, 2000, 5000, 8000], 1] = 10.0
+    _, conf_loss = loss_fn(torch.zeros(2, 8732, 4), scores, boxes, labels)
+    log_c, hot = math.log(N_CLASSES), math.log(math.exp(10.0) + N_CLASSES - 1)
+    torch.testing.assert_close(conf_loss, torch.tensor((4 * n_positives * log_c + 5 * hot) / n_positives))
+    # K = 0 (the paper's): the empty image adds nothing.
+    _, paper = MultiBoxLoss(priors)(torch.zeros(2, 8732, 4), scores, boxes, labels)
+    torch.testing.assert_close(paper, torch.tensor(4 * log_c))
+    # No positives in the batch: 5 negatives per image over a normaliser of 1.
+    empty = [torch.zeros(0, 4)] * 2
+    loc, conf = loss_fn(torch.zeros(2, 8732, 4), torch.zeros(2, 8732, N_CLASSES), empty, [labels[1]] * 2)
+    assert loc.item() == 0.0
+    torch.testing.assert_close(conf, torch.tensor(2 * 5 * log_c))
 
 
 def test_hard_negatives_are_three_per_positive():

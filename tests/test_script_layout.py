@@ -20,10 +20,10 @@ LESSON_FUNCTIONS = {
     "detect.py": {"detect_batch", "detect", "format_detections_json", "parse_args", "main"},
     "eval.py": {"collect_detections", "read_image_sizes", "_check_metric", "score_detections", "evaluate",
                 "format_table", "parse_args", "_nan_to_none", "_fail", "load_model", "main"},
-    "train.py": {"parse_args", "check_recipe_options", "main", "train", "training_loop", "finish_run", "train_step",
-                 "forward_and_loss", "next_batch", "learning_rate_at", "cosine_learning_rate_at",
-                 "schedule_for_epochs", "make_param_groups", "make_optimizer", "set_learning_rate", "build_model",
-                 "make_train_dataset", "evaluation_on", "prepare_training", "apply_epochs"},
+    "train.py": {"parse_args", "main", "train", "training_loop", "finish_run", "train_step", "forward_and_loss",
+                 "next_batch", "learning_rate_at", "cosine_learning_rate_at", "schedule_for_epochs",
+                 "make_param_groups", "make_optimizer", "set_learning_rate", "build_model", "evaluation_on",
+                 "prepare_training", "apply_epochs"},
     "export.py": {"parse_args", "main"},
     "convert_weights.py": {"parse_args", "main"},
 }
@@ -33,6 +33,18 @@ LINE_BUDGETS = {"create_data_lists.py": 420, "detect.py": 420, "eval.py": 420, "
                 "README.md": 800}
 
 SCRIPT_MODULES = {Path(name).stem for name in LESSON_FUNCTIONS}
+
+# Tests mirror the code: the tests of ssd_support/<module>.py are in tests/test_<module>.py, except these, tested
+# through the script or the feature they serve (the scripts' end-to-end tests stay grouped by script).
+TESTED_ELSEWHERE = {
+    "coco_eval": "test_coco.py", "coco_format": "test_coco.py", "cpu_layout": "test_model.py",
+    "detection_export": "test_error_analysis.py", "drawing": "test_detect.py", "launch": "test_train_runs.py",
+    "limits": "test_checkpoints.py", "nms": "test_loss_and_detection.py", "onnx_export": "test_export.py",
+    "previews": "test_train_features.py", "resumable_loader": "test_train_robust.py",
+    "run_log": "test_train_features.py", "split_loss": "test_train_features.py", "toy_data": "test_data_dataset.py",
+    "training_data": "test_train_levers.py", "training_run": "test_train_robust.py",
+    "weights": "test_convert_weights.py",
+}
 
 
 def top_level_definitions(path):
@@ -71,6 +83,15 @@ def test_the_package_never_imports_a_script():
                  for path in sorted((ROOT / "ssd_support").glob("*.py"))}
     offenders = {name: scripts for name, scripts in offenders.items() if scripts}
     assert not offenders, f"ssd_support modules import scripts: {offenders}"
+
+
+def test_every_package_module_has_its_tests_where_a_newcomer_looks():
+    modules = {path.stem for path in (ROOT / "ssd_support").glob("*.py")} - {"__init__"}
+    unfound = {module: TESTED_ELSEWHERE.get(module, f"test_{module}.py") for module in sorted(modules)}
+    unfound = {module: name for module, name in unfound.items() if not (ROOT / "tests" / name).is_file()}
+    assert not unfound, f"no test file for these ssd_support modules (expected tests/<file>): {unfound}"
+    named_twice = sorted(module for module in TESTED_ELSEWHERE if (ROOT / "tests" / f"test_{module}.py").is_file())
+    assert not named_twice, f"TESTED_ELSEWHERE names modules that have tests/test_<module>.py: {named_twice}"
 
 
 def test_the_checks_see_a_definition_and_an_import(tmp_path):

@@ -287,8 +287,8 @@ def test_resume_refuses_changed_settings_in_one_line_unless_allowed(trained, toy
 
 def test_the_last_good_checkpoint_after_divergence_is_one_training_can_go_on_from(toy_data_folder, tmp_path):
     """--lr 1e8 (reached after a 1e-3 first step) --save-every 1 --keep-checkpoints 1: the checkpoint named as
-    good gives a finite loss, and the advised resume with a lower --lr trains on; the checkpoint whose weights
-    gave the non-finite loss is not left behind for --resume latest."""
+    good gives a finite loss, and the advised resume with a lower --lr (--allow-changed-settings) trains on; the
+    checkpoint whose weights gave the non-finite loss is not left behind for --resume latest."""
     with pytest.raises(train.NonFiniteLossError) as error:
         train.main(quick_args(toy_data_folder, tmp_path, "--max-images", "1", "--iterations", "8", "--lr", "1e8",
                               "--warmup", "4", "--warmup-factor", "1e-11", "--save-every", "1",
@@ -301,7 +301,7 @@ def test_the_last_good_checkpoint_after_divergence_is_one_training_can_go_on_fro
     resumed_from = torch.load(good, weights_only=True)["iteration"]
     result = train.main(quick_args(toy_data_folder, tmp_path, "--max-images", "1", "--lr", "1e-5",
                                    "--iterations", str(resumed_from + 2), "--resume", good, "--save-every", "1",
-                                   "--keep-checkpoints", "1"))
+                                   "--keep-checkpoints", "1", "--allow-changed-settings"))
     assert result["iteration"] == resumed_from + 2 and training_run.weights_are_finite(result["model"])
 
 

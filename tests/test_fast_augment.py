@@ -554,3 +554,50 @@ def test_random_crop_keeps_the_boxes_dtype():
         seed_all(seed)
         dtypes.add(random_crop(image, boxes, torch.tensor([1]), torch.tensor([0]))[1].dtype)
     assert dtypes == {torch.float64}
+
+
+# Each part switched off (train.py --no-photometric, --no-zoom-out, --no-crop, --no-flip), then all but one.
+ONE_OFF = [tuple(s for s in utils.AUGMENTATION_STEPS if s != off) for off in utils.AUGMENTATION_STEPS]
+ONE_ON = [(step,) for step in utils.AUGMENTATION_STEPS]
+
+
+@pytest.mark.parametrize("steps", ONE_OFF + ONE_ON, ids=lambda steps: "+".join(steps))
+def test_fast_path_equals_the_reference_with_each_part_switched_off(steps):
+    """The same boxes, labels and random draws as the reference chain given the same parts; the pixels equal to
+    rounding without the photometric step, within test_fast_path_with_photometric_stays_close_to_the_reference's
+    bounds with it. A part left out draws nothing: the chain without it draws differently from the full one."""
+    rng = random.Random(21)
+    std = torch.tensor(IMAGENET_STD).view(3, 1, 1) * 255
+    differs_from_full_chain = 0
+    for seed in range(8):
+        scene = textured_scene(rng)
+        (fast, *fast_next), (reference, *reference_next) = both_paths(scene, seed, steps=steps)
+        assert fast_next == reference_next, seed
+        for a, b in zip(fast[1:], reference[1:]):
+            assert torch.equal(a, b), seed
+        difference = ((fast[0] - reference[0]) * std).abs()
+        assert difference.max() < 1e-4 if "photometric" not in steps else difference.mean() < 3, seed
+        (full, *full_next), _ = both_paths(scene, seed)
+        differs_from_full_chain += full_next != fast_next
+    assert differs_from_full_chain > 0
+
+
+def test_no_part_at_all_is_the_test_transform(toy_data_folder):
+    """steps=() in the reference chain is the TEST transform exactly; PascalVOCDataset with augment_steps=() (train.py
+    with all four --no-* switches) takes the TEST path itself, so its items equal --no-augment's bit for bit."""
+    from datasets import PascalVOCDataset
+
+    rng = random.Random(3)
+    for seed in range(4):
+        scene = textured_scene(rng)
+        seed_all(seed)
+        reference = utils.transform(*scene, "TRAIN", steps=())
+        test = transform(*scene, "TEST")
+        assert all(torch.equal(a, b) for a, b in zip(reference, test))
+    none = PascalVOCDataset(toy_data_folder, "TRAIN", augment=True, augment_steps=(), normalized=False)
+    unaugmented = PascalVOCDataset(toy_data_folder, "TRAIN", augment=False, normalized=False)
+    for index in range(2):
+        seed_all(index)
+        first = none[index]
+        seed_all(index + 100)
+        assert all(torch.equal(a, b) for a, b in zip(first, unaugmented[index]))
