@@ -29,7 +29,7 @@ import tempfile
 
 import numpy as np
 
-from ssd_support.files import images_list_path, write_atomically
+from ssd_support.files import images_list_path, refuse_inputs_as_outputs, write_atomically
 
 DEFAULT_CALIBRATION_IMAGES = 100
 # The ops quantized: the convolutions, and the ops between two of them that pass int8 values through unchanged
@@ -183,6 +183,7 @@ def export_checkpoint_quantized(checkpoint, output, precision, calibration_folde
     """
     from ssd_support.onnx_export import export_checkpoint
 
+    refuse_inputs_as_outputs([checkpoint], {"--output": output})  # the float32 export below writes a temporary file
     if precision not in ("int8", "float16"):
         raise ValueError(f"precision {precision!r}: expected 'int8' or 'float16'")
     if precision == "int8":
