@@ -67,6 +67,7 @@ from ssd_support.backends import DEFAULT_CHECKPOINT_DIR, make_detector
 from ssd_support.video import annotate_capture, detect_video, is_video, open_camera, run_webcam, stream_name
 from ssd_support.detection_formats import DetectionExports
 from ssd_support.files import RunOutputs
+from ssd_support.tiling import DEFAULT_TILE_OVERLAP, tiled_detect_fn
 
 # torch is imported where the network runs, not here: detect.py --onnx runs on machines without torch.
 
@@ -204,6 +205,13 @@ def parse_args(argv=None):
                          help="let --save-voc / --save-yolo / --save-coco replace files that exist (an earlier run's, "
                               "or a data set's own XML, labels and data.yaml); without it they are refused before "
                               "any work. An input is never replaced")
+    parser.add_argument("--tile", type=int, default=None, metavar="SIZE",
+                        help="large images: detect on overlapping SIZE x SIZE pixel crops and merge them with NMS "
+                             "(ssd_support/tiling.py); boxes in the image's pixels")
+    parser.add_argument("--tile-overlap", type=float, default=DEFAULT_TILE_OVERLAP, metavar="F",
+                        help="with --tile: fraction of a crop shared with its neighbour, in [0, 1)")
+    parser.add_argument("--tile-full-image", action="store_true",
+                        help="with --tile: also detect on the whole image (objects larger than a tile)")
     parser.add_argument("--batch-size", type=int, default=8, help="images (or video frames) per forward pass")
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
     parser.add_argument("--backend", choices=("auto", "torch", "onnxruntime"), default="auto",
@@ -216,6 +224,10 @@ def parse_args(argv=None):
         parser.error("give image or video files, folders or patterns, or --webcam SOURCE")
     if args.onnx and (args.checkpoint or args.backend != "auto"):
         parser.error("--onnx runs an exported model with its own NMS: give it without --checkpoint and --backend")
+    if args.tile is not None and args.tile < 1:
+        parser.error(f"--tile must be at least 1 pixel, got {args.tile}")
+    if not 0 <= args.tile_overlap < 1:
+        parser.error(f"--tile-overlap must be in [0, 1), got {args.tile_overlap}")
     if args.batch_size < 1:
         parser.error(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.max_frames is not None and args.max_frames < 1:
@@ -244,6 +256,9 @@ def main(argv=None):
     except (ValueError, ImportError) as error:
         report(str(error).splitlines()[0])
         return 1
+    if args.tile is not None:  # crops in batches of --batch-size, merged back into each image's pixels
+        detect_fn = tiled_detect_fn(detect_fn, args.tile, args.tile_overlap, args.tile_full_image, args.max_overlap,
+                                    args.top_k, args.agnostic_nms, args.batch_size)
     print(f"detect.py: {description}")  # the first line: which model, where, on which backend
 
     files, errors = expand_inputs(args.images)

@@ -13,6 +13,8 @@ so that only a few hundred priors per image pass the score threshold, as with a 
     python bench/bench_detector.py --folder                 # detect.py's path on a folder of JPEG photos
     python bench/bench_detector.py --folder DIR             # ... on the images of DIR
     python bench/bench_detector.py --onnxruntime-profile    # where onnxruntime's time goes, by operator and batch size
+    python bench/bench_detector.py --int8                   # adds ours with the network in INT8 (onnxruntime)
+    python bench/bench_detector.py --int8 --onnxruntime-profile   # ... and where the INT8 network's time goes
 
 It prints the images/s of both and their ratio (ours / torchvision's; above 1: ours is faster), timing the
 models alternately so that a slow moment of the machine hits all of them. A third contender is ours with the
@@ -21,6 +23,10 @@ convolutions then run without reordering activations), checked to give the same 
 layout (same labels, boxes within 1e-2 pixels, scores within 1e-5) before it is timed. On the CPU a fourth is
 ours with the network run by onnxruntime on its ONNX export (``onnx_export.OnnxRuntimeSSD``, what ``detect.py
 --backend onnxruntime`` uses), checked the same way.
+
+``--int8`` adds ours with the network quantized to INT8 (``ssd_support/quantization.py``, calibrated on 8
+photo-like JPEGs written for it; what ``export.py --int8`` writes) run by ``OnnxRuntimeSSD``; its detections are
+not the float network's, so they are not compared, only timed.
 
 ``--folder`` times what ``detect.py`` does with a folder of photos instead, file reading and JPEG decoding
 included, batch by batch (``--batch-size``): images.load_image, then detect.detect_batch on the network as
@@ -36,6 +42,7 @@ detect.py rounds them); drawing and writing the results, the same for every back
 import argparse
 import copy
 import glob
+import json
 import os
 import sys
 import tempfile
@@ -112,10 +119,11 @@ def main(argv=None):
     parser.add_argument("--photos", type=int, default=24, help="photos written for --folder without a folder")
     parser.add_argument("--onnxruntime-profile", action="store_true",
                         help="print onnxruntime's time per operator type and its ms per image at batch 1, 2, 4, 8")
+    parser.add_argument("--int8", action="store_true", help="add ours with the network in INT8 in onnxruntime (CPU)")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     if args.onnxruntime_profile:
-        return onnxruntime_profile(args.repeats)
+        return onnxruntime_profile(args.repeats, args.int8)
     if args.folder is not None:
         return folder_benchmark(args, device)
     tv_model, ours = make_models(device, args.trained_like)
@@ -130,8 +138,16 @@ def main(argv=None):
             models["ours, onnxruntime"] = SSDDetector(onnx_network, antialias=False).eval()
         except ImportError:
             print("onnxruntime or onnx not installed: the onnxruntime contender is left out")
+    compared = list(models)[2:]
+    if device.type == "cpu" and args.int8:
+        from ssd_support.onnx_export import OnnxRuntimeSSD
+
+        with tempfile.TemporaryDirectory() as folder:
+            path = int8_network(ours.network, folder)
+            models["ours, onnxruntime INT8"] = SSDDetector(OnnxRuntimeSSD(copy.deepcopy(ours.network), onnx_path=path),
+                                                           antialias=False).eval()
     with torch.inference_mode():
-        for name in list(models)[2:]:
+        for name in compared:
             check_same_detections(ours(images), models[name](images), name)
     for model in models.values():
         time_call(model, images, device)  # warm-up: cuDNN autotuning, allocator, first-call costs
@@ -152,10 +168,29 @@ def main(argv=None):
     return 0
 
 
-def onnxruntime_profile(repeats):
+def int8_network(network, folder):
+    """Export ``network`` alone to ONNX and quantize it to INT8 as ``export.py --int8`` does, calibrated on 8
+    photo-like JPEGs written into ``folder``; the INT8 file's path (in ``folder``)."""
+    from ssd_support.onnx_export import export_network
+    from ssd_support.quantization import quantize_int8
+
+    float_path, int8_path = os.path.join(folder, "network.onnx"), os.path.join(folder, "network_int8.onnx")
+    export_network(network, float_path)
+    import onnx
+
+    model = onnx.load(float_path)  # export_network writes no metadata: add what quantize_int8 reads
+    model.metadata_props.add(key="image_size", value=str(network.image_size))
+    model.metadata_props.add(key="preprocess", value=json.dumps({"antialias": False}))
+    onnx.save(model, float_path)
+    quantize_int8(float_path, int8_path, write_photos(folder, 8, seed=1))
+    return int8_path
+
+
+def onnxruntime_profile(repeats, int8=False):
     """Where OnnxRuntimeSSD's time goes: onnxruntime's profiler, summed by operator type (batch 4), and the
     best time per image of ``repeats`` calls at batch 1, 2, 4 and 8 (random weights and images: the same
-    convolutions as a trained network's)."""
+    convolutions as a trained network's). ``int8``: of the INT8 network (:func:`int8_network`), with the ten
+    nodes that take the most time."""
     import collections
     import json
 
@@ -168,6 +203,8 @@ def onnxruntime_profile(repeats):
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "network.onnx")
         export_network(network, path)  # once: every session below runs this file
+        if int8:
+            path = int8_network(network, folder)
         for batch_size in (1, 2, 4, 8):
             model, images = OnnxRuntimeSSD(network, onnx_path=path), torch.randn(batch_size, 3, 300, 300)
             model(images)  # warm-up
@@ -186,14 +223,20 @@ def onnxruntime_profile(repeats):
             session.run(None, {"images": images})
         with open(session.end_profiling()) as f:
             events = json.load(f)
-    microseconds = collections.Counter()
+    microseconds, by_node = collections.Counter(), collections.Counter()
     for event in events:
         if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
             microseconds[event["args"]["op_name"]] += event["dur"]
+            by_node[(event["args"]["op_name"], event["name"][:-len("_kernel_time")])] += event["dur"]
     total = sum(microseconds.values())
-    print(f"onnxruntime {onnxruntime.__version__}, batch 4, {repeats} calls, time by operator type:")
-    for op_type, spent in microseconds.most_common(6):
-        print(f"  {op_type:12s} {100 * spent / total:5.1f}%")
+    print(f"onnxruntime {onnxruntime.__version__}, {'INT8' if int8 else 'float32'} network, batch 4, {repeats} calls, "
+          f"time by operator type:")
+    for op_type, spent in microseconds.most_common(8):
+        print(f"  {op_type:16s} {100 * spent / total:5.1f}%")
+    if int8:
+        print("the ten nodes that take the most time:")
+        for (op_type, name), spent in by_node.most_common(10):
+            print(f"  {op_type:16s} {100 * spent / total:5.1f}%  {name}")
     return 0
 
 

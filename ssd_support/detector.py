@@ -19,6 +19,7 @@ from torch import nn
 
 from model import EVAL_CANDIDATES_PER_CLASS, EVAL_MIN_SCORE, EVAL_NMS_IOU, EVAL_TOP_K, build_ssd, create_prior_boxes
 from ssd_support.checkpoints import load_model_from_checkpoint
+from ssd_support.tiling import DEFAULT_TILE_OVERLAP, merge_tensor_detections, tile_starts, tile_tensor_images
 from utils import MultiBoxLoss, preprocess_settings
 
 
@@ -58,7 +59,8 @@ class SSDDetector(nn.Module):
 
     def __init__(self, network, score_thresh=EVAL_MIN_SCORE, nms_thresh=EVAL_NMS_IOU, detections_per_img=EVAL_TOP_K,
                  topk_candidates=EVAL_CANDIDATES_PER_CLASS, image_mean=None, image_std=None, label_map=None,
-                 antialias=None):
+                 antialias=None, tile_size=None, tile_overlap=DEFAULT_TILE_OVERLAP, tile_full_image=False,
+                 tile_batch_size=8):
         """
         :param network: an ``SSD`` (``SSD300``, ``SSD512``, or from ``build_ssd``)
         :param score_thresh: a class score above this makes a candidate detection
@@ -72,6 +74,12 @@ class SSDDetector(nn.Module):
         :param antialias: low-pass filter images before shrinking them, as ``utils.resize`` does in training
             and detect.py (a photo shrunk 10x without it aliases); torchvision's SSD does not: False matches
             it exactly. Enlarging is the same either way. Default: the network's ``preprocess_config``, else True
+        :param tile_size: eval mode: detect on overlapping tile_size x tile_size crops of each image (pixels) and
+            merge them with a class-aware NMS (``ssd_support.tiling``: small objects in large images); None: whole
+            images
+        :param tile_overlap: fraction of a crop shared with its neighbour, in [0, 1)
+        :param tile_full_image: with tiles, also detect on the whole image (objects larger than a tile)
+        :param tile_batch_size: crops per forward pass of the network
         """
         super().__init__()
         self.network = network
@@ -82,6 +90,10 @@ class SSDDetector(nn.Module):
         self.image_std = tuple(settings["std"] if image_std is None else image_std)
         self.label_map = None if label_map is None else dict(label_map)
         self.antialias = settings["antialias"] if antialias is None else antialias
+        if tile_size is not None:
+            tile_starts(tile_size, tile_size, tile_overlap)  # a bad size or overlap fails here, not at the first call
+        self.tile_size, self.tile_overlap, self.tile_full_image = tile_size, tile_overlap, tile_full_image
+        self.tile_batch_size = tile_batch_size
         self._restore_float32_priors()
 
     def _restore_float32_priors(self):
@@ -123,11 +135,29 @@ class SSDDetector(nn.Module):
             raise TargetError("targets should not be none when in training mode")
         if targets is not None:
             self._check_targets(images, targets)
+        if not self.training and self.tile_size is not None:
+            return self.detect_tiled(images)
         image_sizes = [tuple(image.shape[-2:]) for image in images]
         predicted_locs, predicted_scores = self.network(self.resize_and_normalize(images))
         if self.training:
             return self.compute_loss(predicted_locs, predicted_scores, targets, image_sizes)
         return self.postprocess(predicted_locs, predicted_scores, image_sizes)
+
+    def detect_tiled(self, images):
+        """Eval-mode detections tile by tile (``tile_size``): every crop of every image through the network in
+        batches of ``tile_batch_size``, its boxes shifted back to its image, then a class-aware NMS per image.
+
+        :param images: list of N (3, H_i, W_i) float tensors in [0, 1]
+        :return: N {"boxes": (k_i, 4) pixel x1y1x2y2 of the whole image, "labels", "scores"}, best first
+        """
+        crops, owners = tile_tensor_images(images, self.tile_size, self.tile_overlap, self.tile_full_image)
+        crop_detections = []
+        for start in range(0, len(crops), self.tile_batch_size):
+            batch = crops[start:start + self.tile_batch_size]
+            predicted_locs, predicted_scores = self.network(self.resize_and_normalize(batch))
+            crop_detections += self.postprocess(predicted_locs, predicted_scores,
+                                                [tuple(crop.shape[-2:]) for crop in batch])
+        return merge_tensor_detections(crop_detections, owners, len(images), self.nms_thresh, self.detections_per_img)
 
     def resize_and_normalize(self, images):
         """Resize every image to the network's input and normalize it (torchvision's ``model.transform``).

@@ -200,9 +200,11 @@ class ExportableSSD(nn.Module):
         """:param images: (N, 3, S, S) normalized images
         :return: the network's two outputs, or the four of ``SSDPostprocess``
         """
-        predicted_locs, predicted_scores = self.network(images)
+        # A float16 network (export.py --half) takes and gives float16: cast inside the graph, so that the model's
+        # input and outputs stay float32.
+        predicted_locs, predicted_scores = self.network(images.to(self.network.priors_cxcy.dtype))
         if self.postprocess is None:
-            return predicted_locs, predicted_scores
+            return predicted_locs.float(), predicted_scores.float()
         return self.postprocess(predicted_locs, predicted_scores)
 
 
@@ -261,7 +263,8 @@ def export_network(network, path):
 
 
 def export_checkpoint(checkpoint, output, opset=DEFAULT_OPSET, with_postprocess=False, min_score=EVAL_MIN_SCORE,
-                      max_overlap=EVAL_NMS_IOU, top_k=EVAL_TOP_K, max_candidates=EVAL_CANDIDATES_PER_CLASS):
+                      max_overlap=EVAL_NMS_IOU, top_k=EVAL_TOP_K, max_candidates=EVAL_CANDIDATES_PER_CLASS,
+                      half=False):
     """Export the network of a ``train.py`` checkpoint, with or without the post-processing.
 
     :param checkpoint: path of the checkpoint
@@ -272,6 +275,8 @@ def export_checkpoint(checkpoint, output, opset=DEFAULT_OPSET, with_postprocess=
     :param max_overlap: with_postprocess: NMS IoU threshold
     :param top_k: with_postprocess: detections per image
     :param max_candidates: with_postprocess: candidates per image and class before NMS
+    :param half: the network in float16 (for GPU runtimes; ``export.py --half``): its weights and arithmetic;
+        the input, the outputs and the post-processing stay float32
     :return: the exported ``ExportableSSD`` (eval mode), to compare with
     :raises ssd_support.files.OutputRefused: (a ValueError) when ``output`` is the checkpoint
     """
@@ -283,6 +288,8 @@ def export_checkpoint(checkpoint, output, opset=DEFAULT_OPSET, with_postprocess=
     if with_postprocess:
         postprocess = SSDPostprocess(network.priors_cxcy, network.n_classes, min_score, max_overlap, top_k,
                                      max_candidates)
+    if half:
+        network = network.half()  # after the post-processing took the float32 priors
     module = ExportableSSD(network, postprocess).eval()
     size = network.image_size
     settings = preprocess_settings(network.preprocess_config)  # a converted checkpoint names its own
@@ -296,6 +303,8 @@ def export_checkpoint(checkpoint, output, opset=DEFAULT_OPSET, with_postprocess=
     if with_postprocess:
         metadata.update(min_score=str(min_score), max_overlap=str(max_overlap), top_k=str(postprocess.top_k),
                         max_candidates=str(max_candidates))
+    if half:
+        metadata["precision"] = "float16 network (float32 input, outputs and post-processing); for GPU runtimes"
     output_names = POSTPROCESS_OUTPUTS if with_postprocess else NETWORK_OUTPUTS
     with torch.no_grad():  # traced with 2 images; any number can be given to the exported model
         export_onnx(module, (torch.zeros(2, 3, size, size),), output, ("images",), output_names, opset, metadata)

@@ -54,6 +54,9 @@ def test_scripts_refuse_their_input_checkpoint_as_output(tmp_path, capsys, toy_d
     checkpoint.write_bytes(content)
     assert export.main(["--checkpoint", str(checkpoint), "--output", str(checkpoint)]) == 1
     _unchanged(checkpoint, content, capsys, "export.py")
+    for precision in (["--int8", "--calibration", toy_data_folder], ["--half"]):  # these export to a temporary file
+        assert export.main(["--checkpoint", str(checkpoint), "--output", str(checkpoint), *precision]) == 1
+        _unchanged(checkpoint, content, capsys, "export.py")
     assert eval_script.main(["--data-folder", toy_data_folder, "--checkpoint", str(checkpoint), "--output",
                              str(checkpoint)]) == 1
     _unchanged(checkpoint, content, capsys, "eval.py")
