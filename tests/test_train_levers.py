@@ -11,6 +11,7 @@ import torch
 
 import create_data_lists as cdl
 import train
+from ssd_support import data_lists
 from ssd_support.checkpoints import load_model_from_checkpoint
 from ssd_support.toy_data import make_toy_dataset
 from test_train_features import copy_lists, measured, quiet_args
@@ -91,7 +92,7 @@ def test_resuming_refuses_any_changed_recorded_setting_in_one_line(toy_data_fold
 def test_evaluations_and_best_pt_use_the_ema_weights(toy_data_folder, tmp_path, monkeypatch):
     folder = copy_lists(toy_data_folder, tmp_path / "data", n_train=2)
     with contextlib.redirect_stdout(io.StringIO()):
-        cdl.split_validation(folder, 0.5)
+        data_lists.split_validation(folder, 0.5)
     evaluated = []
 
     def fake_evaluate_split(model, split):
