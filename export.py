@@ -66,6 +66,8 @@ def main(argv=None):
         if args.int8 or args.half:
             from ssd_support.quantization import export_checkpoint_quantized  # needs onnxruntime's quantizer
 
+            if args.half:  # the exporter runs the float16 network on the CPU, which has no fast float16 kernels
+                print("export.py: --half traces the network in float16 on the CPU: this takes minutes", flush=True)
             export_checkpoint_quantized(args.checkpoint, args.output, "int8" if args.int8 else "float16",
                                         args.calibration, args.calibration_images, opset=args.opset,
                                         with_postprocess=args.with_postprocess, min_score=args.min_score,
