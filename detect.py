@@ -21,7 +21,8 @@ Pascal VOC XML per image (labelImg, CVAT, Label Studio; create_data_lists.py --a
 as a sixth value with --save-scores, and data.yaml; create_data_lists.py --yolo DIR reads it back); --save-coco
 FILE, one COCO json (pycocotools' COCO(FILE); its annotations, with scores, also load as results). No input is
 ever replaced (a YOLO set's own images/ stay in place), and a file that exists is replaced only with --overwrite:
-both are refused before any image is processed (ssd_support.files.RunOutputs).
+both are refused before any image is processed (ssd_support.files.RunOutputs). A YOLO set's own data.yaml is
+never replaced: kept when its names are the model's, the set refused otherwise (its labels would change classes).
 
 A video file (named explicitly: .mp4, .avi, .mov, .mkv, .webm, ...) gives an annotated video that browsers play
 (ssd_support/video.py: <name>_detections.mp4, H.264, where PyAV is installed, else <name>_detections.webm, VP9
@@ -203,8 +204,9 @@ def parse_args(argv=None):
                               "pycocotools' COCO(FILE), and its annotations as results with loadRes)")
     formats.add_argument("--overwrite", action="store_true",
                          help="let --save-voc / --save-yolo / --save-coco replace files that exist (an earlier run's, "
-                              "or a data set's own XML, labels and data.yaml); without it they are refused before "
-                              "any work. An input is never replaced")
+                              "or a data set's own XML and labels); without it they are refused before any work. "
+                              "An input is never replaced, nor a YOLO set's own data.yaml: kept when its names are "
+                              "the model's, refused otherwise")
     parser.add_argument("--tile", type=int, default=None, metavar="SIZE",
                         help="large images: detect on overlapping SIZE x SIZE pixel crops and merge them with NMS "
                              "(ssd_support/tiling.py); boxes in the image's pixels")

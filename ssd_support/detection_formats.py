@@ -21,7 +21,8 @@ whole image bad there. The writers return how many they left out.
 Where the files go (:class:`VocFolderWriter`, :class:`YoloFolderWriter`, :func:`place_image`): every file is
 checked by the run's :class:`ssd_support.files.RunOutputs` before it is written, so that no input is ever
 replaced (a YOLO set pre-annotated in place keeps its images where they are), and no file that this run did not
-write is replaced without --overwrite (a folder of ground-truth XML, an existing YOLO set's labels and data.yaml).
+write is replaced without --overwrite (a folder of ground-truth XML, an existing YOLO set's labels). An existing
+YOLO set's data.yaml is never replaced: it is kept when its names are the model's, the set refused otherwise.
 Each file is named so that the reader the README gives (create_data_lists.py --annotations / --yolo) pairs it
 with its own image: ``IMG_1.jpg`` and ``IMG_1.jpeg`` get ``IMG_1.xml`` and ``IMG_1.jpeg.xml``
 (:func:`voc_annotation_id`).
@@ -29,7 +30,8 @@ with its own image: ``IMG_1.jpg`` and ``IMG_1.jpeg`` get ``IMG_1.xml`` and ``IMG
 :class:`DetectionExports` writes them as detect.py processes its images (one file per image, the COCO json and
 data.yaml once all are).
 
-The standard library, PyYAML for data.yaml (requirements.txt), and ssd_support.files / ssd_support.images (leaves).
+The standard library, PyYAML for data.yaml (requirements.txt), ssd_support.files / ssd_support.images (leaves) and
+ssd_support.yolo_format (an existing data.yaml's names, read as create_data_lists.py --yolo reads them).
 """
 
 import json
@@ -39,6 +41,7 @@ import xml.etree.ElementTree as ET
 
 from ssd_support.files import OutputRefused, RunOutputs, same_file, write_atomically
 from ssd_support.images import IMAGE_EXTENSIONS
+from ssd_support.yolo_format import YAML_NAMES, YoloDataError, class_names, load_yaml
 
 # What a COCO results list without a single detection means (pycocotools' loadRes cannot read an empty list: an
 # IndexError), said in one line wherever one is written (detect.py --save-coco, eval.py --save-detections).
@@ -286,6 +289,10 @@ class YoloFolderWriter:
     """detect.py --save-yolo DIR: images/ (the images linked or copied, or left where they are when they already
     are in DIR/images), labels/ (one label file per image, at Ultralytics' path for it) and data.yaml.
 
+    A data.yaml (or data.yml) already in DIR is the data set's own and is never rewritten: its splits are the set's,
+    and its names say what every label file's class ids mean, those this run does not write too. It is kept when its
+    names are the model's in label order; otherwise the set is refused (:meth:`check_before_writing`).
+
     :param folder: the data set's folder (images/ and labels/ created)
     :param label_map: {class name: label}, background 0, labels 1..n
     :param scores: the score as a sixth value of each line
@@ -302,12 +309,14 @@ class YoloFolderWriter:
             os.makedirs(os.path.join(folder, sub), exist_ok=True)
 
     def check_before_writing(self):
-        """Refuse, before any work, a folder that already holds a YOLO set (data.yaml, label files): this run
-        would replace some of its files and leave the others, a set that means neither (unless --overwrite).
+        """Refuse, before any work, a folder that already holds a YOLO set's label files: this run would replace
+        some of them and leave the others, a set that means neither (unless --overwrite); and, even with --overwrite,
+        a set whose data.yaml has other names than the model's (:meth:`kept_yaml`).
 
         :raises OutputRefused: one line naming the file found
         """
-        self.outputs.check(os.path.join(self.folder, "data.yaml"), "--save-yolo")
+        if self.kept_yaml() is None:
+            self.outputs.check(os.path.join(self.folder, "data.yaml"), "--save-yolo")
         labels = os.path.join(self.folder, "labels")
         existing = sorted(name for name in os.listdir(labels) if name.endswith(".txt")) if os.path.isdir(labels) else []
         if existing and not self.outputs.overwrite:
@@ -388,12 +397,43 @@ class YoloFolderWriter:
         return next((path for path in self.listed[folder].get(os.path.splitext(name)[0], [])
                      if not same_file(path, destination)), None)
 
+    def kept_yaml(self):
+        """The data set's own data.yaml (or data.yml, as create_data_lists.py --yolo finds it), kept as it is because
+        its names are the model's in label order; None when the folder has none (this run writes one).
+
+        Never replaced, even with --overwrite: its splits are the set's, and its names give the class ids of every
+        label file, those this run does not rewrite too (new names would re-map them silently).
+
+        :return: its path, or None
+        :raises OutputRefused: one line naming it, when it cannot be read or its names are not the model's
+        """
+        path = next((os.path.join(self.folder, name) for name in YAML_NAMES
+                     if os.path.lexists(os.path.join(self.folder, name))), None)
+        if path is None:
+            return None
+        try:
+            names = class_names(load_yaml(path), path)
+        except YoloDataError as error:
+            raise OutputRefused(f"{error} (--save-yolo keeps a data set's own data.yaml and needs its names to be "
+                                f"the model's)") from None
+        if names != self.names:
+            raise OutputRefused(f"{path}: its names {names} are not the model's {self.names} (in label order): "
+                                f"--save-yolo would write labels that it reads as other classes, and never replaces a "
+                                f"data set's data.yaml (not even with --overwrite); write elsewhere")
+        return path
+
     def close(self):
-        """Write data.yaml. :return: its path"""
+        """Write data.yaml, unless the set has its own (:meth:`kept_yaml`), kept as it is.
+
+        :return: (its path, True when it was kept)
+        """
+        kept = self.kept_yaml()
+        if kept is not None:
+            return kept, True
         path = self.outputs.claim(os.path.join(self.folder, "data.yaml"), "--save-yolo")
         text = yolo_data_yaml(self.names)
         write_atomically(path, lambda file: file.write(text))
-        return path
+        return path, False
 
 
 def coco_document(images, label_map, description="detect.py detections"):
@@ -516,9 +556,11 @@ class DetectionExports:
             lines.append(f"--save-voc: {len(self.voc.written)} Pascal VOC XML files -> {self.voc_folder} (read back: "
                          f"python create_data_lists.py --annotations {self.voc_folder} --images {self.image_root})")
         if self.yolo_folder:
-            self.yolo.close()
+            yaml_path, kept = self.yolo.close()
             how = ", ".join(f"{count} {name}" for name, count in self.placed.items() if count)
-            lines.append(f"--save-yolo: {self.n_images} images ({how or 'none'}) and YOLO label files, and data.yaml "
+            yaml_text = (f"the set's own {os.path.basename(yaml_path)} kept as it is (its names are the model's)"
+                         if kept else "data.yaml")
+            lines.append(f"--save-yolo: {self.n_images} images ({how or 'none'}) and YOLO label files, and {yaml_text} "
                          f"-> {self.yolo_folder} (read back: python create_data_lists.py --yolo {self.yolo_folder})")
         if self.coco_file:
             document, _ = coco_document(self.coco_images, self.label_map)

@@ -211,12 +211,57 @@ def test_a_yolo_set_pre_annotated_in_place_keeps_its_images(photos, tmp_path, ca
     captured = capsys.readouterr()
     assert "objects ->" not in captured.out  # refused before any image was processed
     error = captured.err.strip().splitlines()
-    assert len(error) == 1 and str(dataset / "data.yaml") in error[0] and "--overwrite" in error[0]
+    assert len(error) == 1 and str(dataset / "labels") in error[0] and "--overwrite" in error[0]
     assert (dataset / "labels" / "wide.txt").read_text() == "0 0.5 0.5 0.1 0.1\n"
     assert detect.main([str(dataset / "images"), "--output", str(tmp_path / "out"), "--save-yolo", str(dataset),
                         "--overwrite"]) == 0
     assert (dataset / "labels" / "wide.txt").read_text() == labels
     assert {name: (dataset / "images" / name).read_bytes() for name in SIZES} == content
+
+
+def split_yolo_set(root, names):
+    """A YOLO set with its own train/val split and data.yaml: images/train/t1.jpg with a hand-made class 0 box,
+    images/val/v1.jpg with a class 1 box. :return: (the set's folder, data.yaml's text)"""
+    dataset = root / "ds"
+    for split, stem, class_id in (("train", "t1", 0), ("val", "v1", 1)):
+        os.makedirs(dataset / "images" / split)
+        os.makedirs(dataset / "labels" / split)
+        Image.new("RGB", (160, 90), "teal").save(dataset / "images" / split / f"{stem}.jpg")
+        (dataset / "labels" / split / f"{stem}.txt").write_text(f"{class_id} 0.5 0.5 0.2 0.2\n")
+    text = f"path: .\ntrain: images/train\nval: images/val\nnames: [{', '.join(names)}]\n"
+    (dataset / "data.yaml").write_text(text)
+    return dataset, text
+
+
+def test_a_yolo_set_with_other_names_is_refused_even_with_overwrite(photos, tmp_path, capsys):
+    """Writing into part of a YOLO set whose data.yaml names other classes used to replace its data.yaml (its split
+    lost, and its hand-made labels/train/t1.txt, class 0 = triangle, read back as cat): refused before any work."""
+    dataset, text = split_yolo_set(tmp_path, ["triangle", "square", "circle"])
+    assert detect.main([str(dataset / "images" / "val"), "--output", str(tmp_path / "out"), "--save-yolo",
+                        str(dataset), "--overwrite"]) == 1
+    captured = capsys.readouterr()
+    assert "objects ->" not in captured.out  # refused before any image was processed
+    error = captured.err.strip().splitlines()
+    assert len(error) == 1 and str(dataset / "data.yaml") in error[0]
+    assert "['triangle', 'square', 'circle']" in error[0] and "['cat', 'dog', 'traffic light']" in error[0]
+    assert (dataset / "data.yaml").read_text() == text
+    assert (dataset / "labels" / "val" / "v1.txt").read_text() == "1 0.5 0.5 0.2 0.2\n"
+
+
+def test_a_yolo_set_with_the_models_names_keeps_its_data_yaml(photos, tmp_path, capsys):
+    """The set's own data.yaml, with the model's names, is kept as it is (its split too): the labels written and
+    those left are read back with the same classes."""
+    dataset, text = split_yolo_set(tmp_path, ["cat", "dog", "traffic light"])
+    assert detect.main([str(dataset / "images" / "val"), "--output", str(tmp_path / "out"), "--save-yolo",
+                        str(dataset), "--overwrite"]) == 0
+    assert "the set's own data.yaml kept as it is" in capsys.readouterr().out
+    assert (dataset / "data.yaml").read_text() == text
+    lists = tmp_path / "lists"
+    assert create_data_lists.main(["--yolo", str(dataset), "--output", str(lists)]) == 0
+    assert {name: [label for label, _ in boxes] for name, boxes in read_lists(lists, "TRAIN").items()} == {
+        "t1.jpg": ["cat"]}  # the hand-made label, its class unchanged
+    assert {name: [label for label, _ in boxes] for name, boxes in read_lists(lists, "TEST").items()} == {
+        "v1.jpg": [d["label"] for d in forced_detections(160, 90)[:3]]}  # the val split: this run's detections
 
 
 def test_two_images_of_one_yolo_label_file_are_refused(photos, tmp_path, capsys):
