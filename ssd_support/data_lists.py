@@ -221,12 +221,29 @@ def _write_json(path, data):
     write_atomically(path, lambda file: json.dump(data, file))
 
 
+def _image_file_key(path):
+    """What makes two listed paths one image: the file's identity, (st_dev, st_ino) of ``os.stat``, which follows
+    symbolic links and is shared by hard links (a TEST image that is a link to a TRAIN image is that image); the
+    resolved path when the file cannot be stat'ed (a missing image, reported elsewhere).
+
+    :param path: an image path
+    :return: a hashable key, equal for two paths of one file
+    """
+    try:
+        status = os.stat(path)
+    except OSError:
+        return os.path.normcase(os.path.realpath(path))
+    return status.st_dev, status.st_ino
+
+
 def _leave_out_duplicate_images(lists, problems):
     """Find every image listed more than once: twice in one split (two annotation files, or two ImageSets lines,
     name it: which boxes are right?) or in two splits (the test set would score an image the network trained on).
     Each extra listing is a "duplicate image" problem naming the image; it is left out of the lists (TEST is read
     first, then VAL, so a shared image stays in TEST and leaves TRAIN), which --skip-bad then accepts. A VAL that
-    is the same list as TEST (a YOLO data set without test split) is one split here.
+    is the same list as TEST (a YOLO data set without test split) is one split here. An image is one file
+    (:func:`_image_file_key`): a symbolic or hard link of a TRAIN image in TEST is the TRAIN image; a byte-for-byte
+    copy is another file and is not found.
 
     :param lists: {split: (image paths, objects)}, "VAL" optional, changed in place
     :param problems: the list of AnnotationProblem, appended to
@@ -237,16 +254,20 @@ def _leave_out_duplicate_images(lists, problems):
         images, objects = lists[split]
         kept = []
         for index, (path, image_objects) in enumerate(zip(images, objects)):
-            key = os.path.normcase(os.path.abspath(path))
+            key = _image_file_key(path)
             if key in first_split:
-                where = (f"twice in {split}: two annotations (or ImageSets lines) name it" if first_split[key] == split
-                         else f"in both {first_split[key]} and {split}: the {first_split[key]} split would score an "
+                first, first_path = first_split[key]
+                where = (f"twice in {split}: two annotations (or ImageSets lines) name it" if first == split
+                         else f"in both {first} and {split}: the {first} split would score an "
                               f"image the network trained on" if split == "TRAIN" else
-                         f"in both {first_split[key]} and {split}")
+                         f"in both {first} and {split}")
+                # Under another name (a link), the line names both: the user must find the other one to remove it.
+                if os.path.normcase(os.path.abspath(first_path)) != os.path.normcase(os.path.abspath(path)):
+                    where += f"; the same file as {first_path}"
                 problems.append(AnnotationProblem("duplicate image", path, f"listed {where}; left out of {split}",
                                                   image=(split, key, index)))
                 continue
-            first_split[key] = split
+            first_split[key] = (split, path)
             kept.append((path, image_objects))
         lists[split] = ([path for path, _ in kept], [image_objects for _, image_objects in kept])
     if val_is_test:

@@ -29,6 +29,7 @@ import tempfile
 
 import numpy as np
 
+from ssd_support.data_lists import check_list_set
 from ssd_support.files import images_list_path, refuse_inputs_as_outputs, write_atomically
 
 DEFAULT_CALIBRATION_IMAGES = 100
@@ -44,13 +45,18 @@ def calibration_image_paths(data_folder, n_images=DEFAULT_CALIBRATION_IMAGES):
     :param data_folder: the lists' folder (``create_data_lists.py``'s output, holding TRAIN_images.json)
     :param n_images: how many (all of them when the list is shorter)
     :return: list of paths, resolved as the data loader does
-    :raises ValueError: one line naming the list, when it is missing, not JSON, empty or lists a missing image
+    :raises ValueError: one line naming the list, when it is missing, not JSON, empty or lists a missing image, or
+        naming the list or its manifest when it is not of one complete set of create_data_lists.py (as the data
+        loader refuses it: a set whose writing was interrupted, a list edited by hand)
     """
     from datasets import read_image_list  # the lesson's own reader: paths relative to the lists' folder
 
     list_path = images_list_path(data_folder, "TRAIN")
     if n_images < 1:
         raise ValueError(f"--calibration-images must be at least 1, got {n_images}")
+    # The data loader (datasets.py) refuses an incomplete or edited set of lists: calibrating on it would be the
+    # one place that takes it silently.
+    check_list_set(data_folder, [list_path])
     try:
         paths = read_image_list(data_folder, "TRAIN")
     except FileNotFoundError:

@@ -204,8 +204,9 @@ def class_names(data, yaml_path):
     0..n-1; ``nc``, where given, must be their number.
 
     :return: the names, index = class id
-    :raises YoloDataError: on missing, repeated or empty names, ids that are not 0..n-1, an nc that disagrees,
-        or a name "background" (label 0 is "no object")
+    :raises YoloDataError: on missing, repeated or empty names, a name that is not a string or a number (null, a
+        list, a mapping: the line names its class id), ids that are not 0..n-1, an nc that disagrees, or a name
+        "background" (label 0 is "no object")
     """
     names = data.get("names")
     if isinstance(names, dict):
@@ -218,8 +219,13 @@ def class_names(data, yaml_path):
         names = [names[key] for key in sorted(names, key=int)]
     if not isinstance(names, list) or not names:
         raise YoloDataError(f"{yaml_path}: no 'names' (a list of class names, or a dict {{0: name, ...}})")
-    if any(isinstance(name, (list, dict)) for name in names):
-        raise YoloDataError(f"{yaml_path}: names: a class name is a list or a mapping, not a name")
+    for index, name in enumerate(names):
+        # YAML gives None for an empty entry or ``null`` (str() would make a class named "None"), lists and
+        # mappings for nested entries: only strings and numbers are names.
+        if not isinstance(name, (str, int, float)):
+            kind = ("null (empty)" if name is None else "a list" if isinstance(name, list)
+                    else "a mapping" if isinstance(name, dict) else f"a {type(name).__name__}")
+            raise YoloDataError(f"{yaml_path}: names: the class name of id {index} is {kind}, not a name")
     names = [str(name).strip() for name in names]
     if "nc" in data and data["nc"] != len(names):
         raise YoloDataError(f"{yaml_path}: nc is {data['nc']} but names has {len(names)} classes")

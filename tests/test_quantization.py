@@ -1,6 +1,8 @@
 """export.py --int8 / --half (ssd_support/quantization.py): the models keep their inputs and outputs, and the INT8
 one, run by OnnxDetector (detect.py --onnx) and OnnxRuntimeSSD, gives boxes close to float32's."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -111,3 +113,29 @@ def test_bad_calibration_settings_fail_in_one_line_naming_the_list(exported, tmp
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1 and "TRAIN_images.json" in error
     assert not output.exists()
+
+
+def test_calibration_refuses_lists_the_data_loader_refuses(toy_data_folder, tmp_path):
+    """An incomplete set of lists, or a TRAIN list edited by hand, is refused as datasets.py refuses it (one line
+    naming the file), not calibrated on."""
+    import json
+    import shutil
+
+    folder = str(tmp_path / "lists")
+    shutil.copytree(toy_data_folder, folder)
+    train_list = os.path.join(folder, "TRAIN_images.json")
+    with open(train_list) as file:
+        paths = json.load(file)
+    with open(train_list, "w") as file:
+        json.dump(paths[:2], file)  # edited by hand: no longer the list written with the others
+    with pytest.raises(ValueError) as error:
+        calibration_image_paths(folder, 2)
+    assert str(error.value).startswith(f"{train_list}: not the file written with the other lists")
+    assert len(str(error.value).splitlines()) == 1
+    manifest = os.path.join(folder, "lists_manifest.json")
+    with open(manifest, "w") as file:
+        json.dump({"complete": False, "files": {}}, file)  # create_data_lists.py killed mid-way
+    with pytest.raises(ValueError, match="lists_manifest.json: the lists were being written"):
+        calibration_image_paths(folder, 2)
+    os.remove(manifest)  # lists from elsewhere, no manifest: taken as they are
+    assert len(calibration_image_paths(folder, 2)) == 2

@@ -499,6 +499,21 @@ def test_roboflow_export_with_its_own_test_split(tmp_path):
     assert [os.path.basename(p) for p in datasets.read_image_list(str(out), "TEST")] == ["valid00.jpg", "valid01.jpg"]
 
 
+def test_a_test_image_that_is_a_link_of_a_train_image_is_a_duplicate_image(tmp_path, capsys):
+    """--annotations ann --test-annotations test, test/b.jpg a symbolic link to ann/train00.jpg (b.xml its own
+    annotation): TRAIN and TEST would hold one file. One line naming both paths, exit 1."""
+    labelimg_folders(tmp_path / "ann", 2, side_by_side=True, prefix="train")
+    test = tmp_path / "test"
+    test.mkdir()
+    os.symlink(tmp_path / "ann" / "train00.jpg", test / "b.jpg")
+    (test / "b.xml").write_text(voc_xml([("dog", (11, 11, 50, 50))], (120, 90), "b.jpg"))
+    assert cdl.main(["--annotations", str(tmp_path / "ann"), "--test-annotations", str(test),
+                     "--output", str(tmp_path / "out")]) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if "duplicate" in line or "listed" in line]
+    assert any(line.startswith(f"error: {tmp_path / 'ann' / 'train00.jpg'}: listed in both TEST and TRAIN")
+               and f"the same file as {test / 'b.jpg'}" in line for line in errors), errors
+
+
 def test_voc07_without_image_sets_points_to_annotations(tmp_path, capsys):
     """--voc07 on a labelImg folder: one line saying to use --annotations DIR --images DIR."""
     labelimg_folders(tmp_path / "data", 2)

@@ -287,6 +287,14 @@ def test_label_without_image_and_labelimg_classes_file(tmp_path, capsys):
     ("train: images/train\nval: images/val\nnames: [cat, Background]\n",
      r"data\.yaml: class names must be .*not 'background'"),
     ("train: images/train\nval: images/val\n", r"data\.yaml: no 'names'"),
+    ("train: images/train\nval: images/val\nnames: [a, b, null]\n",
+     r"data\.yaml: names: the class name of id 2 is null \(empty\), not a name"),
+    ("train: images/train\nval: images/val\nnames: {0: a, 1: }\n",
+     r"data\.yaml: names: the class name of id 1 is null \(empty\), not a name"),
+    ("train: images/train\nval: images/val\nnames: [a, [b, c]]\n",
+     r"data\.yaml: names: the class name of id 1 is a list"),
+    ("train: images/train\nval: images/val\nnames: [{a: b}, c]\n",
+     r"data\.yaml: names: the class name of id 0 is a mapping"),
     ("train: images/train\nnames: [cat, dog]\n", r"data\.yaml: no 'val:'"),
     ("train: images/train\nval: images\\nowhere\nnames: [cat, dog]\n",
      r"data\.yaml: val: 'images\\\\nowhere' not found \(tried .*/images/nowhere\)"),
@@ -333,6 +341,27 @@ def test_two_images_one_label_is_a_problem_naming_both(tmp_path, capsys):
     summary, _ = quiet(create_yolo_data_lists, root, output_folder=str(tmp_path / "o"), skip_bad=True)
     assert summary["skipped_images"] == {"one label, two images": 2}
     assert [os.path.basename(p) for p in read_lists(tmp_path / "o")["TRAIN_images"]] == ["b.jpg"]
+
+
+@pytest.mark.parametrize("link", [os.symlink, os.link], ids=["symlink", "hard link"])
+def test_a_link_of_a_train_image_in_val_is_a_duplicate_image(tmp_path, capsys, link):
+    """val/a2.jpg, a link of train/a.jpg with its own label: TRAIN and TEST would hold one file (the test set scoring
+    an image the network trained on). One line naming both paths; --skip-bad keeps TEST's."""
+    root = write_yolo(tmp_path / "d", {"train": {"a.jpg": ((64, 64), "0 .5 .5 .5 .5\n"),
+                                                 "b.jpg": ((64, 64), "1 .5 .5 .5 .5\n")},
+                                       "val": {"c.jpg": ((64, 64), "")}})
+    train, val = tmp_path / "d" / "images" / "train", tmp_path / "d" / "images" / "val"
+    link(train / "a.jpg", val / "a2.jpg")
+    (tmp_path / "d" / "labels" / "val" / "a2.txt").write_text("0 .5 .5 .5 .5\n")
+    assert cdl.main(["--yolo", root, "--output", str(tmp_path / "o")]) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: /")]
+    assert len(errors) == 1 and errors[0].startswith(f"error: {train / 'a.jpg'}: listed in both TEST and TRAIN")
+    assert f"the same file as {val / 'a2.jpg'}" in errors[0]
+    summary, _ = quiet(create_yolo_data_lists, root, output_folder=str(tmp_path / "o"), skip_bad=True)
+    assert summary["skipped_images"] == {"duplicate image": 1}
+    lists = read_lists(tmp_path / "o")
+    assert [os.path.basename(p) for p in lists["TRAIN_images"]] == ["b.jpg"]
+    assert sorted(os.path.basename(p) for p in lists["TEST_images"]) == ["a2.jpg", "c.jpg"]
 
 
 def test_val_without_test_is_test_counted_once(tmp_path):
