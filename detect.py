@@ -58,17 +58,17 @@ import os
 import sys
 
 # The project's one image loader (upright, 8-bit RGB, one error type; no torch).
-from ssd_support.images import UnreadableImageError, load_image, multi_frame_note, to_8bit_rgb
+from ssd_support.images import load_image, multi_frame_note, to_8bit_rgb
 # The project's one box drawer (eval.py --plots draws with it too).
 from ssd_support.drawing import draw_detections
 # The product around the lesson, one module each: which files, which backend, videos and cameras, other formats.
 from ssd_support.input_files import expand_inputs, output_stem
-from ssd_support.limits import JPEG_MAX_SIDE
+from ssd_support.limits import JPEG_MAX_SIDE, MIN_TILE_SIZE
 from ssd_support.backends import DEFAULT_CHECKPOINT_DIR, make_detector
 from ssd_support.video import annotate_capture, detect_video, is_video, open_camera, run_webcam, stream_name
 from ssd_support.detection_formats import DetectionExports
 from ssd_support.files import RunOutputs
-from ssd_support.tiling import DEFAULT_TILE_OVERLAP, tiled_detect_fn
+from ssd_support.tiling import DEFAULT_TILE_OVERLAP, check_tile_count, tiled_detect_fn
 
 # torch is imported where the network runs, not here: detect.py --onnx runs on machines without torch.
 
@@ -208,8 +208,9 @@ def parse_args(argv=None):
                               "An input is never replaced, nor a YOLO set's own data.yaml: kept when its names are "
                               "the model's, refused otherwise")
     parser.add_argument("--tile", type=int, default=None, metavar="SIZE",
-                        help="large images: detect on overlapping SIZE x SIZE pixel crops and merge them with NMS "
-                             "(ssd_support/tiling.py); boxes in the image's pixels")
+                        help="large images: detect on overlapping SIZE x SIZE pixel crops (at least "
+                             f"{MIN_TILE_SIZE}) and merge them with NMS (ssd_support/tiling.py); boxes in the image's "
+                             "pixels. An image of more than ssd_support.limits.MAX_TILES_PER_IMAGE crops is refused")
     parser.add_argument("--tile-overlap", type=float, default=DEFAULT_TILE_OVERLAP, metavar="F",
                         help="with --tile: fraction of a crop shared with its neighbour, in [0, 1)")
     parser.add_argument("--tile-full-image", action="store_true",
@@ -226,8 +227,9 @@ def parse_args(argv=None):
         parser.error("give image or video files, folders or patterns, or --webcam SOURCE")
     if args.onnx and (args.checkpoint or args.backend != "auto"):
         parser.error("--onnx runs an exported model with its own NMS: give it without --checkpoint and --backend")
-    if args.tile is not None and args.tile < 1:
-        parser.error(f"--tile must be at least 1 pixel, got {args.tile}")
+    if args.tile is not None and args.tile < MIN_TILE_SIZE:  # far below the network's input: upsampled > ~10x
+        parser.error(f"--tile must be at least {MIN_TILE_SIZE} pixels (ssd_support.limits.MIN_TILE_SIZE), "
+                     f"got {args.tile}")
     if not 0 <= args.tile_overlap < 1:
         parser.error(f"--tile-overlap must be in [0, 1), got {args.tile_overlap}")
     if args.batch_size < 1:
@@ -292,12 +294,15 @@ def main(argv=None):
         paths, images = [], []
         for path in files[start:start + args.batch_size]:
             try:
-                images.append(load_image(path))
+                image = load_image(path)
+                if args.tile is not None:  # too many crops: this image is refused, the others run
+                    check_tile_count(image.width, image.height, args.tile, args.tile_overlap, path)
+                images.append(image)
                 paths.append(path)
                 note = multi_frame_note(path)  # an animated GIF or multi-page TIFF: only its first frame is detected
                 if note:
                     print(note)
-            except UnreadableImageError as error:
+            except ValueError as error:  # an unreadable file (images.UnreadableImageError), or too many tiles
                 report(str(error))
                 failed = True
         all_detections = detect_fn(images)
@@ -333,7 +338,8 @@ def main(argv=None):
             result = detect_video(path, stem, detect_fn, label_map, args.batch_size, args.max_frames, args.video_codec)
             print(f"{path}: {result['frames']} frames -> {result['video']} ({result['codec']}) and {result['json']}")
         except (ValueError, ImportError) as error:
-            report(str(error))
+            message = str(error)  # a frame of too many tiles (tiling.check_tile_count) does not know the file
+            report(message if message.startswith(path) else f"{path}: {message}")
             failed = True
     if args.webcam is not None:
         try:

@@ -19,7 +19,7 @@ from torch import nn
 
 from model import EVAL_CANDIDATES_PER_CLASS, EVAL_MIN_SCORE, EVAL_NMS_IOU, EVAL_TOP_K, build_ssd, create_prior_boxes
 from ssd_support.checkpoints import load_model_from_checkpoint
-from ssd_support.tiling import DEFAULT_TILE_OVERLAP, merge_tensor_detections, tile_starts, tile_tensor_images
+from ssd_support.tiling import DEFAULT_TILE_OVERLAP, crop_batches, crop_tensor, merge_tensor_detections, tile_starts
 from utils import MultiBoxLoss, preprocess_settings
 
 
@@ -80,6 +80,8 @@ class SSDDetector(nn.Module):
         :param tile_overlap: fraction of a crop shared with its neighbour, in [0, 1)
         :param tile_full_image: with tiles, also detect on the whole image (objects larger than a tile)
         :param tile_batch_size: crops per forward pass of the network
+        :raises ValueError: a ``tile_size`` below ``ssd_support.limits.MIN_TILE_SIZE`` (32 pixels) or an overlap
+            outside [0, 1)
         """
         super().__init__()
         self.network = network
@@ -146,17 +148,22 @@ class SSDDetector(nn.Module):
     def detect_tiled(self, images):
         """Eval-mode detections tile by tile (``tile_size``): every crop of every image through the network in
         batches of ``tile_batch_size``, its boxes shifted back to its image, then a class-aware NMS per image.
+        Crops are views cut one batch at a time (``tiling.crop_batches``).
 
         :param images: list of N (3, H_i, W_i) float tensors in [0, 1]
         :return: N {"boxes": (k_i, 4) pixel x1y1x2y2 of the whole image, "labels", "scores"}, best first
+        :raises ValueError: one line naming ``images[i]``, before any crop runs, when it would be cut into more than
+            ``ssd_support.limits.MAX_TILES_PER_IMAGE`` crops
         """
-        crops, owners = tile_tensor_images(images, self.tile_size, self.tile_overlap, self.tile_full_image)
-        crop_detections = []
-        for start in range(0, len(crops), self.tile_batch_size):
-            batch = crops[start:start + self.tile_batch_size]
+        sizes = [(image.shape[-1], image.shape[-2]) for image in images]
+        crop_detections, owners = [], []
+        for batch, batch_owners in crop_batches(images, sizes, crop_tensor, self.tile_size, self.tile_overlap,
+                                                self.tile_full_image, self.tile_batch_size,
+                                                [f"images[{index}]" for index in range(len(images))]):
             predicted_locs, predicted_scores = self.network(self.resize_and_normalize(batch))
             crop_detections += self.postprocess(predicted_locs, predicted_scores,
                                                 [tuple(crop.shape[-2:]) for crop in batch])
+            owners += batch_owners
         return merge_tensor_detections(crop_detections, owners, len(images), self.nms_thresh, self.detections_per_img)
 
     def resize_and_normalize(self, images):

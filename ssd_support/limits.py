@@ -34,3 +34,16 @@ MAX_IMAGE_PIXELS = 89_478_485
 # The longest side a JPEG file can have (libjpeg's JPEG_MAX_DIMENSION): detect.py's annotated copy of a wider image
 # cannot be a JPEG, and libjpeg prints its own line when asked to try.
 JPEG_MAX_SIDE = 65500
+
+# Tiled detection (ssd_support.tiling, detect.py --tile, SSDDetector(tile_size=...)). The smallest crop side: the
+# network sees every crop at its input side (300 or 512 pixels), so a 32-pixel crop is already upsampled ~10x (16x
+# for SSD512); below that each pixel of the photo becomes a blurred block wider than the network's finest features,
+# objects in it are a few pixels wide, and the number of crops grows as 1 / tile^2 (a 4-pixel tile at 0.75 overlap
+# cuts a 1300 x 1000 photo into 1.3 million crops).
+MIN_TILE_SIZE = 32
+
+# Crops of one image. The largest image MAX_IMAGE_PIXELS admits (~9459 x 9459) cut into SSD300's own 300-pixel crops
+# with up to half of each shared (overlap 0.5) is 63 x 63 = 3969 crops; 4096 admits it and refuses settings past it
+# (overlap 0.8 on a 9000 x 9000 image: 21,316 crops). Crops are cut and run one batch at a time, so the bound is on
+# time, not memory: ~0.5 s a crop for SSD300 on a CPU, 4096 crops ~35 minutes for one image.
+MAX_TILES_PER_IMAGE = 4096

@@ -16,11 +16,31 @@ Two entry points, one geometry (:func:`tile_boxes`) and one merge (:func:`merge_
 Tiles: along each side, ``ceil((L - tile) / stride) + 1`` crops starting every ``stride = round(tile x (1 -
 overlap))`` pixels, the last one flush with the far edge (so every crop is ``tile`` pixels, none past the image);
 a side no longer than ``tile`` is one crop of the whole side.
+
+Bounds (``ssd_support.limits``): crops are cut lazily, ``batch_size`` at a time (:func:`crop_batches`), so memory
+holds one batch of crops and the detections, whatever the number of tiles; a tile side below ``MIN_TILE_SIZE`` and
+an image of more than ``MAX_TILES_PER_IMAGE`` crops are refused in one line before any crop is cut.
 """
 
 import math
 
+from ssd_support.limits import MAX_TILES_PER_IMAGE, MIN_TILE_SIZE
+
 DEFAULT_TILE_OVERLAP = 0.25
+
+
+def check_tile_settings(tile, overlap):
+    """Refuse a tile side below ``MIN_TILE_SIZE`` or an overlap outside [0, 1).
+
+    :param tile: the crop's side, pixels
+    :param overlap: fraction of a crop shared with the next one
+    :raises ValueError: one line naming the setting
+    """
+    if tile < MIN_TILE_SIZE:
+        raise ValueError(f"tile size must be at least {MIN_TILE_SIZE} pixels (ssd_support.limits.MIN_TILE_SIZE: a "
+                         f"smaller crop is upsampled more than ~10x to the network's input), got {tile}")
+    if not 0 <= overlap < 1:
+        raise ValueError(f"tile overlap must be in [0, 1), got {overlap}")
 
 
 def tile_starts(length, tile, overlap=DEFAULT_TILE_OVERLAP):
@@ -30,12 +50,9 @@ def tile_starts(length, tile, overlap=DEFAULT_TILE_OVERLAP):
     :param tile: the crop's side, pixels
     :param overlap: fraction of a crop shared with the next one, in [0, 1)
     :return: sorted list of int offsets; [0] when ``length <= tile``
-    :raises ValueError: for tile < 1 or overlap outside [0, 1)
+    :raises ValueError: for tile < ``MIN_TILE_SIZE`` or overlap outside [0, 1) (:func:`check_tile_settings`)
     """
-    if tile < 1:
-        raise ValueError(f"tile size must be at least 1 pixel, got {tile}")
-    if not 0 <= overlap < 1:
-        raise ValueError(f"tile overlap must be in [0, 1), got {overlap}")
+    check_tile_settings(tile, overlap)
     if length <= tile:
         return [0]
     stride = max(1, int(round(tile * (1 - overlap))))
@@ -52,6 +69,62 @@ def tile_boxes(width, height, tile, overlap=DEFAULT_TILE_OVERLAP):
     """
     return [(x, y, min(x + tile, width), min(y + tile, height))
             for y in tile_starts(height, tile, overlap) for x in tile_starts(width, tile, overlap)]
+
+
+def check_tile_count(width, height, tile, overlap=DEFAULT_TILE_OVERLAP, name=None):
+    """Refuse an image that the settings cut into more than ``MAX_TILES_PER_IMAGE`` crops (counted, none cut).
+
+    :param width: image width, pixels
+    :param height: image height, pixels
+    :param name: what the message calls the image (a path, ``images[2]``); None: its size only
+    :return: the number of crops (the whole-image pass not counted)
+    :raises ValueError: one line naming the image, its size, the crop count and the settings
+    """
+    count = len(tile_starts(width, tile, overlap)) * len(tile_starts(height, tile, overlap))
+    if count > MAX_TILES_PER_IMAGE:
+        raise ValueError(f"{name + ': ' if name else ''}a {width}x{height} image cut into {tile}-pixel tiles with "
+                         f"overlap {overlap} gives {count:,} tiles, more than the limit of {MAX_TILES_PER_IMAGE:,} "
+                         f"per image (ssd_support.limits.MAX_TILES_PER_IMAGE); a larger tile or a smaller overlap "
+                         f"gives fewer")
+    return count
+
+
+def crop_batches(images, sizes, cut, tile, overlap=DEFAULT_TILE_OVERLAP, full_image=False, batch_size=8,
+                 names=None):
+    """The crops of a list of images, ``batch_size`` at a time, each cut only when its batch is next (a generator).
+
+    Memory holds the batch being used and the one being cut, not every crop. Every image's crop count is checked
+    (:func:`check_tile_count`) at the first ``next()``, before any crop is cut.
+
+    :param images: N images of any kind (PIL images, (C, H, W) tensors)
+    :param sizes: N (width, height), pixels
+    :param cut: ``cut(image, (x1, y1, x2, y2)) -> crop`` (x2, y2 exclusive)
+    :param tile: crop side, pixels
+    :param overlap: fraction shared by neighbouring crops
+    :param full_image: after an image's crops, the image itself (when it is larger than a tile)
+    :param batch_size: crops per batch (the last one may hold fewer)
+    :param names: N names for the refusal message (None: the images' sizes only)
+    :return: generator of (crops: list of at most ``batch_size`` crops, owners: list of (image index, x offset,
+        y offset) of each)
+    :raises ValueError: an image of more than ``MAX_TILES_PER_IMAGE`` crops, naming it (at the first ``next()``)
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch size must be at least 1, got {batch_size}")
+    for index, (width, height) in enumerate(sizes):
+        check_tile_count(width, height, tile, overlap, names[index] if names else None)
+    crops, owners = [], []
+    for index, (image, (width, height)) in enumerate(zip(images, sizes)):
+        pieces = [((x1, y1, x2, y2), (index, x1, y1)) for x1, y1, x2, y2 in tile_boxes(width, height, tile, overlap)]
+        if full_image and (width > tile or height > tile):
+            pieces.append((None, (index, 0, 0)))  # the image itself, not a copy of it
+        for box, owner in pieces:
+            crops.append(image if box is None else cut(image, box))
+            owners.append(owner)
+            if len(crops) == batch_size:
+                yield crops, owners
+                crops, owners = [], []  # new lists: the caller's batch is freed once it lets go of it
+    if crops:
+        yield crops, owners
 
 
 def merge_detections(boxes, scores, labels, iou_threshold, top_k, class_agnostic=False):
@@ -85,26 +158,24 @@ def tiled_detect_fn(detect_fn, tile, overlap=DEFAULT_TILE_OVERLAP, full_image=Fa
     :param top_k: detections kept per image after the merge
     :param class_agnostic: merge with one NMS over all classes (detect.py --agnostic-nms)
     :param batch_size: crops per ``detect_fn`` call
-    :return: ``tiled(list of PIL images) -> same structure as detect_fn``, boxes in each original image's pixels
+    :return: ``tiled(list of PIL images) -> same structure as detect_fn``, boxes in each original image's pixels;
+        ``detect_fn`` gets at most ``batch_size`` crops a call, cut just before it (:func:`crop_batches`)
+    :raises ValueError: here for a tile below ``MIN_TILE_SIZE`` or an overlap outside [0, 1); from ``tiled`` for
+        an image of more than ``MAX_TILES_PER_IMAGE`` crops, before any crop is cut (one line)
     """
     tile_starts(tile, tile, overlap)  # checks tile and overlap now, not at the first image
 
     def tiled(images):
-        crops, owners = [], []  # every crop of every image, and (image index, x offset, y offset) of each
-        for index, image in enumerate(images):
-            for x1, y1, x2, y2 in tile_boxes(image.width, image.height, tile, overlap):
-                crops.append(image.crop((x1, y1, x2, y2)))
-                owners.append((index, x1, y1))
-            if full_image and (image.width > tile or image.height > tile):
-                crops.append(image)
-                owners.append((index, 0, 0))
         found = [[] for _ in images]
-        for start in range(0, len(crops), batch_size):
-            batch_results = detect_fn(crops[start:start + batch_size])
-            for (index, dx, dy), detections in zip(owners[start:start + batch_size], batch_results):
+        sizes = [image.size for image in images]
+        names = [getattr(image, "filename", None) for image in images]  # a path where Pillow still knows it
+        for crops, owners in crop_batches(images, sizes, lambda image, box: image.crop(box), tile, overlap,
+                                          full_image, batch_size, names if all(names) else None):
+            for (index, dx, dy), detections in zip(owners, detect_fn(crops)):
                 for detection in detections:
                     x1, y1, x2, y2 = detection["box"]
                     found[index].append(dict(detection, box=[x1 + dx, y1 + dy, x2 + dx, y2 + dy]))
+            del crops  # this batch's pixels are freed before the next batch is cut
         return [_merge_dicts(detections, max_overlap, top_k, class_agnostic) for detections in found]
 
     return tiled
@@ -125,22 +196,10 @@ def _merge_dicts(detections, max_overlap, top_k, class_agnostic):
     return [dict(detections[i], box=[round(float(v), 1) for v in detections[i]["box"]]) for i in keep.tolist()]
 
 
-def tile_tensor_images(images, tile, overlap=DEFAULT_TILE_OVERLAP, full_image=False):
-    """The crops of a list of image tensors, for ``SSDDetector``'s tiled forward.
-
-    :param images: N (C, H_i, W_i) tensors
-    :return: (crops: list of (C, h, w) tensor views, owners: list of (image index, x offset, y offset))
-    """
-    crops, owners = [], []
-    for index, image in enumerate(images):
-        height, width = image.shape[-2:]
-        for x1, y1, x2, y2 in tile_boxes(width, height, tile, overlap):
-            crops.append(image[:, y1:y2, x1:x2])
-            owners.append((index, x1, y1))
-        if full_image and (width > tile or height > tile):
-            crops.append(image)
-            owners.append((index, 0, 0))
-    return crops, owners
+def crop_tensor(image, box):
+    """A view of a (C, H, W) image tensor inside ``box`` = (x1, y1, x2, y2) pixels, x2 and y2 exclusive."""
+    x1, y1, x2, y2 = box
+    return image[:, y1:y2, x1:x2]
 
 
 def merge_tensor_detections(crop_detections, owners, n_images, iou_threshold, top_k, class_agnostic=False):

@@ -211,3 +211,23 @@ def test_an_image_whose_annotated_copy_cannot_be_a_jpeg_leaves_the_rest_of_the_b
     document = json.loads((out / "b_line_detections.json").read_text())
     assert (document["width"], document["height"]) == (100000, 1)
     assert len(json.loads((tmp_path / "all.json").read_text())["images"]) == 3
+
+
+def test_tiles_too_small_or_too_many_are_refused_in_one_line(tmp_path, random_checkpoint, capsys):
+    """A new user's trial: --tile 4 --tile-overlap 0.75 cut a 1300x1000 photo into 1.3 million crops, all held in
+    memory; now a tile below 32 pixels is an argparse error, and an image of more than MAX_TILES_PER_IMAGE crops is
+    refused in one line naming it while the other images run (ssd_support/tiling.py)."""
+    with pytest.raises(SystemExit):
+        detect.parse_args(["x.png", "--tile", "4"])
+    assert "--tile must be at least 32 pixels" in capsys.readouterr().err
+    Image.new("RGB", (1300, 1000), "navy").save(tmp_path / "big.png")
+    Image.new("RGB", (30, 20), "olive").save(tmp_path / "small.png")  # one crop
+    out = tmp_path / "out"
+    status = detect.main([str(tmp_path / "big.png"), str(tmp_path / "small.png"), "--checkpoint", random_checkpoint,
+                          "--output", str(out), "--device", "cpu", "--backend", "torch", "--tile", "32",
+                          "--tile-overlap", "0.9"])
+    assert status == 1
+    err_lines = capsys.readouterr().err.strip().splitlines()
+    assert len(err_lines) == 1 and err_lines[0].startswith(f"detect.py: error: {tmp_path / 'big.png'}: a 1300x1000 ")
+    assert "137,376 tiles" in err_lines[0] and "32-pixel tiles with overlap 0.9" in err_lines[0]
+    assert sorted(os.listdir(out)) == ["small_detections.jpg", "small_detections.json"]

@@ -7,7 +7,9 @@ from PIL import Image
 
 from model import build_ssd
 from ssd_support.detector import SSDDetector
-from ssd_support.tiling import tile_boxes, tile_starts, tiled_detect_fn
+from ssd_support.limits import MAX_TILES_PER_IMAGE, MIN_TILE_SIZE
+from ssd_support.tiling import (check_tile_count, crop_batches, crop_tensor, tile_boxes, tile_starts,
+                                tiled_detect_fn)
 
 
 @pytest.mark.parametrize("length, tile, overlap", [(100, 300, 0.25), (300, 300, 0), (1000, 300, 0), (1000, 300, 0.25),
@@ -28,7 +30,7 @@ def test_tile_boxes_of_a_non_divisible_image():
     assert boxes == [(0, 0, 300, 250), (200, 0, 500, 250)]  # the short side is one crop of its whole length
 
 
-@pytest.mark.parametrize("tile, overlap", [(0, 0), (300, 1.0), (300, -0.1)])
+@pytest.mark.parametrize("tile, overlap", [(0, 0), (MIN_TILE_SIZE - 1, 0), (300, 1.0), (300, -0.1)])
 def test_bad_tile_settings_are_refused(tile, overlap):
     with pytest.raises(ValueError):
         tile_starts(1000, tile, overlap)
@@ -101,3 +103,71 @@ def test_tiled_detect_fn_puts_each_crops_boxes_in_the_image_pixels(overlap):
     for square in squares:
         assert tuple(float(v) for v in square) in boxes
     assert all(0 <= b[0] < b[2] <= 1000 and 0 <= b[1] < b[3] <= 700 for b in boxes)
+
+
+@pytest.mark.parametrize("full_image", [False, True])
+def test_crops_are_cut_one_batch_at_a_time_just_before_the_detector_sees_them(monkeypatch, full_image):
+    cut = []  # every crop Pillow cut, in order
+    original_crop = Image.Image.crop
+    monkeypatch.setattr(Image.Image, "crop", lambda image, box=None: cut.append(box) or original_crop(image, box))
+    calls = []  # (crops cut when the detector was called, crops it was given)
+
+    def recording_detector(crops):
+        calls.append((len(cut), len(crops)))
+        return [[] for _ in crops]
+
+    image = Image.new("RGB", (400, 336))  # 13 x 11 = 143 crops of 32 pixels
+    n_tiles = len(tile_boxes(400, 336, MIN_TILE_SIZE, 0))
+    assert n_tiles == 143
+    assert tiled_detect_fn(recording_detector, MIN_TILE_SIZE, 0, full_image=full_image, batch_size=8)([image]) == [[]]
+    sizes = [size for _, size in calls]
+    assert sum(sizes) == n_tiles + full_image and max(sizes) == 8 and len(calls) == -(-(n_tiles + full_image) // 8)
+    seen = 0
+    for cut_before_call, size in calls:  # the crops of this batch cut, and none of the next one's
+        seen += size
+        assert cut_before_call == min(seen, n_tiles)  # the whole-image pass is the image itself, not a crop
+    assert len(cut) == n_tiles
+
+
+def test_crop_batches_is_a_generator_that_cuts_nothing_ahead():
+    images = [torch.arange(3 * 100 * 70.).reshape(3, 100, 70), torch.zeros(3, 40, 40)]
+    cut = []
+    batches = crop_batches(images, [(70, 100), (40, 40)], lambda image, box: cut.append(box) or crop_tensor(image, box),
+                           MIN_TILE_SIZE, 0, batch_size=5)
+    assert cut == []  # nothing before the first batch is asked for
+    crops, owners = next(batches)
+    assert len(crops) == 5 and len(cut) == 5
+    rest = list(batches)
+    all_owners = owners + [owner for _, batch_owners in rest for owner in batch_owners]
+    # 3 x 4 crops of the first image, 2 x 2 of the second, in batches of 5, each a view at its owner's offset.
+    assert [len(batch) for batch, _ in rest] == [5, 5, 1] and len(all_owners) == 16 and len(cut) == 16
+    assert all_owners[:3] == [(0, 0, 0), (0, 32, 0), (0, 38, 0)] and all_owners[-1] == (1, 8, 8)
+    index, dx, dy = owners[4]
+    assert torch.equal(crops[4], images[index][:, dy:dy + 32, dx:dx + 32])
+
+
+def test_an_image_of_too_many_tiles_is_refused_in_one_line_before_any_crop():
+    side = 32 * 64  # 64 x 64 crops of 32 pixels without overlap: the bound exactly
+    assert MAX_TILES_PER_IMAGE == 4096 and check_tile_count(side, side, 32, 0) == MAX_TILES_PER_IMAGE
+    with pytest.raises(ValueError) as error:
+        check_tile_count(side + 1, side, 32, 0, name="big.png")
+    assert str(error.value).startswith(f"big.png: a {side + 1}x{side} image") and "4,160 tiles" in str(error.value)
+
+    calls = []
+    tiled = tiled_detect_fn(lambda crops: calls.append(crops) or [[] for _ in crops], 32, 0.9)
+    with pytest.raises(ValueError) as error:  # the trial's 1300 x 1000 photo at a tiny stride (3 pixels)
+        tiled([Image.new("RGB", (64, 64)), Image.new("RGB", (1300, 1000))])
+    message = str(error.value)
+    assert "\n" not in message and calls == []  # not even the first image's crops ran
+    assert "1300x1000 image" in message and "32-pixel tiles with overlap 0.9" in message
+    assert f"{check_tile_count(1300, 1, 32, 0.9) * check_tile_count(1, 1000, 32, 0.9):,} tiles" in message
+    assert "MAX_TILES_PER_IMAGE" in message
+
+
+def test_ssd_detector_refuses_a_small_tile_and_an_image_of_too_many_tiles():
+    network = build_ssd(4).eval()
+    with pytest.raises(ValueError, match="at least 32 pixels"):
+        SSDDetector(network, tile_size=MIN_TILE_SIZE - 1)
+    detector = SSDDetector(network, tile_size=MIN_TILE_SIZE, tile_overlap=0.5).eval()
+    with pytest.raises(ValueError, match=r"^images\[1\]: a 2100x2100 image .* 17,161 tiles"), torch.no_grad():
+        detector([torch.rand(3, 40, 40), torch.zeros(3, 2100, 2100)])
