@@ -265,6 +265,23 @@ def check_network_config(path, config, state_dict, source="model"):
     return n_classes, base, image_size
 
 
+def checkpoint_weights(checkpoint, use_ema=True):
+    """The weights of a checkpoint that a network takes: the averaged ones of a ``train.py --ema`` run ("ema",
+    ssd_support/ema.py: best.pt was chosen by their VAL mAP) unless ``use_ema`` is False, else the trained ones.
+
+    :param checkpoint: a checkpoint dict (``read_checkpoint``)
+    :return: (state_dict, "ema model" or "model": which one, for messages and check_network_config)
+    """
+    if use_ema and isinstance(checkpoint.get("ema"), dict) and "model" in checkpoint["ema"]:
+        return checkpoint["ema"]["model"], "ema model"
+    return checkpoint["model"], "model"
+
+
+def ema_message(path, checkpoint):
+    """The one line saying that the EMA weights of ``path`` are used."""
+    return f"{path}: using its EMA weights (train.py --ema, {checkpoint['ema'].get('updates', '?')} updates)"
+
+
 def load_model_from_checkpoint(path, device="cpu", use_ema=True):
     """Rebuild a trained SSD from a checkpoint written by ``train.py``.
 
@@ -281,19 +298,16 @@ def load_model_from_checkpoint(path, device="cpu", use_ema=True):
     """
     checkpoint = read_checkpoint(path)
     config = checkpoint["config"]
-    state = checkpoint["model"]
-    use_ema = use_ema and isinstance(checkpoint.get("ema"), dict) and "model" in checkpoint["ema"]
-    if use_ema:
-        state = checkpoint["ema"]["model"]
-    check_network_config(path, config, state, "ema model" if use_ema else "model")  # before anything is built
+    state, source = checkpoint_weights(checkpoint, use_ema)
+    use_ema = source == "ema model"
+    check_network_config(path, config, state, source)  # before anything is built from the config
     base, image_size = configured_network(config)
     try:
         model = apply_checkpoint_config(build_ssd(config["n_classes"], base=base, image_size=image_size), config)
     except ValueError as error:
         raise ValueError(f"{path}: {error}") from None
     if use_ema:
-        print(f"{path}: using its EMA weights (train.py --ema, {checkpoint['ema'].get('updates', '?')} updates)",
-              file=sys.stderr, flush=True)
+        print(ema_message(path, checkpoint), file=sys.stderr, flush=True)
     model.load_state_dict(state)
     return model.to(device).eval(), dict(config["label_map"])
 
