@@ -196,7 +196,9 @@ def _check_tensor_values(path, config, state_dict, base, image_size, source):
     :raises ValueError: one line "PATH: SOURCE KEY ..." saying what differs
     """
     for name, tensor in state_dict.items():
-        if tensor.is_floating_point():
+        # A sum is finite when every value is (and ~8x cheaper than isfinite over 26M weights); a sum that is not
+        # (NaN, inf, or a finite overflow) is then checked value by value.
+        if tensor.is_floating_point() and not torch.isfinite(tensor.detach().sum()):
             bad = ~torch.isfinite(tensor)
             if bad.any():
                 raise ValueError(f"{path}: {source} {name} holds {int(bad.sum())} of {tensor.numel()} values that "
