@@ -240,7 +240,8 @@ def check_network_config(path, config, state_dict, source="model"):
     except ValueError as error:
         raise ValueError(f"{path}: {error}") from None
     if not isinstance(state_dict, dict):
-        raise ValueError(f"{path}: {source}: expected a state_dict (a dict of tensors), got {type(state_dict).__name__}")
+        raise ValueError(f"{path}: {source}: expected a state_dict (a dict of tensors), got "
+                         f"{type(state_dict).__name__}")
     expected = expected_shapes(n_classes, base, image_size)
     network = f"SSD{image_size} with base {base} and n_classes {n_classes}"
     missing = [name for name in expected if name not in state_dict]
