@@ -22,7 +22,7 @@ import sys
 import numpy as np
 import torch
 
-from model import build_ssd, config_with_priors, priors_per_location, ssd_config
+from model import build_ssd, config_with_priors, create_prior_boxes, priors_per_location, ssd_config
 from ssd_support.files import write_atomically
 from ssd_support.limits import BASES, IMAGE_SIZES, MAX_CLASSES, MIN_CLASSES
 
@@ -174,18 +174,64 @@ def _and_more(names):
     return f" (and {len(names) - 1} more)" if len(names) > 1 else ""
 
 
-def check_network_config(path, config, state_dict):
+PRIORS_TOLERANCE = 1e-5  # fractions of the image side: float32 rounding, far below any real change of the priors
+
+
+def configured_priors(config, base, image_size):
+    """The priors a checkpoint's config describes: its base's own, or those of its "priors" spec.
+
+    :param config: a checkpoint's ``"config"`` (already checked by ``_check_config_values``)
+    :return: (n_priors, 4) tensor of (cx, cy, w, h) fractions (``model.create_prior_boxes``)
+    """
+    network = ssd_config(base, image_size)
+    if config.get("priors") is not None:
+        network = config_with_priors(network, config["priors"])
+    return create_prior_boxes(network)
+
+
+def _check_tensor_values(path, config, state_dict, base, image_size, source):
+    """Every floating tensor of ``state_dict`` finite, and its ``priors_cxcy`` the priors its config describes
+    (the buffer replaces the network's own when loaded, so a damaged one would decode every box wrongly).
+
+    :raises ValueError: one line "PATH: SOURCE KEY ..." saying what differs
+    """
+    for name, tensor in state_dict.items():
+        # A sum is finite when every value is (and ~8x cheaper than isfinite over 26M weights); a sum that is not
+        # (NaN, inf, or a finite overflow) is then checked value by value.
+        if tensor.is_floating_point() and not torch.isfinite(tensor.detach().sum()):
+            bad = ~torch.isfinite(tensor)
+            if bad.any():
+                raise ValueError(f"{path}: {source} {name} holds {int(bad.sum())} of {tensor.numel()} values that "
+                                 f"are not finite (NaN or inf); these weights are unusable")
+    stored = state_dict["priors_cxcy"].detach().to(torch.float64)
+    expected = configured_priors(config, base, image_size).to(torch.float64)
+    error = (stored - expected).abs()
+    if float(error.max()) > PRIORS_TOLERANCE:
+        index = int(error.max(dim=1).values.argmax())
+        described = "the priors spec of its config" if config.get("priors") is not None else \
+            f"the SSD{image_size} {base} priors"
+        shown = ", ".join(f"{v:.4g}" for v in stored[index].tolist())
+        wanted = ", ".join(f"{v:.4g}" for v in expected[index].tolist())
+        raise ValueError(f"{path}: {source} priors_cxcy differs from {described} by up to {float(error.max()):.3g} "
+                         f"(prior {index}: (cx, cy, w, h) = ({shown}), expected ({wanted}); "
+                         f"{int((error.max(dim=1).values > PRIORS_TOLERANCE).sum())} priors differ)")
+
+
+def check_network_config(path, config, state_dict, source="model"):
     """Check a checkpoint's config against the bounds of ``ssd_support.limits`` and against its own tensors,
     before a network is built from it: a file from elsewhere decides nothing it does not hold.
 
     Checked: n_classes an integer in MIN_CLASSES..MAX_CLASSES, base one of BASES, image_size one of IMAGE_SIZES,
     the label map {name: label} with labels in 0..n_classes - 1, the priors and preprocessing specs; then every
     tensor of ``state_dict`` has the key and shape of that network's (e.g. a class head's out_channels =
-    priors per location x n_classes). Nothing is allocated from the config (the shapes come from the meta device).
+    priors per location x n_classes), every floating tensor is finite (no NaN or inf) and ``priors_cxcy`` equals
+    the priors the config describes (``configured_priors``, within PRIORS_TOLERANCE). Nothing is allocated from the
+    config before the shapes fit (they come from the meta device); the priors cost a few milliseconds.
 
     :param path: the file, for the messages
     :param config: the checkpoint's ``"config"``
-    :param state_dict: the weights that will be loaded (``checkpoint["model"]``)
+    :param state_dict: the weights that will be loaded (``checkpoint["model"]``, or ``checkpoint["ema"]["model"]``)
+    :param source: what ``state_dict`` is, for the messages ("model", "ema model")
     :return: (n_classes, base, image_size)
     :raises ValueError: one line "PATH: ..." naming the key and the values or shapes that do not fit
     """
@@ -194,7 +240,8 @@ def check_network_config(path, config, state_dict):
     except ValueError as error:
         raise ValueError(f"{path}: {error}") from None
     if not isinstance(state_dict, dict):
-        raise ValueError(f"{path}: model: expected a state_dict (a dict of tensors), got {type(state_dict).__name__}")
+        raise ValueError(f"{path}: {source}: expected a state_dict (a dict of tensors), got "
+                         f"{type(state_dict).__name__}")
     expected = expected_shapes(n_classes, base, image_size)
     network = f"SSD{image_size} with base {base} and n_classes {n_classes}"
     missing = [name for name in expected if name not in state_dict]
@@ -208,16 +255,34 @@ def check_network_config(path, config, state_dict):
     for name, shape in expected.items():
         tensor = state_dict[name]
         if not isinstance(tensor, torch.Tensor):
-            raise ValueError(f"{path}: model {name}: expected a tensor, got {type(tensor).__name__}")
+            raise ValueError(f"{path}: {source} {name}: expected a tensor, got {type(tensor).__name__}")
         if tuple(tensor.shape) != shape:
             why = ""
             if name.startswith("pred_convs.cl_") and name.endswith((".weight", ".bias")):
                 fmap = next(fmap for fmap in ssd_config(base, image_size).feature_maps
                             if name.split(".")[1] == f"cl_{fmap.name}")
                 why = f" = {priors_per_location(fmap)} priors per location x {n_classes} classes"
-            raise ValueError(f"{path}: model {name} has shape {tuple(tensor.shape)}, but the config's {network} "
+            raise ValueError(f"{path}: {source} {name} has shape {tuple(tensor.shape)}, but the config's {network} "
                              f"needs {shape}{why}")
+    _check_tensor_values(path, config, state_dict, base, image_size, source)
     return n_classes, base, image_size
+
+
+def checkpoint_weights(checkpoint, use_ema=True):
+    """The weights of a checkpoint that a network takes: the averaged ones of a ``train.py --ema`` run ("ema",
+    ssd_support/ema.py: best.pt was chosen by their VAL mAP) unless ``use_ema`` is False, else the trained ones.
+
+    :param checkpoint: a checkpoint dict (``read_checkpoint``)
+    :return: (state_dict, "ema model" or "model": which one, for messages and check_network_config)
+    """
+    if use_ema and isinstance(checkpoint.get("ema"), dict) and "model" in checkpoint["ema"]:
+        return checkpoint["ema"]["model"], "ema model"
+    return checkpoint["model"], "model"
+
+
+def ema_message(path, checkpoint):
+    """The one line saying that the EMA weights of ``path`` are used."""
+    return f"{path}: using its EMA weights (train.py --ema, {checkpoint['ema'].get('updates', '?')} updates)"
 
 
 def load_model_from_checkpoint(path, device="cpu", use_ema=True):
@@ -236,19 +301,16 @@ def load_model_from_checkpoint(path, device="cpu", use_ema=True):
     """
     checkpoint = read_checkpoint(path)
     config = checkpoint["config"]
-    state = checkpoint["model"]
-    use_ema = use_ema and isinstance(checkpoint.get("ema"), dict) and "model" in checkpoint["ema"]
-    if use_ema:
-        state = checkpoint["ema"]["model"]
-    check_network_config(path, config, state)  # before anything is built from the config
+    state, source = checkpoint_weights(checkpoint, use_ema)
+    use_ema = source == "ema model"
+    check_network_config(path, config, state, source)  # before anything is built from the config
     base, image_size = configured_network(config)
     try:
         model = apply_checkpoint_config(build_ssd(config["n_classes"], base=base, image_size=image_size), config)
     except ValueError as error:
         raise ValueError(f"{path}: {error}") from None
     if use_ema:
-        print(f"{path}: using its EMA weights (train.py --ema, {checkpoint['ema'].get('updates', '?')} updates)",
-              file=sys.stderr, flush=True)
+        print(ema_message(path, checkpoint), file=sys.stderr, flush=True)
     model.load_state_dict(state)
     return model.to(device).eval(), dict(config["label_map"])
 

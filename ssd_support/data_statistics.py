@@ -50,7 +50,7 @@ import torch
 from torchvision.ops import box_convert, box_iou
 
 import model
-from ssd_support.checkpoints import configured_network, read_checkpoint
+from ssd_support.checkpoints import check_network_config, checkpoint_weights, configured_network, read_checkpoint
 from ssd_support.files import label_map_path, has_split, images_list_path, objects_list_path, SPLITS
 from ssd_support.files import read_json, write_atomically, write_json_atomically
 from ssd_support.images import image_size as upright_image_size
@@ -110,20 +110,23 @@ def coverage_network(base=None, image_size=None, priors_from=None):
     :param priors_from: a checkpoint to fine-tune from (train.py's or convert_weights.py's; train.py --init-from
         gives the new network its priors): read safely (ssd_support.checkpoints.read_checkpoint,
         ``torch.load(weights_only=True)``); its config names the base, the input size and any priors of its own
-        (model.config_with_priors). None: the base's own priors
+        (model.config_with_priors), checked against its weights as every loader does
+        (ssd_support.checkpoints.check_network_config). None: the base's own priors
     :return: CoverageNetwork
     :raises ValueError: one line: a pair that does not exist; naming the checkpoint, a file that is not a readable
-        SSD checkpoint, priors that do not fit its network, or a --base / --image-size other than its own
+        SSD checkpoint or one that every loader refuses (check_network_config), or a --base / --image-size other
+        than its own
     """
     if priors_from is None:
         base, image_size = base or "vgg16", image_size or 300
         config = network_config(image_size, base)
         return CoverageNetwork(config, base, f"{BASE_NAMES[base]} SSD{image_size}",
                                _training_options(base, image_size))
-    stored = read_checkpoint(priors_from)["config"]
-    if not isinstance(stored, dict):
-        raise ValueError(f"{priors_from}: not an SSD checkpoint (its 'config' is a {type(stored).__name__}, not "
-                         f"a dict)")
+    checkpoint = read_checkpoint(priors_from)
+    stored = checkpoint["config"]
+    # Checked as every loader checks it (train.py --init-from refuses what fails): its values, its weights' shapes,
+    # finite weights, and its priors_cxcy those its config describes, whose coverage is reported here.
+    check_network_config(priors_from, stored, *checkpoint_weights(checkpoint))
     their_base, their_size = configured_network(stored)
     if (base or their_base, image_size or their_size) != (their_base, their_size):
         raise ValueError(f"{priors_from}: holds an SSD{their_size} with base {their_base}, not the "

@@ -17,7 +17,7 @@ import math
 
 import torch
 
-from ssd_support.checkpoints import TrainingSetupError, read_checkpoint
+from ssd_support.checkpoints import TrainingSetupError, check_network_config, read_checkpoint
 
 EMA_DECAY = 0.9999
 EMA_WARMUP_UPDATES = 2000  # the time constant of the warm-up, in updates (Ultralytics' tau)
@@ -73,11 +73,18 @@ def load_ema(ema, path):
 
     :param ema: a ModelEMA of the resumed model
     :param path: the checkpoint resumed from
-    :raises TrainingSetupError: when its "ema" does not fit the model (one line naming the file)
+    :raises TrainingSetupError: when its "ema" does not fit the model or its config (check_network_config: shapes,
+        finite weights, priors), one line naming the file
     """
     checkpoint = read_checkpoint(path, required=())
     if "ema" not in checkpoint:
         return
+    averaged = checkpoint["ema"].get("model") if isinstance(checkpoint["ema"], dict) else None
+    if isinstance(checkpoint.get("config"), dict) and averaged is not None:
+        try:  # the averaged weights go on into the next checkpoints and best.pt: NaN or wrong priors stop here
+            check_network_config(path, checkpoint["config"], averaged, "ema model")
+        except ValueError as error:
+            raise TrainingSetupError(str(error)) from None
     try:
         ema.load_state_dict(checkpoint["ema"])
     except (RuntimeError, KeyError, TypeError) as error:

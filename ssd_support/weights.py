@@ -40,8 +40,8 @@ import warnings
 import torch
 
 from model import SSD300_VGG16, VGG16_CONV_INDICES, build_ssd
-from ssd_support.checkpoints import (apply_checkpoint_config, check_network_config, configured_network, network_config,
-                                    read_checkpoint)
+from ssd_support.checkpoints import (apply_checkpoint_config, check_network_config, checkpoint_weights,
+                                    configured_network, ema_message, network_config, read_checkpoint)
 from utils import make_label_map
 
 
@@ -384,7 +384,8 @@ def init_from_checkpoint(model, path, label_map, log=print):
     The model also takes the checkpoint's priors and preprocessing (the weights were trained with them).
 
     :param model: an ``SSD`` of the same base and input size as the checkpoint's (any number of classes)
-    :param path: a checkpoint of this repository (train.py's, or convert_weights.py's)
+    :param path: a checkpoint of this repository (train.py's, or convert_weights.py's); of a ``train.py --ema`` run,
+        its EMA weights are taken (``checkpoints.checkpoint_weights``; ``log`` says so in one line)
     :param label_map: {class name: label} of ``model``, background 0
     :param log: where the one-paragraph summary goes (``print``; None for silence)
     :return: {"copied": names of the tensors copied whole, "class_rows": {our class: its class in the checkpoint},
@@ -392,8 +393,12 @@ def init_from_checkpoint(model, path, label_map, log=print):
     :raises ValueError: one line naming the file, for an unreadable checkpoint or one of another network
     """
     checkpoint = read_checkpoint(path)
-    config, source = checkpoint["config"], checkpoint["model"]
-    check_network_config(path, config, source)  # before its label map picks rows of its class heads
+    # A train.py --ema run's averaged weights, as detect.py, eval.py and export.py take them: its best.pt was chosen
+    # by their VAL mAP.
+    config, (source, which) = checkpoint["config"], checkpoint_weights(checkpoint)
+    check_network_config(path, config, source, which)  # before its label map picks rows of its class heads
+    if which == "ema model" and log is not None:
+        log(ema_message(path, checkpoint))
     base, image_size = configured_network(config)
     if (base, image_size) != (model.base_name, model.image_size):
         raise ValueError(f"{path}: holds an SSD{image_size} with base {base}, but this network is an "

@@ -7,7 +7,7 @@ The checkpoints here are a few KB: each tensor is one stored number expanded to 
 import pytest
 import torch
 
-from model import CONFIGS
+from model import CONFIGS, config_with_priors, create_prior_boxes, prior_spec, ssd_config
 from ssd_support import checkpoints
 from ssd_support.checkpoints import (TrainingSetupError, check_network_config, expected_shapes,
                                      load_model_from_checkpoint, load_resume_state)
@@ -17,8 +17,12 @@ LABEL_MAP = {"background": 0, "circle": 1, "square": 2, "triangle": 3}
 
 
 def tiny_state_dict(n_classes, base="vgg16", image_size=300):
-    """A state_dict with the keys and shapes of a network, each tensor one number expanded (a few bytes)."""
-    return {name: torch.zeros(()).expand(shape) for name, shape in expected_shapes(n_classes, base, image_size).items()}
+    """A state_dict with the keys and shapes of a network, each tensor one number expanded (a few bytes), but its
+    priors (the network's own: check_network_config compares them)."""
+    state_dict = {name: torch.zeros(()).expand(shape)
+                  for name, shape in expected_shapes(n_classes, base, image_size).items()}
+    state_dict["priors_cxcy"] = create_prior_boxes(ssd_config(base, image_size))
+    return state_dict
 
 
 def write(path, config, state_dict=None, **extra):
@@ -131,3 +135,39 @@ def test_resuming_from_a_checkpoint_at_odds_with_its_config_is_one_line(tmp_path
     with pytest.raises(TrainingSetupError, match=r"resume.pt: model pred_convs.cl_conv4_3.weight has shape "
                                                  r"\(16, 512, 3, 3\), but .* needs \(20, 512, 3, 3\)"):
         load_resume_state(path, None, None, None, LABEL_MAP, {})
+
+
+def test_priors_that_are_not_the_configs_are_refused_in_the_model_and_in_its_ema_copy(tmp_path, no_real_network):
+    """Garbage priors of the right shape passed every check: detect.py exited 0 with 200 zero-area boxes."""
+    state_dict = tiny_state_dict(4)
+    state_dict["priors_cxcy"] = torch.zeros(()).expand(state_dict["priors_cxcy"].shape)
+    message = refusal(write(tmp_path / "priors.pt", {}, state_dict))
+    assert "model priors_cxcy differs from the SSD300 vgg16 priors" in message and "8732 priors differ" in message
+    ema = {"model": state_dict, "updates": 5}  # detect.py takes the EMA copy by default
+    message = refusal(write(tmp_path / "ema_priors.pt", {}, tiny_state_dict(4), ema=ema))
+    assert "ema model priors_cxcy differs" in message
+    shifted = tiny_state_dict(4)
+    shifted["priors_cxcy"] = shifted["priors_cxcy"].clone()
+    shifted["priors_cxcy"][100, 2] += 1e-3
+    assert "prior 100" in refusal(write(tmp_path / "shifted.pt", {}, shifted))
+
+
+def test_priors_are_compared_with_the_configs_own_prior_spec(tmp_path, no_real_network):
+    """A converted COCO checkpoint names its priors in its config: its buffer must be those, not the base's."""
+    spec = {**prior_spec(ssd_config("vgg16", 300)), "scales": [0.07, 0.15, 0.33, 0.51, 0.69, 0.87, 1.05]}
+    coco_priors = create_prior_boxes(config_with_priors(ssd_config("vgg16", 300), spec))
+    own = {**tiny_state_dict(4), "priors_cxcy": coco_priors}
+    config = {"n_classes": 4, "label_map": LABEL_MAP, "priors": spec}
+    assert check_network_config("coco.pt", config, own) == (4, "vgg16", 300)
+    message = refusal(write(tmp_path / "base_priors.pt", {"priors": spec}, tiny_state_dict(4)))
+    assert "priors_cxcy differs from the priors spec of its config" in message
+
+
+def test_weights_that_are_not_finite_are_refused_naming_the_key(tmp_path, no_real_network):
+    """NaN weights in the EMA copy were accepted."""
+    state_dict = tiny_state_dict(4)
+    state_dict["pred_convs.loc_conv4_3.bias"] = torch.tensor([float("nan")] * 16)
+    message = refusal(write(tmp_path / "nan_ema.pt", {}, tiny_state_dict(4), ema={"model": state_dict}))
+    assert "ema model pred_convs.loc_conv4_3.bias holds 16 of 16 values that are not finite" in message
+    state_dict["pred_convs.loc_conv4_3.bias"] = torch.full((16,), float("inf"))
+    assert "model pred_convs.loc_conv4_3.bias" in refusal(write(tmp_path / "inf.pt", {}, state_dict))

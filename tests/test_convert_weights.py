@@ -303,6 +303,23 @@ def test_init_from_copies_the_shared_classes_rows_and_keeps_new_ones_fresh(tmp_p
     assert config["priors"] == source.priors_spec and config["preprocess"] == source.preprocess_config
 
 
+def test_init_from_an_ema_run_takes_its_ema_weights_and_says_so(tmp_path, save_checkpoint, capsys):
+    """best.pt of a train.py --ema run was chosen by its EMA weights' VAL mAP; --init-from copied the trained ones."""
+    torch.manual_seed(8)
+    trained, averaged = build_ssd(3), build_ssd(3)
+    label_map = {"background": 0, "circle": 1, "square": 2}
+    path = save_checkpoint(tmp_path / "best.pt", trained, label_map)
+    checkpoint = torch.load(path, weights_only=True)
+    torch.save({**checkpoint, "ema": {"model": averaged.state_dict(), "updates": 12, "decay": 0.9999}}, path)
+
+    target = build_ssd(3)
+    init_from_checkpoint(target, path, label_map)
+    assert f"{path}: using its EMA weights (train.py --ema, 12 updates)" in capsys.readouterr().out.splitlines()
+    for name, tensor in target.state_dict().items():
+        assert torch.equal(tensor, averaged.state_dict()[name]), name
+    assert not torch.equal(target.pred_convs.cl_conv4_3.weight, trained.pred_convs.cl_conv4_3.weight)
+
+
 def test_label_aliases_are_coco_names_and_voc_names():
     from utils import VOC_LABELS
 

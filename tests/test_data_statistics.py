@@ -315,6 +315,25 @@ def test_a_bad_priors_from_file_or_network_is_one_line_and_nothing_is_written(ti
         assert not output.exists()
 
 
+def test_priors_from_a_checkpoint_that_every_loader_refuses_is_refused_too(tiny_tree, coco_priors_checkpoint,
+                                                                          tmp_path, capsys):
+    """--priors-from read only the config: it reported coverage for a file that detect.py refuses."""
+    good = torch.load(coco_priors_checkpoint, weights_only=True)
+    garbage_priors = {**good["model"], "priors_cxcy": torch.rand_like(good["model"]["priors_cxcy"])}
+    for name, checkpoint, words in (
+            ("huge.pt", {**good, "config": {**good["config"], "n_classes": 10 ** 9}}, ["n_classes", "1000000000"]),
+            ("resnet.pt", {**good, "config": {**good["config"], "base": "resnet50", "priors": None}},
+             ["the weights lack base."]),
+            ("priors.pt", {**good, "model": garbage_priors}, ["model priors_cxcy differs"])):
+        path = str(tmp_path / name)
+        torch.save(checkpoint, path)
+        output = tmp_path / "lists"
+        assert cdl.main(["--voc07", tiny_tree, "--output", str(output), "--priors-from", path]) == 1
+        error = capsys.readouterr().err
+        assert len(error.strip().splitlines()) == 1 and path in error and all(w in error for w in words), error
+        assert not output.exists()
+
+
 def test_tiled_boxes_are_the_objects_in_the_tile_of_their_centre():
     boxes = torch.tensor([[160, 10, 170, 20], [140, 0, 170, 30]], dtype=torch.float64) / 300
     tiled = data_statistics.tiled_boxes(boxes, 2)  # 150-pixel tiles

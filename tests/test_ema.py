@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from ssd_support.checkpoints import load_model_from_checkpoint, network_config
-from ssd_support.ema import ModelEMA, ema_decay_at
+from ssd_support.checkpoints import TrainingSetupError
+from ssd_support.ema import ModelEMA, ema_decay_at, load_ema
 
 
 def small_network():
@@ -72,3 +73,18 @@ def test_a_checkpoint_with_ema_weights_loads_them_by_default_and_says_so(tmp_pat
     trained, _ = load_model_from_checkpoint(str(path), use_ema=False)
     assert capsys.readouterr().err == ""
     assert torch.equal(trained.state_dict()["base.conv1_1.weight"], network.state_dict()["base.conv1_1.weight"])
+
+
+def test_resuming_ema_weights_that_are_not_finite_is_refused_naming_the_key(tmp_path):
+    """--resume restored NaN EMA weights unchecked, and they went on into every checkpoint and best.pt."""
+    from model import build_ssd
+
+    network = build_ssd(2)
+    ema_state = {name: tensor.clone() for name, tensor in network.state_dict().items()}
+    ema_state["pred_convs.loc_conv4_3.bias"][3] = float("nan")
+    path = tmp_path / "ssd300_iter_10.pt"
+    torch.save({"model": network.state_dict(), "config": network_config(network, {"background": 0, "circle": 1}),
+                "ema": {"model": ema_state, "updates": 10}}, path)
+    with pytest.raises(TrainingSetupError, match=r"ssd300_iter_10.pt: ema model pred_convs.loc_conv4_3.bias holds 1 "
+                                                 r"of 16 values that are not finite"):
+        load_ema(None, str(path))  # refused before anything is loaded
