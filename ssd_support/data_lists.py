@@ -240,17 +240,15 @@ def _leave_out_duplicate_images(lists, problems):
     """Find every image listed more than once: twice in one split (two annotation files, or two ImageSets lines,
     name it: which boxes are right?) or in two splits (the test set would score an image the network trained on).
     Each extra listing is a "duplicate image" problem naming the image; it is left out of the lists (TEST is read
-    first, then VAL, so a shared image stays in TEST and leaves TRAIN), which --skip-bad then accepts. A VAL that
-    is the same list as TEST (a YOLO data set without test split) is one split here. An image is one file
-    (:func:`_image_file_key`): a symbolic or hard link of a TRAIN image in TEST is the TRAIN image; a byte-for-byte
-    copy is another file and is not found.
+    first, then VAL, so a shared image stays in TEST and leaves TRAIN), which --skip-bad then accepts. An image is
+    one file (:func:`_image_file_key`): a symbolic or hard link of a TRAIN image in TEST is the TRAIN image; a
+    byte-for-byte copy is another file and is not found.
 
     :param lists: {split: (image paths, objects)}, "VAL" optional, changed in place
     :param problems: the list of AnnotationProblem, appended to
     """
-    val_is_test = lists.get("VAL") is not None and lists.get("VAL") is lists.get("TEST")
     first_split = {}
-    for split in [s for s in ("TEST", "VAL", "TRAIN") if s in lists and not (s == "VAL" and val_is_test)]:
+    for split in [s for s in ("TEST", "VAL", "TRAIN") if s in lists]:
         images, objects = lists[split]
         kept = []
         for index, (path, image_objects) in enumerate(zip(images, objects)):
@@ -270,8 +268,6 @@ def _leave_out_duplicate_images(lists, problems):
             first_split[key] = (split, path)
             kept.append((path, image_objects))
         lists[split] = ([path for path, _ in kept], [image_objects for _, image_objects in kept])
-    if val_is_test:
-        lists["VAL"] = lists["TEST"]
 
 
 def skipped_counts(problems):
@@ -403,8 +399,7 @@ def report_and_write(lists, label_map, label_map_source, n_clipped, problems, sk
           f" Boxes clipped to their image: {summary['clipped']}.", file=out)
     if "VAL" in lists:
         val = summary["VAL"]
-        print(f"VAL: {val['images']} images, {val['objects']} objects ({val['difficult']} difficult)"
-              + (", the same as TEST." if lists["VAL"] is lists["TEST"] else "."), file=out)
+        print(f"VAL: {val['images']} images, {val['objects']} objects ({val['difficult']} difficult).", file=out)
     if problems:
         left_out = [_counted(summary[f"skipped_{unit}"], noun) for unit, noun in
                     (("images", "image"), ("objects", "object"), ("files", "file"))]
