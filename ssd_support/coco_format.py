@@ -11,11 +11,11 @@ import sys
 from collections import Counter
 
 from ssd_support.data_lists import SPLITS, AnnotationProblem, DataListError, list_path, multi_frame_notes
-from ssd_support.data_lists import report_and_write
+from ssd_support.data_lists import canonical_class_name, report_and_write
 from ssd_support.files import read_json
 from ssd_support.images import UnreadableImageError, image_size_and_frames, resolve_written_path
 from ssd_support.limits import MAX_OBJECTS_PER_IMAGE
-from ssd_support.voc_format import canonical_class_name, size_mismatch
+from ssd_support.voc_format import size_mismatch
 from utils import make_label_map
 
 

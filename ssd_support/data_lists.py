@@ -25,6 +25,17 @@ MAX_PRINTED_PROBLEMS = 50  # problem lines printed; the rest are only counted
 MANIFEST_FILE = "lists_manifest.json"
 
 
+def canonical_class_name(name):
+    """Normalize a class name as annotation tools write it: lower case, surrounding and repeated spaces removed.
+
+    Every reader (VOC XML, COCO json, YOLO names) compares names through it, so "Potted  Plant" is one class.
+
+    :param name: a class name, e.g. " Potted  Plant"
+    :return: the canonical name, e.g. "potted plant"
+    """
+    return " ".join(name.lower().split())
+
+
 class DataListError(ValueError):
     """The annotations have problems and --skip-bad was not given (or nothing usable was found)."""
 

@@ -20,7 +20,7 @@ import defusedxml
 import defusedxml.ElementTree
 
 from ssd_support.data_lists import SPLITS, AnnotationProblem, DataListError, multi_frame_notes, report_and_write
-from ssd_support.data_lists import split_ids
+from ssd_support.data_lists import canonical_class_name, split_ids
 from ssd_support.files import bom_encoding, text_lines
 from ssd_support.images import IMAGE_EXTENSIONS, UnreadableImageError, image_size_and_frames, resolve_written_path
 from ssd_support.limits import MAX_OBJECTS_PER_IMAGE
@@ -36,15 +36,6 @@ FALSE_WORDS = {"", "0", "false", "no"}
 # ---------------------------------------------------------------------------------------------------------
 # Parsing one annotation
 # ---------------------------------------------------------------------------------------------------------
-
-
-def canonical_class_name(name):
-    """Normalize a class name as annotation tools write it: lower case, surrounding and repeated spaces removed.
-
-    :param name: a class name, e.g. " Potted  Plant"
-    :return: the canonical name, e.g. "potted plant"
-    """
-    return " ".join(name.lower().split())
 
 
 def resolve_class_name(name, known_names):

@@ -37,13 +37,11 @@ import stat
 import sys
 from collections import Counter
 
-from ssd_support.data_lists import AnnotationProblem, DataListError, multi_frame_notes, remove_stale_validation
-from ssd_support.data_lists import report_and_write, split_ids
+from ssd_support.data_lists import AnnotationProblem, DataListError, canonical_class_name, multi_frame_notes
+from ssd_support.data_lists import remove_stale_validation, report_and_write, split_ids
 from ssd_support.files import bom_encoding
 from ssd_support.images import IMAGE_EXTENSIONS, UnreadableImageError, image_size_and_frames, resolve_written_path
 from ssd_support.limits import MAX_OBJECTS_PER_IMAGE
-from ssd_support.voc_format import canonical_class_name
-from utils import make_label_map
 
 YAML_NAMES = ("data.yaml", "data.yml")
 # The splits of data.yaml and the lists they become (val -> VAL, which train.py --eval-every evaluates on).
@@ -730,5 +728,8 @@ def create_yolo_data_lists(source, output_folder="data", test_fraction=None, see
     extra = {"val_is_test": val_is_test, "background_images": dataset["background_images"],
              "polygons": dataset["polygons"]}
     source_line = f"the {len(names)} names of {os.path.basename(dataset['yaml'])}, in class-id order"
+    # Imported here, not at the top: utils imports torch, and this module's data.yaml reader must load without it
+    # (detect.py --onnx --save-yolo runs on onnxruntime alone).
+    from utils import make_label_map
     return report_and_write(lists, make_label_map(names), source_line, dataset["clipped"], dataset["problems"],
                             skip_bad, output_folder, [dataset["yaml"]], out, notes=notes, extra=extra)

@@ -253,13 +253,21 @@ def test_onnx_path_prepares_images_as_the_exported_checkpoint_says(tmp_path, sav
 
 
 def test_onnx_path_runs_without_torch(onnx_model, noise_image, tmp_path):
-    """torch made unimportable: the --onnx path still runs (and so builds no torch model)."""
-    code = ("import sys; sys.modules['torch'] = None; import detect; "
-            f"sys.exit(detect.main([{noise_image!r}, '--onnx', {onnx_model!r}, '--output', {str(tmp_path)!r}]))")
-    completed = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True,
-                               timeout=120)
-    assert completed.returncode == 0, completed.stderr[-2000:]
-    assert "noise.png:" in completed.stdout and (tmp_path / "noise_detections.json").exists()
+    """torch made unimportable: the --onnx path still runs (and so builds no torch model), the other tools' formats
+    too; the second run into the same YOLO folder reads the data.yaml the first wrote (and keeps it)."""
+    yolo = tmp_path / "yolo"
+    for run in range(2):
+        arguments = [noise_image, "--onnx", onnx_model, "--output", str(tmp_path), "--save-yolo", str(yolo),
+                     "--save-voc", str(tmp_path / "voc"), "--save-coco", str(tmp_path / "detections.json"),
+                     "--overwrite"]
+        code = f"import sys; sys.modules['torch'] = None; import detect; sys.exit(detect.main({arguments!r}))"
+        completed = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True,
+                                   timeout=120)
+        assert completed.returncode == 0, completed.stderr[-2000:]
+        assert "noise.png:" in completed.stdout and (tmp_path / "noise_detections.json").exists()
+        if run == 0:
+            first_yaml = (yolo / "data.yaml").read_bytes()
+    assert (yolo / "data.yaml").read_bytes() == first_yaml and (tmp_path / "detections.json").exists()
 
 
 def test_backend_auto_gives_pytorchs_detections_and_says_so_first(random_checkpoint, noise_image, tmp_path, capsys):
