@@ -15,7 +15,7 @@ import sys
 
 import torch
 
-from ssd_support.files import OutputRefused, refuse_inputs_as_outputs, write_atomically
+from ssd_support.files import OutputRefused, output_file_argument, refuse_inputs_as_outputs, write_atomically
 from ssd_support.weights import NVIDIA_COCO_FILE, SOURCES, TORCHVISION_COCO_FILE, WeightsError, converted_checkpoint
 
 
@@ -26,7 +26,8 @@ def parse_args(argv=None):
     parser.add_argument("--from", dest="source", required=True, choices=SOURCES,
                         help="torchvision_coco: torchvision's ssd300_vgg16 COCO_V1 (VGG16); nvidia_coco: NVIDIA's "
                              "SSD300 v1.1 (ResNet-50)")
-    parser.add_argument("--output", required=True, help="the checkpoint to write (.pt)")
+    parser.add_argument("--output", required=True, type=output_file_argument((".pt", ".pth"), "a checkpoint"),
+                        help="the checkpoint to write (.pt)")
     parser.add_argument("--file", default=None,
                         help=f"a local copy of the published file ({TORCHVISION_COCO_FILE} or {NVIDIA_COCO_FILE}) "
                              "instead of downloading it")

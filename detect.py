@@ -67,7 +67,7 @@ from ssd_support.limits import JPEG_MAX_SIDE, MIN_TILE_SIZE
 from ssd_support.backends import DEFAULT_CHECKPOINT_DIR, make_detector
 from ssd_support.video import annotate_capture, detect_video, is_video, open_camera, run_webcam, stream_name
 from ssd_support.detection_formats import DetectionExports
-from ssd_support.files import RunOutputs
+from ssd_support.files import RunOutputs, output_file_argument
 from ssd_support.tiling import DEFAULT_TILE_OVERLAP, check_tile_count, tiled_detect_fn
 
 # torch is imported where the network runs, not here: detect.py --onnx runs on machines without torch.
@@ -199,7 +199,7 @@ def parse_args(argv=None):
                               "data.yaml (Ultralytics, CVAT, Label Studio; create_data_lists.py --yolo DIR)")
     formats.add_argument("--save-scores", action="store_true",
                          help="--save-yolo: the score as a sixth value on each line (Ultralytics' save_conf)")
-    formats.add_argument("--save-coco", default=None, metavar="FILE",
+    formats.add_argument("--save-coco", type=output_file_argument(".json", "a COCO json"), metavar="FILE",
                          help="one COCO json of every image (images, categories, annotations with bbox and score; "
                               "pycocotools' COCO(FILE), and its annotations as results with loadRes)")
     formats.add_argument("--overwrite", action="store_true",

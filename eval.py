@@ -59,7 +59,8 @@ from ssd_support.detection_formats import EMPTY_RESULTS_NOTE
 from ssd_support.error_analysis import OPERATING_SCORE, operating_score_argument, write_plots
 from ssd_support.images import image_size
 from model import EVAL_CANDIDATES_PER_CLASS, EVAL_MIN_SCORE, EVAL_NMS_IOU, EVAL_TOP_K
-from ssd_support.files import data_folder_files, label_map_path, refuse_inputs_as_outputs, write_atomically
+from ssd_support.files import data_folder_files, label_map_path, output_file_argument, refuse_inputs_as_outputs
+from ssd_support.files import write_atomically
 from ssd_support.onnx_eval import collect_onnx_detections, load_onnx_for_evaluation
 from ssd_support.operating_points import (operating_point, operating_point_means, report_operating_points,
                                           sorted_class_scores)
@@ -245,12 +246,13 @@ def parse_args(argv=None):
     parser.add_argument("--metric", choices=METRICS, default="voc",
                         help="voc: the VOC APs, 11-point and area (default); coco: the COCO AP at IoU 0.50:0.95, "
                              "AP50, AP75, by object size and per class (needs pycocotools); all: both")
-    parser.add_argument("--output", default=None, help="write the APs and mAPs to this JSON file")
+    parser.add_argument("--output", type=output_file_argument(".json", "a summary json"),
+                        help="write the APs and mAPs to this JSON file")
     parser.add_argument("--plots", default=None, metavar="DIR",
                         help="write here a precision-recall curve PNG per class, confusion_matrix.png / .csv, "
                              "f1_curve.png and predictions/ (the 16 images with the most errors, drawn), these "
                              "three at --operating-score")
-    parser.add_argument("--save-detections", default=None, metavar="FILE",
+    parser.add_argument("--save-detections", type=output_file_argument(".json", "a COCO results json"), metavar="FILE",
                         help="write every image's detections (its best 100, COCO's rule) as a COCO results json, "
                              "and beside it the ground truth of the scored split (FILE_ground_truth.json, with file "
                              "names and sizes): pycocotools on the two gives --metric coco's AP; lists made from a "
@@ -258,7 +260,7 @@ def parse_args(argv=None):
     parser.add_argument("--split", choices=("TEST", "VAL"), default="TEST",
                         help="the split to evaluate: TEST, or VAL (create_data_lists.py --val-fraction), where "
                              "thresholds should be chosen")
-    parser.add_argument("--thresholds-out", default=None, metavar="FILE",
+    parser.add_argument("--thresholds-out", type=output_file_argument(".json", "a thresholds json"), metavar="FILE",
                         help="write per class the score that maximises F1 on the evaluated split, with its "
                              "precision and recall, as JSON that detect.py --thresholds reads")
     parser.add_argument("--operating-score", type=operating_score_argument, default=None, metavar="S",

@@ -17,6 +17,7 @@ import argparse
 import sys
 
 from model import EVAL_CANDIDATES_PER_CLASS, EVAL_MIN_SCORE, EVAL_NMS_IOU, EVAL_TOP_K
+from ssd_support.files import output_file_argument
 from ssd_support.quantization import DEFAULT_CALIBRATION_IMAGES
 from ssd_support.onnx_export import DEFAULT_OPSET, MIN_OPSET, NETWORK_OUTPUTS, POSTPROCESS_OUTPUTS, export_checkpoint
 
@@ -25,7 +26,8 @@ def parse_args(argv=None):
     """Command-line options."""
     parser = argparse.ArgumentParser(description="Export a trained SSD to ONNX (dynamic batch size).")
     parser.add_argument("--checkpoint", required=True, help="checkpoint written by train.py")
-    parser.add_argument("--output", default="model.onnx", help="the .onnx file to write")
+    parser.add_argument("--output", default="model.onnx", type=output_file_argument(".onnx", "an ONNX model"),
+                        help="the .onnx file to write")
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (>= {MIN_OPSET})")
     parser.add_argument("--with-postprocess", action="store_true",
                         help="also export box decoding, NMS and the best --top-k detections per image")

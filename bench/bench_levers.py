@@ -42,24 +42,26 @@ def make_data(folder, n_train, n_test, background_fraction, seed):
     return folder
 
 
-def measure(model, folder, score):
-    """(11-point mAP, false positives per background TEST image at ``score``, number of background images)."""
+def measure(model, folder, scores):
+    """(11-point mAP, [false positives per background TEST image at each of ``scores``], number of background
+    images)."""
     dataset = PascalVOCDataset(folder, "TEST", keep_difficult=True)
     loader = DataLoader(dataset, batch_size=8, shuffle=False, collate_fn=collate_fn)
     label_map = load_label_map(folder)
     result = evaluate(model, loader, label_map, torch.device("cpu"), progress=False)
-    false_positives, n_background = 0, 0
+    false_positives, n_background = [0] * len(scores), 0
     model.eval()
     with torch.no_grad():
         for images, boxes, _, _ in loader:
-            locs, scores = model(images)
-            _, _, det_scores = model.detect_objects(locs, scores, min_score=score, max_overlap=EVAL_NMS_IOU,
-                                                    top_k=EVAL_TOP_K)
+            locs, class_scores = model(images)
+            _, _, det_scores = model.detect_objects(locs, class_scores, min_score=min(scores),
+                                                    max_overlap=EVAL_NMS_IOU, top_k=EVAL_TOP_K)
             for image_boxes, image_scores in zip(boxes, det_scores):
                 if len(image_boxes) == 0:
                     n_background += 1
-                    false_positives += int((image_scores >= score).sum())
-    return result["map_11pt"], false_positives / max(n_background, 1), n_background
+                    for i, score in enumerate(scores):
+                        false_positives[i] += int((image_scores >= score).sum())
+    return result["map_11pt"], [count / max(n_background, 1) for count in false_positives], n_background
 
 
 def main():
@@ -70,7 +72,8 @@ def main():
     parser.add_argument("--train", type=int, default=24, help="toy TRAIN images")
     parser.add_argument("--test", type=int, default=24, help="toy TEST images")
     parser.add_argument("--background-fraction", type=float, default=0.33)
-    parser.add_argument("--score", type=float, default=0.5, help="score at which false positives are counted")
+    parser.add_argument("--scores", type=float, nargs="+", default=[0.2, 0.5],
+                        help="scores at which false positives are counted")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
@@ -84,19 +87,23 @@ def main():
                     "--data-folder", folder, "--checkpoint-dir", os.path.join(root, f"k{k}"), "--device", "cpu",
                     "--no-pretrained", "--optimizer", "adamw", "--lr", "2e-4", "--no-augment", "--batch-size",
                     str(args.batch_size), "--iterations", str(args.iterations), "--warmup", "4", "--workers", "0",
-                    "--no-progress", "--no-previews", "--log-every", str(args.iterations), "--seed", str(args.seed),
+                    "--no-progress", "--no-previews", "--log-every", "1", "--seed", str(args.seed),
                     "--negatives-per-empty-image", str(k)])
-            mean_ap, fp, n_background = measure(result["model"], folder, args.score)
-            rows.append((k, mean_ap, fp, float(result["log"][-1]["loss"])))
-            print(f"K={k}: mAP {mean_ap:.4f}, false positives per background image {fp:.2f} "
+            mean_ap, fp, n_background = measure(result["model"], folder, args.scores)
+            # One step's loss is noisy (a batch of background images alone has none at K = 0): the last 20 steps'.
+            last_losses = [float(row["loss"]) for row in result["log"] if row["loss"] not in ("", None)][-20:]
+            rows.append((k, mean_ap, fp, sum(last_losses) / len(last_losses)))
+            print(f"K={k}: mAP {mean_ap:.4f}, false positives per background image "
+                  f"{', '.join(f'{f:.2f} at {s:g}' for f, s in zip(fp, args.scores))} "
                   f"({n_background} background TEST images)", file=sys.stderr, flush=True)
     print(f"\n{args.train} TRAIN / {args.test} TEST toy images, {args.background_fraction:.0%} without objects; "
           f"{args.iterations} iterations of batch {args.batch_size} (adamw 2e-4, --no-augment), seed {args.seed}\n")
-    print(f"| --negatives-per-empty-image | TEST mAP (11-point) | false positives per background image (score >= "
-          f"{args.score:g}) | last training loss |")
-    print("|---|---|---|---|")
+    print("| --negatives-per-empty-image | TEST mAP (11-point) | "
+          + " | ".join(f"false positives per background image, score >= {s:g}" for s in args.scores)
+          + " | training loss, mean of the last 20 steps |")
+    print("|---" * (3 + len(args.scores)) + "|")
     for k, mean_ap, fp, loss in rows:
-        print(f"| {k} | {mean_ap:.4f} | {fp:.2f} | {loss:.3f} |")
+        print(f"| {k} | {mean_ap:.4f} | " + " | ".join(f"{f:.2f}" for f in fp) + f" | {loss:.3f} |")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Files: the one atomic writer, the names of the list files, JSON without NaN, the one reader of JSON files, the
-byte-order marks of text files, and the rule every writer follows (RunOutputs).
+byte-order marks of text files, the rule every writer follows (RunOutputs) and the extension of a single output
+file (output_file_argument).
 
 A leaf of ``ssd_support`` (no project imports), so that every lesson module and every product layer can use it.
 """
@@ -204,6 +205,33 @@ class RunOutputs:
                 relative.startswith(os.pardir + os.sep):
             raise OutputRefused(f"{name!r}: {what} would be written outside {folder}; refused")
         return os.path.join(folder, name)
+
+
+def output_file_argument(extensions, kind):
+    """An argparse ``type=`` for an output file of one format: its name must end in one of ``extensions``.
+
+    Why: a writer given ``--save-coco photo.jpg`` (a slip of the shell's completion) would replace a photo with
+    JSON, and with --overwrite nothing else stops it; a file of the format's extension is one this kind of run
+    writes.
+
+    :param extensions: e.g. ".json", or a tuple of them (".pt", ".pth"); compared ignoring case
+    :param kind: what the file holds, for the message, e.g. "a COCO json"
+    :return: a function str -> str raising argparse.ArgumentTypeError (argparse prints "argument --x: ...")
+    """
+    import argparse
+
+    extensions = (extensions,) if isinstance(extensions, str) else tuple(extensions)
+    names = " or ".join(extensions)
+
+    def output_file(text):
+        name = os.path.basename(text).lower()
+        if not any(name.endswith(extension) and len(name) > len(extension) for extension in extensions):
+            raise argparse.ArgumentTypeError(f"{text}: the name must end in {names} (the file written is {kind}; a "
+                                             f"file of another kind is never replaced)")
+        return text
+
+    output_file.__name__ = f"{names} file"
+    return output_file
 
 
 def refuse_inputs_as_outputs(inputs, outputs):

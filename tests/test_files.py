@@ -9,6 +9,7 @@ import os
 import pytest
 
 import convert_weights
+import detect
 import eval as eval_script
 import export
 from ssd_support.files import JSONFileError, OutputRefused, RunOutputs, read_json
@@ -49,28 +50,51 @@ def _unchanged(path, content, capsys, script):
 
 
 def test_scripts_refuse_their_input_checkpoint_as_output(tmp_path, capsys, toy_data_folder):
-    checkpoint = tmp_path / "ckpt.pt"
-    content = b"a checkpoint's bytes"
-    checkpoint.write_bytes(content)
-    assert export.main(["--checkpoint", str(checkpoint), "--output", str(checkpoint)]) == 1
-    _unchanged(checkpoint, content, capsys, "export.py")
-    for precision in (["--int8", "--calibration", toy_data_folder], ["--half"]):  # these export to a temporary file
-        assert export.main(["--checkpoint", str(checkpoint), "--output", str(checkpoint), *precision]) == 1
-        _unchanged(checkpoint, content, capsys, "export.py")
-    assert eval_script.main(["--data-folder", toy_data_folder, "--checkpoint", str(checkpoint), "--output",
-                             str(checkpoint)]) == 1
-    _unchanged(checkpoint, content, capsys, "eval.py")
-    for option in ("--save-detections", "--thresholds-out"):
-        assert eval_script.main(["--data-folder", toy_data_folder, "--checkpoint", str(checkpoint), option,
-                                 str(checkpoint)]) == 1
-        _unchanged(checkpoint, content, capsys, "eval.py")
+    # Named as the outputs are (.onnx, .json), so that the extension check lets the input check be reached.
+    for name, script, options in (("ckpt.onnx", "export.py", [[], ["--int8", "--calibration", toy_data_folder],
+                                                              ["--half"]]),  # these two export to a temporary file
+                                  ("ckpt.json", "eval.py", [["--output"], ["--save-detections"],
+                                                            ["--thresholds-out"]])):
+        checkpoint = tmp_path / name
+        content = b"a checkpoint's bytes"
+        checkpoint.write_bytes(content)
+        for option in options:
+            if script == "export.py":
+                assert export.main(["--checkpoint", str(checkpoint), "--output", str(checkpoint), *option]) == 1
+            else:
+                assert eval_script.main(["--data-folder", toy_data_folder, "--checkpoint", str(checkpoint), *option,
+                                         str(checkpoint)]) == 1
+            _unchanged(checkpoint, content, capsys, script)
     lists = os.path.join(toy_data_folder, "TEST_images.json")
     assert eval_script.main(["--data-folder", toy_data_folder, "--checkpoint", str(checkpoint), "--output",
                              lists]) == 1
     assert "is an input" in capsys.readouterr().err
+    checkpoint = tmp_path / "ckpt.pt"
+    checkpoint.write_bytes(content)
     assert convert_weights.main(["--from", "torchvision_coco", "--file", str(checkpoint), "--output",
                                  str(checkpoint)]) == 1
     _unchanged(checkpoint, content, capsys, "convert_weights.py")
+
+
+@pytest.mark.parametrize("script, arguments, option, extension", [
+    (detect, ["photo.jpg", "--overwrite"], "--save-coco", ".json"),
+    (eval_script, ["--data-folder", "lists", "--checkpoint", "ckpt.pt"], "--save-detections", ".json"),
+    (eval_script, ["--data-folder", "lists", "--checkpoint", "ckpt.pt"], "--thresholds-out", ".json"),
+    (eval_script, ["--data-folder", "lists", "--checkpoint", "ckpt.pt"], "--output", ".json"),
+    (export, ["--checkpoint", "ckpt.pt"], "--output", ".onnx"),
+    (convert_weights, ["--from", "torchvision_coco"], "--output", ".pt or .pth"),
+])
+def test_an_output_file_of_another_kind_is_refused_before_any_work(script, arguments, option, extension, tmp_path,
+                                                                   capsys):
+    """A slip such as ``--save-coco holiday.jpg`` (even with --overwrite) leaves the photo as it was: the option
+    refuses, in one line naming the file, a name without its format's extension (what argparse's type= checks)."""
+    photo = tmp_path / "holiday.jpg"
+    photo.write_bytes(b"a user's photo")
+    with pytest.raises(SystemExit) as exit_:
+        script.main([*arguments, option, str(photo)])
+    assert exit_.value.code == 2 and photo.read_bytes() == b"a user's photo"
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"argument {option}: {photo}: the name must end in {extension}" in error
 
 
 
