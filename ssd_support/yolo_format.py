@@ -150,10 +150,38 @@ def find_yaml(source):
 
 def _no_alias_loader(yaml):
     """A PyYAML SafeLoader class that refuses aliases (``*name``): nested aliases expand exponentially (nine
-    levels of nine: 387 million strings from 400 bytes, "billion laughs"), and a data.yaml has no need of them."""
+    levels of nine: 387 million strings from 400 bytes, "billion laughs"), and a data.yaml has no need of them.
+    It reads the class names as written (:meth:`NoAliasLoader.construct_document`)."""
 
     class NoAliasLoader(yaml.SafeLoader):
-        """yaml.SafeLoader, an alias a composer error at its line."""
+        """yaml.SafeLoader, an alias a composer error at its line, the names as written."""
+
+        def construct_document(self, node):
+            """SafeLoader's document, with each entry of ``names`` that YAML 1.1 reads as a boolean or a number
+            replaced by its text as written: ``names: [no, yes]`` are the classes "no" and "yes", not False and
+            True (then named "False" and "True"); ``1e3`` stays "1e3", ``12:30`` (base 60: 750) "12:30"."""
+            data = super().construct_document(node)
+            if isinstance(data, dict) and isinstance(node, yaml.MappingNode):
+                for key_node, value_node in node.value:
+                    if isinstance(key_node, yaml.ScalarNode) and key_node.value == "names":
+                        data["names"] = self._names_as_written(data.get("names"), value_node)
+            return data
+
+        def _names_as_written(self, names, node):
+            """``names`` (a list, or a dict {id: name}) with its typed scalar entries as their source text."""
+            def as_written(value, entry_node):
+                typed = isinstance(value, (bool, int, float))
+                return entry_node.value if typed and isinstance(entry_node, yaml.ScalarNode) else value
+
+            if isinstance(names, list) and isinstance(node, yaml.SequenceNode):
+                return [as_written(value, entry) for value, entry in zip(names, node.value)]
+            if isinstance(names, dict) and isinstance(node, yaml.MappingNode):
+                names = dict(names)
+                for key_node, entry in node.value:
+                    key = self.construct_object(key_node)  # the id as loaded (0, not "0"); hashable: loaded once
+                    names[key] = as_written(names[key], entry)
+                return names
+            return names
 
         def compose_node(self, parent, index):
             """SafeLoader's compose_node, refusing an alias before it is resolved."""

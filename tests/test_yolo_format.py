@@ -148,6 +148,20 @@ def test_names_as_a_dict_and_a_roboflow_layout(tmp_path):
     assert not summary["val_is_test"] and "also written as TEST" not in printed
 
 
+@pytest.mark.parametrize("names_text", ["[no, yes, on, 12:30, 1e3, 0x1A, 3]",
+                                        "\n  0: no\n  1: yes\n  2: on\n  3: 12:30\n  4: 1e3\n  5: 0x1A\n  6: 3"])
+def test_names_that_yaml_would_read_as_booleans_or_numbers_are_read_as_written(tmp_path, names_text):
+    """YAML 1.1 reads ``no`` as False, ``12:30`` as 750 (base 60), ``0x1A`` as 26: classes named "False", "750",
+    "26" in label_map.json, with exit 0. The names are the text the file holds, as a list or as a dict."""
+    root = write_yolo(tmp_path / "set", {"train": {"a.jpg": ((100, 100), "5 0.5 0.5 0.2 0.2\n")},
+                                         "val": {"b.jpg": ((100, 100), "0 0.5 0.5 0.2 0.2\n")}},
+                      yaml_text=f"train: images/train\nval: images/val\nnc: 7\nnames: {names_text}\n")
+    quiet(create_yolo_data_lists, os.path.join(root, "data.yaml"), output_folder=str(tmp_path / "lists"))
+    lists = read_lists(tmp_path / "lists")
+    assert list(lists["label_map"]) == ["background", "no", "yes", "on", "12:30", "1e3", "0x1A", "3"]
+    assert lists["TRAIN_objects"][0]["labels"] == [6] and lists["TEST_objects"][0]["labels"] == [1]
+
+
 def test_list_files_with_windows_separators_and_a_path_key(tmp_path):
     """``path`` names the root (relative to the yaml's folder); train / val are list files whose lines are
     relative to the list's folder, written on Windows (``.\\images\\x\\a.jpg``): they resolve on Linux. The label
