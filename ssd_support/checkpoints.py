@@ -25,6 +25,7 @@ import torch
 from model import build_ssd, config_with_priors, create_prior_boxes, priors_per_location, ssd_config
 from ssd_support.files import write_atomically
 from ssd_support.limits import BASES, IMAGE_SIZES, MAX_CLASSES, MIN_CLASSES
+from utils import AUGMENTATION_STEPS
 
 BEST_CHECKPOINT = "best.pt"  # not ssd300_iter_N.pt: --resume latest and pruning never see it
 
@@ -435,16 +436,35 @@ FREE_SETTINGS = frozenset({
 EPOCHS_DERIVED_SETTINGS = frozenset({"decay_at", "warmup"})
 
 
+def _augmentation_as_applied(settings):
+    """``settings`` with the augmentation's switches as what they do: --no-augment is all four --no-<part>, and
+    all four are --no-augment (the same TEST transform, the same losses), so that resuming a --no-augment run with
+    --no-flip added, or a run of the four switches with --no-augment, changes nothing.
+
+    :param settings: {option name: value}, a checkpoint's "args" or a run's
+    :return: a copy, its no_augment and no_<part> (utils.AUGMENTATION_STEPS) made consistent
+    """
+    switches = [f"no_{step}" for step in AUGMENTATION_STEPS]
+    none_applied = bool(settings.get("no_augment")) or all(settings.get(switch) for switch in switches)
+    if not none_applied:
+        return settings
+    return {**settings, "no_augment": True, **{switch: True for switch in switches}}
+
+
 def changed_settings(saved, settings):
-    """The recorded settings that a run changes: every one both name, less FREE_SETTINGS.
+    """The recorded settings that a run changes: every one both name, less FREE_SETTINGS; the augmentation's
+    switches compared by the parts they leave out (:func:`_augmentation_as_applied`).
 
     :param saved: the checkpoint's "args"
     :param settings: this run's, {option name: value}
     :return: list of "--setting NEW (was OLD)" strings, in the checkpoint's order
     """
+    applied_before, applied_now = _augmentation_as_applied(saved), _augmentation_as_applied(settings)
     ignored = FREE_SETTINGS | (EPOCHS_DERIVED_SETTINGS if saved.get("epochs") is not None else frozenset())
+    # Named as given (a switch the run changes), when what it does changes too.
     return [f"--{name.replace('_', '-')} {settings[name]} (was {value})" for name, value in saved.items()
-            if name not in ignored and name in settings and settings[name] != value]
+            if name not in ignored and name in settings and settings[name] != value
+            and applied_now.get(name) != applied_before.get(name)]
 
 
 def check_resume_settings(checkpoint, path, settings, world_size, allow_changed=False):

@@ -12,7 +12,7 @@ import torch
 import create_data_lists as cdl
 import train
 from ssd_support import data_lists
-from ssd_support.checkpoints import load_model_from_checkpoint
+from ssd_support.checkpoints import changed_settings, load_model_from_checkpoint
 from ssd_support.toy_data import make_toy_dataset
 from test_train_features import copy_lists, measured, quiet_args
 
@@ -66,6 +66,20 @@ def test_all_four_augmentation_switches_train_as_no_augment(toy_data_folder, tmp
                                      "--no-crop", "--no-flip", *common))
     assert losses(switched) == losses(unaugmented)
     assert torch.load(switched["checkpoint"], weights_only=True)["args"]["no_zoom_out"] is True
+
+
+def test_the_augmentation_switches_are_compared_on_resume_by_what_they_leave_out():
+    """Resuming a --no-augment run with --no-flip added, or a run of the four switches with --no-augment, changes
+    nothing; leaving one of them out does, and the message names the switch as given."""
+    paper = {"no_augment": False, "no_photometric": False, "no_zoom_out": False, "no_crop": False, "no_flip": False}
+    four = {**paper, "no_photometric": True, "no_zoom_out": True, "no_crop": True, "no_flip": True}
+    unaugmented = {**paper, "no_augment": True}
+    assert changed_settings(unaugmented, {**unaugmented, "no_flip": True}) == []
+    assert changed_settings(four, unaugmented) == changed_settings(unaugmented, four) == []
+    assert changed_settings(unaugmented, {**paper, "no_flip": True}) == ["--no-augment False (was True)"]
+    assert changed_settings(four, {**four, "no_crop": False}) == ["--no-crop False (was True)"]
+    assert changed_settings(paper, {**paper, "no_flip": True}) == ["--no-flip True (was False)"]
+    assert changed_settings({**paper, "lr": 1e-3}, {**paper, "lr": 2e-3}) == ["--lr 0.002 (was 0.001)"]
 
 
 def test_resuming_refuses_any_changed_recorded_setting_in_one_line(toy_data_folder, tmp_path, capsys):
