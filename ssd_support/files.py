@@ -1,14 +1,16 @@
 """Files: the one atomic writer, the names of the list files, JSON without NaN, the one reader of JSON files, the
-byte-order marks of text files, the rule every writer follows (RunOutputs) and the extension of a single output
-file (output_file_argument).
+the one bounded reader of text files from elsewhere (read_bounded_text, text_lines: byte-order marks, line ends),
+the rule every writer follows (RunOutputs) and the extension of a single output file (output_file_argument).
 
 A leaf of ``ssd_support`` (no project imports), so that every lesson module and every product layer can use it.
 """
 
 import codecs
+import io
 import json
 import math
 import os
+import stat
 import tempfile
 
 SPLITS = ("TRAIN", "VAL", "TEST")  # VAL: create_data_lists.py --val-fraction
@@ -92,16 +94,39 @@ def bom_encoding(data):
     return None
 
 
-def text_lines(path):
-    """The lines of a text file, as (line number, stripped text) for the non-empty ones; a byte-order mark and
-    CRLF line ends are read as tools write them.
+def read_bounded_text(path, max_bytes):
+    """The text of a regular file of at most ``max_bytes`` bytes, decoded as tools write text: by its byte-order
+    mark (Windows Notepad writes them), else UTF-8.
 
-    :raises UnicodeDecodeError: when it is not UTF-8 (or UTF-16/32 with a byte-order mark)
+    :raises ValueError: one line (without the path) when it is not a regular file (a device, a FIFO: reading
+        /dev/zero never ends), is larger, or is not text
     """
+    status = os.stat(path)  # before open(): opening a FIFO waits for a writer
+    if not stat.S_ISREG(status.st_mode):
+        raise ValueError("not a regular file")
+    if status.st_size > max_bytes:
+        raise ValueError(f"larger than {max_bytes} bytes, the most read of such a file")
     with open(path, "rb") as file:
-        data = file.read()
-    text = data.decode(bom_encoding(data) or "utf-8")
-    return [(number, line.strip()) for number, line in enumerate(text.splitlines(), 1) if line.strip()]
+        # read(n) allocates n bytes at once: the file's size, not the bound (8 MB for each label file)
+        data = file.read(status.st_size + 1)
+        if len(data) > status.st_size:  # it grew since
+            data += file.read(max_bytes + 1 - len(data))
+    if len(data) > max_bytes:
+        raise ValueError(f"larger than {max_bytes} bytes, the most read of such a file")
+    try:
+        return data.decode(bom_encoding(data) or "utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"not UTF-8 text ({error.reason} at byte {error.start})") from None
+
+
+def text_lines(text):
+    """The non-empty lines of a text, one at a time, as (line number, stripped line): memory for one line, not a
+    list of them all (a file of short garbage lines would hold ~50 bytes per line). CRLF and CR line ends are
+    read as LF."""
+    for number, line in enumerate(io.StringIO(text, newline=None), 1):
+        line = line.strip()
+        if line:
+            yield number, line
 
 
 class OutputRefused(ValueError):

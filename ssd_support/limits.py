@@ -26,6 +26,10 @@ BASES = ("vgg16", "resnet50")
 # need ~8 GB for that image alone.
 MAX_OBJECTS_PER_IMAGE = 1000
 
+# A list file of image names or paths (VOC's ImageSets/Main/*.txt, Ultralytics' train.txt): COCO's train2017 is
+# 118,287 lines, 4 MB; VOC 2012's trainval 11,540 lines. Read whole (ssd_support.files.read_bounded_text).
+MAX_LIST_FILE_BYTES = 64 << 20
+
 # Pixels of one image (width x height), checked from the header before any pixel is decoded. Pillow's own
 # decompression-bomb threshold (Image.MAX_IMAGE_PIXELS's default, 89,478,485, about 9459 x 9459: Pillow warns
 # above it and refuses above twice it); a decoded RGB image at the limit is 268 MB.

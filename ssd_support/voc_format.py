@@ -21,9 +21,9 @@ import defusedxml.ElementTree
 
 from ssd_support.data_lists import SPLITS, AnnotationProblem, DataListError, multi_frame_notes, report_and_write
 from ssd_support.data_lists import canonical_class_name, split_ids
-from ssd_support.files import bom_encoding, text_lines
+from ssd_support.files import bom_encoding, read_bounded_text, text_lines
 from ssd_support.images import IMAGE_EXTENSIONS, UnreadableImageError, image_size_and_frames, resolve_written_path
-from ssd_support.limits import MAX_OBJECTS_PER_IMAGE
+from ssd_support.limits import MAX_LIST_FILE_BYTES, MAX_OBJECTS_PER_IMAGE
 from utils import VOC_LABELS, make_label_map
 
 DEFAULT_TEST_FRACTION = 0.2  # --annotations without --test-annotations: a fifth of the images for TEST
@@ -298,12 +298,13 @@ def parse_annotation(xml_path, image_folder, image_id, cache=None, frames=None):
 def read_text_lines(path):
     """The stripped, non-empty lines of a text file, whatever byte-order mark or line ends it has.
 
-    :raises DataListError: when it is not UTF-8 (or UTF-16/32 with a byte-order mark) text
+    :raises DataListError: one line naming the file when it is not a regular file (a FIFO, /dev/zero), larger than
+        MAX_LIST_FILE_BYTES, or not UTF-8 (or UTF-16/32 with a byte-order mark) text
     """
     try:
-        return [line for _, line in text_lines(path)]
-    except UnicodeDecodeError as error:
-        raise DataListError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+        return [line for _, line in text_lines(read_bounded_text(path, MAX_LIST_FILE_BYTES))]
+    except ValueError as error:
+        raise DataListError(f"{path}: {error}") from None
 
 
 def read_image_ids(voc_folder, image_set):

@@ -30,18 +30,16 @@ Problems are ssd_support.data_lists.AnnotationProblem, as every reader's; :func:
 lists through ssd_support.data_lists. PyYAML (requirements.txt), Pillow through ssd_support.images.
 """
 
-import io
 import math
 import os
-import stat
 import sys
 from collections import Counter
 
 from ssd_support.data_lists import AnnotationProblem, DataListError, canonical_class_name, multi_frame_notes
 from ssd_support.data_lists import remove_stale_validation, report_and_write, split_ids
-from ssd_support.files import bom_encoding
+from ssd_support.files import read_bounded_text, text_lines
 from ssd_support.images import IMAGE_EXTENSIONS, UnreadableImageError, image_size_and_frames, resolve_written_path
-from ssd_support.limits import MAX_OBJECTS_PER_IMAGE
+from ssd_support.limits import MAX_LIST_FILE_BYTES, MAX_OBJECTS_PER_IMAGE
 
 YAML_NAMES = ("data.yaml", "data.yml")
 # The splits of data.yaml and the lists they become (val -> VAL, which train.py --eval-every evaluates on).
@@ -58,8 +56,6 @@ MAX_YAML_BYTES = 1 << 20
 # A label file: MAX_OBJECTS_PER_IMAGE (ssd_support/limits.py) lines of boxes is ~50 KB; of detailed segmentation
 # polygons (a few hundred points each) a few MB.
 MAX_LABEL_FILE_BYTES = 8 << 20
-# A list file of images (Ultralytics' train.txt): COCO's train2017 is 118,287 lines, 4 MB.
-MAX_LIST_FILE_BYTES = 64 << 20
 # Problems kept for one label or list file; the others are counted in one more line. A file of garbage would
 # otherwise keep an object per line (~280x the file's size in memory), though only the first 50 are printed.
 MAX_PROBLEMS_PER_FILE = 10
@@ -93,41 +89,6 @@ def inside(path, folder):
     """Whether ``path``, links resolved, is ``folder`` (a real path) or lies under it."""
     real = os.path.realpath(path)
     return real == folder or real.startswith(folder.rstrip(os.sep) + os.sep)
-
-
-def read_bounded_text(path, max_bytes):
-    """The text of a regular file of at most ``max_bytes`` bytes, decoded as ssd_support.files.text_lines decodes
-    it (a byte-order mark, else UTF-8).
-
-    :raises ValueError: one line (without the path) when it is not a regular file (a device, a FIFO: reading
-        /dev/zero never ends), is larger, or is not text
-    """
-    status = os.stat(path)  # before open(): opening a FIFO waits for a writer
-    if not stat.S_ISREG(status.st_mode):
-        raise ValueError("not a regular file")
-    if status.st_size > max_bytes:
-        raise ValueError(f"larger than {max_bytes} bytes, the most read of such a file")
-    with open(path, "rb") as file:
-        # read(n) allocates n bytes at once: the file's size, not the bound (8 MB for each label file)
-        data = file.read(status.st_size + 1)
-        if len(data) > status.st_size:  # it grew since
-            data += file.read(max_bytes + 1 - len(data))
-    if len(data) > max_bytes:
-        raise ValueError(f"larger than {max_bytes} bytes, the most read of such a file")
-    try:
-        return data.decode(bom_encoding(data) or "utf-8")
-    except UnicodeDecodeError as error:
-        raise ValueError(f"not UTF-8 text ({error.reason} at byte {error.start})") from None
-
-
-def text_lines_of(text):
-    """The non-empty lines of a text, one at a time, as (line number, stripped line): memory for one line, not a
-    list of them all (a file of short garbage lines would hold ~50 bytes per line). CRLF and CR line ends are
-    read as LF."""
-    for number, line in enumerate(io.StringIO(text, newline=None), 1):
-        line = line.strip()
-        if line:
-            yield number, line
 
 
 def find_yaml(source):
@@ -328,7 +289,7 @@ def _images_in_list(list_path, root, trusted, problems):
     quote = inside(list_path, trusted)
     list_folder = os.path.dirname(os.path.abspath(list_path))
     images, n_missing = [], 0
-    for number, line in text_lines_of(text):
+    for number, line in text_lines(text):
         found, first_tried = None, None
         for folder in (list_folder, root, os.getcwd()):
             found, tried = resolve_written_path(line, folder)
@@ -548,7 +509,7 @@ def parse_label_file(path, width, height, n_classes, keypoint_values=0, trusted=
     """
     quote = trusted is None or inside(path, trusted)
     try:
-        lines = text_lines_of(read_bounded_text(path, MAX_LABEL_FILE_BYTES))
+        lines = text_lines(read_bounded_text(path, MAX_LABEL_FILE_BYTES))
         objects, problems, counts, seen, more, n_lines = [], [], Counter(), {}, Counter(), 0
         for number, line in lines:
             n_lines += 1

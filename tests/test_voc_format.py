@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 import create_data_lists as cdl
-from ssd_support import toy_data
+from ssd_support import toy_data, voc_format
 from utils import VOC_LABELS, make_label_map
 from data_lists import read_lists
 
@@ -345,6 +345,29 @@ def test_an_image_set_list_outside_the_data_set_is_refused_without_echoing_it(tm
     assert err.splitlines() == [f"error: {folder}/ImageSets/Main/trainval.txt: refused, it resolves to {secret}, "
                                 f"outside the data set folder {folder} (a symbolic link?); an image set list must be "
                                 f"a file of the data set"]
+
+
+def test_an_image_set_list_is_read_bounded_and_decoded_as_tools_write_it(tmp_path, capsys, monkeypatch):
+    """ImageSets lists go through the one bounded text reader (ssd_support.files.read_bounded_text): a UTF-16 list
+    with a byte-order mark and CRLF line ends is read; one over MAX_LIST_FILE_BYTES, or not text, is refused in one
+    line naming it (it used to be read whole, whatever its size)."""
+    folder = write_voc(tmp_path / "VOC", {"000001": (annotation(voc_object("dog", (1, 1, 50, 50))), (200, 100)),
+                                          "000002": (annotation(voc_object("cat", (1, 1, 50, 50))), (200, 100))},
+                       {"test": ["000002"]})
+    trainval = os.path.join(folder, "ImageSets", "Main", "trainval.txt")
+    with open(trainval, "wb") as file:
+        file.write("000001\r\n\r\n".encode("utf-16"))
+    assert cdl.main(["--voc07", folder, "--output", str(tmp_path / "out")]) == 0
+    with open(tmp_path / "out" / "TRAIN_images.json") as file:
+        assert [os.path.basename(path) for path in json.load(file)] == ["000001.jpg"]
+    capsys.readouterr()
+    for content, message in ((b"000001\n" * 10, "larger than 40 bytes"), (b"\xc3\x28 bad\n", "not UTF-8 text")):
+        monkeypatch.setattr(voc_format, "MAX_LIST_FILE_BYTES", 40)
+        with open(trainval, "wb") as file:
+            file.write(content)
+        assert cdl.main(["--voc07", folder, "--output", str(tmp_path / "out2")]) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"error: {trainval}: {message}") and len(err.splitlines()) == 1, err
 
 
 def test_a_fifo_named_like_an_image_is_not_opened(tmp_path, capsys, time_limit):
