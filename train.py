@@ -59,7 +59,8 @@ from ssd_support.training_run import (CheckpointWriteError, DataLoadError, LogWr
 
 
 def parse_args(argv=None):
-    """Parse the command line; every default is the paper's recipe (the run's options: training_run.add_run_options).
+    """Parse the command line; the defaults train the paper's recipe on VOC (the run's options:
+    training_run.add_run_options).
 
     :param argv: list of command-line strings (None: sys.argv[1:])
     :return: an argparse.Namespace

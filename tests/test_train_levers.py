@@ -59,6 +59,34 @@ def test_a_run_with_every_lever_resumes_exactly(background_folder, tmp_path, cap
     assert torch.equal(model.state_dict()["base.conv1_1.weight"], ends[0]["ema"]["model"]["base.conv1_1.weight"])
 
 
+def test_background_images_teach_by_default_and_the_papers_zero_stays_reachable(background_folder, tmp_path,
+                                                                             capsys):
+    """TRAIN of background images only: by default (K = 3, measured in docs/training.md) a step has a loss (their
+    hardest negatives); with --negatives-per-empty-image 0 (the paper's loss) it is 0, and train.py says so."""
+    folder = tmp_path / "background_only"
+    folder.mkdir()
+    objects = json.loads(open(os.path.join(background_folder, "TRAIN_objects.json")).read())
+    images = json.loads(open(os.path.join(background_folder, "TRAIN_images.json")).read())
+    empty = [index for index, entry in enumerate(objects) if not entry["labels"]][:2]
+    assert len(empty) == 2
+    (folder / "TRAIN_objects.json").write_text(json.dumps([objects[i] for i in empty]))
+    (folder / "TRAIN_images.json").write_text(json.dumps([os.path.join(background_folder, images[i])
+                                                          for i in empty]))
+    for name in ("TEST_images.json", "TEST_objects.json", "label_map.json"):
+        text = open(os.path.join(background_folder, name)).read()
+        if name == "TEST_images.json":
+            text = json.dumps([os.path.join(background_folder, path) for path in json.loads(text)])
+        (folder / name).write_text(text)
+    common = ["--batch-size", "2", "--iterations", "1", "--no-previews", "--no-augment"]
+    default = train.main(quiet_args(str(folder), tmp_path / "default", *common))
+    assert ("2 of 2 TRAIN images have no objects: each contributes its 3 hardest negatives "
+            "(--negatives-per-empty-image).") in capsys.readouterr().out.splitlines()
+    assert float(default["log"][0]["loss"]) > 0
+    papers = train.main(quiet_args(str(folder), tmp_path / "papers", *common, "--negatives-per-empty-image", "0"))
+    assert "contribute nothing to the loss (--negatives-per-empty-image 0" in capsys.readouterr().out
+    assert float(papers["log"][0]["loss"]) == 0
+
+
 def test_all_four_augmentation_switches_train_as_no_augment(toy_data_folder, tmp_path):
     common = ["--batch-size", "2", "--iterations", "2", "--max-images", "4", "--no-previews"]
     unaugmented = train.main(quiet_args(toy_data_folder, tmp_path / "none", "--no-augment", *common))
