@@ -72,6 +72,7 @@ import sys
 from ssd_support.coco_format import create_coco_data_lists
 from ssd_support.data_lists import DataListError, apply_val_fraction, split_statistics
 from ssd_support.data_statistics import coverage_network, write_data_statistics
+from ssd_support.files import output_folder_argument
 from ssd_support.toy_data import make_toy_coco_dataset, make_toy_dataset
 from ssd_support.voc_format import DEFAULT_TEST_FRACTION, build_and_write, create_folder_data_lists, read_image_ids
 from ssd_support.voc_format import resolve_image_id
@@ -167,13 +168,14 @@ def parse_args(argv=None):
     parser.add_argument("--yolo", metavar="DIR",
                         help="an Ultralytics / Roboflow YOLO data set: the folder of its data.yaml (or the yaml); "
                              "train / val / test become TRAIN / VAL / TEST")
-    parser.add_argument("--output", default="data", help="folder for the JSON lists (default: data)")
+    parser.add_argument("--output", default="data", type=output_folder_argument,
+                        help="folder for the JSON lists (default: data)")
     parser.add_argument("--classes", default=None,
                         help="comma-separated class names, or 'voc'; by default the 20 VOC classes if every "
                              "annotated name is one of them, else the names found in the annotations")
     parser.add_argument("--skip-bad", action="store_true",
                         help="leave out (and count) bad objects and images instead of failing")
-    parser.add_argument("--toy", metavar="DIR",
+    parser.add_argument("--toy", metavar="DIR", type=output_folder_argument,
                         help="write a synthetic VOC-format data set to DIR/ToyVOC and its lists to DIR")
     parser.add_argument("--toy-coco", metavar="DIR",
                         help="write the synthetic data set in the COCO format to DIR/ToyCOCO and its lists to DIR")

@@ -67,7 +67,7 @@ from ssd_support.limits import JPEG_MAX_SIDE, MIN_TILE_SIZE
 from ssd_support.backends import DEFAULT_CHECKPOINT_DIR, make_detector
 from ssd_support.video import annotate_capture, detect_video, is_video, open_camera, run_webcam, stream_name
 from ssd_support.detection_formats import DetectionExports
-from ssd_support.files import RunOutputs, output_file_argument
+from ssd_support.files import RunOutputs, output_file_argument, output_folder_argument, write_atomically
 from ssd_support.tiling import DEFAULT_TILE_OVERLAP, check_tile_count, tiled_detect_fn
 
 # torch is imported where the network runs, not here: detect.py --onnx runs on machines without torch.
@@ -166,7 +166,7 @@ def parse_args(argv=None):
     parser.add_argument("--onnx", default=None, metavar="FILE",
                         help="run this export.py --with-postprocess model in onnxruntime instead of a checkpoint "
                              "(no torch needed); its label map and settings come from the file's metadata")
-    parser.add_argument("--output", default=None,
+    parser.add_argument("--output", type=output_folder_argument,
                         help="folder for the annotated images / videos and JSON files (default: output; with "
                              "--webcam, saves the annotated stream there instead of showing a window)")
     parser.add_argument("--min-score", type=float, default=0.2, help="minimum detection score")
@@ -191,10 +191,10 @@ def parse_args(argv=None):
                         help="annotated videos: H.264 MP4 (needs PyAV: pip install av) or VP9 WebM (OpenCV's "
                              "wheel); auto: H.264 where PyAV is installed, else VP9. Both play in browsers")
     formats = parser.add_argument_group("detections for other tools (images; a video's are in its JSON)")
-    formats.add_argument("--save-voc", default=None, metavar="DIR",
+    formats.add_argument("--save-voc", type=output_folder_argument, metavar="DIR",
                          help="one Pascal VOC XML per image (labelImg, CVAT, Label Studio; create_data_lists.py "
                               "--annotations DIR --images ... reads it back)")
-    formats.add_argument("--save-yolo", default=None, metavar="DIR",
+    formats.add_argument("--save-yolo", type=output_folder_argument, metavar="DIR",
                          help="a YOLO data set: images/ (linked or copied), labels/ ('class cx cy w h', fractions), "
                               "data.yaml (Ultralytics, CVAT, Label Studio; create_data_lists.py --yolo DIR)")
     formats.add_argument("--save-scores", action="store_true",
@@ -260,9 +260,13 @@ def main(argv=None):
     except (ValueError, ImportError) as error:
         report(str(error).splitlines()[0])
         return 1
-    if args.tile is not None:  # crops in batches of --batch-size, merged back into each image's pixels
-        detect_fn = tiled_detect_fn(detect_fn, args.tile, args.tile_overlap, args.tile_full_image, args.max_overlap,
-                                    args.top_k, args.agnostic_nms, args.batch_size)
+    try:
+        if args.tile is not None:  # crops in batches of --batch-size, merged back into each image's pixels
+            detect_fn = tiled_detect_fn(detect_fn, args.tile, args.tile_overlap, args.tile_full_image,
+                                        args.max_overlap, args.top_k, args.agnostic_nms, args.batch_size)
+    except ImportError as error:
+        report(str(error))
+        return 1
     print(f"detect.py: {description}")  # the first line: which model, where, on which backend
 
     files, errors = expand_inputs(args.images)
@@ -313,16 +317,18 @@ def main(argv=None):
             try:
                 if max(image.size) > JPEG_MAX_SIDE:  # asked anyway, libjpeg would print a line of its own
                     raise ValueError(f"JPEG holds at most {JPEG_MAX_SIDE} pixels a side")
-                draw_detections(image, detections, label_map).save(drawn, quality=92)
+                # Atomically: a link planted at this name is replaced, never the file it points to (a photo).
+                annotated = draw_detections(image, detections, label_map)
+                write_atomically(drawn, lambda file: annotated.save(file, format="JPEG", quality=92), binary=True)
             except (OSError, ValueError) as error:
                 # A 100000x1 image, a full disk: this image's error, not the batch's.
-                if os.path.isfile(drawn):
-                    os.remove(drawn)  # the part Pillow wrote before it failed
+                if os.path.islink(drawn) or os.path.isfile(drawn):
+                    os.remove(drawn)  # an earlier run's copy, which would now show other detections
                 report(f"{path}: its annotated copy cannot be written as {drawn} ({image.width}x{image.height}: "
                        + " ".join(str(error).split()) + "); its detections are in the JSON file")
                 failed, drawn = True, None
-            with open(stem + ".json", "w") as file:
-                file.write(format_detections_json(detections, path, image.width, image.height))
+            text = format_detections_json(detections, path, image.width, image.height)
+            write_atomically(stem + ".json", lambda file: file.write(text))
             try:
                 exports.add(path, name, image, detections)
             except ValueError as error:  # a file this run may not write (ssd_support.files.RunOutputs)

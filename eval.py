@@ -60,7 +60,7 @@ from ssd_support.error_analysis import OPERATING_SCORE, operating_score_argument
 from ssd_support.images import image_size
 from model import EVAL_CANDIDATES_PER_CLASS, EVAL_MIN_SCORE, EVAL_NMS_IOU, EVAL_TOP_K
 from ssd_support.files import data_folder_files, label_map_path, output_file_argument, refuse_inputs_as_outputs
-from ssd_support.files import write_atomically
+from ssd_support.files import output_folder_argument, write_atomically
 from ssd_support.onnx_eval import collect_onnx_detections, load_onnx_for_evaluation
 from ssd_support.operating_points import (operating_point, operating_point_means, report_operating_points,
                                           sorted_class_scores)
@@ -248,7 +248,7 @@ def parse_args(argv=None):
                              "AP50, AP75, by object size and per class (needs pycocotools); all: both")
     parser.add_argument("--output", type=output_file_argument(".json", "a summary json"),
                         help="write the APs and mAPs to this JSON file")
-    parser.add_argument("--plots", default=None, metavar="DIR",
+    parser.add_argument("--plots", type=output_folder_argument, metavar="DIR",
                         help="write here a precision-recall curve PNG per class, confusion_matrix.png / .csv, "
                              "f1_curve.png and predictions/ (the 16 images with the most errors, drawn), these "
                              "three at --operating-score")

@@ -442,13 +442,15 @@ def _augmentation_as_applied(settings):
     --no-flip added, or a run of the four switches with --no-augment, changes nothing.
 
     :param settings: {option name: value}, a checkpoint's "args" or a run's
-    :return: a copy, its no_augment and no_<part> (utils.AUGMENTATION_STEPS) made consistent
+    :return: a copy, its no_augment and no_<part> (utils.AUGMENTATION_STEPS) made consistent, and
+        reference_augment False when nothing is augmented
     """
     switches = [f"no_{step}" for step in AUGMENTATION_STEPS]
     none_applied = bool(settings.get("no_augment")) or all(settings.get(switch) for switch in switches)
     if not none_applied:
         return settings
-    return {**settings, "no_augment": True, **{switch: True for switch in switches}}
+    # Which chain would augment (--reference-augment: utils.py's, else the fast one) means nothing then.
+    return {**settings, "no_augment": True, **{switch: True for switch in switches}, "reference_augment": False}
 
 
 def changed_settings(saved, settings):

@@ -15,14 +15,12 @@ import sys
 from collections import Counter
 
 from ssd_support.files import images_list_path, label_map_path, objects_list_path, write_atomically
-from ssd_support.files import write_json_atomically
+from ssd_support.files import MANIFEST_FILE, write_json_atomically
 from ssd_support.images import multi_frame_note
 from ssd_support.limits import MAX_OBJECTS_PER_IMAGE
 
 SPLITS = ("TRAIN", "TEST")
 MAX_PRINTED_PROBLEMS = 50  # problem lines printed; the rest are only counted
-# Written last, after the lists of one run: which files make the set, and their sha256 (see write_list_set).
-MANIFEST_FILE = "lists_manifest.json"
 
 
 def canonical_class_name(name):

@@ -52,12 +52,10 @@ from torchvision.ops import box_convert, box_iou
 import model
 from ssd_support.checkpoints import check_network_config, checkpoint_weights, configured_network, read_checkpoint
 from ssd_support.files import label_map_path, has_split, images_list_path, objects_list_path, SPLITS
-from ssd_support.files import read_json, write_atomically, write_json_atomically
+from ssd_support.files import STATISTICS_JSON, STATISTICS_PNG, read_json, write_atomically, write_json_atomically
 from ssd_support.images import image_size as upright_image_size
 from ssd_support.weights import TORCHVISION_COCO_PRIORS
 
-STATISTICS_JSON = "statistics.json"
-STATISTICS_PNG = "statistics.png"
 COVERAGE_IOU = 0.5  # utils.MultiBoxLoss's threshold: a prior at this IoU or more with an object is a positive
 WELL_COVERED = 0.9  # a class whose coverage is under this share is named in the summary
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)  # of the box shapes in statistics.json

@@ -15,6 +15,8 @@ import tempfile
 
 SPLITS = ("TRAIN", "VAL", "TEST")  # VAL: create_data_lists.py --val-fraction
 LABEL_MAP_FILE = "label_map.json"
+MANIFEST_FILE = "lists_manifest.json"  # written last by create_data_lists.py: the set's files and their sha256
+STATISTICS_JSON, STATISTICS_PNG = "statistics.json", "statistics.png"  # create_data_lists.py's statistics
 
 
 def images_list_path(data_folder, split):
@@ -99,7 +101,7 @@ def read_bounded_text(path, max_bytes):
     mark (Windows Notepad writes them), else UTF-8.
 
     :raises ValueError: one line (without the path) when it is not a regular file (a device, a FIFO: reading
-        /dev/zero never ends), is larger, or is not text
+        /dev/zero never ends), is larger, or is not text (undecodable, or holding a NUL character)
     """
     status = os.stat(path)  # before open(): opening a FIFO waits for a writer
     if not stat.S_ISREG(status.st_mode):
@@ -113,10 +115,16 @@ def read_bounded_text(path, max_bytes):
             data += file.read(max_bytes + 1 - len(data))
     if len(data) > max_bytes:
         raise ValueError(f"larger than {max_bytes} bytes, the most read of such a file")
+    encoding = bom_encoding(data)
     try:
-        return data.decode(bom_encoding(data) or "utf-8")
+        text = data.decode(encoding or "utf-8")
     except UnicodeDecodeError as error:
-        raise ValueError(f"not UTF-8 text ({error.reason} at byte {error.start})") from None
+        raise ValueError(f"not {'UTF-8' if encoding in (None, 'utf-8-sig') else encoding.upper()} text "
+                         f"({error.reason} at byte {error.start})") from None
+    if "\0" in text:  # valid UTF-8, but no text tool writes it: UTF-16 without its byte-order mark, a binary file
+        raise ValueError(f"not text (a NUL character at character {text.index(chr(0))}; UTF-16 without a "
+                         f"byte-order mark?)")
+    return text
 
 
 def text_lines(text):
@@ -253,10 +261,30 @@ def output_file_argument(extensions, kind):
         if not any(name.endswith(extension) and len(name) > len(extension) for extension in extensions):
             raise argparse.ArgumentTypeError(f"{text}: the name must end in {names} (the file written is {kind}; a "
                                              f"file of another kind is never replaced)")
+        if os.path.isdir(text):  # refused now, not by the rename after all the work
+            raise argparse.ArgumentTypeError(f"{text}: is a folder; give the name of the file to write ({kind})")
         return text
 
     output_file.__name__ = f"{names} file"
     return output_file
+
+
+def output_folder_argument(text):
+    """An argparse ``type=`` for a folder a run writes into (created if missing): refused before any work when
+    something other than a folder has that name (a photo given by a slip of the shell's completion).
+
+    :return: ``text``
+    :raises argparse.ArgumentTypeError: "argument --x: PATH: exists and is not a folder"
+    """
+    import argparse
+
+    if os.path.lexists(text) and not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text}: exists and is not a folder (the run writes its files into a "
+                                         f"folder of that name)")
+    return text
+
+
+output_folder_argument.__name__ = "folder"
 
 
 def refuse_inputs_as_outputs(inputs, outputs):
@@ -274,10 +302,13 @@ def refuse_inputs_as_outputs(inputs, outputs):
 
 
 def data_folder_files(data_folder):
-    """The files of a data folder's lists: every split's images and objects lists and label_map.json."""
+    """The files create_data_lists.py writes in a data folder: every split's images and objects lists,
+    label_map.json, the lists' manifest and the statistics (an output written over the manifest would make every
+    later run refuse the folder)."""
     lists = [path for split in SPLITS
              for path in (images_list_path(data_folder, split), objects_list_path(data_folder, split))]
-    return lists + [label_map_path(data_folder)]
+    return lists + [os.path.join(data_folder, name)
+                    for name in (LABEL_MAP_FILE, MANIFEST_FILE, STATISTICS_JSON, STATISTICS_PNG)]
 
 
 class JSONFileError(ValueError):

@@ -22,6 +22,7 @@ holds one batch of crops and the detections, whatever the number of tiles; a til
 an image of more than ``MAX_TILES_PER_IMAGE`` crops are refused in one line before any crop is cut.
 """
 
+import importlib
 import math
 
 from ssd_support.limits import MAX_TILES_PER_IMAGE, MIN_TILE_SIZE
@@ -162,8 +163,15 @@ def tiled_detect_fn(detect_fn, tile, overlap=DEFAULT_TILE_OVERLAP, full_image=Fa
         ``detect_fn`` gets at most ``batch_size`` crops a call, cut just before it (:func:`crop_batches`)
     :raises ValueError: here for a tile below ``MIN_TILE_SIZE`` or an overlap outside [0, 1); from ``tiled`` for
         an image of more than ``MAX_TILES_PER_IMAGE`` crops, before any crop is cut (one line)
+    :raises ImportError: here, one line, when torchvision (the merging NMS) cannot be imported: detect.py --onnx
+        runs without torch, --tile does not
     """
     tile_starts(tile, tile, overlap)  # checks tile and overlap now, not at the first image
+    try:
+        importlib.import_module("torchvision.ops")  # the merge's NMS: checked now, not after the first crops
+    except ImportError:
+        raise ImportError("--tile merges the crops' detections with torchvision's NMS, which needs torch and "
+                          "torchvision (pip install -r requirements.txt); without them, run without --tile") from None
 
     def tiled(images):
         found = [[] for _ in images]

@@ -311,7 +311,8 @@ def read_image_ids(voc_folder, image_set):
     """The image IDs of ImageSets/Main/<image_set>.txt: each whole stripped line ("leaf 1" is the ID of
     "leaf 1.xml"; see :func:`resolve_image_id` for VOC's per-class "ID  1" lines).
 
-    :raises DataListError: when the list does not exist (a wrong path rather than a bad sample), or when it resolves
+    :raises DataListError: when the list does not exist (a wrong path rather than a bad sample), is not a regular
+        file (or read_text_lines refuses it), or when it resolves
         (a symbolic link) outside the data set folder: its lines would be printed in the problem messages, so a
         file outside the data set is never read (one line naming the path)
     """
@@ -320,6 +321,8 @@ def read_image_ids(voc_folder, image_set):
     if os.path.exists(path) and os.path.commonpath([real, root]) != root:
         raise DataListError(f"{path}: refused, it resolves to {real}, outside the data set folder {root} (a symbolic "
                             f"link?); an image set list must be a file of the data set")
+    if os.path.exists(path) and not os.path.isfile(path):  # a folder or a FIFO of that name
+        raise DataListError(f"{path}: not a regular file; an image set list is a text file of image IDs")
     if not os.path.isfile(path):
         hint = "is it a VOC-format folder?"
         if not os.path.isdir(os.path.join(voc_folder, "ImageSets")):

@@ -30,6 +30,7 @@ Problems are ssd_support.data_lists.AnnotationProblem, as every reader's; :func:
 lists through ssd_support.data_lists. PyYAML (requirements.txt), Pillow through ssd_support.images.
 """
 
+import datetime
 import math
 import os
 import sys
@@ -123,25 +124,27 @@ def _no_alias_loader(yaml):
             True (then named "False" and "True"); ``1e3`` stays "1e3", ``12:30`` (base 60: 750) "12:30"."""
             data = super().construct_document(node)
             if isinstance(data, dict) and isinstance(node, yaml.MappingNode):
-                for key_node, value_node in node.value:
-                    if isinstance(key_node, yaml.ScalarNode) and key_node.value == "names":
-                        data["names"] = self._names_as_written(data.get("names"), value_node)
+                # The last ``names`` key is the one loaded, as in a mapping of Python; node.value holds a merge
+                # key's (``<<``) entries too, before the mapping's own (SafeLoader's flatten_mapping).
+                names_nodes = [value_node for key_node, value_node in node.value
+                               if isinstance(key_node, yaml.ScalarNode) and key_node.value == "names"]
+                if names_nodes:
+                    data["names"] = self._names_as_written(data.get("names"), names_nodes[-1])
             return data
 
         def _names_as_written(self, names, node):
             """``names`` (a list, or a dict {id: name}) with its typed scalar entries as their source text."""
             def as_written(value, entry_node):
-                typed = isinstance(value, (bool, int, float))
+                typed = isinstance(value, (bool, int, float, datetime.date))  # a date: 2001-12-14
                 return entry_node.value if typed and isinstance(entry_node, yaml.ScalarNode) else value
 
             if isinstance(names, list) and isinstance(node, yaml.SequenceNode):
                 return [as_written(value, entry) for value, entry in zip(names, node.value)]
             if isinstance(names, dict) and isinstance(node, yaml.MappingNode):
-                names = dict(names)
-                for key_node, entry in node.value:
-                    key = self.construct_object(key_node)  # the id as loaded (0, not "0"); hashable: loaded once
-                    names[key] = as_written(names[key], entry)
-                return names
+                # The id as loaded (0, not "0"; hashable: it was loaded once); a repeated id: its last entry.
+                entries = {self.construct_object(key_node): entry for key_node, entry in node.value}
+                return {key: as_written(value, entries[key]) if key in entries else value
+                        for key, value in names.items()}
             return names
 
         def compose_node(self, parent, index):
@@ -199,7 +202,7 @@ def class_names(data, yaml_path):
     if isinstance(names, dict):
         try:
             ids = sorted(int(key) for key in names)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: an id of .inf
             raise YoloDataError(f"{yaml_path}: names has a key that is not a class id: {_quote(list(names))}") from None
         if ids != list(range(len(ids))):
             raise YoloDataError(f"{yaml_path}: the class ids of names must be 0..{len(ids) - 1}, got {ids}")

@@ -268,6 +268,30 @@ def test_onnx_path_runs_without_torch(onnx_model, noise_image, tmp_path):
         if run == 0:
             first_yaml = (yolo / "data.yaml").read_bytes()
     assert (yolo / "data.yaml").read_bytes() == first_yaml and (tmp_path / "detections.json").exists()
+    # --tile merges with torchvision's NMS: refused in one line, before any image.
+    code = (f"import sys; sys.modules['torch'] = None; import detect; sys.exit(detect.main({arguments[:5]!r} + "
+            f"['--tile', '200']))")
+    completed = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True,
+                               timeout=120)
+    assert completed.returncode == 1 and completed.stderr.strip().splitlines() == [
+        "detect.py: error: --tile merges the crops' detections with torchvision's NMS, which needs torch and "
+        "torchvision (pip install -r requirements.txt); without them, run without --tile"]
+
+
+def test_a_link_planted_at_an_output_name_is_replaced_not_followed(random_checkpoint, noise_image, tmp_path):
+    """output/noise_detections.json and .jpg as links to a user's files: the run replaces the links (its files are
+    written atomically) and the files they pointed to are untouched."""
+    out = tmp_path / "out"
+    out.mkdir()
+    for extension in (".json", ".jpg"):
+        target = tmp_path / f"precious{extension}"
+        target.write_bytes(b"a user's file")
+        os.symlink(target, out / f"noise_detections{extension}")
+    assert detect.main([noise_image, "--checkpoint", random_checkpoint, "--output", str(out), "--device", "cpu"]) == 0
+    for extension in (".json", ".jpg"):
+        assert (tmp_path / f"precious{extension}").read_bytes() == b"a user's file"
+        assert not os.path.islink(out / f"noise_detections{extension}")
+    assert json.loads((out / "noise_detections.json").read_text())["detections"] is not None
 
 
 def test_backend_auto_gives_pytorchs_detections_and_says_so_first(random_checkpoint, noise_image, tmp_path, capsys):

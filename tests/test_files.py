@@ -9,6 +9,7 @@ import os
 import pytest
 
 import convert_weights
+import create_data_lists as cdl
 import detect
 import eval as eval_script
 import export
@@ -65,10 +66,13 @@ def test_scripts_refuse_their_input_checkpoint_as_output(tmp_path, capsys, toy_d
                 assert eval_script.main(["--data-folder", toy_data_folder, "--checkpoint", str(checkpoint), *option,
                                          str(checkpoint)]) == 1
             _unchanged(checkpoint, content, capsys, script)
-    lists = os.path.join(toy_data_folder, "TEST_images.json")
-    assert eval_script.main(["--data-folder", toy_data_folder, "--checkpoint", str(checkpoint), "--output",
-                             lists]) == 1
-    assert "is an input" in capsys.readouterr().err
+    # The lists, and what create_data_lists.py writes beside them: over the manifest, every later run would refuse
+    # the folder.
+    for name, option in (("TEST_images.json", "--output"), ("lists_manifest.json", "--output"),
+                         ("statistics.json", "--thresholds-out")):
+        assert eval_script.main(["--data-folder", toy_data_folder, "--checkpoint", str(checkpoint), option,
+                                 os.path.join(toy_data_folder, name)]) == 1
+        assert "is an input" in capsys.readouterr().err
     checkpoint = tmp_path / "ckpt.pt"
     checkpoint.write_bytes(content)
     assert convert_weights.main(["--from", "torchvision_coco", "--file", str(checkpoint), "--output",
@@ -95,6 +99,25 @@ def test_an_output_file_of_another_kind_is_refused_before_any_work(script, argum
     assert exit_.value.code == 2 and photo.read_bytes() == b"a user's photo"
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert f"argument {option}: {photo}: the name must end in {extension}" in error
+    folder = tmp_path / f"results{extension.split()[0]}"  # a folder with the right extension: refused now too,
+    folder.mkdir()  # not by the rename at the end of the work
+    with pytest.raises(SystemExit):
+        script.main([*arguments, option, str(folder)])
+    assert f"argument {option}: {folder}: is a folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("script, arguments, option", [
+    (detect, ["photo.jpg"], "--output"), (detect, ["photo.jpg"], "--save-voc"), (detect, ["photo.jpg"], "--save-yolo"),
+    (eval_script, ["--data-folder", "lists", "--checkpoint", "ckpt.pt"], "--plots"),
+    (cdl, ["--voc07", "VOC2007"], "--output"), (cdl, [], "--toy"),
+])
+def test_a_folder_option_given_a_file_is_refused_before_any_work(script, arguments, option, tmp_path, capsys):
+    photo = tmp_path / "holiday.jpg"
+    photo.write_bytes(b"a user's photo")
+    with pytest.raises(SystemExit) as exit_:
+        script.main([*arguments, option, str(photo)])
+    assert exit_.value.code == 2 and photo.read_bytes() == b"a user's photo"
+    assert f"argument {option}: {photo}: exists and is not a folder" in capsys.readouterr().err
 
 
 

@@ -108,6 +108,10 @@ def test_the_augmentation_switches_are_compared_on_resume_by_what_they_leave_out
     assert changed_settings(four, {**four, "no_crop": False}) == ["--no-crop False (was True)"]
     assert changed_settings(paper, {**paper, "no_flip": True}) == ["--no-flip True (was False)"]
     assert changed_settings({**paper, "lr": 1e-3}, {**paper, "lr": 2e-3}) == ["--lr 0.002 (was 0.001)"]
+    # Which chain augments: nothing when nothing is augmented, a change otherwise.
+    assert changed_settings(unaugmented, {**unaugmented, "reference_augment": True}) == []
+    assert changed_settings({**paper, "reference_augment": False}, {**paper, "reference_augment": True}) == \
+        ["--reference-augment True (was False)"]
 
 
 def test_resuming_refuses_any_changed_recorded_setting_in_one_line(toy_data_folder, tmp_path, capsys):

@@ -361,7 +361,9 @@ def test_an_image_set_list_is_read_bounded_and_decoded_as_tools_write_it(tmp_pat
     with open(tmp_path / "out" / "TRAIN_images.json") as file:
         assert [os.path.basename(path) for path in json.load(file)] == ["000001.jpg"]
     capsys.readouterr()
-    for content, message in ((b"000001\n" * 10, "larger than 40 bytes"), (b"\xc3\x28 bad\n", "not UTF-8 text")):
+    for content, message in ((b"000001\n" * 10, "larger than 40 bytes"), (b"\xc3\x28 bad\n", "not UTF-8 text"),
+                             ("000001\n".encode("utf-16-le"), "not text (a NUL character"),  # UTF-16, no mark
+                             ("000001\n".encode("utf-16") + b"x", "not UTF-16 text")):
         monkeypatch.setattr(voc_format, "MAX_LIST_FILE_BYTES", 40)
         with open(trainval, "wb") as file:
             file.write(content)

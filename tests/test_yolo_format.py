@@ -162,6 +162,24 @@ def test_names_that_yaml_would_read_as_booleans_or_numbers_are_read_as_written(t
     assert lists["TRAIN_objects"][0]["labels"] == [6] and lists["TEST_objects"][0]["labels"] == [1]
 
 
+@pytest.mark.parametrize("yaml_text, expected", [
+    ("names: [no, yes]\nnames: [1, 2]\n", ["1", "2"]),  # a repeated key: the last, as YAML (and Ultralytics) read it
+    ("<<: {names: [no, yes]}\nnames: [1, 2]\n", ["1", "2"]),  # the mapping's own key over a merged one
+    ("<<: {names: [no, yes]}\n", ["no", "yes"]),  # a merged key alone
+    ("names: {0: yes, 0: 5, 1: b}\n", ["5", "b"]),  # a repeated id: its last entry
+    ("names: [2001-12-14, cat]\n", ["2001-12-14", "cat"]),  # a date, as written
+    ("names: {0: a, .inf: b}\n", "names has a key that is not a class id"),  # was an OverflowError traceback
+])
+def test_names_as_written_take_the_entries_yaml_loads(tmp_path, yaml_text, expected):
+    (tmp_path / "data.yaml").write_text(yaml_text)
+    path = str(tmp_path / "data.yaml")
+    if isinstance(expected, str):
+        with pytest.raises(yolo_format.YoloDataError, match=expected):
+            yolo_format.class_names(yolo_format.load_yaml(path), path)
+    else:
+        assert yolo_format.class_names(yolo_format.load_yaml(path), path) == expected
+
+
 def test_list_files_with_windows_separators_and_a_path_key(tmp_path):
     """``path`` names the root (relative to the yaml's folder); train / val are list files whose lines are
     relative to the list's folder, written on Windows (``.\\images\\x\\a.jpg``): they resolve on Linux. The label
