@@ -257,15 +257,11 @@ def main(argv=None):
             detect_batch, checkpoint=args.checkpoint, onnx_file=args.onnx, device=args.device,
             requested_backend=args.backend, min_score=args.min_score, max_overlap=args.max_overlap, top_k=args.top_k,
             classes=args.classes, thresholds_file=args.thresholds, agnostic_nms=args.agnostic_nms)
-    except (ValueError, ImportError) as error:
-        report(str(error).splitlines()[0])
-        return 1
-    try:
         if args.tile is not None:  # crops in batches of --batch-size, merged back into each image's pixels
             detect_fn = tiled_detect_fn(detect_fn, args.tile, args.tile_overlap, args.tile_full_image,
                                         args.max_overlap, args.top_k, args.agnostic_nms, args.batch_size)
-    except ImportError as error:
-        report(str(error))
+    except (ValueError, ImportError) as error:
+        report(str(error).splitlines()[0])
         return 1
     print(f"detect.py: {description}")  # the first line: which model, where, on which backend
 

@@ -1,10 +1,11 @@
-"""Files: the one atomic writer, the names of the list files, JSON without NaN, the one reader of JSON files, the
+"""Files: the one atomic writer, the names of the list files, JSON without NaN, the one reader of JSON files,
 the one bounded reader of text files from elsewhere (read_bounded_text, text_lines: byte-order marks, line ends),
 the rule every writer follows (RunOutputs) and the extension of a single output file (output_file_argument).
 
 A leaf of ``ssd_support`` (no project imports), so that every lesson module and every product layer can use it.
 """
 
+import argparse
 import codecs
 import io
 import json
@@ -251,8 +252,6 @@ def output_file_argument(extensions, kind):
     :param kind: what the file holds, for the message, e.g. "a COCO json"
     :return: a function str -> str raising argparse.ArgumentTypeError (argparse prints "argument --x: ...")
     """
-    import argparse
-
     extensions = (extensions,) if isinstance(extensions, str) else tuple(extensions)
     names = " or ".join(extensions)
 
@@ -265,7 +264,6 @@ def output_file_argument(extensions, kind):
             raise argparse.ArgumentTypeError(f"{text}: is a folder; give the name of the file to write ({kind})")
         return text
 
-    output_file.__name__ = f"{names} file"
     return output_file
 
 
@@ -276,15 +274,10 @@ def output_folder_argument(text):
     :return: ``text``
     :raises argparse.ArgumentTypeError: "argument --x: PATH: exists and is not a folder"
     """
-    import argparse
-
     if os.path.lexists(text) and not os.path.isdir(text):
         raise argparse.ArgumentTypeError(f"{text}: exists and is not a folder (the run writes its files into a "
                                          f"folder of that name)")
     return text
-
-
-output_folder_argument.__name__ = "folder"
 
 
 def refuse_inputs_as_outputs(inputs, outputs):

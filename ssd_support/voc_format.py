@@ -321,9 +321,7 @@ def read_image_ids(voc_folder, image_set):
     if os.path.exists(path) and os.path.commonpath([real, root]) != root:
         raise DataListError(f"{path}: refused, it resolves to {real}, outside the data set folder {root} (a symbolic "
                             f"link?); an image set list must be a file of the data set")
-    if os.path.exists(path) and not os.path.isfile(path):  # a folder or a FIFO of that name
-        raise DataListError(f"{path}: not a regular file; an image set list is a text file of image IDs")
-    if not os.path.isfile(path):
+    if not os.path.exists(path):  # a folder or a FIFO of that name: read_text_lines says "not a regular file"
         hint = "is it a VOC-format folder?"
         if not os.path.isdir(os.path.join(voc_folder, "ImageSets")):
             hint = ("it has no ImageSets; for a folder of images and XML files without them (labelImg, Roboflow), "

@@ -143,8 +143,7 @@ def _no_alias_loader(yaml):
             if isinstance(names, dict) and isinstance(node, yaml.MappingNode):
                 # The id as loaded (0, not "0"; hashable: it was loaded once); a repeated id: its last entry.
                 entries = {self.construct_object(key_node): entry for key_node, entry in node.value}
-                return {key: as_written(value, entries[key]) if key in entries else value
-                        for key, value in names.items()}
+                return {key: as_written(value, entries[key]) for key, value in names.items()}
             return names
 
         def compose_node(self, parent, index):

@@ -370,6 +370,10 @@ def test_an_image_set_list_is_read_bounded_and_decoded_as_tools_write_it(tmp_pat
         assert cdl.main(["--voc07", folder, "--output", str(tmp_path / "out2")]) == 1
         err = capsys.readouterr().err.strip()
         assert err.startswith(f"error: {trainval}: {message}") and len(err.splitlines()) == 1, err
+    os.remove(trainval)
+    os.mkdir(trainval)  # a folder of that name: not "not found", but what it is
+    assert cdl.main(["--voc07", folder, "--output", str(tmp_path / "out3")]) == 1
+    assert capsys.readouterr().err.strip() == f"error: {trainval}: not a regular file"
 
 
 def test_a_fifo_named_like_an_image_is_not_opened(tmp_path, capsys, time_limit):
